@@ -1,0 +1,126 @@
+//! The component's exports, and the platform the host provides: wasi:http through
+//! waki, storage and logging through the world's imports.
+
+use crate::bindings::exports::goals::integration::{discovery, metrics};
+use crate::bindings::goals::integration::{log, storage};
+use crate::bindings::{Guest, export};
+use crate::client::Session;
+use crate::platform::{HttpRequest, HttpResponse, Level, Method, Platform, TransportError};
+use crate::types::{
+    App, Column, Connection, Entity, Error, Measurement, MetricSpec, PluginInfo, View, ViewRef,
+};
+use std::time::Duration;
+
+/// Most Dataverse requests answer in well under a second; a slow connect means the
+/// environment is unreachable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+struct Component;
+
+impl Guest for Component {
+    fn describe() -> PluginInfo {
+        crate::describe()
+    }
+}
+
+impl discovery::Guest for Component {
+    fn list_apps(conn: Connection) -> Result<Vec<App>, Error> {
+        crate::discovery::list_apps(&mut Session::new(&Host, &conn))
+    }
+
+    fn list_entities(conn: Connection, app: String) -> Result<Vec<Entity>, Error> {
+        crate::discovery::list_entities(&mut Session::new(&Host, &conn), &app)
+    }
+
+    fn list_views(
+        conn: Connection,
+        entity: String,
+        search: Option<String>,
+    ) -> Result<Vec<View>, Error> {
+        crate::discovery::list_views(&mut Session::new(&Host, &conn), &entity, search.as_deref())
+    }
+
+    fn list_columns(conn: Connection, entity: String, view: ViewRef) -> Result<Vec<Column>, Error> {
+        crate::discovery::list_columns(&mut Session::new(&Host, &conn), &entity, &view)
+    }
+}
+
+impl metrics::Guest for Component {
+    fn fetch_and_aggregate(conn: Connection, spec: MetricSpec) -> Result<Measurement, Error> {
+        crate::metrics::fetch_and_aggregate(&mut Session::new(&Host, &conn), &spec)
+    }
+}
+
+export!(Component with_types_in crate::bindings);
+
+/// The host, as seen from inside the component.
+struct Host;
+
+impl Platform for Host {
+    fn send(&self, request: &HttpRequest) -> Result<HttpResponse, TransportError> {
+        let client = waki::Client::new();
+        let builder = match request.method {
+            Method::Get => client.get(&request.url),
+            Method::Post => client.post(&request.url),
+        };
+        let response = builder
+            .headers(request.headers.iter().map(|(k, v)| (*k, v.as_str())))
+            .body(request.body.clone())
+            .connect_timeout(CONNECT_TIMEOUT)
+            .send()
+            .map_err(transport_error)?;
+        let status = response.status_code();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(name, value)| {
+                (
+                    name.as_str().to_string(),
+                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        let body = response.body().map_err(transport_error)?;
+        Ok(HttpResponse {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    fn storage_get(&self, key: &str) -> Option<Vec<u8>> {
+        storage::get(key)
+    }
+
+    fn storage_set(&self, key: &str, value: &[u8], ttl_seconds: Option<u32>) {
+        if let Err(reason) = storage::set(key, value, ttl_seconds) {
+            log::write(
+                log::Level::Warn,
+                &format!("could not cache '{key}': {reason}"),
+            );
+        }
+    }
+
+    fn storage_delete(&self, key: &str) {
+        storage::delete(key);
+    }
+
+    fn log(&self, level: Level, message: &str) {
+        let level = match level {
+            Level::Debug => log::Level::Debug,
+            Level::Info => log::Level::Info,
+            Level::Warn => log::Level::Warn,
+        };
+        log::write(level, message);
+    }
+}
+
+fn transport_error(error: anyhow::Error) -> TransportError {
+    match error.downcast_ref::<waki::ErrorCode>() {
+        Some(waki::ErrorCode::HttpRequestDenied) => {
+            TransportError::Denied("not allowed for this connection".to_string())
+        }
+        Some(code) => TransportError::Failed(format!("{code:?}")),
+        None => TransportError::Failed(error.to_string()),
+    }
+}

@@ -1,0 +1,58 @@
+//! The Dynamics 365 integration of the Goals platform.
+//!
+//! Compiled for `wasm32-wasip2` this crate is a component of the
+//! `goals:integration` world (see `wit/`). Compiled natively it is a plain library,
+//! so its parsers, query rewriting and error mapping are unit-tested with
+//! `cargo test`.
+
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "integration",
+    });
+}
+
+pub mod auth;
+pub mod client;
+pub mod discovery;
+pub mod errors;
+pub mod fetchxml;
+pub mod layout;
+pub mod metadata;
+pub mod metrics;
+pub mod odata;
+pub mod platform;
+pub mod sitemap;
+pub mod xml;
+
+#[cfg(target_arch = "wasm32")]
+mod component;
+
+pub use bindings::goals::integration::types;
+
+use types::{Aggregation, PluginInfo};
+
+/// Every aggregation this integration computes.
+pub const AGGREGATIONS: [Aggregation; 7] = [
+    Aggregation::Count,
+    Aggregation::CountValues,
+    Aggregation::CountDistinct,
+    Aggregation::Sum,
+    Aggregation::Average,
+    Aggregation::Min,
+    Aggregation::Max,
+];
+
+/// Dataverse allows 52 concurrent requests per user and web server; staying a little
+/// below leaves room for people using the same application user interactively.
+pub const MAX_CONCURRENT_PER_CONNECTION: u32 = 48;
+
+pub fn describe() -> PluginInfo {
+    PluginInfo {
+        name: "Dynamics 365".to_string(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        default_sync_interval_seconds: 3600,
+        max_concurrent_per_connection: MAX_CONCURRENT_PER_CONNECTION,
+        aggregations: AGGREGATIONS.to_vec(),
+    }
+}

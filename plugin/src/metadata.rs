@@ -1,0 +1,317 @@
+//! Reading Dataverse metadata: views, table definitions and column types.
+
+use crate::client::Session;
+use crate::odata;
+use crate::types::{Aggregation, ColumnType, Error, ViewKind, ViewRef};
+use serde::Deserialize;
+
+/// A localized label as the metadata API returns it.
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+pub struct Label {
+    #[serde(default)]
+    pub user_localized_label: Option<LocalizedLabel>,
+    #[serde(default)]
+    pub localized_labels: Vec<LocalizedLabel>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct LocalizedLabel {
+    #[serde(default)]
+    pub label: Option<String>,
+}
+
+impl Label {
+    /// The user's label, else the first localized one, else `fallback`.
+    pub fn text_or(&self, fallback: &str) -> String {
+        self.user_localized_label
+            .iter()
+            .chain(self.localized_labels.iter())
+            .filter_map(|l| l.label.as_deref())
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or(fallback)
+            .to_string()
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct EntityDefinition {
+    pub logical_name: String,
+    #[serde(default)]
+    pub entity_set_name: Option<String>,
+    #[serde(default)]
+    pub primary_id_attribute: Option<String>,
+    #[serde(default)]
+    pub display_name: Option<Label>,
+}
+
+impl EntityDefinition {
+    pub fn display_name(&self) -> String {
+        match &self.display_name {
+            Some(label) => label.text_or(&self.logical_name),
+            None => self.logical_name.clone(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct Collection<T> {
+    pub value: Vec<T>,
+}
+
+/// One table's definition, with the names needed to query it.
+pub fn entity_definition(session: &mut Session, entity: &str) -> Result<EntityDefinition, Error> {
+    require_logical_name(entity, "entity")?;
+    let path = format!(
+        "EntityDefinitions(LogicalName={})?{}",
+        odata::string_literal(entity),
+        odata::query(&[(
+            "$select",
+            "LogicalName,EntitySetName,PrimaryIdAttribute,DisplayName"
+        )])
+    );
+    let definition: EntityDefinition = session.get_json(&path, &format!("entity '{entity}'"))?;
+    if definition.entity_set_name.is_none() || definition.primary_id_attribute.is_none() {
+        return Err(crate::errors::unexpected_body(
+            "entity definition",
+            "EntitySetName or PrimaryIdAttribute missing",
+        ));
+    }
+    Ok(definition)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AttributeDefinition {
+    pub logical_name: String,
+    #[serde(default)]
+    pub attribute_type: Option<String>,
+    #[serde(default)]
+    pub attribute_type_name: Option<TypeName>,
+    #[serde(default)]
+    pub display_name: Option<Label>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TypeName {
+    pub value: String,
+}
+
+impl AttributeDefinition {
+    pub fn column_type(&self) -> ColumnType {
+        // AttributeTypeName tells apart kinds that AttributeType lumps together
+        // (files, images and multi-select choices are all "Virtual").
+        let name = self
+            .attribute_type_name
+            .as_ref()
+            .map(|t| t.value.as_str())
+            .or(self.attribute_type.as_deref())
+            .unwrap_or_default();
+        column_type(name.strip_suffix("Type").unwrap_or(name))
+    }
+
+    pub fn display_name(&self) -> String {
+        match &self.display_name {
+            Some(label) => label.text_or(&self.logical_name),
+            None => self.logical_name.clone(),
+        }
+    }
+}
+
+fn column_type(kind: &str) -> ColumnType {
+    match kind {
+        "Integer" | "BigInt" => ColumnType::WholeNumber,
+        "Decimal" | "Double" => ColumnType::DecimalNumber,
+        "Money" => ColumnType::Money,
+        "DateTime" => ColumnType::DateTime,
+        "String" | "Memo" => ColumnType::Text,
+        "Boolean" => ColumnType::Boolean,
+        "Picklist" | "State" | "Status" => ColumnType::Choice,
+        "Lookup" | "Customer" | "Owner" => ColumnType::Lookup,
+        "Uniqueidentifier" => ColumnType::Identifier,
+        _ => ColumnType::Other,
+    }
+}
+
+/// The aggregations that make sense for a column type. Counting works on anything;
+/// sums and averages need numbers; min and max also order date-times.
+pub fn aggregations_for(column_type: ColumnType) -> Vec<Aggregation> {
+    let mut allowed = vec![
+        Aggregation::Count,
+        Aggregation::CountValues,
+        Aggregation::CountDistinct,
+    ];
+    match column_type {
+        ColumnType::WholeNumber | ColumnType::DecimalNumber | ColumnType::Money => {
+            allowed.extend([
+                Aggregation::Sum,
+                Aggregation::Average,
+                Aggregation::Min,
+                Aggregation::Max,
+            ]);
+        }
+        ColumnType::DateTime => allowed.extend([Aggregation::Min, Aggregation::Max]),
+        _ => {}
+    }
+    allowed
+}
+
+/// Definitions of the named attributes of one table (one request, whatever the
+/// count). Names that the table does not have are simply absent from the answer.
+pub fn attribute_definitions(
+    session: &mut Session,
+    entity: &str,
+    attributes: &[&str],
+) -> Result<Vec<AttributeDefinition>, Error> {
+    require_logical_name(entity, "entity")?;
+    for attribute in attributes {
+        require_logical_name(attribute, "column")?;
+    }
+    if attributes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let filter = attributes
+        .iter()
+        .map(|a| format!("LogicalName eq {}", odata::string_literal(a)))
+        .collect::<Vec<_>>()
+        .join(" or ");
+    let path = format!(
+        "EntityDefinitions(LogicalName={})/Attributes?{}",
+        odata::string_literal(entity),
+        odata::query(&[
+            (
+                "$select",
+                "LogicalName,AttributeType,AttributeTypeName,DisplayName"
+            ),
+            ("$filter", &filter),
+        ])
+    );
+    let found: Collection<AttributeDefinition> =
+        session.get_json(&path, &format!("entity '{entity}'"))?;
+    Ok(found.value)
+}
+
+/// A view's definition: the query it runs and the columns it shows.
+pub struct ViewDefinition {
+    pub name: String,
+    pub entity: String,
+    pub fetch_xml: String,
+    pub layout_xml: String,
+}
+
+#[derive(Deserialize)]
+struct ViewRecord {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    returnedtypecode: Option<String>,
+    #[serde(default)]
+    fetchxml: Option<String>,
+    #[serde(default)]
+    layoutxml: Option<String>,
+}
+
+pub fn view_definition(
+    session: &mut Session,
+    entity: &str,
+    view: &ViewRef,
+) -> Result<ViewDefinition, Error> {
+    require_logical_name(entity, "entity")?;
+    if !odata::is_guid(&view.id) {
+        return Err(Error::Invalid(format!(
+            "view id '{}' is not a GUID; pick the view from the list of views",
+            view.id
+        )));
+    }
+    let set = match view.kind {
+        ViewKind::System => "savedqueries",
+        ViewKind::Personal => "userqueries",
+    };
+    let path = format!(
+        "{set}({})?{}",
+        view.id,
+        odata::query(&[("$select", "name,returnedtypecode,fetchxml,layoutxml")])
+    );
+    let record: ViewRecord = session.get_json(&path, &format!("view {}", view.id))?;
+    let returned = record.returnedtypecode.unwrap_or_default();
+    if returned != entity {
+        return Err(Error::NotFound(format!(
+            "view {} shows '{returned}', not '{entity}'; choose a view of '{entity}'",
+            view.id
+        )));
+    }
+    let name = record.name.unwrap_or_else(|| view.id.clone());
+    let (Some(fetch_xml), Some(layout_xml)) = (record.fetchxml, record.layoutxml) else {
+        return Err(Error::Invalid(format!(
+            "view '{name}' has no query or layout; choose another view"
+        )));
+    };
+    Ok(ViewDefinition {
+        name,
+        entity: returned,
+        fetch_xml,
+        layout_xml,
+    })
+}
+
+pub fn require_logical_name(name: &str, what: &str) -> Result<(), Error> {
+    if odata::is_logical_name(name) {
+        Ok(())
+    } else {
+        Err(Error::Invalid(format!(
+            "'{name}' is not a valid {what} logical name (lower-case letters, digits and \
+             underscores); pick one from the list"
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attribute_types_follow_attribute_type_name() {
+        let parse = |json: &str| -> AttributeDefinition { serde_json::from_str(json).unwrap() };
+        let money = parse(
+            r#"{"LogicalName":"revenue","AttributeType":"Money","AttributeTypeName":{"Value":"MoneyType"},"DisplayName":{"UserLocalizedLabel":{"Label":"Annual Revenue"},"LocalizedLabels":[]}}"#,
+        );
+        assert_eq!(money.column_type(), ColumnType::Money);
+        assert_eq!(money.display_name(), "Annual Revenue");
+        let file = parse(
+            r#"{"LogicalName":"doc","AttributeType":"Virtual","AttributeTypeName":{"Value":"FileType"}}"#,
+        );
+        assert_eq!(file.column_type(), ColumnType::Other);
+        let only_type = parse(r#"{"LogicalName":"n","AttributeType":"Integer"}"#);
+        assert_eq!(only_type.column_type(), ColumnType::WholeNumber);
+        assert_eq!(only_type.display_name(), "n");
+    }
+
+    #[test]
+    fn labels_fall_back_to_localized_then_logical_name() {
+        let label: Label = serde_json::from_str(
+            r#"{"UserLocalizedLabel":null,"LocalizedLabels":[{"Label":"Konto","LanguageCode":1031}]}"#,
+        )
+        .unwrap();
+        assert_eq!(label.text_or("account"), "Konto");
+        assert_eq!(Label::default().text_or("account"), "account");
+    }
+
+    #[test]
+    fn aggregations_fit_the_type() {
+        assert_eq!(aggregations_for(ColumnType::Money).len(), 7);
+        assert_eq!(
+            aggregations_for(ColumnType::DateTime),
+            [
+                Aggregation::Count,
+                Aggregation::CountValues,
+                Aggregation::CountDistinct,
+                Aggregation::Min,
+                Aggregation::Max
+            ]
+        );
+        assert!(!aggregations_for(ColumnType::Text).contains(&Aggregation::Sum));
+    }
+}
