@@ -116,11 +116,31 @@ impl Platform for Host {
 }
 
 fn transport_error(error: anyhow::Error) -> TransportError {
-    match error.downcast_ref::<waki::ErrorCode>() {
-        Some(waki::ErrorCode::HttpRequestDenied) => {
-            TransportError::Denied("not allowed for this connection".to_string())
+    use waki::ErrorCode as Code;
+    let Some(code) = error.downcast_ref::<Code>() else {
+        return TransportError::Failed(error.to_string());
+    };
+    let reason = match code {
+        Code::HttpRequestDenied => {
+            return TransportError::Denied("not allowed for this connection".to_string());
         }
-        Some(code) => TransportError::Failed(format!("{code:?}")),
-        None => TransportError::Failed(error.to_string()),
-    }
+        Code::DnsTimeout | Code::DnsError(_) => "the host name could not be resolved",
+        Code::DestinationNotFound | Code::DestinationUnavailable => "the server is unreachable",
+        Code::DestinationIpProhibited | Code::DestinationIpUnroutable => {
+            "the address cannot be reached"
+        }
+        Code::ConnectionRefused => "the connection was refused",
+        Code::ConnectionTerminated | Code::HttpResponseIncomplete => {
+            "the connection closed before the answer was complete"
+        }
+        Code::ConnectionTimeout
+        | Code::ConnectionReadTimeout
+        | Code::ConnectionWriteTimeout
+        | Code::HttpResponseTimeout => "the server did not answer in time",
+        Code::TlsCertificateError => "the server's TLS certificate was rejected",
+        Code::TlsProtocolError | Code::TlsAlertReceived(_) => "the TLS handshake failed",
+        Code::HttpResponseBodySize(_) => "the answer was larger than the host allows",
+        other => return TransportError::Failed(format!("HTTP failure {other:?}")),
+    };
+    TransportError::Failed(reason.to_string())
 }

@@ -1,1 +1,211 @@
+//! Shared set-up of the end-to-end tests: a simulator per test, the plugin loaded
+//! in-process over a fresh database, and the real `goals-host` binary for CLI tests.
 
+use dataverse_sim::{RunningSimulator, SimConfig};
+use goals_host::connections::{self, ConnectionRecord, NewConnection, Secret};
+use goals_host::db::Database;
+use goals_host::runtime::{PluginRuntime, PluginSource};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::OnceLock;
+use tokio::sync::OnceCell;
+
+pub use dataverse_sim::dataset;
+
+/// A running simulator with the credentials it accepts.
+pub struct Sim {
+    pub server: RunningSimulator,
+    pub config: SimConfig,
+}
+
+impl Sim {
+    pub async fn start() -> Sim {
+        let config = SimConfig::default();
+        let server = RunningSimulator::start(([127, 0, 0, 1], 0).into(), config.clone())
+            .await
+            .expect("start the simulator");
+        Sim { server, config }
+    }
+
+    pub fn url(&self) -> String {
+        self.server.url()
+    }
+
+    pub fn new_connection(&self, name: &str) -> NewConnection {
+        NewConnection {
+            name: name.to_string(),
+            environment_url: self.url(),
+            authority_url: Some(self.url()),
+            tenant: self.config.tenant.clone(),
+            client_id: self.config.client_id.clone(),
+            client_secret: Secret::new(self.config.client_secret.clone()),
+            allow_loopback: true,
+        }
+    }
+}
+
+/// The plugin compiled once per test binary.
+async fn compiled() -> &'static PluginRuntime {
+    static COMPILED: OnceCell<PluginRuntime> = OnceCell::const_new();
+    COMPILED
+        .get_or_init(|| async {
+            let db = Database::open_in_memory().expect("in-memory database");
+            PluginRuntime::load(&PluginSource::Embedded, db)
+                .await
+                .expect("load the embedded plugin")
+        })
+        .await
+}
+
+/// The plugin over a fresh in-memory database, with a connection to `sim`.
+pub async fn plugin_with_connection(sim: &Sim) -> (PluginRuntime, ConnectionRecord) {
+    let db = Database::open_in_memory().expect("in-memory database");
+    let runtime = compiled().await.with_database(db.clone());
+    let conn = connections::add(&db, sim.new_connection("sim"))
+        .await
+        .expect("add the simulator connection");
+    (runtime, conn)
+}
+
+/// The `goals-host` binary, built from the current sources once per test binary.
+pub fn goals_host_binary() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+        let output = std::process::Command::new(cargo)
+            .args([
+                "build",
+                "--quiet",
+                "--package",
+                "goals-host",
+                "--bin",
+                "goals-host",
+                "--message-format=json",
+            ])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .expect("run cargo build for goals-host");
+        assert!(
+            output.status.success(),
+            "building goals-host failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|message| message["target"]["name"] == "goals-host")
+            .find_map(|message| message["executable"].as_str().map(PathBuf::from))
+            .expect("cargo reported the goals-host executable")
+    })
+}
+
+/// Runs the CLI with its own data directory.
+pub struct Cli {
+    data_dir: tempfile::TempDir,
+}
+
+pub struct Run {
+    pub output: Output,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn success(&self) -> bool {
+        self.output.status.success()
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not one JSON document ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+}
+
+impl Default for Cli {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Cli {
+    pub fn new() -> Cli {
+        Cli {
+            data_dir: tempfile::Builder::new()
+                .prefix("goals-e2e-")
+                .tempdir()
+                .expect("temporary data directory"),
+        }
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.data_dir.path()
+    }
+
+    pub async fn run_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let output = tokio::process::Command::new(goals_host_binary())
+            .arg("--data-dir")
+            .arg(self.data_dir.path())
+            .args(args)
+            .envs(env.iter().copied())
+            .env_remove("GOALS_HOST_PLUGIN")
+            .env_remove("RUST_LOG")
+            .output()
+            .await
+            .expect("run goals-host");
+        Run {
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            output,
+        }
+    }
+
+    pub async fn run(&self, args: &[&str]) -> Run {
+        self.run_with_env(args, &[]).await
+    }
+
+    /// Runs a command that must succeed with `--json`, returning its document.
+    pub async fn json(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        let run = self.run(&all).await;
+        assert!(
+            run.success(),
+            "goals-host {args:?} failed:\n{}\n{}",
+            run.stdout,
+            run.stderr
+        );
+        run.json()
+    }
+
+    /// Adds a connection named `name` to the simulator, the secret passed through
+    /// an environment variable as a user would.
+    pub async fn add_connection(&self, sim: &Sim, name: &str) -> Run {
+        let url = sim.url();
+        self.run_with_env(
+            &[
+                "connection",
+                "add",
+                "--name",
+                name,
+                "--url",
+                &url,
+                "--authority",
+                &url,
+                "--tenant",
+                &sim.config.tenant,
+                "--client-id",
+                &sim.config.client_id,
+                "--client-secret-env",
+                "SIM_SECRET",
+                "--allow-loopback",
+            ],
+            &[("SIM_SECRET", &sim.config.client_secret)],
+        )
+        .await
+    }
+}

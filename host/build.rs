@@ -1,0 +1,67 @@
+//! Builds the Dynamics 365 plugin component from this workspace and embeds it, so
+//! `cargo run --bin goals-host` needs no separate step and can never run a stale
+//! plugin: any change under plugin/ or wit/ rebuilds it.
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const PLUGIN_PACKAGE: &str = "dynamics365-plugin";
+const PLUGIN_FILE: &str = "dynamics365_plugin.wasm";
+
+fn main() {
+    let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
+    let workspace = manifest_dir
+        .parent()
+        .expect("host/ lives inside the workspace")
+        .to_path_buf();
+    for watched in ["plugin/src", "plugin/Cargo.toml", "wit", "Cargo.lock"] {
+        println!(
+            "cargo:rerun-if-changed={}",
+            workspace.join(watched).display()
+        );
+    }
+
+    let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("set by cargo"));
+    // The outer cargo holds the lock on its target directory, so the guest gets a
+    // directory of its own beside it; it is shared by every profile and by clippy.
+    let target_dir = cargo_target_dir(&out_dir).join("plugin-build");
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let output = Command::new(cargo)
+        .current_dir(&workspace)
+        .args(["build", "--quiet", "--package", PLUGIN_PACKAGE])
+        .args(["--target", "wasm32-wasip2", "--profile", "plugin"])
+        .arg("--target-dir")
+        .arg(&target_dir)
+        // Flags and wrappers meant for the host build (clippy, coverage) must not
+        // leak into the guest build.
+        .env_remove("RUSTC_WORKSPACE_WRAPPER")
+        .env_remove("RUSTC_WRAPPER")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("RUSTFLAGS")
+        .output()
+        .expect("run cargo to build the plugin");
+    if !output.status.success() {
+        panic!(
+            "building the plugin component failed (is the wasm32-wasip2 target installed? \
+             `rustup toolchain install` adds it):\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let built = target_dir
+        .join("wasm32-wasip2")
+        .join("plugin")
+        .join(PLUGIN_FILE);
+    std::fs::copy(&built, out_dir.join(PLUGIN_FILE)).expect("copy the plugin component");
+}
+
+/// `<target>/<profile>/build/<package>-<hash>/out` → `<target>`.
+fn cargo_target_dir(out_dir: &Path) -> PathBuf {
+    out_dir
+        .ancestors()
+        .find(|dir| dir.file_name().is_some_and(|name| name == "build"))
+        .and_then(Path::parent)
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| out_dir.join("target"))
+}

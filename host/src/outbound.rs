@@ -1,0 +1,328 @@
+//! Where a plugin may send HTTP requests: only to its connection's origins, and
+//! never to private, link-local or metadata addresses (loopback only when the
+//! connection was added with `--allow-loopback`).
+
+use crate::connections::ConnectionRecord;
+use http_body_util::BodyExt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::{Arc, Mutex};
+use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Origin {
+    scheme: String,
+    host: String,
+    port: u16,
+}
+
+impl Origin {
+    fn parse(url: &str) -> Option<Origin> {
+        let url = url::Url::parse(url).ok()?;
+        Some(Origin {
+            scheme: url.scheme().to_string(),
+            host: url.host_str()?.to_ascii_lowercase(),
+            port: url.port_or_known_default()?,
+        })
+    }
+}
+
+/// The outbound rules of one connection.
+#[derive(Debug, Clone)]
+pub struct OutboundPolicy {
+    origins: Vec<Origin>,
+    allow_loopback: bool,
+}
+
+impl OutboundPolicy {
+    pub fn for_connection(conn: &ConnectionRecord) -> OutboundPolicy {
+        OutboundPolicy {
+            origins: [&conn.environment_url, &conn.authority_url]
+                .into_iter()
+                .filter_map(|url| Origin::parse(url))
+                .collect(),
+            allow_loopback: conn.allow_loopback,
+        }
+    }
+
+    /// No origin at all: for calls that act on no connection.
+    pub fn deny_all() -> OutboundPolicy {
+        OutboundPolicy {
+            origins: Vec::new(),
+            allow_loopback: false,
+        }
+    }
+
+    /// Checks scheme, host and port of a request against the connection's origins.
+    pub fn check_uri(&self, uri: &http::Uri) -> Result<(), String> {
+        let scheme = uri.scheme_str().unwrap_or("https").to_ascii_lowercase();
+        let host = uri
+            .host()
+            .ok_or_else(|| "the request has no host".to_string())?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase();
+        let port = uri
+            .port_u16()
+            .unwrap_or(if scheme == "http" { 80 } else { 443 });
+        let requested = Origin { scheme, host, port };
+        if requested.scheme == "http" && !self.allow_loopback {
+            return Err(format!(
+                "plain http to {} is refused; only connections added with --allow-loopback may use it",
+                requested.host
+            ));
+        }
+        if !self.origins.contains(&requested) {
+            return Err(format!(
+                "{}://{}:{} is not one of this connection's origins (its environment and authority URLs)",
+                requested.scheme, requested.host, requested.port
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks every address a host name resolved to.
+    pub fn check_addresses(&self, host: &str, addresses: &[IpAddr]) -> Result<(), String> {
+        for address in addresses {
+            match classify(*address) {
+                AddressClass::Public => {}
+                AddressClass::Loopback if self.allow_loopback => {}
+                AddressClass::Loopback => {
+                    return Err(format!(
+                        "{host} resolves to the loopback address {address}; only connections \
+                         added with --allow-loopback may reach it"
+                    ));
+                }
+                AddressClass::Internal => {
+                    return Err(format!(
+                        "{host} resolves to the private, link-local or metadata address {address}, \
+                         which plugins may never reach"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum AddressClass {
+    Public,
+    Loopback,
+    Internal,
+}
+
+fn classify(address: IpAddr) -> AddressClass {
+    match address {
+        IpAddr::V4(v4) => classify_v4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => classify_v4(v4),
+            None => classify_v6(v6),
+        },
+    }
+}
+
+fn classify_v4(v4: Ipv4Addr) -> AddressClass {
+    let [a, b, ..] = v4.octets();
+    if v4.is_loopback() {
+        AddressClass::Loopback
+    } else if v4.is_private()
+        || v4.is_link_local() // includes the 169.254.169.254 metadata service
+        || v4.is_unspecified()
+        || v4.is_broadcast()
+        || v4.is_multicast()
+        || (a == 100 && (64..128).contains(&b)) // shared address space, cloud metadata
+        || a == 0
+    {
+        AddressClass::Internal
+    } else {
+        AddressClass::Public
+    }
+}
+
+fn classify_v6(v6: Ipv6Addr) -> AddressClass {
+    if v6.is_loopback() {
+        AddressClass::Loopback
+    } else if v6.is_unspecified()
+        || v6.is_multicast()
+        || v6.is_unique_local() // fc00::/7, includes fd00:ec2::254
+        || v6.is_unicast_link_local()
+    {
+        AddressClass::Internal
+    } else {
+        AddressClass::Public
+    }
+}
+
+/// The wasi:http hooks of one plugin call: every outgoing request passes the
+/// policy first. Refusals are recorded so the host can say why a call failed.
+pub struct OutboundHooks {
+    policy: Arc<OutboundPolicy>,
+    refusals: Arc<Mutex<Vec<String>>>,
+}
+
+impl OutboundHooks {
+    pub fn new(policy: OutboundPolicy) -> Self {
+        OutboundHooks {
+            policy: Arc::new(policy),
+            refusals: Arc::default(),
+        }
+    }
+
+    /// Reasons of the requests refused so far.
+    pub fn refusals(&self) -> Vec<String> {
+        self.refusals.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+}
+
+type ResponseFuture = Box<
+    dyn Future<
+            Output = Result<
+                (
+                    http::Response<WasiBody>,
+                    Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+                ),
+                HttpError,
+            >,
+        > + Send,
+>;
+
+impl WasiHttpHooks for OutboundHooks {
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        _fut: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+    ) -> ResponseFuture {
+        let policy = Arc::clone(&self.policy);
+        let refusals = Arc::clone(&self.refusals);
+        Box::new(async move {
+            let refuse = |reason: String| {
+                tracing::warn!(target: "goals_host::outbound", "refused: {reason}");
+                if let Ok(mut list) = refusals.lock() {
+                    list.push(reason);
+                }
+                HttpError::HttpRequestDenied
+            };
+            policy.check_uri(request.uri()).map_err(refuse)?;
+            let host = request.uri().host().unwrap_or_default().to_string();
+            let default_port = if request.uri().scheme_str() == Some("http") {
+                80
+            } else {
+                443
+            };
+            let port = request.uri().port_u16().unwrap_or(default_port);
+            let addresses: Vec<IpAddr> =
+                tokio::net::lookup_host((host.trim_matches(['[', ']']), port))
+                    .await
+                    .map_err(|_| HttpError::DnsError {
+                        rcode: Some("lookup failed".to_string()),
+                        info_code: None,
+                    })?
+                    .map(|socket| socket.ip())
+                    .collect();
+            policy.check_addresses(&host, &addresses).map_err(refuse)?;
+            // The default sender resolves the name again; pinning the checked address
+            // (against DNS rebinding) needs a connector of our own.
+            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+            Ok((
+                response.map(BodyExt::boxed_unsync),
+                Box::new(io) as Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+            ))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connections::Secret;
+
+    fn policy(allow_loopback: bool) -> OutboundPolicy {
+        OutboundPolicy::for_connection(&ConnectionRecord {
+            id: "c".into(),
+            name: "n".into(),
+            environment_url: "https://org.crm.dynamics.com".into(),
+            authority_url: "https://login.microsoftonline.com".into(),
+            tenant: "t".into(),
+            client_id: "c".into(),
+            client_secret: Secret::new("s"),
+            allow_loopback,
+            created_at: 0,
+        })
+    }
+
+    fn uri(s: &str) -> http::Uri {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn only_the_connection_origins_are_reachable() {
+        let p = policy(false);
+        assert!(
+            p.check_uri(&uri("https://org.crm.dynamics.com/api/data/v9.2/x"))
+                .is_ok()
+        );
+        assert!(
+            p.check_uri(&uri("https://ORG.crm.dynamics.com:443/x"))
+                .is_ok()
+        );
+        assert!(
+            p.check_uri(&uri(
+                "https://login.microsoftonline.com/t/oauth2/v2.0/token"
+            ))
+            .is_ok()
+        );
+        assert!(p.check_uri(&uri("https://evil.example.com/")).is_err());
+        assert!(
+            p.check_uri(&uri("https://org.crm.dynamics.com:8443/"))
+                .is_err()
+        );
+        assert!(p.check_uri(&uri("http://org.crm.dynamics.com/")).is_err());
+    }
+
+    #[test]
+    fn internal_addresses_are_refused_and_loopback_needs_the_opt_in() {
+        let strict = policy(false);
+        let lenient = policy(true);
+        let public: IpAddr = "20.42.1.1".parse().unwrap();
+        assert!(strict.check_addresses("h", &[public]).is_ok());
+        for internal in [
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.100.100.200",
+            "0.0.0.0",
+            "fd00:ec2::254",
+            "fe80::1",
+            "::ffff:10.0.0.1",
+        ] {
+            let address: IpAddr = internal.parse().unwrap();
+            assert!(
+                strict.check_addresses("h", &[address]).is_err(),
+                "{internal}"
+            );
+            assert!(
+                lenient.check_addresses("h", &[address]).is_err(),
+                "{internal}"
+            );
+        }
+        for loopback in ["127.0.0.1", "::1", "::ffff:127.0.0.1"] {
+            let address: IpAddr = loopback.parse().unwrap();
+            assert!(
+                strict.check_addresses("h", &[address]).is_err(),
+                "{loopback}"
+            );
+            assert!(
+                lenient.check_addresses("h", &[address]).is_ok(),
+                "{loopback}"
+            );
+        }
+        assert!(
+            strict
+                .check_addresses("h", &[public, "127.0.0.1".parse().unwrap()])
+                .is_err(),
+            "one bad address among good ones is enough to refuse"
+        );
+    }
+}

@@ -1,0 +1,345 @@
+//! Presenting plugin results to people (text) and programs (JSON).
+
+use crate::bindings::{
+    Aggregation, App, Column, ColumnType, Entity, Measurement, MetricValue, PluginInfo, View,
+    ViewKind,
+};
+use crate::connections::ConnectionRecord;
+use serde_json::{Value, json};
+
+/// A command's result in both forms.
+pub struct Report {
+    pub text: String,
+    pub json: Value,
+}
+
+pub fn aggregation_name(aggregation: Aggregation) -> &'static str {
+    match aggregation {
+        Aggregation::Count => "count",
+        Aggregation::CountValues => "count-values",
+        Aggregation::CountDistinct => "count-distinct",
+        Aggregation::Sum => "sum",
+        Aggregation::Average => "average",
+        Aggregation::Min => "min",
+        Aggregation::Max => "max",
+    }
+}
+
+pub fn column_type_name(column_type: ColumnType) -> &'static str {
+    match column_type {
+        ColumnType::WholeNumber => "whole-number",
+        ColumnType::DecimalNumber => "decimal-number",
+        ColumnType::Money => "money",
+        ColumnType::DateTime => "date-time",
+        ColumnType::Text => "text",
+        ColumnType::Boolean => "boolean",
+        ColumnType::Choice => "choice",
+        ColumnType::Lookup => "lookup",
+        ColumnType::Identifier => "identifier",
+        ColumnType::Other => "other",
+    }
+}
+
+pub fn view_kind_name(kind: ViewKind) -> &'static str {
+    match kind {
+        ViewKind::System => "system",
+        ViewKind::Personal => "personal",
+    }
+}
+
+/// Left-aligned columns separated by two spaces.
+pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            if let Some(width) = widths.get_mut(i) {
+                *width = (*width).max(cell.chars().count());
+            }
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        padded.join("  ").trim_end().to_string()
+    };
+    let mut out = vec![line(headers.to_vec())];
+    out.extend(
+        rows.iter()
+            .map(|row| line(row.iter().map(String::as_str).collect())),
+    );
+    out.join("\n")
+}
+
+pub fn connection(record: &ConnectionRecord) -> Value {
+    json!({
+        "id": record.id,
+        "name": record.name,
+        "environment_url": record.environment_url,
+        "authority_url": record.authority_url,
+        "tenant": record.tenant,
+        "client_id": record.client_id,
+        "allow_loopback": record.allow_loopback,
+        "created_at": record.created_at,
+    })
+}
+
+pub fn connections(records: &[ConnectionRecord]) -> Report {
+    let rows: Vec<Vec<String>> = records
+        .iter()
+        .map(|c| {
+            vec![
+                c.name.clone(),
+                c.environment_url.clone(),
+                c.tenant.clone(),
+                c.client_id.clone(),
+            ]
+        })
+        .collect();
+    Report {
+        text: if records.is_empty() {
+            "no connections; add one with `goals-host connection add`".to_string()
+        } else {
+            table(&["NAME", "ENVIRONMENT", "TENANT", "CLIENT ID"], &rows)
+        },
+        json: Value::Array(records.iter().map(connection).collect()),
+    }
+}
+
+pub fn info(info: &PluginInfo) -> Report {
+    let aggregations: Vec<&str> = info
+        .aggregations
+        .iter()
+        .map(|a| aggregation_name(*a))
+        .collect();
+    Report {
+        text: format!(
+            "{} {}\nsync interval       {} s\nconcurrency limit   {} per connection\naggregations        {}",
+            info.name,
+            info.version,
+            info.default_sync_interval_seconds,
+            info.max_concurrent_per_connection,
+            aggregations.join(", ")
+        ),
+        json: json!({
+            "name": info.name,
+            "version": info.version,
+            "default_sync_interval_seconds": info.default_sync_interval_seconds,
+            "max_concurrent_per_connection": info.max_concurrent_per_connection,
+            "aggregations": aggregations,
+        }),
+    }
+}
+
+pub fn apps(apps: &[App]) -> Report {
+    Report {
+        text: table(
+            &["NAME", "UNIQUE NAME", "ID"],
+            &apps
+                .iter()
+                .map(|a| vec![a.name.clone(), a.unique_name.clone(), a.id.clone()])
+                .collect::<Vec<_>>(),
+        ),
+        json: Value::Array(
+            apps.iter()
+                .map(|a| {
+                    json!({
+                        "id": a.id,
+                        "name": a.name,
+                        "unique_name": a.unique_name,
+                        "description": a.description,
+                    })
+                })
+                .collect(),
+        ),
+    }
+}
+
+pub fn entities(entities: &[Entity]) -> Report {
+    Report {
+        text: table(
+            &["LOGICAL NAME", "DISPLAY NAME"],
+            &entities
+                .iter()
+                .map(|e| vec![e.logical_name.clone(), e.display_name.clone()])
+                .collect::<Vec<_>>(),
+        ),
+        json: Value::Array(
+            entities
+                .iter()
+                .map(|e| json!({ "logical_name": e.logical_name, "display_name": e.display_name }))
+                .collect(),
+        ),
+    }
+}
+
+pub fn views(views: &[View]) -> Report {
+    Report {
+        text: if views.is_empty() {
+            "no views match".to_string()
+        } else {
+            table(
+                &["NAME", "KIND", "DEFAULT", "ID"],
+                &views
+                    .iter()
+                    .map(|v| {
+                        vec![
+                            v.name.clone(),
+                            view_kind_name(v.kind).to_string(),
+                            if v.is_default { "yes" } else { "" }.to_string(),
+                            v.id.clone(),
+                        ]
+                    })
+                    .collect::<Vec<_>>(),
+            )
+        },
+        json: Value::Array(
+            views
+                .iter()
+                .map(|v| {
+                    json!({
+                        "id": v.id,
+                        "name": v.name,
+                        "kind": view_kind_name(v.kind),
+                        "is_default": v.is_default,
+                    })
+                })
+                .collect(),
+        ),
+    }
+}
+
+pub fn columns(columns: &[Column]) -> Report {
+    let names = |c: &Column| -> Vec<&'static str> {
+        c.aggregations
+            .iter()
+            .map(|a| aggregation_name(*a))
+            .collect()
+    };
+    Report {
+        text: table(
+            &["NAME", "DISPLAY NAME", "TYPE", "AGGREGATIONS"],
+            &columns
+                .iter()
+                .map(|c| {
+                    vec![
+                        c.name.clone(),
+                        c.display_name.clone(),
+                        column_type_name(c.column_type).to_string(),
+                        names(c).join(", "),
+                    ]
+                })
+                .collect::<Vec<_>>(),
+        ),
+        json: Value::Array(
+            columns
+                .iter()
+                .map(|c| {
+                    json!({
+                        "name": c.name,
+                        "display_name": c.display_name,
+                        "type": column_type_name(c.column_type),
+                        "aggregations": names(c),
+                    })
+                })
+                .collect(),
+        ),
+    }
+}
+
+pub fn value_text(value: &Option<MetricValue>) -> String {
+    match value {
+        Some(MetricValue::Number(n)) => format_number(*n),
+        Some(MetricValue::DateTime(text)) => text.clone(),
+        None => "no value (the column is empty in every row)".to_string(),
+    }
+}
+
+/// A number with thousands separators and at most two decimals.
+pub fn format_number(n: f64) -> String {
+    let fixed = if n.fract() == 0.0 {
+        format!("{n:.0}")
+    } else {
+        format!("{n:.2}")
+    };
+    let (sign, digits) = match fixed.strip_prefix('-') {
+        Some(rest) => ("-", rest),
+        None => ("", fixed.as_str()),
+    };
+    let (whole, fraction) = match digits.split_once('.') {
+        Some((whole, fraction)) => (whole, Some(fraction)),
+        None => (digits, None),
+    };
+    let mut grouped = String::new();
+    for (i, ch) in whole.chars().enumerate() {
+        if i > 0 && (whole.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(ch);
+    }
+    match fraction {
+        Some(fraction) => format!("{sign}{grouped}.{fraction}"),
+        None => format!("{sign}{grouped}"),
+    }
+}
+
+pub fn measurement(m: &Measurement) -> Report {
+    let value = match &m.value {
+        Some(MetricValue::Number(n)) => json!(n),
+        Some(MetricValue::DateTime(text)) => json!(text),
+        None => Value::Null,
+    };
+    let value_type = match &m.value {
+        Some(MetricValue::Number(_)) => "number",
+        Some(MetricValue::DateTime(_)) => "date-time",
+        None => "none",
+    };
+    let currency = m
+        .currency
+        .as_deref()
+        .map(|c| format!(" {c}"))
+        .unwrap_or_default();
+    Report {
+        text: format!(
+            "value      {}{currency}\nrecords    {}\nrequests   {}\nreceived   {} bytes\nquery      {}",
+            value_text(&m.value),
+            m.records,
+            m.requests,
+            m.bytes_received,
+            m.query
+        ),
+        json: json!({
+            "value": value,
+            "value_type": value_type,
+            "currency": m.currency,
+            "records": m.records,
+            "requests": m.requests,
+            "bytes_received": m.bytes_received,
+            "query": m.query,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_grouped() {
+        assert_eq!(format_number(1234567.891), "1,234,567.89");
+        assert_eq!(format_number(-1000.0), "-1,000");
+        assert_eq!(format_number(12.5), "12.50");
+        assert_eq!(format_number(0.0), "0");
+    }
+
+    #[test]
+    fn tables_align_columns() {
+        let text = table(
+            &["A", "BB"],
+            &[vec!["xxx".into(), "y".into()], vec!["z".into(), "".into()]],
+        );
+        assert_eq!(text, "A    BB\nxxx  y\nz");
+    }
+}

@@ -1,0 +1,122 @@
+//! Finding an app or a view from what a person typed: its id or its exact name.
+
+use crate::bindings::{App, View};
+use crate::connections::ConnectionRecord;
+use crate::runtime::PluginRuntime;
+
+/// How many names an error lists before it says "...".
+const SHOWN: usize = 12;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    #[error("no {what} '{wanted}'; {what}s: {}", shown(.available))]
+    NotFound {
+        what: &'static str,
+        wanted: String,
+        available: Vec<String>,
+    },
+    #[error("several {what}s are named '{wanted}'; use one of their ids: {}", .ids.join(", "))]
+    Ambiguous {
+        what: &'static str,
+        wanted: String,
+        ids: Vec<String>,
+    },
+}
+
+fn shown(names: &[String]) -> String {
+    if names.is_empty() {
+        return "none".to_string();
+    }
+    let mut list = names
+        .iter()
+        .take(SHOWN)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if names.len() > SHOWN {
+        list.push_str(", ...");
+    }
+    list
+}
+
+/// An item by exact id, else by exact name (which must be unique).
+pub fn pick<T>(
+    items: Vec<T>,
+    wanted: &str,
+    what: &'static str,
+    id: impl Fn(&T) -> &str,
+    name: impl Fn(&T) -> &str,
+) -> Result<T, ResolveError> {
+    let wanted = wanted.trim();
+    let mut by_name = Vec::new();
+    let mut available = Vec::new();
+    for item in items {
+        if id(&item) == wanted {
+            return Ok(item);
+        }
+        available.push(name(&item).to_string());
+        if name(&item) == wanted {
+            by_name.push(item);
+        }
+    }
+    match by_name.len() {
+        1 => Ok(by_name.remove(0)),
+        0 => Err(ResolveError::NotFound {
+            what,
+            wanted: wanted.to_string(),
+            available,
+        }),
+        _ => Err(ResolveError::Ambiguous {
+            what,
+            wanted: wanted.to_string(),
+            ids: by_name.iter().map(|item| id(item).to_string()).collect(),
+        }),
+    }
+}
+
+pub async fn app(
+    runtime: &PluginRuntime,
+    conn: &ConnectionRecord,
+    wanted: &str,
+) -> anyhow::Result<App> {
+    let apps = runtime.list_apps(conn).await?;
+    Ok(pick(apps, wanted, "app", |a| &a.id, |a| &a.name)?)
+}
+
+pub async fn view(
+    runtime: &PluginRuntime,
+    conn: &ConnectionRecord,
+    entity: &str,
+    wanted: &str,
+) -> anyhow::Result<View> {
+    let views = runtime.list_views(conn, entity, None).await?;
+    Ok(pick(views, wanted, "view", |v| &v.id, |v| &v.name)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn items() -> Vec<(String, String)> {
+        vec![
+            ("1".into(), "Open".into()),
+            ("2".into(), "Won".into()),
+            ("3".into(), "Won".into()),
+        ]
+    }
+
+    #[test]
+    fn ids_win_then_unique_names() {
+        let pick = |wanted: &str| pick(items(), wanted, "view", |i| &i.0, |i| &i.1);
+        assert_eq!(pick("2").unwrap().1, "Won");
+        assert_eq!(pick("Open").unwrap().0, "1");
+        assert!(
+            matches!(pick("Won"), Err(ResolveError::Ambiguous { ids, .. }) if ids == ["2", "3"])
+        );
+        let missing = pick("Lost").unwrap_err().to_string();
+        assert!(
+            missing.contains("no view 'Lost'") && missing.contains("Open, Won, Won"),
+            "{missing}"
+        );
+    }
+}

@@ -1,0 +1,155 @@
+//! What one plugin call can reach: WASI (no files, no sockets), wasi:http through
+//! the outbound policy, and the storage and log imports scoped to its connection.
+
+use crate::bindings::goals::integration::{log, storage, types};
+use crate::db::Database;
+use crate::outbound::OutboundHooks;
+use rusqlite::{OptionalExtension, params};
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+/// Storage of one plugin for one connection.
+#[derive(Clone)]
+pub struct PluginStorage {
+    db: Database,
+    plugin: String,
+    connection_id: String,
+}
+
+impl PluginStorage {
+    pub fn new(db: Database, plugin: &str, connection_id: &str) -> Self {
+        PluginStorage {
+            db,
+            plugin: plugin.to_string(),
+            connection_id: connection_id.to_string(),
+        }
+    }
+}
+
+pub struct HostState {
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    table: ResourceTable,
+    pub(crate) hooks: OutboundHooks,
+    storage: PluginStorage,
+}
+
+impl HostState {
+    pub fn new(hooks: OutboundHooks, storage: PluginStorage) -> Self {
+        HostState {
+            // Nothing inherited: no environment, arguments, files or sockets.
+            wasi: WasiCtxBuilder::new().build(),
+            http: WasiHttpCtx::new(),
+            table: ResourceTable::new(),
+            hooks,
+            storage,
+        }
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for HostState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
+    }
+}
+
+impl types::Host for HostState {}
+
+impl storage::Host for HostState {
+    async fn get(&mut self, key: String) -> Option<Vec<u8>> {
+        let scope = self.storage.clone();
+        let found = scope
+            .db
+            .run(move |conn| {
+                Ok(conn
+                    .query_row(
+                        "SELECT value FROM plugin_kv
+                         WHERE plugin = ?1 AND connection_id = ?2 AND key = ?3
+                           AND (expires_at IS NULL OR expires_at > unixepoch())",
+                        params![scope.plugin, scope.connection_id, key],
+                        |row| row.get::<_, Vec<u8>>(0),
+                    )
+                    .optional()?)
+            })
+            .await;
+        found.unwrap_or_else(|e| {
+            tracing::warn!("plugin storage read failed: {e}");
+            None
+        })
+    }
+
+    async fn set(
+        &mut self,
+        key: String,
+        value: Vec<u8>,
+        ttl_seconds: Option<u32>,
+    ) -> Result<(), String> {
+        let scope = self.storage.clone();
+        scope
+            .db
+            .run(move |conn| {
+                // Expired values are never read again; dropping them here keeps the
+                // table from growing with every token refresh.
+                conn.execute(
+                    "DELETE FROM plugin_kv WHERE plugin = ?1 AND connection_id = ?2
+                       AND expires_at <= unixepoch()",
+                    params![scope.plugin, scope.connection_id],
+                )?;
+                conn.execute(
+                    "INSERT INTO plugin_kv (plugin, connection_id, key, value, expires_at)
+                     VALUES (?1, ?2, ?3, ?4, unixepoch() + ?5)
+                     ON CONFLICT (plugin, connection_id, key)
+                     DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at",
+                    params![scope.plugin, scope.connection_id, key, value, ttl_seconds],
+                )?;
+                Ok(())
+            })
+            .await
+            .map_err(|e| format!("storage is unavailable: {e}"))
+    }
+
+    async fn delete(&mut self, key: String) {
+        let scope = self.storage.clone();
+        let deleted = scope
+            .db
+            .run(move |conn| {
+                conn.execute(
+                    "DELETE FROM plugin_kv WHERE plugin = ?1 AND connection_id = ?2 AND key = ?3",
+                    params![scope.plugin, scope.connection_id, key],
+                )?;
+                Ok(())
+            })
+            .await;
+        if let Err(e) = deleted {
+            tracing::warn!("plugin storage delete failed: {e}");
+        }
+    }
+}
+
+impl log::Host for HostState {
+    fn write(&mut self, level: log::Level, message: String) {
+        let connection = self.storage.connection_id.as_str();
+        let plugin = self.storage.plugin.as_str();
+        match level {
+            log::Level::Trace => tracing::trace!(target: "plugin", plugin, connection, "{message}"),
+            log::Level::Debug => tracing::debug!(target: "plugin", plugin, connection, "{message}"),
+            log::Level::Info => tracing::info!(target: "plugin", plugin, connection, "{message}"),
+            log::Level::Warn => tracing::warn!(target: "plugin", plugin, connection, "{message}"),
+            log::Level::Error => tracing::error!(target: "plugin", plugin, connection, "{message}"),
+        }
+    }
+}
