@@ -48,10 +48,11 @@ pub fn from_dataverse(response: &HttpResponse, subject: &str) -> Error {
             response,
             &format!("Dataverse is throttling requests: {detail}"),
         ),
-        400 if AGGREGATE_LIMIT_CODES.contains(&code.as_str()) => Error::Limit(format!(
+        400 if AGGREGATE_LIMIT_CODES.contains(&code.as_str()) => Error::Limit(
             "the view has more than 50,000 rows, Dataverse's limit for aggregating on the \
              server (0x8004E023); narrow the view with a filter or choose a smaller view"
-        )),
+                .to_string(),
+        ),
         400 => Error::Invalid(format!("Dataverse rejected the query: {detail}")),
         401 => Error::Unauthorized(format!(
             "Dataverse refused the access token (401: {detail}); check that the app \

@@ -18,7 +18,7 @@ pub fn fetch_and_aggregate(session: &mut Session, spec: &MetricSpec) -> Result<M
             view.name
         ))
     })?;
-    if !cells.iter().any(|cell| *cell == spec.column) {
+    if !cells.contains(&spec.column) {
         return Err(Error::NotFound(format!(
             "column '{}' is no longer in view '{}': it was removed or renamed; choose the \
              column again",

@@ -110,11 +110,14 @@ pub mod fake {
     use std::cell::RefCell;
     use std::collections::{HashMap, VecDeque};
 
+    /// Stored values with the TTL they were stored with.
+    type Stored = HashMap<String, (Vec<u8>, Option<u32>)>;
+
     #[derive(Default)]
     pub struct FakePlatform {
         pub responses: RefCell<VecDeque<Result<HttpResponse, TransportError>>>,
         pub sent: RefCell<Vec<HttpRequest>>,
-        pub storage: RefCell<HashMap<String, (Vec<u8>, Option<u32>)>>,
+        pub storage: RefCell<Stored>,
     }
 
     impl FakePlatform {

@@ -1,0 +1,498 @@
+//! The requests the plugin sends, answered through the router.
+
+use super::*;
+use crate::data::{ViewKind, dataset};
+use crate::format::cookie_encode;
+use crate::odata::Preferences;
+
+const BASE: &str = "http://127.0.0.1:9";
+
+fn encode(value: &str) -> String {
+    cookie_encode(value)
+}
+
+/// `pairs` percent-encoded like the plugin's `odata::query`.
+fn query(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{k}={}", encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+fn call(path: &str, query: &str, prefer: Option<&str>) -> Result<ApiResponse, ODataError> {
+    let preferences = Preferences::parse(prefer);
+    get(
+        dataset(),
+        &ApiRequest {
+            base_url: BASE,
+            path,
+            query: (!query.is_empty()).then_some(query),
+            preferences: &preferences,
+        },
+    )
+}
+
+fn ok(path: &str, query: &str) -> Value {
+    let response = call(path, query, Some("odata.include-annotations=\"*\""))
+        .unwrap_or_else(|e| panic!("{path}?{query}: {e}"));
+    assert_eq!(response.status, 200);
+    assert_eq!(
+        response.preference_applied.as_deref(),
+        Some("odata.include-annotations=\"*\"")
+    );
+    let context = response.body["@odata.context"].as_str().unwrap();
+    assert!(
+        context.starts_with("http://127.0.0.1:9/api/data/v9.2/$metadata#"),
+        "{context}"
+    );
+    response.body
+}
+
+fn values(body: &Value) -> &Vec<Value> {
+    body["value"].as_array().unwrap()
+}
+
+#[test]
+fn lists_active_apps_by_name() {
+    let body = ok(
+        "appmodules",
+        &query(&[
+            (
+                "$select",
+                "appmoduleid,appmoduleidunique,name,uniquename,description,statecode,clienttype",
+            ),
+            ("$filter", "statecode eq 0"),
+            ("$orderby", "name"),
+        ]),
+    );
+    let names: Vec<&str> = values(&body)
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Customer Service Hub", "Sales Hub"]);
+    let sales = &values(&body)[1];
+    assert_ne!(sales["appmoduleid"], sales["appmoduleidunique"]);
+    assert_eq!(sales["clienttype"], 4);
+    assert!(sales["@odata.etag"].as_str().unwrap().starts_with("W/\""));
+}
+
+#[test]
+fn reads_one_app_its_components_and_site_map() {
+    let data = dataset();
+    let app = data.app_by_name("Sales Hub").unwrap();
+    let body = ok(
+        &format!("appmodules({})", app.id.to_uppercase()),
+        &query(&[("$select", "appmoduleid,appmoduleidunique,name")]),
+    );
+    assert!(body.get("value").is_none());
+    assert_eq!(body["appmoduleidunique"], json!(app.unique_id));
+    assert!(
+        body["@odata.context"]
+            .as_str()
+            .unwrap()
+            .ends_with("/$entity")
+    );
+    assert!(body.get("description").is_none(), "only selected columns");
+
+    let components = |id: &str| {
+        ok(
+            "appmodulecomponents",
+            &query(&[
+                ("$select", "objectid"),
+                (
+                    "$filter",
+                    &format!("_appmoduleidunique_value eq {id} and componenttype eq 62"),
+                ),
+            ]),
+        )
+    };
+    let found = components(&app.unique_id);
+    assert_eq!(values(&found).len(), 1);
+    assert_eq!(values(&found)[0]["objectid"], json!(app.sitemap_id));
+    // The app's appmoduleid is not what components refer to.
+    assert!(values(&components(&app.id)).is_empty());
+
+    let sitemap = ok(
+        &format!("sitemaps({})", app.sitemap_id),
+        &query(&[("$select", "sitemapxml")]),
+    );
+    assert!(
+        sitemap["sitemapxml"]
+            .as_str()
+            .unwrap()
+            .contains("<SubArea Id=\"nav_accts\" Entity=\"account\"")
+    );
+
+    let missing = call("appmodules(00000000-0000-0000-0000-000000000001)", "", None).unwrap_err();
+    assert_eq!(missing.status, 404);
+    let bad = call("appmodules(not-a-guid)", "", None).unwrap_err();
+    assert_eq!(bad.status, 400);
+}
+
+#[test]
+fn entity_definitions_by_name_and_by_filter() {
+    let body = ok(
+        "EntityDefinitions(LogicalName='account')",
+        &query(&[(
+            "$select",
+            "LogicalName,EntitySetName,PrimaryIdAttribute,DisplayName",
+        )]),
+    );
+    assert_eq!(body["EntitySetName"], "accounts");
+    assert_eq!(body["PrimaryIdAttribute"], "accountid");
+    assert_eq!(
+        body["DisplayName"]["UserLocalizedLabel"]["Label"],
+        "Account"
+    );
+    assert_eq!(
+        body["DisplayName"]["LocalizedLabels"][0]["LanguageCode"],
+        1033
+    );
+    assert!(crate::data::is_guid(body["MetadataId"].as_str().unwrap()));
+    assert!(body.get("ObjectTypeCode").is_none());
+    // The quote may arrive percent-encoded.
+    let encoded = ok("EntityDefinitions(LogicalName=%27incident%27)", "");
+    assert_eq!(
+        encoded["DisplayName"]["UserLocalizedLabel"]["Label"],
+        "Case"
+    );
+    let missing = call("EntityDefinitions(LogicalName='nope')", "", None).unwrap_err();
+    assert_eq!(missing.status, 404);
+
+    let list = ok(
+        "EntityDefinitions",
+        &query(&[
+            ("$select", "LogicalName,DisplayName,EntitySetName"),
+            (
+                "$filter",
+                "LogicalName eq 'opportunity' or LogicalName eq 'lead' or LogicalName eq 'gone'",
+            ),
+        ]),
+    );
+    let sets: Vec<&str> = values(&list)
+        .iter()
+        .map(|e| e["EntitySetName"].as_str().unwrap())
+        .collect();
+    assert_eq!(sets.len(), 2);
+    assert!(sets.contains(&"opportunities") && sets.contains(&"leads"));
+    let error = call("EntityDefinitions", &query(&[("$select", "Bogus")]), None).unwrap_err();
+    assert!(
+        error
+            .message
+            .contains("Microsoft.Dynamics.CRM.EntityMetadata")
+    );
+}
+
+#[test]
+fn attribute_metadata_has_types_and_base_twins() {
+    let body = ok(
+        "EntityDefinitions(LogicalName='opportunity')/Attributes",
+        &query(&[
+            (
+                "$select",
+                "LogicalName,AttributeType,AttributeTypeName,DisplayName,AttributeOf",
+            ),
+            (
+                "$filter",
+                "LogicalName eq 'estimatedvalue' or LogicalName eq 'estimatedvalue_base' or LogicalName eq 'customerid' or LogicalName eq 'estimatedclosedate'",
+            ),
+        ]),
+    );
+    let by_name = |name: &str| {
+        values(&body)
+            .iter()
+            .find(|a| a["LogicalName"] == name)
+            .unwrap_or_else(|| panic!("{name}"))
+            .clone()
+    };
+    let money = by_name("estimatedvalue");
+    assert_eq!(
+        money["@odata.type"],
+        "#Microsoft.Dynamics.CRM.MoneyAttributeMetadata"
+    );
+    assert_eq!(money["AttributeType"], "Money");
+    assert_eq!(money["AttributeTypeName"], json!({"Value": "MoneyType"}));
+    assert_eq!(
+        money["DisplayName"]["UserLocalizedLabel"]["Label"],
+        "Est. Revenue"
+    );
+    assert_eq!(money["AttributeOf"], Value::Null);
+    assert_eq!(
+        by_name("estimatedvalue_base")["AttributeOf"],
+        "estimatedvalue"
+    );
+    assert_eq!(
+        by_name("customerid")["AttributeTypeName"]["Value"],
+        "CustomerType"
+    );
+    assert_eq!(by_name("estimatedclosedate")["AttributeType"], "DateTime");
+    assert_eq!(values(&body).len(), 4);
+    let picklists = ok(
+        "EntityDefinitions(LogicalName='lead')/Attributes",
+        &query(&[
+            ("$select", "LogicalName"),
+            (
+                "$filter",
+                "AttributeType eq Microsoft.Dynamics.CRM.AttributeTypeCode'Picklist'",
+            ),
+        ]),
+    );
+    assert_eq!(values(&picklists).len(), 2);
+}
+
+fn view_names(set: &str, search: Option<&str>) -> Vec<String> {
+    let mut filter =
+        "returnedtypecode eq 'opportunity' and querytype eq 0 and statecode eq 0".to_string();
+    if let Some(search) = search {
+        filter.push_str(&format!(" and contains(name,{search})"));
+    }
+    let select = if set == "savedqueries" {
+        "savedqueryid,name,isdefault"
+    } else {
+        "userqueryid,name"
+    };
+    let body = ok(
+        set,
+        &query(&[
+            ("$select", select),
+            ("$filter", &filter),
+            ("$orderby", "name"),
+        ]),
+    );
+    values(&body)
+        .iter()
+        .map(|v| v["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn view_search_honours_wildcards_and_escapes() {
+    let all = view_names("savedqueries", None);
+    assert_eq!(
+        all,
+        [
+            "Lost Opportunities",
+            "Open Opportunities",
+            "Pipeline 50 Plus",
+            "Pipeline 50%_Plus",
+            "Won Opportunities"
+        ]
+    );
+    // A naive search treats % and _ as wildcards and finds both pipelines.
+    assert_eq!(view_names("savedqueries", Some("'50%_plus'")).len(), 2);
+    // Bracketed, they match literally.
+    assert_eq!(
+        view_names("savedqueries", Some("'50[%][_]PLUS'")),
+        ["Pipeline 50%_Plus"]
+    );
+    assert_eq!(view_names("savedqueries", Some("'opp'")).len(), 3);
+    assert_eq!(view_names("userqueries", None), ["My Big Deals"]);
+    // userqueries have no isdefault column.
+    let error = call(
+        "userqueries",
+        &query(&[("$select", "userqueryid,isdefault")]),
+        None,
+    )
+    .unwrap_err();
+    assert_eq!(
+        error.message,
+        "Could not find a property named 'isdefault' on type 'Microsoft.Dynamics.CRM.userquery'."
+    );
+}
+
+#[test]
+fn a_view_definition_by_id() {
+    let data = dataset();
+    for name in ["Open Opportunities", "My Big Deals"] {
+        let view = data.view_by_name(name).unwrap();
+        let set = view.kind.entity_set_name();
+        let body = ok(
+            &format!("{set}({})", view.id),
+            &query(&[("$select", "name,returnedtypecode,fetchxml,layoutxml")]),
+        );
+        assert_eq!(body["name"], name);
+        assert_eq!(body["returnedtypecode"], "opportunity");
+        assert_eq!(body["fetchxml"], json!(view.fetchxml));
+        assert_eq!(body["layoutxml"], json!(view.layoutxml));
+        let other = match view.kind {
+            ViewKind::System => "userqueries",
+            ViewKind::Personal => "savedqueries",
+        };
+        assert_eq!(
+            call(&format!("{other}({})", view.id), "", None)
+                .unwrap_err()
+                .status,
+            404
+        );
+    }
+}
+
+#[test]
+fn fetch_xml_through_the_entity_set() {
+    let view = dataset().view_by_name("Open Opportunities").unwrap();
+    let body = ok("opportunities", &query(&[("fetchXml", &view.fetchxml)]));
+    let records = values(&body);
+    let open = dataset()
+        .rows("opportunity")
+        .iter()
+        .filter(|r| r["statecode"] == 0)
+        .count();
+    assert_eq!(records.len(), open);
+    assert!(
+        records
+            .iter()
+            .any(|r| r.get("customeraccount.numberofemployees").is_some())
+    );
+    assert!(
+        records
+            .iter()
+            .any(|r| r.get("customeraccount.numberofemployees").is_none())
+    );
+    assert!(body.get("@Microsoft.Dynamics.CRM.morerecords").is_none());
+    let wrong = call("accounts", &query(&[("fetchXml", &view.fetchxml)]), None).unwrap_err();
+    assert_eq!(wrong.status, 400);
+    let by_view = ok("opportunities", &query(&[("savedQuery", &view.id)]));
+    assert_eq!(values(&by_view).len(), open);
+}
+
+#[test]
+fn paging_annotations_only_when_asked() {
+    let fetch =
+        "<fetch count='10'><entity name='account'><attribute name='name'/></entity></fetch>";
+    let asked = ok("accounts", &query(&[("fetchXml", fetch)]));
+    assert_eq!(asked["@Microsoft.Dynamics.CRM.morerecords"], true);
+    assert!(asked["@Microsoft.Dynamics.CRM.fetchxmlpagingcookie"]
+        .as_str()
+        .unwrap()
+        .starts_with("<cookie pagenumber=\"2\" pagingcookie=\"%253ccookie%2520page%253d%25221%2522%253e%253caccountid%2520last%253d%2522%257b"));
+    let plain = call("accounts", &query(&[("fetchXml", fetch)]), None).unwrap();
+    assert!(
+        plain
+            .body
+            .get("@Microsoft.Dynamics.CRM.morerecords")
+            .is_none()
+    );
+    assert!(plain.preference_applied.is_none());
+    let paging_only = call(
+        "accounts",
+        &query(&[("fetchXml", fetch)]),
+        Some("odata.include-annotations=\"Microsoft.Dynamics.CRM.fetchxmlpagingcookie,Microsoft.Dynamics.CRM.morerecords\""),
+    )
+    .unwrap();
+    assert_eq!(
+        paging_only.body["@Microsoft.Dynamics.CRM.morerecords"],
+        true
+    );
+    let first = &paging_only.body["value"][0];
+    assert!(
+        first
+            .as_object()
+            .unwrap()
+            .keys()
+            .all(|k| !k.contains("FormattedValue"))
+    );
+}
+
+#[test]
+fn odata_queries_send_nulls_and_follow_next_links() {
+    let body = ok(
+        "accounts",
+        &query(&[
+            ("$select", "name,accountnumber,revenue"),
+            ("$filter", "accountnumber eq null"),
+        ]),
+    );
+    let first = &values(&body)[0];
+    assert_eq!(first["accountnumber"], Value::Null);
+    assert!(
+        first
+            .as_object()
+            .unwrap()
+            .contains_key("_transactioncurrencyid_value")
+    );
+    let expected = dataset()
+        .rows("account")
+        .iter()
+        .filter(|r| !r.contains_key("accountnumber"))
+        .count();
+    assert_eq!(values(&body).len(), expected);
+
+    // Follow @odata.nextLink with a page size of 120 through all contacts.
+    let mut seen = std::collections::HashSet::new();
+    let mut link = Some(format!(
+        "{BASE}{API_PREFIX}contacts?{}",
+        query(&[("$select", "fullname")])
+    ));
+    let mut pages = 0;
+    while let Some(next) = link.take() {
+        let rest = next.strip_prefix(&format!("{BASE}{API_PREFIX}")).unwrap();
+        let (path, raw_query) = rest.split_once('?').unwrap();
+        let response = call(path, raw_query, Some("odata.maxpagesize=120")).unwrap();
+        assert_eq!(
+            response.preference_applied.as_deref(),
+            Some("odata.maxpagesize=120")
+        );
+        for record in values(&response.body) {
+            assert!(seen.insert(record["contactid"].as_str().unwrap().to_string()));
+        }
+        link = response.body["@odata.nextLink"]
+            .as_str()
+            .map(str::to_string);
+        pages += 1;
+        assert!(pages < 20);
+    }
+    assert_eq!(pages, 7);
+    assert_eq!(seen.len(), 800);
+}
+
+#[test]
+fn whoami_and_errors() {
+    let data = dataset();
+    for path in ["WhoAmI", "WhoAmI()"] {
+        let body = ok(path, "");
+        assert_eq!(body["UserId"], json!(data.application_user_id));
+        assert!(
+            body["@odata.context"]
+                .as_str()
+                .unwrap()
+                .ends_with("#Microsoft.Dynamics.CRM.WhoAmIResponse")
+        );
+        assert!(crate::data::is_guid(
+            body["BusinessUnitId"].as_str().unwrap()
+        ));
+        assert!(crate::data::is_guid(
+            body["OrganizationId"].as_str().unwrap()
+        ));
+    }
+    let unknown = call("Account", "", None).unwrap_err();
+    assert_eq!((unknown.status, unknown.code.as_str()), (404, "0x8006088a"));
+    assert_eq!(
+        unknown.message,
+        "Resource not found for the segment 'Account'."
+    );
+    let skip = call("accounts", "$skip=10", None).unwrap_err();
+    assert_eq!(skip.status, 400);
+    let filter = call("savedqueries", &query(&[("$filter", "x eq 1")]), None).unwrap_err();
+    assert_eq!(
+        filter.message,
+        "Could not find a property named 'x' on type 'Microsoft.Dynamics.CRM.savedquery'."
+    );
+    assert_eq!(
+        call("accounts", "$expand=primarycontactid", None)
+            .unwrap_err()
+            .status,
+        501
+    );
+    assert_eq!(call("$metadata", "", None).unwrap_err().status, 501);
+    let service = call("", "", None).unwrap().body;
+    assert_eq!(
+        service["@odata.context"],
+        "http://127.0.0.1:9/api/data/v9.2/$metadata"
+    );
+    assert!(
+        values(&service)
+            .iter()
+            .any(|s| s["name"] == "opportunities")
+    );
+}

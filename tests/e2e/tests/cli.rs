@@ -1,0 +1,398 @@
+//! The `goals-host` binary end to end: connections, JSON output, errors, and the
+//! demo, against a simulator on a loopback port chosen at run time.
+
+use goals_e2e::{Cli, Sim, dataset};
+
+#[tokio::test]
+async fn connections_are_added_listed_and_removed_without_echoing_the_secret() {
+    let sim = Sim::start().await;
+    let cli = Cli::new();
+    let added = cli.add_connection(&sim, "Contoso").await;
+    assert!(added.success(), "{}", added.stderr);
+    assert!(added.stdout.contains("added connection 'Contoso'"));
+
+    let listed = cli.json(&["connection", "list"]).await;
+    let listed = listed.as_array().expect("an array of connections");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["name"], "Contoso");
+    assert_eq!(listed[0]["environment_url"], sim.url());
+
+    let secret = &sim.config.client_secret;
+    for output in [&added.stdout, &added.stderr] {
+        assert!(
+            !output.contains(secret.as_str()),
+            "secret printed: {output}"
+        );
+    }
+    let text = cli.run(&["connection", "list"]).await;
+    assert!(!text.stdout.contains(secret.as_str()));
+    assert!(!listed[0].to_string().contains(secret.as_str()));
+
+    let removed = cli.run(&["connection", "remove", "Contoso"]).await;
+    assert!(removed.success(), "{}", removed.stderr);
+    assert_eq!(
+        cli.json(&["connection", "list"]).await,
+        serde_json::json!([])
+    );
+}
+
+#[tokio::test]
+async fn duplicate_connection_names_are_a_clear_error() {
+    let sim = Sim::start().await;
+    let cli = Cli::new();
+    assert!(cli.add_connection(&sim, "Contoso").await.success());
+    let again = cli.add_connection(&sim, "Contoso").await;
+    assert!(!again.success());
+    assert!(
+        again
+            .stderr
+            .contains("a connection named 'Contoso' already exists"),
+        "{}",
+        again.stderr
+    );
+    let listed = cli.json(&["connection", "list"]).await;
+    assert_eq!(
+        listed.as_array().map(Vec::len),
+        Some(1),
+        "nothing half-written"
+    );
+}
+
+#[tokio::test]
+async fn a_missing_secret_variable_is_named_and_nothing_is_added() {
+    let sim = Sim::start().await;
+    let cli = Cli::new();
+    let run = cli
+        .run(&[
+            "connection",
+            "add",
+            "--name",
+            "x",
+            "--url",
+            &sim.url(),
+            "--tenant",
+            "t",
+            "--client-id",
+            "c",
+            "--client-secret-env",
+            "GOALS_E2E_UNSET_SECRET",
+            "--allow-loopback",
+        ])
+        .await;
+    assert!(!run.success());
+    assert!(
+        run.stderr.contains("GOALS_E2E_UNSET_SECRET is not set"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        cli.json(&["connection", "list"]).await,
+        serde_json::json!([])
+    );
+}
+
+#[tokio::test]
+async fn list_commands_print_json_arrays_with_ids_and_names() {
+    let sim = Sim::start().await;
+    let cli = Cli::new();
+    assert!(cli.add_connection(&sim, "sim").await.success());
+
+    let apps = cli.json(&["apps", "--connection", "sim"]).await;
+    let apps = apps.as_array().expect("array of apps");
+    assert!(!apps.is_empty());
+    for app in apps {
+        assert!(app["id"].is_string() && app["name"].is_string(), "{app}");
+    }
+    let sales = dataset().app_by_name("Sales Hub").expect("seeded app");
+    let entities = cli
+        .json(&["entities", "--connection", "sim", "--app", &sales.name])
+        .await;
+    let logical: Vec<&str> = entities
+        .as_array()
+        .expect("array of entities")
+        .iter()
+        .map(|e| e["logical_name"].as_str().expect("logical_name"))
+        .collect();
+    assert!(logical.contains(&"opportunity"), "{logical:?}");
+    for entity in entities.as_array().into_iter().flatten() {
+        assert!(entity["display_name"].is_string());
+    }
+
+    let views = cli
+        .json(&[
+            "views",
+            "--connection",
+            "sim",
+            "--entity",
+            "opportunity",
+            "--search",
+            "open",
+        ])
+        .await;
+    let names: Vec<&str> = views
+        .as_array()
+        .expect("array of views")
+        .iter()
+        .map(|v| v["name"].as_str().expect("name"))
+        .collect();
+    assert!(names.contains(&"Open Opportunities"), "{names:?}");
+
+    let columns = cli
+        .json(&[
+            "columns",
+            "--connection",
+            "sim",
+            "--entity",
+            "opportunity",
+            "--view",
+            "Open Opportunities",
+        ])
+        .await;
+    let estimated = columns
+        .as_array()
+        .expect("array of columns")
+        .iter()
+        .find(|c| c["name"] == "estimatedvalue")
+        .expect("estimatedvalue column");
+    assert_eq!(estimated["type"], "money");
+    assert!(
+        estimated["aggregations"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|x| x == "sum"))
+    );
+}
+
+#[tokio::test]
+async fn measure_prints_value_records_and_requests() {
+    let sim = Sim::start().await;
+    let cli = Cli::new();
+    assert!(cli.add_connection(&sim, "sim").await.success());
+    let measured = cli
+        .json(&[
+            "measure",
+            "--connection",
+            "sim",
+            "--entity",
+            "opportunity",
+            "--view",
+            "Open Opportunities",
+            "--column",
+            "estimatedvalue",
+            "--aggregation",
+            "count",
+        ])
+        .await;
+    let open = dataset()
+        .rows("opportunity")
+        .iter()
+        .filter(|row| row.get("statecode") == Some(&serde_json::json!(0)))
+        .count();
+    assert_eq!(measured["value"], serde_json::json!(open as f64));
+    assert_eq!(measured["records"], serde_json::json!(open));
+    assert!(measured["requests"].as_u64().is_some_and(|n| n >= 1));
+    assert!(
+        measured["query"]
+            .as_str()
+            .is_some_and(|q| q.contains("aggregate"))
+    );
+
+    let text = cli
+        .run(&[
+            "measure",
+            "--connection",
+            "sim",
+            "--entity",
+            "opportunity",
+            "--view",
+            "Open Opportunities",
+            "--column",
+            "estimatedvalue",
+            "--aggregation",
+            "count",
+        ])
+        .await;
+    assert!(text.success());
+    for label in ["value", "records", "requests"] {
+        assert!(text.stdout.contains(label), "{}", text.stdout);
+    }
+}
+
+#[tokio::test]
+async fn errors_have_a_kind_and_a_message_in_json() {
+    let sim = Sim::start().await;
+    let cli = Cli::new();
+    assert!(cli.add_connection(&sim, "sim").await.success());
+
+    let unknown_view = cli
+        .run(&[
+            "columns",
+            "--connection",
+            "sim",
+            "--entity",
+            "opportunity",
+            "--view",
+            "No Such View",
+            "--json",
+        ])
+        .await;
+    assert!(!unknown_view.success());
+    assert_eq!(unknown_view.json()["error"]["kind"], "not-found");
+
+    let gone_view = cli
+        .run(&[
+            "columns",
+            "--connection",
+            "sim",
+            "--entity",
+            "opportunity",
+            "--view",
+            "00000000-0000-0000-0000-000000000bad",
+            "--json",
+        ])
+        .await;
+    assert!(!gone_view.success());
+    assert_eq!(gone_view.json()["error"]["kind"], "not-found");
+}
+
+#[tokio::test]
+async fn a_wrong_client_secret_is_unauthorized_with_the_aadsts_code() {
+    let sim = Sim::start().await;
+    let cli = Cli::new();
+    let url = sim.url();
+    let added = cli
+        .run_with_env(
+            &[
+                "connection",
+                "add",
+                "--name",
+                "wrong",
+                "--url",
+                &url,
+                "--authority",
+                &url,
+                "--tenant",
+                &sim.config.tenant,
+                "--client-id",
+                &sim.config.client_id,
+                "--client-secret-env",
+                "WRONG_SECRET",
+                "--allow-loopback",
+            ],
+            &[("WRONG_SECRET", "not-the-secret")],
+        )
+        .await;
+    assert!(added.success(), "{}", added.stderr);
+    let run = cli.run(&["apps", "--connection", "wrong", "--json"]).await;
+    assert!(!run.success());
+    let error = &run.json()["error"];
+    assert_eq!(error["kind"], "unauthorized");
+    let message = error["message"].as_str().unwrap_or_default();
+    assert!(message.contains("AADSTS7000215"), "{message}");
+    assert!(message.contains("client secret"), "{message}");
+    assert!(!run.stdout.contains("not-the-secret") && !run.stderr.contains("not-the-secret"));
+}
+
+#[tokio::test]
+async fn loopback_is_refused_without_the_opt_in() {
+    let sim = Sim::start().await;
+    let cli = Cli::new();
+    // Plain http to loopback is refused when the connection is added...
+    let url = sim.url();
+    let refused = cli
+        .run_with_env(
+            &[
+                "connection",
+                "add",
+                "--name",
+                "local",
+                "--url",
+                &url,
+                "--tenant",
+                "t",
+                "--client-id",
+                "c",
+                "--client-secret-env",
+                "S",
+            ],
+            &[("S", "x")],
+        )
+        .await;
+    assert!(!refused.success());
+    assert!(
+        refused.stderr.contains("--allow-loopback"),
+        "{}",
+        refused.stderr
+    );
+
+    // ...and an https URL that resolves to loopback is refused by the host at
+    // request time, before any byte leaves: the simulator sees nothing.
+    let port = url.rsplit(':').next().expect("port");
+    let https_loopback = format!("https://localhost:{port}");
+    let added = cli
+        .run_with_env(
+            &[
+                "connection",
+                "add",
+                "--name",
+                "sneaky",
+                "--url",
+                &https_loopback,
+                "--authority",
+                &https_loopback,
+                "--tenant",
+                "t",
+                "--client-id",
+                "c",
+                "--client-secret-env",
+                "S",
+            ],
+            &[("S", "x")],
+        )
+        .await;
+    assert!(added.success(), "{}", added.stderr);
+    sim.server.clear_requests();
+    let run = cli.run(&["apps", "--connection", "sneaky", "--json"]).await;
+    assert!(!run.success());
+    let error = &run.json()["error"];
+    assert_eq!(error["kind"], "invalid", "{error}");
+    let refusals = error["host_refusals"].to_string();
+    assert!(refusals.contains("loopback"), "{refusals}");
+    assert!(
+        sim.server.requests().is_empty(),
+        "no request may reach the simulator"
+    );
+}
+
+#[tokio::test]
+async fn the_demo_walks_the_flow_and_measures_a_value() {
+    let cli = Cli::new();
+    let run = cli.run(&["demo", "--json"]).await;
+    assert!(run.success(), "{}\n{}", run.stdout, run.stderr);
+    let report = run.json();
+    let steps = report["steps"].as_array().expect("steps");
+    let names: Vec<&str> = steps.iter().filter_map(|s| s["step"].as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "connection",
+            "app",
+            "entity",
+            "view",
+            "column",
+            "aggregation",
+            "value"
+        ]
+    );
+    let value = &steps[6]["result"];
+    let expected: f64 = dataset()
+        .rows("opportunity")
+        .iter()
+        .filter(|row| row.get("statecode") == Some(&serde_json::json!(0)))
+        .filter_map(|row| row.get("estimatedvalue_base").and_then(|v| v.as_f64()))
+        .sum();
+    let measured = value["value"].as_f64().expect("a number");
+    assert!(
+        (measured - expected).abs() < 0.01,
+        "demo measured {measured}, data says {expected}"
+    );
+}
