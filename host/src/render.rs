@@ -296,19 +296,15 @@ pub fn measurement(m: &Measurement) -> Report {
         Some(MetricValue::DateTime(_)) => "date-time",
         None => "none",
     };
-    let currency = m
-        .currency
-        .as_deref()
-        .map(|c| format!(" {c}"))
-        .unwrap_or_default();
     Report {
         text: format!(
-            "value      {}{currency}\nrecords    {}\nrequests   {}\nreceived   {} bytes\nquery      {}",
+            "value      {}\ncurrency   {}\nrecords    {}\nrequests   {}\nreceived   {} bytes\nquery      {}",
             value_text(&m.value),
+            m.currency.as_deref().unwrap_or("-"),
             m.records,
             m.requests,
             m.bytes_received,
-            m.query
+            m.query.replace('\n', "\n           ")
         ),
         json: json!({
             "value": value,

@@ -1,6 +1,7 @@
 //! A signed-in conversation with one Dataverse environment, counting what it costs.
 
 use crate::auth;
+use crate::batch;
 use crate::errors;
 use crate::platform::{HttpRequest, HttpResponse, Level, Platform};
 use crate::types::{Connection, Error};
@@ -31,7 +32,8 @@ impl<'a> Session<'a> {
         }
     }
 
-    pub fn platform(&self) -> &dyn Platform {
+    /// The platform, borrowed for as long as the session's own borrow of it.
+    pub fn platform(&self) -> &'a dyn Platform {
         self.platform
     }
 
@@ -58,23 +60,73 @@ impl<'a> Session<'a> {
     }
 
     /// GETs `path_and_query` under the Web API root; any non-success status becomes
-    /// an error. A 401 on a cached token gets one fresh token and one retry.
+    /// an error.
     pub fn get(&mut self, path_and_query: &str, subject: &str) -> Result<HttpResponse, Error> {
         let url = format!(
             "{}{API_PATH}{path_and_query}",
             auth::environment_url(self.conn)
         );
-        let mut retried = false;
-        loop {
-            let token = self.token()?;
-            let request = HttpRequest::get(url.clone())
+        self.signed_in(subject, |token| {
+            HttpRequest::get(url.clone())
                 .header("accept", "application/json")
                 .header("odata-maxversion", "4.0")
                 .header("odata-version", "4.0")
                 .header("if-none-match", "null")
                 .header("prefer", PREFER_ANNOTATIONS)
-                .header("authorization", format!("Bearer {token}"));
-            let response = self.send(&request)?;
+                .header("authorization", format!("Bearer {token}"))
+        })
+    }
+
+    /// GETs every `path_and_query` in one `$batch` request and returns each answer,
+    /// in order, whatever its status: the caller decides what a failed part means.
+    pub fn batch(&mut self, paths: &[String], subject: &str) -> Result<Vec<HttpResponse>, Error> {
+        if paths.len() > batch::MAX_PARTS {
+            return Err(Error::Limit(format!(
+                "{} queries are more than the {} a Dataverse batch allows",
+                paths.len(),
+                batch::MAX_PARTS
+            )));
+        }
+        let url = format!("{}{API_PATH}$batch", auth::environment_url(self.conn));
+        let boundary = format!("batch_goals_{}", self.requests);
+        let absolute: Vec<String> = paths.iter().map(|p| format!("{API_PATH}{p}")).collect();
+        // Batched reads are aggregates and probes: formatted values would only add
+        // bytes to every sync.
+        let body = batch::request_body(&boundary, &absolute, None);
+        let content_type = format!("multipart/mixed; boundary=\"{boundary}\"");
+        let response = self.signed_in(subject, |token| {
+            HttpRequest::post(url.clone(), &content_type, body.clone())
+                .header("accept", "application/json")
+                .header("odata-maxversion", "4.0")
+                .header("odata-version", "4.0")
+                .header("if-none-match", "null")
+                // Every part's answer is wanted, failed or not.
+                .header("prefer", "odata.continue-on-error")
+                .header("authorization", format!("Bearer {token}"))
+        })?;
+        let content_type = response.header("content-type").unwrap_or_default();
+        let parts = batch::parse_response(content_type, &response.body)
+            .map_err(|e| errors::unexpected_body("batch answer", &e.to_string()))?;
+        if parts.len() != paths.len() {
+            return Err(errors::unexpected_body(
+                "batch answer",
+                &format!("{} answers to {} queries", parts.len(), paths.len()),
+            ));
+        }
+        Ok(parts)
+    }
+
+    /// Sends the request `build` makes with a token; a 401 on a cached token gets
+    /// one fresh token and one retry, never a loop.
+    fn signed_in(
+        &mut self,
+        subject: &str,
+        build: impl Fn(&str) -> HttpRequest,
+    ) -> Result<HttpResponse, Error> {
+        let mut retried = false;
+        loop {
+            let token = self.token()?;
+            let response = self.send(&build(&token))?;
             if (200..300).contains(&response.status) {
                 return Ok(response);
             }

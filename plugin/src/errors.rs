@@ -35,6 +35,21 @@ struct IdentityErrorBody {
     error_description: String,
 }
 
+/// Dataverse's error code when a query names a column the table does not have.
+const NO_ATTRIBUTE_CODE: &str = "0x80041103";
+
+fn error_code(response: &HttpResponse) -> String {
+    serde_json::from_slice::<ODataErrorBody>(&response.body)
+        .map(|body| body.error.code.to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+/// Whether the response is Dataverse refusing an aggregate over more than 50,000
+/// rows.
+pub fn is_aggregate_limit(response: &HttpResponse) -> bool {
+    response.status == 400 && AGGREGATE_LIMIT_CODES.contains(&error_code(response).as_str())
+}
+
 /// Maps a non-success Dataverse response. `subject` names what was asked for, e.g.
 /// "view 3f2a…", and appears in not-found messages.
 pub fn from_dataverse(response: &HttpResponse, subject: &str) -> Error {
@@ -53,6 +68,10 @@ pub fn from_dataverse(response: &HttpResponse, subject: &str) -> Error {
              server (0x8004E023); narrow the view with a filter or choose a smaller view"
                 .to_string(),
         ),
+        400 if code == NO_ATTRIBUTE_CODE => Error::NotFound(format!(
+            "a column the metric reads no longer exists in Dataverse ({detail}); choose the \
+             column again"
+        )),
         400 => Error::Invalid(format!("Dataverse rejected the query: {detail}")),
         401 => Error::Unauthorized(format!(
             "Dataverse refused the access token (401: {detail}); check that the app \

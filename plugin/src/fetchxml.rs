@@ -1,13 +1,12 @@
-//! A view's FetchXML, and its rewrite into an aggregate query that Dataverse
-//! computes on the server.
+//! A view's FetchXML, and the queries a metric derives from it: aggregates that
+//! Dataverse computes on the server, the probes that plan them, and page reads.
+//!
+//! Every derived query keeps the view's filters and the joins that decide which
+//! rows it shows, so it covers exactly the view's rows.
 
-use crate::types::Aggregation;
+use crate::split::{Part, SPLIT_ATTRIBUTE};
 use crate::xml::{Element, Node, XmlError};
-
-/// Alias of the aggregated value in the rewritten query's result row.
-pub const VALUE_ALIAS: &str = "metric_value";
-/// Alias of the row count in the rewritten query's result row.
-pub const ROWS_ALIAS: &str = "metric_rows";
+use std::collections::HashSet;
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum FetchXmlError {
@@ -21,13 +20,7 @@ pub enum FetchXmlError {
     UnknownAlias(String),
 }
 
-/// The parsed query of a view.
-#[derive(Debug, Clone)]
-pub struct ViewQuery {
-    fetch: Element,
-}
-
-/// Which column an aggregate reads: an attribute of the view's entity, or of the
+/// Which column a metric reads: an attribute of the view's entity, or of the
 /// joined table with the given alias.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ColumnRef {
@@ -49,6 +42,28 @@ impl ColumnRef {
             },
         }
     }
+
+    /// The same column under another attribute name (e.g. its `_base` twin).
+    pub fn with_attribute(&self, attribute: &str) -> ColumnRef {
+        ColumnRef {
+            alias: self.alias.clone(),
+            attribute: attribute.to_string(),
+        }
+    }
+}
+
+/// A join of the view: the joined table and the attribute it is joined on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Join {
+    pub alias: Option<String>,
+    pub entity: String,
+    pub from: String,
+}
+
+/// The parsed query of a view.
+#[derive(Debug, Clone)]
+pub struct ViewQuery {
+    fetch: Element,
 }
 
 impl ViewQuery {
@@ -87,16 +102,33 @@ impl ViewQuery {
             .and_then(|e| e.attr("name"))
     }
 
-    /// Rewrites the view into a query returning one row with the aggregate under
-    /// [`VALUE_ALIAS`] and the number of rows under [`ROWS_ALIAS`]. Filters and joins
-    /// are kept, so the aggregate covers exactly the rows the view shows; selected
-    /// columns, sorting and paging are dropped.
-    pub fn aggregate(
+    /// Every join of the view, at any depth.
+    pub fn joins(&self) -> Vec<Join> {
+        self.entity()
+            .descendants()
+            .into_iter()
+            .filter(|e| e.name == "link-entity")
+            .filter_map(|e| {
+                Some(Join {
+                    alias: e.attr("alias").map(str::to_string),
+                    entity: e.attr("name")?.to_string(),
+                    from: e.attr("from")?.to_string(),
+                })
+            })
+            .collect()
+    }
+
+    /// The view reduced to the rows it shows: no selected columns, sorting or
+    /// paging. Joins that only filter and could repeat a row (one-to-many) become
+    /// `exists` semi-joins, and outer one-to-many joins nobody reads are dropped, so
+    /// every row of the view is counted once. Joins whose columns the view shows
+    /// (`shown` aliases) stay as they are: then each joined row is a row of the view.
+    /// `to_one(join)` tells whether a join matches at most one row.
+    pub fn metric_query(
         &self,
-        column: &ColumnRef,
-        aggregation: Aggregation,
-        primary_id: &str,
-    ) -> Result<String, FetchXmlError> {
+        shown: &[&str],
+        to_one: &dyn Fn(&Join) -> bool,
+    ) -> Result<MetricQuery, FetchXmlError> {
         if matches!(self.fetch.attr("aggregate"), Some("true" | "1")) {
             return Err(FetchXmlError::AlreadyAggregate);
         }
@@ -109,52 +141,257 @@ impl ViewQuery {
             "distinct",
             "returntotalrecordcount",
             "aggregatelimit",
+            "aggregate",
         ] {
             fetch.remove_attr(paging);
         }
-        fetch.set_attr("aggregate", "true");
-
-        let entity = fetch
-            .elements_mut()
-            .find(|e| e.name == "entity")
+        // Conditions may name a join (`entityname`): such joins must stay.
+        let mut needed: HashSet<String> = shown.iter().map(|s| s.to_string()).collect();
+        needed.extend(
+            fetch
+                .descendants()
+                .into_iter()
+                .filter(|e| e.name == "condition")
+                .filter_map(|e| e.attr("entityname").map(str::to_string)),
+        );
+        let position = fetch
+            .children
+            .iter()
+            .position(|n| matches!(n, Node::Element(e) if e.name == "entity"))
             .ok_or(FetchXmlError::NotAFetch)?;
-        strip_projection(entity);
-
-        let rows = Element::new("attribute")
-            .with_attr("name", primary_id)
-            .with_attr("alias", ROWS_ALIAS)
-            .with_attr("aggregate", "count");
-        if aggregation == Aggregation::Count {
-            entity
-                .children
-                .push(Node::Element(rows.clone().with_attr("alias", VALUE_ALIAS)));
-        } else {
-            let (function, distinct) = match aggregation {
-                Aggregation::CountValues => ("countcolumn", false),
-                Aggregation::CountDistinct => ("countcolumn", true),
-                Aggregation::Sum => ("sum", false),
-                Aggregation::Average => ("avg", false),
-                Aggregation::Min => ("min", false),
-                Aggregation::Max => ("max", false),
-                Aggregation::Count => ("count", false),
-            };
-            let mut value = Element::new("attribute")
-                .with_attr("name", &column.attribute)
-                .with_attr("alias", VALUE_ALIAS)
-                .with_attr("aggregate", function);
-            if distinct {
-                value.set_attr("distinct", "true");
-            }
-            entity.children.push(Node::Element(rows));
-            let owner = match &column.alias {
-                None => entity,
-                Some(alias) => find_link_entity(entity, alias)
-                    .ok_or_else(|| FetchXmlError::UnknownAlias(alias.clone()))?,
-            };
-            owner.children.push(Node::Element(value));
-        }
-        Ok(fetch.to_xml())
+        let Node::Element(mut entity) = fetch.children.remove(position) else {
+            return Err(FetchXmlError::NotAFetch);
+        };
+        fetch.children.clear();
+        strip_projection(&mut entity);
+        normalize_joins(&mut entity, &needed, to_one);
+        Ok(MetricQuery { fetch, entity })
     }
+}
+
+/// An aggregate function of FetchXML.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Function {
+    /// Rows.
+    Count,
+    /// Non-empty values.
+    CountColumn,
+    /// Distinct non-empty values.
+    CountDistinct,
+    Sum,
+    Min,
+    Max,
+}
+
+impl Function {
+    /// The alias its result comes back under.
+    pub fn alias(self) -> &'static str {
+        match self {
+            Function::Count => "metric_rows",
+            Function::CountColumn => "metric_values",
+            Function::CountDistinct => "metric_distinct",
+            Function::Sum => "metric_sum",
+            Function::Min => "metric_min",
+            Function::Max => "metric_max",
+        }
+    }
+}
+
+/// A view reduced to its rows (see [`ViewQuery::metric_query`]), from which the
+/// metric's queries are built.
+#[derive(Debug, Clone)]
+pub struct MetricQuery {
+    /// The `<fetch>` element without children.
+    fetch: Element,
+    /// Its one `<entity>`.
+    entity: Element,
+}
+
+impl MetricQuery {
+    /// Copies to build a query from.
+    fn parts(&self) -> (Element, Element) {
+        (self.fetch.clone(), self.entity.clone())
+    }
+
+    fn assemble(mut fetch: Element, entity: Element) -> String {
+        fetch.children = vec![Node::Element(entity)];
+        fetch.to_xml()
+    }
+
+    /// The element that owns `column`: the entity or the join with its alias.
+    fn owner<'a>(
+        entity: &'a mut Element,
+        column: &ColumnRef,
+    ) -> Result<&'a mut Element, FetchXmlError> {
+        match &column.alias {
+            None => Ok(entity),
+            Some(alias) => find_link_entity(entity, alias)
+                .ok_or_else(|| FetchXmlError::UnknownAlias(alias.clone())),
+        }
+    }
+
+    /// One aggregate query over the rows of `part` (all rows without one):
+    /// `functions` of `column`, and `count` of `primary_id` for the rows.
+    pub fn aggregate(
+        &self,
+        column: &ColumnRef,
+        functions: &[Function],
+        primary_id: &str,
+        part: Option<&Part>,
+    ) -> Result<String, FetchXmlError> {
+        let (mut fetch, mut entity) = self.parts();
+        fetch.set_attr("aggregate", "true");
+        if let Some(part) = part {
+            restrict(&mut entity, part);
+        }
+        for function in functions {
+            let (name, aggregate, distinct) = match function {
+                Function::Count => (primary_id, "count", false),
+                Function::CountColumn => (column.attribute.as_str(), "countcolumn", false),
+                Function::CountDistinct => (column.attribute.as_str(), "countcolumn", true),
+                Function::Sum => (column.attribute.as_str(), "sum", false),
+                Function::Min => (column.attribute.as_str(), "min", false),
+                Function::Max => (column.attribute.as_str(), "max", false),
+            };
+            let mut attribute = Element::new("attribute")
+                .with_attr("name", name)
+                .with_attr("alias", function.alias())
+                .with_attr("aggregate", aggregate);
+            if distinct {
+                attribute.set_attr("distinct", "true");
+            }
+            let owner = if *function == Function::Count {
+                &mut entity
+            } else {
+                Self::owner(&mut entity, column)?
+            };
+            owner.children.push(Node::Element(attribute));
+        }
+        Ok(Self::assemble(fetch, entity))
+    }
+
+    /// The view's first row by `createdon` (last with `descending`), among rows
+    /// that have one: the bounds of a split plan.
+    pub fn first_created(&self, descending: bool) -> String {
+        let (mut fetch, mut entity) = self.parts();
+        fetch.set_attr("top", "1");
+        entity.children.push(Node::Element(
+            Element::new("attribute").with_attr("name", SPLIT_ATTRIBUTE),
+        ));
+        entity.children.push(Node::Element(
+            Element::new("order")
+                .with_attr("attribute", SPLIT_ATTRIBUTE)
+                .with_attr("descending", if descending { "true" } else { "false" }),
+        ));
+        wrap_filters(
+            &mut entity,
+            vec![condition(SPLIT_ATTRIBUTE, "not-null", None)],
+        );
+        Self::assemble(fetch, entity)
+    }
+
+    /// Up to two distinct values of `attribute` of the column's owner among the
+    /// view's rows: enough to tell whether they all share one.
+    pub fn distinct_values(
+        &self,
+        column: &ColumnRef,
+        attribute: &str,
+    ) -> Result<String, FetchXmlError> {
+        let (mut fetch, mut entity) = self.parts();
+        fetch.set_attr("distinct", "true");
+        fetch.set_attr("top", "2");
+        let owner = Self::owner(&mut entity, column)?;
+        owner.children.push(Node::Element(
+            Element::new("attribute").with_attr("name", attribute),
+        ));
+        wrap_filters(owner, vec![condition(attribute, "not-null", None)]);
+        Ok(Self::assemble(fetch, entity))
+    }
+
+    /// One page of the view's rows with only `column` (and the primary key),
+    /// ordered by the primary key so that paging cookies apply.
+    pub fn page(
+        &self,
+        column: &ColumnRef,
+        primary_id: &str,
+        page: u32,
+        page_size: u32,
+        cookie: Option<&str>,
+    ) -> Result<String, FetchXmlError> {
+        let (mut fetch, mut entity) = self.parts();
+        fetch.set_attr("count", &page_size.to_string());
+        fetch.set_attr("page", &page.to_string());
+        if let Some(cookie) = cookie {
+            fetch.set_attr("paging-cookie", cookie);
+        }
+        entity.children.push(Node::Element(
+            Element::new("attribute").with_attr("name", primary_id),
+        ));
+        entity.children.push(Node::Element(
+            Element::new("order").with_attr("attribute", primary_id),
+        ));
+        let owner = Self::owner(&mut entity, column)?;
+        owner.children.push(Node::Element(
+            Element::new("attribute").with_attr("name", &column.attribute),
+        ));
+        Ok(Self::assemble(fetch, entity))
+    }
+}
+
+fn condition(attribute: &str, operator: &str, value: Option<&str>) -> Node {
+    let mut element = Element::new("condition")
+        .with_attr("attribute", attribute)
+        .with_attr("operator", operator);
+    if let Some(value) = value {
+        element.set_attr("value", value);
+    }
+    Node::Element(element)
+}
+
+/// Restricts an entity to the rows of `part`.
+fn restrict(entity: &mut Element, part: &Part) {
+    let conditions = match (&part.from, &part.to) {
+        (None, None) => Vec::new(),
+        // The first part also holds the rows without a date.
+        (None, Some(to)) => {
+            let mut either = Element::new("filter").with_attr("type", "or");
+            either
+                .children
+                .push(condition(SPLIT_ATTRIBUTE, "lt", Some(to)));
+            either
+                .children
+                .push(condition(SPLIT_ATTRIBUTE, "null", None));
+            vec![Node::Element(either)]
+        }
+        (Some(from), to) => std::iter::once(condition(SPLIT_ATTRIBUTE, "ge", Some(from)))
+            .chain(
+                to.iter()
+                    .map(|to| condition(SPLIT_ATTRIBUTE, "lt", Some(to))),
+            )
+            .collect(),
+    };
+    wrap_filters(entity, conditions);
+}
+
+/// ANDs `conditions` with the element's own filters: its filters move into a new
+/// `and` filter beside the conditions, whatever their own type.
+fn wrap_filters(element: &mut Element, conditions: Vec<Node>) {
+    if conditions.is_empty() {
+        return;
+    }
+    let mut combined = Element::new("filter").with_attr("type", "and");
+    let mut kept = Vec::with_capacity(element.children.len());
+    for node in std::mem::take(&mut element.children) {
+        match node {
+            Node::Element(child) if child.name == "filter" => {
+                combined.children.push(Node::Element(child))
+            }
+            other => kept.push(other),
+        }
+    }
+    combined.children.extend(conditions);
+    kept.push(Node::Element(combined));
+    element.children = kept;
 }
 
 /// Removes selected columns and sorting from an entity and every join below it;
@@ -170,6 +407,46 @@ fn strip_projection(element: &mut Element) {
     for child in element.elements_mut().filter(|e| e.name == "link-entity") {
         strip_projection(child);
     }
+}
+
+/// Whether the join or a join below it has an alias in `needed`.
+fn is_needed(link: &Element, needed: &HashSet<String>) -> bool {
+    link.attr("alias").is_some_and(|a| needed.contains(a))
+        || link
+            .descendants()
+            .into_iter()
+            .filter(|e| e.name == "link-entity")
+            .any(|e| e.attr("alias").is_some_and(|a| needed.contains(a)))
+}
+
+fn normalize_joins(
+    element: &mut Element,
+    needed: &HashSet<String>,
+    to_one: &dyn Fn(&Join) -> bool,
+) {
+    element.children.retain_mut(|node| {
+        let Node::Element(link) = node else {
+            return true;
+        };
+        if link.name != "link-entity" {
+            return true;
+        }
+        let join = Join {
+            alias: link.attr("alias").map(str::to_string),
+            entity: link.attr("name").unwrap_or_default().to_string(),
+            from: link.attr("from").unwrap_or_default().to_string(),
+        };
+        if !is_needed(link, needed) && !to_one(&join) {
+            match link.attr("link-type").unwrap_or("inner") {
+                // An outer join never removes a row; unread, it can only repeat rows.
+                "outer" => return false,
+                "inner" => link.set_attr("link-type", "exists"),
+                _ => {}
+            }
+        }
+        normalize_joins(link, needed, to_one);
+        true
+    });
 }
 
 fn find_link_entity<'a>(element: &'a mut Element, alias: &str) -> Option<&'a mut Element> {
@@ -193,7 +470,7 @@ mod tests {
     const VIEW: &str = r#"<fetch version='1.0' output-format='xml-platform' mapping='logical' distinct='false' count='50' page='2'>
         <entity name='opportunity'>
         <order attribute='estimatedvalue' descending='false' />
-        <filter type='and'>
+        <filter type='or'>
             <condition attribute='statecode' operator='eq' value='0' />
             <condition attribute='statuscode' operator='in'><value>1</value><value>2</value></condition>
         </filter>
@@ -204,16 +481,33 @@ mod tests {
             <order attribute='fullname' />
             <filter><condition attribute='statecode' operator='eq' value='0'/></filter>
         </link-entity>
+        <link-entity alias='tasks' name='task' from='regardingobjectid' to='opportunityid'>
+            <filter><condition attribute='statecode' operator='eq' value='0'/></filter>
+        </link-entity>
+        <link-entity alias='notes' name='annotation' from='objectid' to='opportunityid' link-type='outer'/>
         <attribute name='opportunityid' />
         </entity>
       </fetch>"#;
 
-    fn rewrite(column: &str, aggregation: Aggregation) -> Element {
-        let query = ViewQuery::parse(VIEW).unwrap();
-        let xml = query
-            .aggregate(&ColumnRef::from_cell(column), aggregation, "opportunityid")
-            .unwrap();
-        Element::parse(&xml).unwrap()
+    fn to_one(join: &Join) -> bool {
+        join.from == format!("{}id", join.entity)
+    }
+
+    fn metric_query(shown: &[&str]) -> MetricQuery {
+        ViewQuery::parse(VIEW)
+            .unwrap()
+            .metric_query(shown, &to_one)
+            .unwrap()
+    }
+
+    fn parse(xml: &str) -> Element {
+        Element::parse(xml).unwrap()
+    }
+
+    fn find<'a>(root: &'a Element, name: &str, alias: &str) -> Option<&'a Element> {
+        root.descendants()
+            .into_iter()
+            .find(|e| e.name == name && e.attr("alias") == Some(alias))
     }
 
     fn aggregates(root: &Element) -> Vec<(String, String, String)> {
@@ -231,8 +525,16 @@ mod tests {
     }
 
     #[test]
-    fn sum_keeps_filters_and_joins_and_drops_projection() {
-        let root = rewrite("estimatedvalue", Aggregation::Sum);
+    fn aggregates_keep_filters_and_drop_projection_and_paging() {
+        let xml = metric_query(&[])
+            .aggregate(
+                &ColumnRef::from_cell("estimatedvalue_base"),
+                &[Function::Sum, Function::CountColumn, Function::Count],
+                "opportunityid",
+                None,
+            )
+            .unwrap();
+        let root = parse(&xml);
         assert_eq!(root.attr("aggregate"), Some("true"));
         for gone in ["count", "page", "distinct"] {
             assert_eq!(root.attr(gone), None, "{gone} must be removed");
@@ -240,7 +542,6 @@ mod tests {
         assert_eq!(root.attr("mapping"), Some("logical"));
         let names: Vec<_> = root.descendants().iter().map(|e| e.name.clone()).collect();
         assert!(!names.contains(&"order".to_string()));
-        assert_eq!(names.iter().filter(|n| *n == "condition").count(), 3);
         let values: Vec<_> = root
             .descendants()
             .into_iter()
@@ -248,51 +549,228 @@ mod tests {
             .map(|e| e.text())
             .collect();
         assert_eq!(values, ["1", "2"]);
-        assert!(names.contains(&"link-entity".to_string()));
         assert_eq!(
             aggregates(&root),
             [
-                ("opportunityid".into(), ROWS_ALIAS.into(), "count".into()),
-                ("estimatedvalue".into(), VALUE_ALIAS.into(), "sum".into()),
+                (
+                    "estimatedvalue_base".into(),
+                    "metric_sum".into(),
+                    "sum".into()
+                ),
+                (
+                    "estimatedvalue_base".into(),
+                    "metric_values".into(),
+                    "countcolumn".into()
+                ),
+                ("opportunityid".into(), "metric_rows".into(), "count".into()),
             ]
         );
     }
 
     #[test]
-    fn count_counts_primary_keys_once() {
-        let root = rewrite("name", Aggregation::Count);
+    fn joins_that_could_repeat_rows_become_semi_joins_or_go() {
+        let root = parse(
+            &metric_query(&[])
+                .aggregate(
+                    &ColumnRef::from_cell("name"),
+                    &[Function::Count],
+                    "opportunityid",
+                    None,
+                )
+                .unwrap(),
+        );
+        // Many-to-one: kept as it is.
         assert_eq!(
-            aggregates(&root),
-            [("opportunityid".into(), VALUE_ALIAS.into(), "count".into())]
+            find(&root, "link-entity", "cust")
+                .unwrap()
+                .attr("link-type"),
+            Some("outer")
+        );
+        // One-to-many inner filter: an exists semi-join, its filter kept.
+        let tasks = find(&root, "link-entity", "tasks").unwrap();
+        assert_eq!(tasks.attr("link-type"), Some("exists"));
+        assert_eq!(tasks.descendants().len(), 2);
+        // One-to-many outer join nobody reads: gone.
+        assert!(find(&root, "link-entity", "notes").is_none());
+    }
+
+    #[test]
+    fn joins_whose_columns_are_shown_stay_joins() {
+        let root = parse(
+            &metric_query(&["tasks"])
+                .aggregate(
+                    &ColumnRef::from_cell("name"),
+                    &[Function::Count],
+                    "opportunityid",
+                    None,
+                )
+                .unwrap(),
+        );
+        assert_eq!(
+            find(&root, "link-entity", "tasks")
+                .unwrap()
+                .attr("link-type"),
+            None
         );
     }
 
     #[test]
-    fn linked_column_is_aggregated_inside_its_join() {
-        let root = rewrite("cust.emailaddress1", Aggregation::CountDistinct);
-        let link = root
-            .descendants()
-            .into_iter()
-            .find(|e| e.name == "link-entity")
+    fn joins_named_by_conditions_stay() {
+        let view = "<fetch><entity name='account'><filter><condition entityname='c' attribute='contactid' operator='null'/></filter>\
+            <link-entity name='contact' from='parentcustomerid' to='accountid' link-type='outer' alias='c'/></entity></fetch>";
+        let query = ViewQuery::parse(view)
+            .unwrap()
+            .metric_query(&[], &to_one)
             .unwrap();
+        let root = parse(
+            &query
+                .aggregate(
+                    &ColumnRef::from_cell("name"),
+                    &[Function::Count],
+                    "accountid",
+                    None,
+                )
+                .unwrap(),
+        );
+        assert!(
+            find(&root, "link-entity", "c").is_some(),
+            "a 'has no contact' filter needs its join"
+        );
+    }
+
+    #[test]
+    fn linked_columns_are_aggregated_inside_their_join() {
+        let root = parse(
+            &metric_query(&[])
+                .aggregate(
+                    &ColumnRef::from_cell("cust.emailaddress1"),
+                    &[Function::CountDistinct, Function::Count],
+                    "opportunityid",
+                    None,
+                )
+                .unwrap(),
+        );
+        let link = find(&root, "link-entity", "cust").unwrap();
         let value = link.elements().find(|e| e.name == "attribute").unwrap();
         assert_eq!(value.attr("name"), Some("emailaddress1"));
         assert_eq!(value.attr("aggregate"), Some("countcolumn"));
         assert_eq!(value.attr("distinct"), Some("true"));
+        let unknown = metric_query(&[]).aggregate(
+            &ColumnRef::from_cell("nope.x"),
+            &[Function::Max],
+            "opportunityid",
+            None,
+        );
+        assert_eq!(unknown, Err(FetchXmlError::UnknownAlias("nope".into())));
     }
 
     #[test]
-    fn knows_joined_tables_by_alias() {
-        let query = ViewQuery::parse(VIEW).unwrap();
-        assert_eq!(query.entity_name(), "opportunity");
-        assert_eq!(query.linked_entity("cust"), Some("contact"));
-        assert_eq!(query.linked_entity("nope"), None);
-        let unknown = query.aggregate(
-            &ColumnRef::from_cell("nope.x"),
-            Aggregation::Max,
-            "opportunityid",
+    fn parts_and_the_views_filters_are_anded() {
+        let part = Part {
+            from: Some("2024-01-01T00:00:00Z".into()),
+            to: Some("2025-01-01T00:00:00Z".into()),
+        };
+        let root = parse(
+            &metric_query(&[])
+                .aggregate(
+                    &ColumnRef::from_cell("name"),
+                    &[Function::Count],
+                    "opportunityid",
+                    Some(&part),
+                )
+                .unwrap(),
         );
-        assert_eq!(unknown, Err(FetchXmlError::UnknownAlias("nope".into())));
+        let entity = root.elements().next().unwrap();
+        let filters: Vec<_> = entity.elements().filter(|e| e.name == "filter").collect();
+        assert_eq!(filters.len(), 1, "one top-level filter");
+        assert_eq!(filters[0].attr("type"), Some("and"));
+        let inner: Vec<_> = filters[0].elements().collect();
+        assert_eq!(
+            inner[0].attr("type"),
+            Some("or"),
+            "the view's own filter, intact"
+        );
+        assert_eq!(
+            (inner[1].attr("operator"), inner[1].attr("value")),
+            (Some("ge"), Some("2024-01-01T00:00:00Z"))
+        );
+        assert_eq!(
+            (inner[2].attr("operator"), inner[2].attr("value")),
+            (Some("lt"), Some("2025-01-01T00:00:00Z"))
+        );
+
+        let first = Part {
+            from: None,
+            to: Some("2024-01-01T00:00:00Z".into()),
+        };
+        let first = parse(
+            &metric_query(&[])
+                .aggregate(
+                    &ColumnRef::from_cell("name"),
+                    &[Function::Count],
+                    "opportunityid",
+                    Some(&first),
+                )
+                .unwrap(),
+        );
+        let either = first
+            .descendants()
+            .into_iter()
+            .find(|e| {
+                e.name == "filter"
+                    && e.attr("type") == Some("or")
+                    && e.elements().any(|c| c.attr("operator") == Some("null"))
+            })
+            .expect("the first part holds undated rows too");
+        assert!(either.elements().any(|c| c.attr("operator") == Some("lt")));
+    }
+
+    #[test]
+    fn probes_and_pages() {
+        let query = metric_query(&[]);
+        let first = parse(&query.first_created(true));
+        assert_eq!(first.attr("top"), Some("1"));
+        assert!(
+            first
+                .descendants()
+                .iter()
+                .any(|e| e.name == "order" && e.attr("descending") == Some("true"))
+        );
+
+        let currencies = parse(
+            &query
+                .distinct_values(&ColumnRef::from_cell("cust.x"), "transactioncurrencyid")
+                .unwrap(),
+        );
+        assert_eq!(
+            (currencies.attr("distinct"), currencies.attr("top")),
+            (Some("true"), Some("2"))
+        );
+        let cust = find(&currencies, "link-entity", "cust").unwrap();
+        assert!(
+            cust.elements()
+                .any(|e| e.name == "attribute" && e.attr("name") == Some("transactioncurrencyid"))
+        );
+
+        let page = parse(
+            &query
+                .page(
+                    &ColumnRef::from_cell("name"),
+                    "opportunityid",
+                    3,
+                    5000,
+                    Some("<cookie page=\"2\"/>"),
+                )
+                .unwrap(),
+        );
+        assert_eq!(page.attr("page"), Some("3"));
+        assert_eq!(page.attr("count"), Some("5000"));
+        assert_eq!(page.attr("paging-cookie"), Some("<cookie page=\"2\"/>"));
+        assert!(
+            page.descendants()
+                .iter()
+                .any(|e| e.name == "order" && e.attr("attribute") == Some("opportunityid"))
+        );
     }
 
     #[test]
@@ -304,8 +782,12 @@ mod tests {
         let aggregate =
             ViewQuery::parse("<fetch aggregate='true'><entity name='a'/></fetch>").unwrap();
         assert_eq!(
-            aggregate.aggregate(&ColumnRef::from_cell("x"), Aggregation::Sum, "aid"),
-            Err(FetchXmlError::AlreadyAggregate)
+            aggregate.metric_query(&[], &to_one).unwrap_err(),
+            FetchXmlError::AlreadyAggregate
         );
+        let query = ViewQuery::parse(VIEW).unwrap();
+        assert_eq!(query.entity_name(), "opportunity");
+        assert_eq!(query.linked_entity("cust"), Some("contact"));
+        assert_eq!(query.joins().len(), 3);
     }
 }

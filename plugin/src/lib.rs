@@ -9,10 +9,14 @@ pub mod bindings {
     wit_bindgen::generate!({
         path: "../wit",
         world: "integration",
+        additional_derives: [PartialEq],
     });
 }
 
+pub mod aggregate;
 pub mod auth;
+pub mod batch;
+pub mod cache;
 pub mod client;
 pub mod discovery;
 pub mod errors;
@@ -21,8 +25,10 @@ pub mod layout;
 pub mod metadata;
 pub mod metrics;
 pub mod odata;
+pub mod paging;
 pub mod platform;
 pub mod sitemap;
+pub mod split;
 pub mod xml;
 
 #[cfg(target_arch = "wasm32")]

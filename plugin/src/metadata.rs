@@ -1,9 +1,10 @@
 //! Reading Dataverse metadata: views, table definitions and column types.
 
+use crate::cache;
 use crate::client::Session;
 use crate::odata;
 use crate::types::{Aggregation, ColumnType, Error, ViewKind, ViewRef};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// A localized label as the metadata API returns it.
 #[derive(Deserialize, Default)]
@@ -195,11 +196,15 @@ pub fn attribute_definitions(
 }
 
 /// A view's definition: the query it runs and the columns it shows.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ViewDefinition {
     pub name: String,
     pub entity: String,
     pub fetch_xml: String,
     pub layout_xml: String,
+    /// When the view was last changed; a cached definition is only used while
+    /// Dataverse still reports this.
+    pub modified_on: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -212,14 +217,11 @@ struct ViewRecord {
     fetchxml: Option<String>,
     #[serde(default)]
     layoutxml: Option<String>,
+    #[serde(default)]
+    modifiedon: Option<String>,
 }
 
-pub fn view_definition(
-    session: &mut Session,
-    entity: &str,
-    view: &ViewRef,
-) -> Result<ViewDefinition, Error> {
-    require_logical_name(entity, "entity")?;
+fn view_path(view: &ViewRef, select: &str) -> Result<String, Error> {
     if !odata::is_guid(&view.id) {
         return Err(Error::Invalid(format!(
             "view id '{}' is not a GUID; pick the view from the list of views",
@@ -230,11 +232,44 @@ pub fn view_definition(
         ViewKind::System => "savedqueries",
         ViewKind::Personal => "userqueries",
     };
-    let path = format!(
+    Ok(format!(
         "{set}({})?{}",
         view.id,
-        odata::query(&[("$select", "name,returnedtypecode,fetchxml,layoutxml")])
-    );
+        odata::query(&[("$select", select)])
+    ))
+}
+
+/// The cheap read that tells whether a view still exists and since when it is
+/// unchanged.
+pub fn view_check_path(view: &ViewRef) -> Result<String, Error> {
+    view_path(view, "modifiedon")
+}
+
+/// `modifiedon` from the answer to [`view_check_path`].
+pub fn modified_on(body: &[u8]) -> Option<String> {
+    serde_json::from_slice::<ViewRecord>(body).ok()?.modifiedon
+}
+
+fn view_key(view: &ViewRef) -> String {
+    let kind = match view.kind {
+        ViewKind::System => "system",
+        ViewKind::Personal => "personal",
+    };
+    format!("view {kind} {}", view.id)
+}
+
+pub fn forget_view(session: &Session, view: &ViewRef) {
+    cache::forget(session.platform(), &view_key(view));
+}
+
+/// The view's definition, read from Dataverse.
+pub fn view_definition(
+    session: &mut Session,
+    entity: &str,
+    view: &ViewRef,
+) -> Result<ViewDefinition, Error> {
+    require_logical_name(entity, "entity")?;
+    let path = view_path(view, "name,returnedtypecode,fetchxml,layoutxml,modifiedon")?;
     let record: ViewRecord = session.get_json(&path, &format!("view {}", view.id))?;
     let returned = record.returnedtypecode.unwrap_or_default();
     if returned != entity {
@@ -254,6 +289,153 @@ pub fn view_definition(
         entity: returned,
         fetch_xml,
         layout_xml,
+        modified_on: record.modifiedon,
+    })
+}
+
+/// The view's definition from the cache when present; callers check it is still
+/// current (see [`view_check_path`]).
+pub fn cached_view_definition(
+    session: &mut Session,
+    entity: &str,
+    view: &ViewRef,
+) -> Result<ViewDefinition, Error> {
+    let key = view_key(view);
+    if let Some(cached) = cache::get::<ViewDefinition>(session.platform(), &key)
+        && cached.entity == entity
+    {
+        return Ok(cached);
+    }
+    let definition = view_definition(session, entity, view)?;
+    cache::put(
+        session.platform(),
+        &key,
+        &definition,
+        cache::METADATA_TTL_SECONDS,
+    );
+    Ok(definition)
+}
+
+/// What a metric needs to know of a table.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TableInfo {
+    pub entity_set_name: String,
+    pub primary_id_attribute: String,
+}
+
+/// The table's set name and primary key, cached.
+pub fn table_info(session: &mut Session, entity: &str) -> Result<TableInfo, Error> {
+    let key = format!("table {entity}");
+    let platform = session.platform();
+    cache::get_or_load(platform, &key, cache::METADATA_TTL_SECONDS, || {
+        let definition = entity_definition(session, entity)?;
+        Ok(TableInfo {
+            entity_set_name: definition.entity_set_name.unwrap_or_default(),
+            primary_id_attribute: definition.primary_id_attribute.unwrap_or_default(),
+        })
+    })
+}
+
+/// What a metric needs to know of a column.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ColumnInfo {
+    /// `AttributeTypeName` (or `AttributeType`) as Dataverse names it.
+    pub kind: String,
+}
+
+impl ColumnInfo {
+    pub fn column_type(&self) -> ColumnType {
+        column_type(self.kind.strip_suffix("Type").unwrap_or(&self.kind))
+    }
+}
+
+/// The column's type, cached; `None` when the table has no such column.
+pub fn column_info(
+    session: &mut Session,
+    entity: &str,
+    attribute: &str,
+) -> Result<Option<ColumnInfo>, Error> {
+    let key = format!("column {entity} {attribute}");
+    if let Some(info) = cache::get::<ColumnInfo>(session.platform(), &key) {
+        return Ok(Some(info));
+    }
+    let Some(definition) = attribute_definitions(session, entity, &[attribute])?
+        .into_iter()
+        .find(|a| a.logical_name == attribute)
+    else {
+        return Ok(None);
+    };
+    let info = ColumnInfo {
+        kind: definition
+            .attribute_type_name
+            .map(|t| t.value)
+            .or(definition.attribute_type)
+            .unwrap_or_default(),
+    };
+    cache::put(session.platform(), &key, &info, cache::METADATA_TTL_SECONDS);
+    Ok(Some(info))
+}
+
+#[derive(Deserialize)]
+struct OrganizationRecord {
+    #[serde(rename = "_basecurrencyid_value", default)]
+    base_currency: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct CurrencyRecord {
+    #[serde(default)]
+    isocurrencycode: Option<String>,
+}
+
+/// ISO code of the organization's base currency, cached.
+pub fn base_currency_code(session: &mut Session) -> Result<String, Error> {
+    let platform = session.platform();
+    cache::get_or_load(
+        platform,
+        "base currency",
+        cache::CURRENCY_TTL_SECONDS,
+        || {
+            let organizations: Collection<OrganizationRecord> = session.get_json(
+                &format!(
+                    "organizations?{}",
+                    odata::query(&[("$select", "_basecurrencyid_value")])
+                ),
+                "organization",
+            )?;
+            let id = organizations
+                .value
+                .into_iter()
+                .find_map(|o| o.base_currency)
+                .ok_or_else(|| {
+                    crate::errors::unexpected_body("organization", "no base currency")
+                })?;
+            currency_code(session, &id)
+        },
+    )
+}
+
+/// ISO code of a transaction currency, cached.
+pub fn currency_code(session: &mut Session, currency_id: &str) -> Result<String, Error> {
+    if !odata::is_guid(currency_id) {
+        return Err(crate::errors::unexpected_body(
+            "currency",
+            "the currency id is not a GUID",
+        ));
+    }
+    let key = format!("currency {currency_id}");
+    let platform = session.platform();
+    cache::get_or_load(platform, &key, cache::CURRENCY_TTL_SECONDS, || {
+        let record: CurrencyRecord = session.get_json(
+            &format!(
+                "transactioncurrencies({currency_id})?{}",
+                odata::query(&[("$select", "isocurrencycode")])
+            ),
+            &format!("currency {currency_id}"),
+        )?;
+        record
+            .isocurrencycode
+            .ok_or_else(|| crate::errors::unexpected_body("currency", "no ISO code"))
     })
 }
 

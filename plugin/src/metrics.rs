@@ -1,17 +1,200 @@
-//! Measuring a metric: the view's query rewritten into one aggregate FetchXML
-//! query that Dataverse computes itself.
+//! Measuring a metric exactly, in as few requests as Dataverse allows.
+//!
+//! The view's FetchXML becomes aggregate queries that Dataverse computes itself.
+//! They go out in one `$batch` together with a check that the view is unchanged,
+//! so a scheduled sync of an unchanged metric costs one request once metadata is
+//! cached. A view over Dataverse's 50,000-row aggregate limit is split into
+//! disjoint `createdon` ranges whose aggregates are combined; the split is kept
+//! for the next sync. What cannot be aggregated on the server (a distinct count
+//! over the limit) is read page by page.
 
+use crate::aggregate::{Extreme, Partial};
+use crate::cache;
 use crate::client::Session;
-use crate::fetchxml::{self, ColumnRef, ViewQuery};
-use crate::metadata::{self, Collection};
-use crate::types::{
-    Aggregation, ColumnType, CurrencyChoice, Error, Measurement, MetricSpec, MetricValue,
-};
+use crate::errors;
+use crate::fetchxml::{ColumnRef, Function, Join, MetricQuery, ViewQuery};
+use crate::metadata::{self, Collection, ViewDefinition};
+use crate::paging::{self, PageRead};
+use crate::platform::HttpResponse;
+use crate::split::SplitPlan;
+use crate::types::{Aggregation, ColumnType, CurrencyChoice, Error, Measurement, MetricSpec};
 use crate::{layout, odata};
 use serde_json::{Map, Value};
 
+/// Pieces a view over the aggregate limit is first split into.
+const FIRST_SPLIT: u32 = 4;
+
+/// Rounds of splitting before falling back to reading pages.
+const MAX_SPLIT_ROUNDS: usize = 8;
+
+/// A view split into more parts than this is read page by page instead.
+const MAX_PARTS: usize = 64;
+
+/// How long a split plan is kept; data grows slowly, and a part that outgrows the
+/// limit is split again on the spot.
+const SPLIT_TTL_SECONDS: u32 = 7 * 24 * 3600;
+
+/// Why a measurement must start over.
+enum Failure {
+    Error(Error),
+    /// The view changed since its definition was cached.
+    StaleView,
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Self {
+        Failure::Error(error)
+    }
+}
+
 pub fn fetch_and_aggregate(session: &mut Session, spec: &MetricSpec) -> Result<Measurement, Error> {
-    let view = metadata::view_definition(session, &spec.entity, &spec.view)?;
+    match measure(session, spec) {
+        Err(Failure::StaleView) => {
+            metadata::forget_view(session, &spec.view);
+            match measure(session, spec) {
+                Err(Failure::StaleView) => Err(Error::Upstream(
+                    "the view changed twice while it was being measured; the sync will be retried"
+                        .to_string(),
+                )),
+                Err(Failure::Error(error)) => Err(error),
+                Ok(measurement) => Ok(measurement),
+            }
+        }
+        Err(Failure::Error(error)) => Err(error),
+        Ok(measurement) => Ok(measurement),
+    }
+}
+
+/// Everything decided before querying: which rows, which column, which functions.
+struct Plan {
+    view: ViewDefinition,
+    query: MetricQuery,
+    /// The column aggregated (a money column's `_base` twin for the base currency).
+    target: ColumnRef,
+    column_type: ColumnType,
+    entity_set: String,
+    primary_id: String,
+    functions: Vec<Function>,
+    currency: Currency,
+}
+
+enum Currency {
+    /// Not a money amount.
+    None,
+    /// The organization's base currency, by ISO code.
+    Base(String),
+    /// The rows' own currency, which must be the same in every row.
+    Transaction,
+}
+
+fn measure(session: &mut Session, spec: &MetricSpec) -> Result<Measurement, Failure> {
+    let plan = prepare(session, spec)?;
+    let check_path = metadata::view_check_path(&spec.view)?;
+    let split_key = format!(
+        "split {} {}",
+        spec.view.id,
+        plan.view.modified_on.as_deref().unwrap_or_default()
+    );
+    let mut split: Option<SplitPlan> = cache::get(session.platform(), &split_key);
+
+    for _ in 0..MAX_SPLIT_ROUNDS {
+        if split.is_some() && spec.aggregation == Aggregation::CountDistinct {
+            break; // distinct counts of parts do not add up
+        }
+        let parts = match &split {
+            None => vec![None],
+            Some(split) if split.len() > MAX_PARTS => break,
+            Some(split) => split.parts().into_iter().map(Some).collect(),
+        };
+        let queries = parts
+            .iter()
+            .map(|part| {
+                plan.query.aggregate(
+                    &plan.target,
+                    &plan.functions,
+                    &plan.primary_id,
+                    part.as_ref(),
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| {
+                Error::Invalid(format!(
+                    "view '{}' cannot be aggregated: {e}",
+                    plan.view.name
+                ))
+            })?;
+
+        let mut paths = vec![check_path.clone()];
+        if matches!(plan.currency, Currency::Transaction) {
+            paths.push(fetch_path(&plan.entity_set, &currency_probe(&plan)?));
+        }
+        paths.extend(queries.iter().map(|q| fetch_path(&plan.entity_set, q)));
+        let mut answers = session
+            .batch(&paths, &format!("view '{}'", plan.view.name))?
+            .into_iter();
+
+        check_view(session, spec, &plan.view, answers.next())?;
+        let currency = match plan.currency {
+            Currency::None => None,
+            Currency::Base(ref code) => Some(code.clone()),
+            Currency::Transaction => transaction_currency(session, &plan, answers.next())?,
+        };
+
+        let mut total = Partial::default();
+        let mut over_limit = Vec::new();
+        for (index, answer) in answers.enumerate() {
+            if errors::is_aggregate_limit(&answer) {
+                over_limit.push(index);
+            } else if (200..300).contains(&answer.status) {
+                total.merge(partial(&answer, &plan.view.name)?);
+            } else {
+                return Err(
+                    errors::from_dataverse(&answer, &format!("view '{}'", plan.view.name)).into(),
+                );
+            }
+        }
+        if over_limit.is_empty() {
+            if let Some(split) = &split {
+                cache::put(session.platform(), &split_key, split, SPLIT_TTL_SECONDS);
+            }
+            return Ok(measurement(
+                session,
+                spec,
+                &total,
+                currency,
+                queries.join("\n"),
+            ));
+        }
+        if spec.aggregation == Aggregation::CountDistinct {
+            break;
+        }
+        split = match split {
+            None => match split_bounds(session, &plan)? {
+                Some(bounds) => Some(bounds),
+                None => break,
+            },
+            Some(mut split) => {
+                // From the end, so earlier indices stay valid as parts are inserted;
+                // each part over the limit becomes four, converging in few rounds.
+                let all_split = over_limit.iter().rev().all(|&index| {
+                    split.split(index) && {
+                        split.split(index + 1);
+                        split.split(index);
+                        true
+                    }
+                });
+                if !all_split {
+                    break;
+                }
+                Some(split)
+            }
+        };
+    }
+    read_pages(session, spec, &plan)
+}
+
+fn prepare(session: &mut Session, spec: &MetricSpec) -> Result<Plan, Error> {
+    let view = metadata::cached_view_definition(session, &spec.entity, &spec.view)?;
     let cells = layout::cell_names(&view.layout_xml).map_err(|e| {
         Error::Invalid(format!(
             "the layout of view '{}' cannot be read ({e})",
@@ -44,18 +227,16 @@ pub fn fetch_and_aggregate(session: &mut Session, spec: &MetricSpec) -> Result<M
                 ))
             })?,
     };
-
-    let entity = metadata::entity_definition(session, &view.entity)?;
-    let attribute = metadata::attribute_definitions(session, &owner_entity, &[&column.attribute])?
-        .into_iter()
-        .find(|a| a.logical_name == column.attribute)
+    metadata::require_logical_name(&column.attribute, "column")?;
+    let table = metadata::table_info(session, &view.entity)?;
+    let column_type = metadata::column_info(session, &owner_entity, &column.attribute)?
         .ok_or_else(|| {
             Error::NotFound(format!(
                 "column '{}' no longer exists in table '{owner_entity}'; choose the column again",
                 spec.column
             ))
-        })?;
-    let column_type = attribute.column_type();
+        })?
+        .column_type();
     let allowed = metadata::aggregations_for(column_type);
     if !allowed.contains(&spec.aggregation) {
         return Err(Error::Invalid(format!(
@@ -71,74 +252,255 @@ pub fn fetch_and_aggregate(session: &mut Session, spec: &MetricSpec) -> Result<M
         )));
     }
 
-    let mut aggregated = column.clone();
-    let money_total = column_type == ColumnType::Money
+    let amount = column_type == ColumnType::Money
         && !matches!(
             spec.aggregation,
             Aggregation::Count | Aggregation::CountValues | Aggregation::CountDistinct
         );
-    if money_total {
-        if spec.currency == CurrencyChoice::Transaction {
-            return Err(Error::Invalid(format!(
-                "column '{}' can only be aggregated in the organization's base currency for \
-                 now; choose the base currency",
-                spec.column
-            )));
-        }
+    let (target, currency) = match (amount, spec.currency) {
+        (false, _) => (column.clone(), Currency::None),
         // Rows may carry different currencies; each money column has a `_base` twin
-        // converted to the organization's base currency at the row's exchange rate.
-        aggregated.attribute = format!("{}_base", column.attribute);
-    }
+        // converted to the base currency at the row's exchange rate.
+        (true, CurrencyChoice::Base) => (
+            column.with_attribute(&format!("{}_base", column.attribute)),
+            Currency::Base(metadata::base_currency_code(session)?),
+        ),
+        (true, CurrencyChoice::Transaction) => (column.clone(), Currency::Transaction),
+    };
 
-    let primary_id = entity.primary_id_attribute.as_deref().unwrap_or_default();
-    let entity_set = entity.entity_set_name.as_deref().unwrap_or_default();
-    let fetch = query
-        .aggregate(&aggregated, spec.aggregation, primary_id)
-        .map_err(|e| Error::Invalid(format!("view '{}' cannot be aggregated: {e}", view.name)))?;
-    let path = format!("{entity_set}?{}", odata::query(&[("fetchXml", &fetch)]));
-    let result: Collection<Map<String, Value>> =
-        session.get_json(&path, &format!("view '{}'", view.name))?;
-    let row = result.value.into_iter().next().unwrap_or_default();
-
-    let value = match row.get(fetchxml::VALUE_ALIAS).filter(|v| !v.is_null()) {
-        // Counting and summing nothing gives zero; averages and extremes of nothing
-        // do not exist.
-        None => match spec.aggregation {
-            Aggregation::Average | Aggregation::Min | Aggregation::Max => None,
-            _ => Some(MetricValue::Number(0.0)),
-        },
-        Some(Value::String(text))
-            if column_type == ColumnType::DateTime
-                && matches!(spec.aggregation, Aggregation::Min | Aggregation::Max) =>
-        {
-            Some(MetricValue::DateTime(text.clone()))
+    // A join matches at most one row when it is joined on the joined table's key.
+    let mut to_one_joins = Vec::new();
+    for join in query.joins() {
+        metadata::require_logical_name(&join.entity, "entity")?;
+        if metadata::table_info(session, &join.entity)?.primary_id_attribute == join.from {
+            to_one_joins.push(join);
         }
-        Some(raw) => Some(MetricValue::Number(as_number(raw).ok_or_else(|| {
-            crate::errors::unexpected_body("aggregate result", "the value is not a number")
-        })?)),
+    }
+    let mut shown: Vec<&str> = cells
+        .iter()
+        .filter_map(|cell| cell.split_once('.').map(|(alias, _)| alias))
+        .collect();
+    if let Some(alias) = &column.alias {
+        shown.push(alias);
+    }
+    let to_one = |join: &Join| to_one_joins.contains(join);
+    let metric_query = query
+        .metric_query(&shown, &to_one)
+        .map_err(|e| Error::Invalid(format!("view '{}' cannot be aggregated: {e}", view.name)))?;
+
+    let functions = match spec.aggregation {
+        Aggregation::Count => vec![Function::Count],
+        Aggregation::CountValues => vec![Function::CountColumn, Function::Count],
+        Aggregation::CountDistinct => vec![Function::CountDistinct, Function::Count],
+        Aggregation::Sum => vec![Function::Sum, Function::Count],
+        Aggregation::Average => vec![Function::Sum, Function::CountColumn, Function::Count],
+        Aggregation::Min => vec![Function::Min, Function::Count],
+        Aggregation::Max => vec![Function::Max, Function::Count],
     };
-    let rows_alias = if spec.aggregation == Aggregation::Count {
-        fetchxml::VALUE_ALIAS
-    } else {
-        fetchxml::ROWS_ALIAS
-    };
-    let rows = row.get(rows_alias).and_then(as_number).unwrap_or(0.0);
-    Ok(Measurement {
-        value,
-        records: rows.max(0.0) as u64,
-        currency: None,
-        requests: session.requests(),
-        bytes_received: session.bytes_received(),
-        query: fetch,
+    Ok(Plan {
+        view,
+        query: metric_query,
+        target,
+        column_type,
+        entity_set: table.entity_set_name,
+        primary_id: table.primary_id_attribute,
+        functions,
+        currency,
     })
 }
 
-/// A numeric aggregate; tolerant of numbers sent as strings.
-fn as_number(value: &Value) -> Option<f64> {
-    match value {
-        Value::Number(n) => n.as_f64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
+fn fetch_path(entity_set: &str, fetch: &str) -> String {
+    format!("{entity_set}?{}", odata::query(&[("fetchXml", fetch)]))
+}
+
+fn currency_probe(plan: &Plan) -> Result<String, Error> {
+    plan.query
+        .distinct_values(&plan.target, "transactioncurrencyid")
+        .map_err(|e| {
+            Error::Invalid(format!(
+                "view '{}' cannot be aggregated: {e}",
+                plan.view.name
+            ))
+        })
+}
+
+/// Fails when the view is gone, or changed since its definition was cached.
+fn check_view(
+    session: &Session,
+    spec: &MetricSpec,
+    view: &ViewDefinition,
+    answer: Option<HttpResponse>,
+) -> Result<(), Failure> {
+    let answer = answer.ok_or_else(|| errors::unexpected_body("batch answer", "no view check"))?;
+    match answer.status {
+        404 => {
+            metadata::forget_view(session, &spec.view);
+            Err(Error::NotFound(format!(
+                "view '{}' was deleted in Dataverse; choose another view",
+                view.name
+            ))
+            .into())
+        }
+        200..=299 => {
+            if metadata::modified_on(&answer.body) == view.modified_on {
+                Ok(())
+            } else {
+                Err(Failure::StaleView)
+            }
+        }
+        _ => Err(errors::from_dataverse(&answer, &format!("view '{}'", view.name)).into()),
+    }
+}
+
+/// The one currency of the rows, by ISO code; an error when they mix currencies.
+fn transaction_currency(
+    session: &mut Session,
+    plan: &Plan,
+    answer: Option<HttpResponse>,
+) -> Result<Option<String>, Error> {
+    let answer =
+        answer.ok_or_else(|| errors::unexpected_body("batch answer", "no currency probe"))?;
+    if !(200..300).contains(&answer.status) {
+        return Err(errors::from_dataverse(
+            &answer,
+            &format!("view '{}'", plan.view.name),
+        ));
+    }
+    let rows: Collection<Map<String, Value>> = serde_json::from_slice(&answer.body)
+        .map_err(|e| errors::unexpected_body("currency probe", &e.to_string()))?;
+    let key = paging::value_key(&plan.target.with_attribute("transactioncurrencyid"), true);
+    let mut ids: Vec<&str> = rows
+        .value
+        .iter()
+        .filter_map(|row| row.get(&key).and_then(Value::as_str))
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    match ids.as_slice() {
+        [] => Ok(None),
+        [id] => Ok(Some(metadata::currency_code(session, id)?)),
+        _ => Err(Error::Invalid(format!(
+            "the rows of view '{}' are in more than one currency, so their amounts cannot be \
+             added in a transaction currency; use the base currency",
+            plan.view.name
+        ))),
+    }
+}
+
+/// The view's earliest and latest `createdon`, split into [`FIRST_SPLIT`] parts;
+/// `None` when the view cannot be split by date.
+fn split_bounds(session: &mut Session, plan: &Plan) -> Result<Option<SplitPlan>, Error> {
+    let paths = [false, true]
+        .map(|descending| fetch_path(&plan.entity_set, &plan.query.first_created(descending)));
+    let answers = session.batch(&paths, &format!("view '{}'", plan.view.name))?;
+    let mut bounds = Vec::with_capacity(2);
+    for answer in &answers {
+        if !(200..300).contains(&answer.status) {
+            // No `createdon` on this table: it cannot be split by date.
+            return Ok(None);
+        }
+        let rows: Collection<Map<String, Value>> = serde_json::from_slice(&answer.body)
+            .map_err(|e| errors::unexpected_body("first row", &e.to_string()))?;
+        match rows
+            .value
+            .first()
+            .and_then(|row| row.get(crate::split::SPLIT_ATTRIBUTE))
+            .and_then(Value::as_str)
+        {
+            Some(created) => bounds.push(created.to_string()),
+            None => return Ok(None),
+        }
+    }
+    match bounds.as_slice() {
+        [first, last] => Ok(SplitPlan::new(first, last, FIRST_SPLIT).ok()),
+        _ => Ok(None),
+    }
+}
+
+fn read_pages(
+    session: &mut Session,
+    spec: &MetricSpec,
+    plan: &Plan,
+) -> Result<Measurement, Failure> {
+    let value_key = paging::value_key(&plan.target, plan.column_type == ColumnType::Lookup);
+    let currency = match &plan.currency {
+        Currency::None => None,
+        Currency::Base(code) => Some(code.clone()),
+        Currency::Transaction => {
+            let probe = currency_probe(plan)?;
+            let answer = session.get(&fetch_path(&plan.entity_set, &probe), "view")?;
+            transaction_currency(session, plan, Some(answer))?
+        }
+    };
+    let (total, query) = paging::read(
+        session,
+        &PageRead {
+            query: &plan.query,
+            entity_set: &plan.entity_set,
+            primary_id: &plan.primary_id,
+            column: &plan.target,
+            value_key: &value_key,
+            aggregation: spec.aggregation,
+        },
+    )?;
+    Ok(measurement(session, spec, &total, currency, query))
+}
+
+/// One part's aggregates from its answer.
+fn partial(answer: &HttpResponse, view: &str) -> Result<Partial, Error> {
+    let rows: Collection<Map<String, Value>> =
+        serde_json::from_slice(&answer.body).map_err(|e| {
+            errors::unexpected_body(&format!("aggregate of view '{view}'"), &e.to_string())
+        })?;
+    let row = rows.value.into_iter().next().unwrap_or_default();
+    let count = |function: Function| -> Result<u64, Error> {
+        match row.get(function.alias()) {
+            None | Some(Value::Null) => Ok(0),
+            Some(value) => match Extreme::from_json(value) {
+                Some(Extreme::Number(n)) if n >= 0.0 => Ok(n as u64),
+                _ => Err(errors::unexpected_body(
+                    "aggregate",
+                    "a count is not a number",
+                )),
+            },
+        }
+    };
+    let sum = match row.get(Function::Sum.alias()) {
+        None | Some(Value::Null) => 0.0,
+        Some(value) => match Extreme::from_json(value) {
+            Some(Extreme::Number(n)) => n,
+            _ => {
+                return Err(errors::unexpected_body(
+                    "aggregate",
+                    "a sum is not a number",
+                ));
+            }
+        },
+    };
+    Ok(Partial {
+        rows: count(Function::Count)?,
+        values: count(Function::CountColumn)?,
+        sum,
+        min: row.get(Function::Min.alias()).and_then(Extreme::from_json),
+        max: row.get(Function::Max.alias()).and_then(Extreme::from_json),
+        distinct: count(Function::CountDistinct)?,
+    })
+}
+
+fn measurement(
+    session: &Session,
+    spec: &MetricSpec,
+    total: &Partial,
+    currency: Option<String>,
+    query: String,
+) -> Measurement {
+    Measurement {
+        value: total.value(spec.aggregation),
+        records: total.rows,
+        currency,
+        requests: session.requests(),
+        bytes_received: session.bytes_received(),
+        query,
     }
 }
 

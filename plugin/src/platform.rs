@@ -30,20 +30,21 @@ impl HttpRequest {
         }
     }
 
+    pub fn post(url: String, content_type: &str, body: Vec<u8>) -> Self {
+        HttpRequest {
+            method: Method::Post,
+            url,
+            headers: vec![("content-type", content_type.to_string())],
+            body,
+        }
+    }
+
     pub fn post_form(url: String, pairs: &[(&str, &str)]) -> Self {
         let body = form_urlencoded::Serializer::new(String::new())
             .extend_pairs(pairs)
             .finish()
             .into_bytes();
-        HttpRequest {
-            method: Method::Post,
-            url,
-            headers: vec![(
-                "content-type",
-                "application/x-www-form-urlencoded".to_string(),
-            )],
-            body,
-        }
+        Self::post(url, "application/x-www-form-urlencoded", body)
     }
 
     pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
@@ -52,7 +53,7 @@ impl HttpRequest {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct HttpResponse {
     pub status: u16,
     /// Header names in lower case.

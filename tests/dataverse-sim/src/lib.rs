@@ -3,12 +3,16 @@
 //!
 //! [`RunningSimulator::start`] serves, on one loopback origin, the client-credentials
 //! token endpoint (`POST /{tenant}/oauth2/v2.0/token`) and the read side of the Web
-//! API (`GET /api/data/v9.2/...`): apps, site maps, app components, table and
-//! column metadata, views, OData queries and FetchXML (joins, paging cookies,
-//! aggregates with the 50,000-row limit). Answers follow the documented shapes
-//! (see `shared/design/dataverse-examples`). [`dataset`] exposes the same data to
-//! tests so they can compute expected answers independently.
+//! API (`GET /api/data/v9.2/...`, also inside `POST /api/data/v9.2/$batch`): apps,
+//! site maps, app components, table and column metadata, views, the organization
+//! and its currencies, OData queries and FetchXML (joins and `exists`/`in`
+//! semi-joins, paging cookies, aggregates with the 50,000-row limit). Answers
+//! follow the documented shapes (see `shared/design/dataverse-examples`).
+//! [`dataset`] exposes the same data to tests so they can compute expected answers
+//! independently; the test hooks of [`RunningSimulator`] change one simulator's
+//! data only (see [`Overlay`]).
 
+pub mod batch;
 pub mod data;
 pub mod errors;
 pub mod fetch;
@@ -22,8 +26,8 @@ pub mod webapi;
 pub mod xml;
 
 pub use data::{
-    App, AppComponent, AttributeDef, AttributeType, Currency, Dataset, EntityDef, OptionLabel, Row,
-    SiteMap, SystemUser, View, ViewKind, dataset,
+    App, AppComponent, AttributeDef, AttributeType, BENCH_ENTITY, BENCH_ROWS, Currency, Dataset,
+    Db, EntityDef, OptionLabel, Overlay, Row, SiteMap, SystemUser, View, ViewKind, dataset,
 };
 pub use errors::ODataError;
 pub use identity::SimConfig;

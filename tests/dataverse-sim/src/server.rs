@@ -1,25 +1,31 @@
-//! The HTTP server: the token endpoint and the Web API on one loopback origin,
-//! a record of every request, and one-shot faults for resilience tests.
+//! The HTTP server: the token endpoint and the Web API on one loopback origin
+//! (GETs and `POST $batch`), a record of every request with its answer's size,
+//! one-shot faults for resilience tests, and per-simulator changes to the data
+//! (edited or deleted views, deleted columns, extra rows) through test hooks.
 
-use crate::data::dataset;
-use crate::errors::ODataError;
+use crate::batch::{self, Part, PartAnswer};
+use crate::data::{Db, Overlay, Row, dataset, format_guid};
+use crate::errors::{ODataError, codes};
 use crate::identity::{SimConfig, TokenStore, token_response};
 use crate::odata::Preferences;
 use crate::webapi::{self, API_PREFIX, ApiRequest};
 use anyhow::Context;
 use axum::Router;
-use axum::body::{Body, Bytes};
-use axum::extract::State;
+use axum::body::{Body, Bytes, HttpBody};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::Response;
 use serde_json::{Value, json};
 use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+
+/// The largest request body accepted (a `$batch` of long FetchXML queries).
+const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 
 /// One request the simulator received.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +40,9 @@ pub struct RecordedRequest {
     pub authorized: bool,
     /// The status the simulator answered with (0 while the answer is pending).
     pub status: u16,
+    /// Bytes of the answer's body (for a `$batch`, the whole multipart body;
+    /// 0 while the answer is pending).
+    pub response_bytes: usize,
 }
 
 /// A failure the next Web API request meets instead of its answer (token
@@ -67,6 +76,16 @@ struct SimState {
     tokens: TokenStore,
     requests: Mutex<RequestLog>,
     faults: Mutex<VecDeque<Fault>>,
+    /// This simulator's changes to the sample data (test hooks).
+    overlay: Mutex<Arc<Overlay>>,
+}
+
+impl SimState {
+    /// The overlay as it is now; a request keeps answering from the snapshot it
+    /// started with.
+    fn overlay_snapshot(&self) -> Arc<Overlay> {
+        Arc::clone(&lock(&self.overlay))
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -84,7 +103,8 @@ pub struct RunningSimulator {
 
 impl RunningSimulator {
     /// Binds `listen` (port 0 picks a free port) and serves in a spawned task. The
-    /// sample data is built before this returns, so the first request is fast.
+    /// sample data is built before this returns, so the first request is fast
+    /// (except the bench table, built by the first query that reads it).
     pub async fn start(listen: SocketAddr, config: SimConfig) -> anyhow::Result<RunningSimulator> {
         tokio::task::spawn_blocking(dataset)
             .await
@@ -105,9 +125,11 @@ impl RunningSimulator {
             tokens: TokenStore::default(),
             requests: Mutex::new(RequestLog::default()),
             faults: Mutex::new(VecDeque::new()),
+            overlay: Mutex::new(Arc::new(Overlay::default())),
         });
         let app = Router::new()
             .fallback(handle)
+            .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
             .with_state(Arc::clone(&state));
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -163,6 +185,62 @@ impl RunningSimulator {
         lock(&self.state.faults).push_back(fault);
     }
 
+    /// Applies a change to this simulator's overlay; a misuse (unknown view,
+    /// table or column) is a bug in the calling test and panics.
+    fn change(&self, hook: &str, apply: impl FnOnce(&mut Overlay) -> Result<(), String>) {
+        let mut overlay = lock(&self.state.overlay);
+        if let Err(message) = apply(Arc::make_mut(&mut overlay)) {
+            drop(overlay);
+            panic!("RunningSimulator::{hook}: {message}");
+        }
+    }
+
+    /// Replaces the given parts of a view's definition (`None` keeps a part) and
+    /// moves its `modifiedon` strictly later. Only this simulator sees the change.
+    ///
+    /// # Panics
+    /// If no view has this id.
+    pub fn update_view(&self, id: &str, fetchxml: Option<&str>, layoutxml: Option<&str>) {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+            .unwrap_or(0);
+        self.change("update_view", |overlay| {
+            overlay.update_view(dataset(), id, fetchxml, layoutxml, now)
+        });
+    }
+
+    /// Deletes a view: it then answers 404 everywhere and leaves the listings.
+    ///
+    /// # Panics
+    /// If no view has this id.
+    pub fn delete_view(&self, id: &str) {
+        self.change("delete_view", |overlay| overlay.delete_view(dataset(), id));
+    }
+
+    /// Deletes a column (a money column with its `_base` twin): it leaves the
+    /// metadata, and queries naming it fail as they do in Dataverse (FetchXML:
+    /// 400 `0x80041103`).
+    ///
+    /// # Panics
+    /// If the table or the column does not exist.
+    pub fn delete_attribute(&self, entity: &str, attribute: &str) {
+        self.change("delete_attribute", |overlay| {
+            overlay.delete_attribute(dataset(), entity, attribute)
+        });
+    }
+
+    /// Adds rows to a table, visible to every query of this simulator. Rows use
+    /// logical names, like [`Row`] (lookups as the referenced id, nulls absent).
+    ///
+    /// # Panics
+    /// If the table does not exist.
+    pub fn add_rows(&self, entity: &str, rows: Vec<Row>) {
+        self.change("add_rows", |overlay| {
+            overlay.add_rows(dataset(), entity, rows)
+        });
+    }
+
     /// Stops accepting requests and waits (briefly) for the server task to end.
     pub async fn shutdown(mut self) {
         if let Some(stop) = self.stop.take() {
@@ -199,18 +277,62 @@ fn json_response(status: u16, body: &Value, content_type: &'static str) -> Respo
 
 const ODATA_JSON: &str = "application/json; odata.metadata=minimal";
 
-fn odata_response(status: u16, body: &Value, preference_applied: Option<&str>) -> Response {
-    let mut response = json_response(status, body, ODATA_JSON);
-    let headers = response.headers_mut();
-    headers.insert("OData-Version", HeaderValue::from_static("4.0"));
-    if let Some(applied) = preference_applied.and_then(|p| HeaderValue::from_str(p).ok()) {
-        headers.insert("Preference-Applied", applied);
+/// A Web API answer before it becomes an HTTP response or a `$batch` part, so
+/// both carry exactly the same status, headers and body.
+struct Answer {
+    status: u16,
+    headers: Vec<(&'static str, String)>,
+    body: String,
+}
+
+impl Answer {
+    fn odata(status: u16, body: &Value, preference_applied: Option<&str>) -> Answer {
+        let mut headers = vec![
+            ("Content-Type", ODATA_JSON.to_string()),
+            ("OData-Version", "4.0".to_string()),
+        ];
+        if let Some(applied) = preference_applied {
+            headers.push(("Preference-Applied", applied.to_string()));
+        }
+        Answer {
+            status,
+            headers,
+            body: body.to_string(),
+        }
     }
-    response
+
+    fn error(error: &ODataError) -> Answer {
+        Answer::odata(error.status, &error.body(), None)
+    }
+
+    fn into_response(self) -> Response {
+        let mut response = Response::new(Body::from(self.body));
+        *response.status_mut() =
+            StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let headers = response.headers_mut();
+        for (name, value) in self.headers {
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                headers.insert(name, value);
+            }
+        }
+        response
+    }
+
+    fn into_part(self) -> PartAnswer {
+        PartAnswer {
+            status: self.status,
+            headers: self
+                .headers
+                .into_iter()
+                .map(|(name, value)| (name.to_string(), value))
+                .collect(),
+            body: self.body,
+        }
+    }
 }
 
 fn error_response(error: &ODataError) -> Response {
-    odata_response(error.status, &error.body(), None)
+    Answer::error(error).into_response()
 }
 
 /// `/{tenant}/oauth2/v2.0/token` → the tenant.
@@ -224,6 +346,15 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+fn preferences(headers: &HeaderMap) -> Preferences {
+    Preferences::parse(
+        headers
+            .get_all("prefer")
+            .iter()
+            .filter_map(|v| v.to_str().ok()),
+    )
 }
 
 async fn handle(
@@ -246,6 +377,7 @@ async fn handle(
             query: query.clone().unwrap_or_default(),
             authorized,
             status: 0,
+            response_bytes: 0,
         });
         (log.generation, log.entries.len() - 1)
     };
@@ -259,13 +391,90 @@ async fn handle(
         authorized,
     )
     .await;
+    let response_bytes = response
+        .body()
+        .size_hint()
+        .exact()
+        .and_then(|n| usize::try_from(n).ok())
+        .unwrap_or(0);
     let mut log = lock(&state.requests);
     if log.generation == slot.0
         && let Some(entry) = log.entries.get_mut(slot.1)
     {
         entry.status = response.status().as_u16();
+        entry.response_bytes = response_bytes;
     }
     response
+}
+
+fn not_found(origin: &str, path: &str) -> Answer {
+    Answer::odata(
+        404,
+        &json!({"error": {"code": "", "message": format!("No HTTP resource was found that matches the request URI '{origin}{path}'.")}}),
+        None,
+    )
+}
+
+/// Answers a GET of `path` (from `/`) the way a direct request is answered once
+/// it is authorized: used for direct GETs and for every GET part of a batch.
+fn answer_get(
+    origin: &str,
+    db: Db<'_>,
+    path: &str,
+    query: Option<&str>,
+    preferences: &Preferences,
+) -> Answer {
+    let Some(api_path) = api_path(path) else {
+        return not_found(origin, path);
+    };
+    let answer = webapi::get_in(
+        db,
+        &ApiRequest {
+            base_url: origin,
+            path: api_path,
+            query,
+            preferences,
+        },
+    );
+    match answer {
+        Ok(ok) => Answer::odata(ok.status, &ok.body, ok.preference_applied.as_deref()),
+        Err(error) => Answer::error(&error),
+    }
+}
+
+/// The path below the Web API root, if `path` is in the Web API.
+fn api_path(path: &str) -> Option<&str> {
+    let api_root = API_PREFIX.trim_end_matches('/');
+    path.strip_prefix(API_PREFIX)
+        .or_else(|| (path == api_root).then_some(""))
+}
+
+fn unauthorized(state: &SimState, headers: &HeaderMap) -> Response {
+    let message = if bearer(headers).is_some() {
+        "The access token is invalid or has expired; sign in again."
+    } else {
+        "The request has no access token; send 'Authorization: Bearer <token>'."
+    };
+    let mut response = error_response(&ODataError::unauthorized(message));
+    let challenge = format!(
+        "Bearer authorization_uri={}/{}/oauth2/authorize, resource_id={}/",
+        state.origin, state.config.tenant, state.origin
+    );
+    if let Ok(value) = HeaderValue::from_str(&challenge) {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, value);
+    }
+    response
+}
+
+fn internal_error(join_error: &tokio::task::JoinError) -> Response {
+    tracing::error!(%join_error, "a Web API request failed");
+    error_response(&ODataError::new(
+        500,
+        "0x80040216",
+        "An unexpected error occurred.",
+    ))
 }
 
 async fn route(
@@ -298,17 +507,10 @@ async fn route(
         );
         return response;
     }
-    let api_root = API_PREFIX.trim_end_matches('/');
-    let Some(api_path) = path
-        .strip_prefix(API_PREFIX)
-        .or_else(|| (path == api_root).then_some(""))
-    else {
-        return odata_response(
-            404,
-            &json!({"error": {"code": "", "message": format!("No HTTP resource was found that matches the request URI '{}{path}'.", state.origin)}}),
-            None,
-        );
+    let Some(api_path) = api_path(path) else {
+        return not_found(&state.origin, path).into_response();
     };
+    // A fault replaces the whole answer, a batch's included.
     let fault = lock(&state.faults).pop_front();
     if let Some(fault) = fault {
         match fault {
@@ -352,63 +554,142 @@ async fn route(
             Fault::Delay(pause) => tokio::time::sleep(pause).await,
         }
     }
+    if api_path == BATCH_SEGMENT {
+        if method != Method::POST {
+            let mut response = error_response(&ODataError::new(
+                405,
+                "0x80060888",
+                "The $batch endpoint only accepts POST requests.",
+            ));
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("POST"));
+            return response;
+        }
+        if !authorized {
+            return unauthorized(state, headers);
+        }
+        return batch(state, headers, body.clone()).await;
+    }
     if method != Method::GET {
         return error_response(&ODataError::not_implemented(
             "The simulator is read-only: only GET is implemented on the Web API.",
         ));
     }
     if !authorized {
-        let message = if bearer(headers).is_some() {
-            "The access token is invalid or has expired; sign in again."
-        } else {
-            "The request has no access token; send 'Authorization: Bearer <token>'."
-        };
-        let mut response = error_response(&ODataError::unauthorized(message));
-        let challenge = format!(
-            "Bearer authorization_uri={}/{}/oauth2/authorize, resource_id={}/",
-            state.origin, state.config.tenant, state.origin
-        );
-        if let Ok(value) = HeaderValue::from_str(&challenge) {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, value);
-        }
-        return response;
+        return unauthorized(state, headers);
     }
-    let preferences = Preferences::parse(
-        headers
-            .get_all("prefer")
-            .iter()
-            .filter_map(|v| v.to_str().ok()),
-    );
+    let preferences = preferences(headers);
     let origin = state.origin.clone();
-    let api_path = api_path.to_string();
+    let overlay = state.overlay_snapshot();
+    let path = path.to_string();
     let query = query.map(str::to_string);
     // Queries over the large tables take a while; keep them off the I/O threads.
     let answer = tokio::task::spawn_blocking(move || {
-        webapi::get(
-            dataset(),
-            &ApiRequest {
-                base_url: &origin,
-                path: &api_path,
-                query: query.as_deref(),
-                preferences: &preferences,
-            },
+        answer_get(
+            &origin,
+            Db::new(dataset(), &overlay),
+            &path,
+            query.as_deref(),
+            &preferences,
         )
     })
     .await;
     match answer {
-        Ok(Ok(ok)) => odata_response(ok.status, &ok.body, ok.preference_applied.as_deref()),
-        Ok(Err(error)) => error_response(&error),
-        Err(join_error) => {
-            tracing::error!(%join_error, "a Web API request failed");
-            error_response(&ODataError::new(
-                500,
-                "0x80040216",
-                "An unexpected error occurred.",
-            ))
-        }
+        Ok(answer) => answer.into_response(),
+        Err(join_error) => internal_error(&join_error),
     }
+}
+
+/// The last segment of the batch endpoint, `/api/data/v9.2/$batch`.
+const BATCH_SEGMENT: &str = "$batch";
+
+/// Answers one part of a batch as the equivalent direct request is answered.
+fn answer_part(origin: &str, db: Db<'_>, part: &Part) -> Answer {
+    let Part::Request(request) = part else {
+        return Answer::error(&ODataError::not_implemented(
+            "The simulator does not implement change sets in $batch; send GET requests outside change sets.",
+        ));
+    };
+    if !request.method.eq_ignore_ascii_case("GET") {
+        return Answer::error(&ODataError::not_implemented(
+            "The simulator is read-only: only GET is implemented on the Web API.",
+        ));
+    }
+    let (path, query) = batch::resolve_target(&request.target);
+    if api_path(&path) == Some(BATCH_SEGMENT) {
+        return Answer::error(&ODataError::bad_request(
+            codes::INVALID_ARGUMENT,
+            "A batch request can't contain other batch requests.",
+        ));
+    }
+    let preferences = Preferences::parse(request.header_values("prefer"));
+    answer_get(origin, db, &path, query.as_deref(), &preferences)
+}
+
+/// `POST $batch`: runs the parts in order; without `odata.continue-on-error` it
+/// stops at the first failing part and answers with that part alone, under its
+/// status.
+async fn batch(state: &Arc<SimState>, headers: &HeaderMap, body: Bytes) -> Response {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let Some(boundary) = batch::boundary(content_type) else {
+        return error_response(&ODataError::bad_request(
+            codes::INVALID_ARGUMENT,
+            "The batch request must have Content-Type 'multipart/mixed' with a boundary, e.g. multipart/mixed; boundary=\"batch_<id>\".",
+        ));
+    };
+    let Ok(text) = String::from_utf8(body.to_vec()) else {
+        return error_response(&ODataError::bad_request(
+            codes::INVALID_ARGUMENT,
+            "The batch request body is not valid UTF-8.",
+        ));
+    };
+    let parts = match batch::parse(&text, &boundary) {
+        Ok(parts) => parts,
+        Err(error) => return error_response(&error),
+    };
+    let continue_on_error = preferences(headers).continue_on_error;
+    let origin = state.origin.clone();
+    let overlay = state.overlay_snapshot();
+    let answers = tokio::task::spawn_blocking(move || {
+        let db = Db::new(dataset(), &overlay);
+        let mut answers = Vec::with_capacity(parts.len());
+        for part in &parts {
+            let answer = answer_part(&origin, db, part).into_part();
+            if answer.failed() && !continue_on_error {
+                // The batch answers with the failing part alone.
+                return (answer.status, vec![answer]);
+            }
+            answers.push(answer);
+        }
+        (200, answers)
+    })
+    .await;
+    let (status, answers) = match answers {
+        Ok(done) => done,
+        Err(join_error) => return internal_error(&join_error),
+    };
+    let boundary = format!(
+        "batchresponse_{}",
+        format_guid(fastrand::u64(..), fastrand::u64(..))
+    );
+    let mut response = Response::new(Body::from(batch::render(&boundary, &answers)));
+    *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+    let response_headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&format!("multipart/mixed; boundary={boundary}")) {
+        response_headers.insert(header::CONTENT_TYPE, value);
+    }
+    response_headers.insert("OData-Version", HeaderValue::from_static("4.0"));
+    if continue_on_error {
+        response_headers.insert(
+            "Preference-Applied",
+            HeaderValue::from_static("odata.continue-on-error"),
+        );
+    }
+    response
 }
 
 #[cfg(test)]

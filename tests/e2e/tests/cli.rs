@@ -212,7 +212,7 @@ async fn measure_prints_value_records_and_requests() {
         ])
         .await;
     assert!(text.success());
-    for label in ["value", "records", "requests"] {
+    for label in ["value", "currency", "records", "requests"] {
         assert!(text.stdout.contains(label), "{}", text.stdout);
     }
 }

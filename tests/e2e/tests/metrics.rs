@@ -340,33 +340,3 @@ async fn a_column_not_in_the_view_is_not_found() {
         "{error}"
     );
 }
-
-#[tokio::test]
-async fn an_aggregate_over_more_than_50000_rows_is_a_limit_error() {
-    let sim = Sim::start().await;
-    let (plugin, conn) = plugin_with_connection(&sim).await;
-    let open_leads = dataset()
-        .rows("lead")
-        .iter()
-        .filter(|row| row.get("statecode") == Some(&Value::from(0)))
-        .count();
-    assert!(open_leads > 50_000);
-    let error = measure(
-        &plugin,
-        &conn,
-        "lead",
-        "Open Leads",
-        "fullname",
-        Aggregation::Count,
-    )
-    .await
-    .expect_err("over the aggregate cap");
-    let CallError::Plugin {
-        error: Error::Limit(message),
-        ..
-    } = error
-    else {
-        panic!("limit expected, got {error}");
-    };
-    assert!(message.contains("50,000"), "{message}");
-}

@@ -10,6 +10,8 @@ use serde_json::{Value, json};
 pub const ORGANIZATION_ID: &str = "4d1f6e2a-8c3b-4f7e-9a15-2b6c0d8e1f3a";
 pub const BUSINESS_UNIT_ID: &str = "9b2e4c71-5d3a-4e8f-b612-7c0a3d9e5f24";
 pub const BUSINESS_UNIT_NAME: &str = "Contoso Sales";
+/// The organization's `name`.
+pub const ORGANIZATION_NAME: &str = "Contoso Sales (Simulator)";
 
 /// The application user's name, as application users are usually named.
 pub const APPLICATION_USER_NAME: &str = "# Goals Integration";
@@ -248,6 +250,7 @@ fn view_row(view: &View, version: i64, application_user: &str) -> Row {
         ("layoutxml", json!(view.layoutxml)),
         ("statecode", json!(view.statecode)),
         ("statuscode", json!(view.statecode + 1)),
+        ("modifiedon", json!(view.modifiedon)),
         ("versionnumber", json!(version)),
     ];
     match view.kind {
@@ -364,7 +367,17 @@ pub fn system_tables(data: &Dataset) -> Vec<(String, Vec<Row>)> {
             ])
         })
         .collect();
+    let organizations = vec![row(vec![
+        ("organizationid", json!(data.organization_id)),
+        ("name", json!(ORGANIZATION_NAME)),
+        (
+            "basecurrencyid",
+            json!(data.base_currency().map(|c| c.id.clone())),
+        ),
+        ("versionnumber", json!(next_version())),
+    ])];
     vec![
+        ("organization".to_string(), organizations),
         ("appmodule".to_string(), appmodules),
         ("appmodulecomponent".to_string(), components),
         ("sitemap".to_string(), sitemaps),

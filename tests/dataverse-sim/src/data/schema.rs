@@ -156,6 +156,8 @@ pub fn entities() -> Vec<EntityDef> {
         userquery(),
         systemuser(),
         transactioncurrency(),
+        organization(),
+        bench(),
     ]
 }
 
@@ -433,6 +435,7 @@ fn view_columns(table: Table) -> Table {
             "Status Reason",
             ACTIVE_INACTIVE_STATUS,
         )
+        .column("modifiedon", T::DateTime, "Modified On")
         .column("versionnumber", T::BigInt, "Version Number")
 }
 
@@ -507,5 +510,46 @@ fn transactioncurrency() -> EntityDef {
     .column("exchangerate", T::Decimal, "Exchange Rate")
     .column("currencyprecision", T::Integer, "Currency Precision")
     .column("versionnumber", T::BigInt, "Version Number")
+    .done()
+}
+
+fn organization() -> EntityDef {
+    Table::new(
+        "organization",
+        "organizations",
+        "Organization",
+        "Organizations",
+        Some("name"),
+        1019,
+        false,
+    )
+    .column("name", T::String, "Organization Name")
+    .lookup(
+        "basecurrencyid",
+        T::Lookup,
+        "Currency",
+        &["transactioncurrency"],
+    )
+    .column("versionnumber", T::BigInt, "Version Number")
+    .done()
+}
+
+/// The bench table for cost measurements (a custom table, hence the prefix).
+fn bench() -> EntityDef {
+    Table::new(
+        super::BENCH_ENTITY,
+        "new_benchrecords",
+        "Bench Record",
+        "Bench Records",
+        Some("new_name"),
+        10_001,
+        true,
+    )
+    .column("new_name", T::String, "Name")
+    .column("new_amount", T::Decimal, "Amount")
+    .column("new_quantity", T::Integer, "Quantity")
+    .column("new_sequence", T::Integer, "Sequence")
+    .column("createdon", T::DateTime, "Created On")
+    .choice("statecode", T::State, "Status", ACTIVE_INACTIVE)
     .done()
 }

@@ -14,6 +14,18 @@ pub const OPPORTUNITIES: usize = 2_000;
 pub const LEADS: usize = 60_000;
 pub const INCIDENTS: usize = 900;
 
+/// Leads without `createdon`, a deliberate edge case: a client that splits a
+/// query into `createdon` ranges (`ge`/`lt`) must not lose them, since no range
+/// condition matches a null. All are open, so they are in "Open Leads". The
+/// indices are fixed so the rest of the generated data does not move.
+pub const LEADS_WITHOUT_CREATEDON: [usize; 7] =
+    [137, 8_801, 17_602, 26_403, 35_204, 44_005, 52_806];
+
+/// The bench table for cost measurements: logical name, row count.
+pub const BENCH_ENTITY: &str = "new_benchrecord";
+pub const BENCH_ROWS: usize = 200_000;
+const BENCH_SEED: u64 = 0x0BE4_C4ED_0200_0000;
+
 const COMPANY_STEMS: &[&str] = &[
     "Contoso",
     "Fabrikam",
@@ -436,6 +448,45 @@ fn leads(g: &mut Gen, users: &[SystemUser], currencies: &[Currency]) -> Vec<Row>
                 (0, if g.chance(0.7) { 1 } else { 2 })
             };
             put_common(&mut row, g, users, state, status);
+            if LEADS_WITHOUT_CREATEDON.contains(&i) {
+                // Removed after generation, so the random stream is unchanged.
+                row.remove("createdon");
+            }
+            row
+        })
+        .collect()
+}
+
+/// Rows of the bench table: `new_sequence` 0..N-1, `createdon` spread evenly over
+/// 2022-01-01..2026-01-01, about 5% of `new_amount` null, every row active.
+pub fn bench_rows() -> Vec<Row> {
+    let mut rng = fastrand::Rng::with_seed(BENCH_SEED);
+    let start = days_from_civil(2022, 1, 1) * 86_400;
+    let end = days_from_civil(2026, 1, 1) * 86_400;
+    let step = (end - start) / BENCH_ROWS as i64;
+    (0..BENCH_ROWS)
+        .map(|i| {
+            let mut row = Row::new();
+            put(
+                &mut row,
+                "new_benchrecordid",
+                format_guid(
+                    0xbe4c_0000_0000_4000 | ((rng.u64(..) >> 32) << 16),
+                    i as u64,
+                ),
+            );
+            put(&mut row, "new_name", format!("Bench record {i:06}"));
+            if rng.f64() >= 0.05 {
+                put(&mut row, "new_amount", round_to(rng.f64() * 10_000.0, 2));
+            }
+            put(&mut row, "new_quantity", rng.i64(1..=1_000));
+            put(&mut row, "new_sequence", i as i64);
+            put(
+                &mut row,
+                "createdon",
+                iso_from_unix(start + i as i64 * step),
+            );
+            put(&mut row, "statecode", 0);
             row
         })
         .collect()

@@ -1,6 +1,7 @@
 use super::*;
 use crate::fetch::parse;
 use crate::format::round_to;
+use serde_json::json;
 use std::collections::HashSet;
 
 fn count(entity: &str, keep: impl Fn(&Row) -> bool) -> usize {
@@ -239,8 +240,8 @@ fn each_table_has_the_views_a_client_must_tell_apart() {
         );
         for view in views {
             // Every view runs, and every layout cell of a join names a known alias.
-            let query =
-                parse::parse(data, &view.fetchxml).unwrap_or_else(|e| panic!("{}: {e}", view.name));
+            let query = parse::parse(data.into(), &view.fetchxml)
+                .unwrap_or_else(|e| panic!("{}: {e}", view.name));
             assert_eq!(query.nodes[0].entity.logical_name, entity);
             let layout = crate::xml::Element::parse(&view.layoutxml).unwrap();
             let cells = &layout.children[0].children;
@@ -345,4 +346,147 @@ fn metadata_has_base_twins_and_system_columns() {
     );
     assert!(is_guid(&guid_from_name("x", "y")));
     assert_ne!(guid_from_name("x", "y"), guid_from_name("x", "z"));
+}
+
+#[test]
+fn seven_open_leads_have_no_createdon_and_the_rest_span_years() {
+    let data = dataset();
+    let undated: Vec<&Row> = data
+        .rows("lead")
+        .iter()
+        .filter(|r| !r.contains_key("createdon"))
+        .collect();
+    assert_eq!(undated.len(), 7);
+    assert!(undated.iter().all(|r| int(r, "statecode") == Some(0)));
+    let years: HashSet<&str> = data
+        .rows("lead")
+        .iter()
+        .filter_map(|r| r.get("createdon").and_then(Value::as_str))
+        .map(|t| &t[..4])
+        .collect();
+    assert!(years.len() >= 3, "{years:?}");
+    let open = count("lead", |r| int(r, "statecode") == Some(0));
+    assert!(open > 50_000, "{open}");
+    // The view that lists them still has more than 50,000 rows.
+    let view = data.view_by_name("Open Leads").unwrap();
+    let result = crate::fetch::execute(
+        data,
+        &view.fetchxml,
+        None,
+        &crate::odata::Annotations::none(),
+    )
+    .unwrap();
+    assert_eq!(result.total, open);
+}
+
+#[test]
+fn the_bench_table_is_built_only_when_read() {
+    let fresh = Dataset::build();
+    assert!(
+        !fresh.bench_is_built(),
+        "building the data skips the bench rows"
+    );
+    let entity = fresh.entity(BENCH_ENTITY).unwrap();
+    assert_eq!(entity.entity_set_name, "new_benchrecords");
+    assert_eq!(entity.primary_id_attribute, "new_benchrecordid");
+    assert_eq!(entity.primary_name_attribute.as_deref(), Some("new_name"));
+    for (column, kind) in [
+        ("new_name", AttributeType::String),
+        ("new_amount", AttributeType::Decimal),
+        ("new_quantity", AttributeType::Integer),
+        ("new_sequence", AttributeType::Integer),
+        ("createdon", AttributeType::DateTime),
+        ("statecode", AttributeType::State),
+    ] {
+        assert_eq!(entity.attribute(column).unwrap().attribute_type, kind);
+    }
+    assert_eq!(fresh.views_of(BENCH_ENTITY).count(), 3);
+    assert!(!fresh.tables.contains_key(BENCH_ENTITY));
+    assert!(!fresh.bench_is_built());
+}
+
+#[test]
+fn bench_rows_and_views_have_the_documented_sizes() {
+    let data = dataset();
+    let rows = data.rows(BENCH_ENTITY);
+    assert!(data.bench_is_built());
+    assert_eq!(rows.len(), BENCH_ROWS);
+    assert_eq!(BENCH_ROWS, 200_000);
+    for (i, row) in rows.iter().enumerate() {
+        assert_eq!(int(row, "new_sequence"), Some(i as i64));
+        assert_eq!(int(row, "statecode"), Some(0));
+    }
+    let created = |i: usize| rows[i]["createdon"].as_str().unwrap().to_string();
+    assert_eq!(created(0), "2022-01-01T00:00:00Z");
+    assert!(
+        created(BENCH_ROWS - 1).as_str() < "2026-01-01"
+            && created(BENCH_ROWS - 1).as_str() > "2025-12-31"
+    );
+    assert!(created(BENCH_ROWS / 2).starts_with("2024-01-0"));
+    let null_amounts = rows
+        .iter()
+        .filter(|r| !r.contains_key("new_amount"))
+        .count();
+    assert!((8_000..12_000).contains(&null_amounts), "{null_amounts}");
+    let ids: HashSet<&str> = rows
+        .iter()
+        .map(|r| r["new_benchrecordid"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), BENCH_ROWS);
+    assert!(ids.iter().all(|id| is_guid(id)));
+    for (name, size) in [
+        ("Bench 1k", 1_000),
+        ("Bench 50k", 50_000),
+        ("Bench 200k", 200_000),
+    ] {
+        let view = data.view_by_name(name).unwrap();
+        assert_eq!(view.returnedtypecode, BENCH_ENTITY);
+        assert_eq!((view.querytype, view.statecode), (0, 0));
+        for cell in ["new_name", "new_amount", "new_quantity", "createdon"] {
+            assert!(
+                view.layoutxml.contains(&format!("<cell name='{cell}'")),
+                "{name}: {cell}"
+            );
+        }
+        let result = crate::fetch::execute(
+            data,
+            &view.fetchxml,
+            None,
+            &crate::odata::Annotations::none(),
+        )
+        .unwrap();
+        assert_eq!(result.total, size, "{name}");
+        assert_eq!(result.records.len(), size.min(5_000), "{name}");
+    }
+}
+
+#[test]
+fn views_carry_a_modification_time() {
+    let data = dataset();
+    for view in &data.views {
+        let time = crate::format::parse_datetime(&view.modifiedon)
+            .unwrap_or_else(|| panic!("{}: {}", view.name, view.modifiedon));
+        assert_eq!(crate::format::iso_from_unix(time), view.modifiedon);
+        let table = view.kind.logical_name();
+        let row = data.row_by_id(table, &view.id).unwrap();
+        assert_eq!(row["modifiedon"], json!(view.modifiedon));
+    }
+    let distinct: HashSet<&str> = data.views.iter().map(|v| v.modifiedon.as_str()).collect();
+    assert!(distinct.len() > data.views.len() / 2);
+}
+
+#[test]
+fn the_organization_points_at_the_base_currency() {
+    let data = dataset();
+    let organizations = data.rows("organization");
+    assert_eq!(organizations.len(), 1);
+    assert_eq!(
+        organizations[0]["organizationid"],
+        json!(data.organization_id)
+    );
+    assert_eq!(
+        organizations[0]["basecurrencyid"],
+        json!(data.base_currency().unwrap().id)
+    );
+    assert_eq!(data.base_currency().unwrap().iso_code, "USD");
 }

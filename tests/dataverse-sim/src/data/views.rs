@@ -1,7 +1,8 @@
 //! System and personal views of the business tables, in the documented
 //! fetchxml/layoutxml form.
 
-use super::{View, ViewKind, guid_from_name};
+use super::{Currency, View, ViewKind, guid_from_name};
+use crate::format::{days_from_civil, iso_from_unix};
 
 struct Spec {
     entity: &'static str,
@@ -15,6 +16,17 @@ struct Spec {
     body: &'static str,
     /// Layout cells (`<alias>.<attribute>` for joined columns).
     cells: &'static [&'static str],
+    /// `distinct` on `<fetch>`.
+    distinct: bool,
+}
+
+impl Spec {
+    const fn distinct(self) -> Spec {
+        Spec {
+            distinct: true,
+            ..self
+        }
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -39,6 +51,7 @@ const fn spec(
         isdefault,
         body,
         cells,
+        distinct: false,
     }
 }
 
@@ -133,6 +146,29 @@ const SPECS: &[Spec] = &[
     </link-entity>",
         &["name", "openopp.name", "openopp.estimatedvalue"],
     ),
+    // Advanced-Find style: the link only filters (no columns), and distinct keeps
+    // each account once however many open deals it has.
+    spec(
+        "account",
+        1,
+        "Accounts with Open Deals",
+        System,
+        0,
+        0,
+        false,
+        "<attribute name='name' />
+    <attribute name='revenue' />
+    <attribute name='numberofemployees' />
+    <attribute name='accountid' />
+    <order attribute='name' descending='false' />
+    <link-entity name='opportunity' from='parentaccountid' to='accountid' link-type='inner' alias='opendeal'>
+      <filter type='and'>
+        <condition attribute='statecode' operator='eq' value='0' />
+      </filter>
+    </link-entity>",
+        &["name", "revenue", "numberofemployees"],
+    )
+    .distinct(),
     spec(
         "account",
         1,
@@ -450,6 +486,27 @@ const SPECS: &[Spec] = &[
     </filter>",
         &["name", "estimatedvalue", "customerid"],
     ),
+    // A lookup condition as the view designer saves it: the id upper-case in
+    // braces, with uiname/uitype. `{EUR}` is replaced by the Euro's id.
+    spec(
+        "opportunity",
+        3,
+        "Open Deals in Euro",
+        System,
+        0,
+        0,
+        false,
+        "<attribute name='name' />
+    <attribute name='estimatedvalue' />
+    <attribute name='closeprobability' />
+    <attribute name='opportunityid' />
+    <order attribute='estimatedvalue' descending='true' />
+    <filter type='and'>
+      <condition attribute='statecode' operator='eq' value='0' />
+      <condition attribute='transactioncurrencyid' operator='eq' uiname='Euro' uitype='transactioncurrency' value='{EUR}' />
+    </filter>",
+        &["name", "estimatedvalue", "closeprobability"],
+    ),
     // lead
     spec(
         "lead",
@@ -679,7 +736,67 @@ const SPECS: &[Spec] = &[
     </filter>",
         &["title", "prioritycode"],
     ),
+    // new_benchrecord: the bench table for cost measurements (200,000 rows).
+    spec(
+        "new_benchrecord",
+        10_001,
+        "Bench 1k",
+        System,
+        0,
+        0,
+        false,
+        "<attribute name='new_name' />
+    <attribute name='new_amount' />
+    <attribute name='new_quantity' />
+    <attribute name='createdon' />
+    <attribute name='new_benchrecordid' />
+    <order attribute='new_name' descending='false' />
+    <filter type='and'>
+      <condition attribute='new_sequence' operator='lt' value='1000' />
+    </filter>",
+        BENCH_CELLS,
+    ),
+    spec(
+        "new_benchrecord",
+        10_001,
+        "Bench 50k",
+        System,
+        0,
+        0,
+        false,
+        "<attribute name='new_name' />
+    <attribute name='new_amount' />
+    <attribute name='new_quantity' />
+    <attribute name='createdon' />
+    <attribute name='new_benchrecordid' />
+    <order attribute='new_name' descending='false' />
+    <filter type='and'>
+      <condition attribute='new_sequence' operator='lt' value='50000' />
+    </filter>",
+        BENCH_CELLS,
+    ),
+    spec(
+        "new_benchrecord",
+        10_001,
+        "Bench 200k",
+        System,
+        0,
+        0,
+        false,
+        "<attribute name='new_name' />
+    <attribute name='new_amount' />
+    <attribute name='new_quantity' />
+    <attribute name='createdon' />
+    <attribute name='new_benchrecordid' />
+    <order attribute='new_name' descending='false' />
+    <filter type='and'>
+      <condition attribute='statecode' operator='eq' value='0' />
+    </filter>",
+        BENCH_CELLS,
+    ),
 ];
+
+const BENCH_CELLS: &[&str] = &["new_name", "new_amount", "new_quantity", "createdon"];
 
 fn layout(spec: &Spec) -> String {
     let mut xml = format!(
@@ -702,17 +819,37 @@ fn layout(spec: &Spec) -> String {
     xml
 }
 
-fn fetch(spec: &Spec) -> String {
+fn fetch(spec: &Spec, currencies: &[Currency]) -> String {
+    let mut body = spec.body.to_string();
+    for currency in currencies {
+        let placeholder = format!("{{{}}}", currency.iso_code);
+        if body.contains(&placeholder) {
+            body = body.replace(
+                &placeholder,
+                &format!("{{{}}}", currency.id.to_ascii_uppercase()),
+            );
+        }
+    }
     format!(
-        "<fetch version='1.0' output-format='xml-platform' mapping='logical' distinct='false'>\n  <entity name='{}'>\n    {}\n  </entity>\n</fetch>",
-        spec.entity, spec.body
+        "<fetch version='1.0' output-format='xml-platform' mapping='logical' distinct='{}'>\n  <entity name='{}'>\n    {}\n  </entity>\n</fetch>",
+        spec.distinct, spec.entity, body
     )
 }
 
-pub fn views() -> Vec<View> {
+/// A deterministic last-modified time per view: spread over 2024-2025, at
+/// whole minutes during office hours.
+fn modifiedon(index: usize) -> String {
+    let index = index as i64;
+    let day = days_from_civil(2024, 1, 8) + index * 17 % 700;
+    let minute = 8 * 60 + index * 37 % (9 * 60);
+    iso_from_unix(day * 86_400 + minute * 60)
+}
+
+pub fn views(currencies: &[Currency]) -> Vec<View> {
     SPECS
         .iter()
-        .map(|spec| View {
+        .enumerate()
+        .map(|(index, spec)| View {
             id: guid_from_name(spec.kind.logical_name(), spec.name),
             kind: spec.kind,
             name: spec.name.to_string(),
@@ -720,9 +857,10 @@ pub fn views() -> Vec<View> {
             querytype: spec.querytype,
             statecode: spec.statecode,
             isdefault: spec.isdefault,
-            fetchxml: fetch(spec),
+            fetchxml: fetch(spec, currencies),
             layoutxml: layout(spec),
             description: String::new(),
+            modifiedon: modifiedon(index),
         })
         .collect()
 }

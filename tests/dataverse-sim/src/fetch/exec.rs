@@ -170,7 +170,78 @@ fn join_key(value: Option<&Value>) -> Option<String> {
     }
 }
 
+type KeyIndex<'r> = HashMap<String, Vec<&'r Row>>;
+
+/// Rows of a link-entity by their `from` value.
+fn key_index<'r>(node: &Node<'_>, rows_of: &dyn Fn(&str) -> &'r [Row]) -> KeyIndex<'r> {
+    let mut by_key: KeyIndex<'r> = HashMap::new();
+    if let Some(from) = node.from {
+        for row in rows_of(&node.entity.logical_name) {
+            if let Some(key) = join_key(row.get(&from.logical_name)) {
+                by_key.entry(key).or_default().push(row);
+            }
+        }
+    }
+    by_key
+}
+
+/// Whether a link sits (at any depth) inside an `exists`/`in` link.
+fn inside_exists(query: &Query<'_>, index: usize) -> bool {
+    let mut parent = query.nodes[index].parent;
+    while let Some(p) = parent {
+        if query.nodes[p].link_type == LinkType::Exists {
+            return true;
+        }
+        parent = query.nodes[p].parent;
+    }
+    false
+}
+
+struct Joiner<'q, 'a, 'r> {
+    query: &'q Query<'a>,
+    indexes: Vec<KeyIndex<'r>>,
+    caller: &'q str,
+}
+
+impl<'r> Joiner<'_, '_, 'r> {
+    /// The first row of link `index` that matches `tuple`'s parent row, passes the
+    /// link's filters and satisfies its nested links.
+    fn first_match(&self, index: usize, tuple: &[Option<&'r Row>]) -> Option<&'r Row> {
+        let node = &self.query.nodes[index];
+        let (parent, to) = (node.parent?, node.to?);
+        let key = tuple[parent].and_then(|row| join_key(row.get(&to.logical_name)))?;
+        let mut scratch = tuple.to_vec();
+        self.indexes[index]
+            .get(&key)?
+            .iter()
+            .copied()
+            .find(|candidate| {
+                scratch[index] = Some(candidate);
+                node.filters
+                    .iter()
+                    .all(|g| group_holds(g, &scratch, self.caller))
+                    && self.nested_hold(index, &scratch)
+            })
+    }
+
+    /// Whether every inner or exists link nested in `index` has a match for the
+    /// row `tuple` holds at `index` (outer links never exclude anything).
+    fn nested_hold(&self, index: usize, tuple: &[Option<&'r Row>]) -> bool {
+        self.query
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| n.parent == Some(index) && n.link_type != LinkType::Outer)
+            .all(|(child, _)| self.first_match(child, tuple).is_some())
+    }
+}
+
 /// The joined, filtered rows of a query, and whether a join repeated a parent.
+///
+/// `inner` and `outer` links join (an inner link with several matches repeats
+/// its parent); `exists`/`in` links are semi-joins: a parent is kept once if at
+/// least one linked row matches, with the link's filters and nested links
+/// evaluated inside that check.
 pub fn matching_tuples<'r>(
     query: &Query<'_>,
     rows_of: &dyn Fn(&str) -> &'r [Row],
@@ -194,22 +265,46 @@ pub fn matching_tuples<'r>(
         })
         .filter(|tuple| !early || root.filters.iter().all(|g| group_holds(g, tuple, caller)))
         .collect();
+    let joiner = Joiner {
+        query,
+        indexes: query
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, node)| {
+                if i == 0 {
+                    HashMap::new()
+                } else {
+                    key_index(node, rows_of)
+                }
+            })
+            .collect(),
+        caller,
+    };
     let mut multiplied = false;
     for (index, node) in query.nodes.iter().enumerate().skip(1) {
-        let (Some(parent), Some(from), Some(to)) = (node.parent, node.from, node.to) else {
+        let (Some(parent), Some(to)) = (node.parent, node.to) else {
             continue;
         };
-        let mut by_key: HashMap<String, Vec<&'r Row>> = HashMap::new();
-        for row in rows_of(&node.entity.logical_name) {
-            if let Some(key) = join_key(row.get(&from.logical_name)) {
-                by_key.entry(key).or_default().push(row);
-            }
+        if inside_exists(query, index) {
+            // Evaluated by the enclosing exists link.
+            continue;
+        }
+        if node.link_type == LinkType::Exists {
+            tuples.retain_mut(|tuple| match joiner.first_match(index, tuple) {
+                Some(found) => {
+                    tuple[index] = Some(found);
+                    true
+                }
+                None => false,
+            });
+            continue;
         }
         let mut joined = Vec::with_capacity(tuples.len());
         for tuple in tuples {
             let key = tuple[parent].and_then(|row| join_key(row.get(&to.logical_name)));
             let mut matches = 0;
-            if let Some(candidates) = key.as_ref().and_then(|k| by_key.get(k)) {
+            if let Some(candidates) = key.as_ref().and_then(|k| joiner.indexes[index].get(k)) {
                 for candidate in candidates {
                     let mut extended = tuple.clone();
                     extended[index] = Some(candidate);
@@ -220,9 +315,6 @@ pub fn matching_tuples<'r>(
                     {
                         matches += 1;
                         joined.push(extended);
-                        if node.link_type == LinkType::Exists {
-                            break;
-                        }
                     }
                 }
             }

@@ -5,7 +5,7 @@ pub mod cookie;
 pub mod exec;
 pub mod parse;
 
-use crate::data::Dataset;
+use crate::data::{Dataset, Db};
 use crate::errors::ODataError;
 use crate::odata::Annotations;
 use crate::present::Presenter;
@@ -40,7 +40,18 @@ pub fn execute(
     entity_set: Option<&str>,
     annotations: &Annotations,
 ) -> Result<FetchResult, ODataError> {
-    let query = parse::parse(data, fetch_xml)?;
+    execute_in(Db::plain(data), fetch_xml, entity_set, annotations)
+}
+
+/// [`execute`] over a simulator's data (its overlay included).
+pub fn execute_in(
+    db: Db<'_>,
+    fetch_xml: &str,
+    entity_set: Option<&str>,
+    annotations: &Annotations,
+) -> Result<FetchResult, ODataError> {
+    let data = db.base();
+    let query = parse::parse(db, fetch_xml)?;
     let root = &query.nodes[0];
     if let Some(set) = entity_set
         && root.entity.entity_set_name != set
@@ -51,7 +62,7 @@ pub fn execute(
         )));
     }
     let presenter = Presenter { data, annotations };
-    let rows_of = |entity: &str| data.rows(entity);
+    let rows_of = |entity: &str| db.rows(entity);
     let (mut tuples, multiplied) =
         exec::matching_tuples(&query, &rows_of, &data.application_user_id);
     let mut columns: Vec<String> = root

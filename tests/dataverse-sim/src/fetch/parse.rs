@@ -1,7 +1,7 @@
 //! FetchXML → a query bound to the sample schema, with Dataverse's validation
 //! errors for unknown entities, attributes and operators.
 
-use crate::data::{AttributeDef, AttributeType, Dataset, EntityDef};
+use crate::data::{AttributeDef, AttributeType, Db, EntityDef};
 use crate::errors::{ODataError, codes};
 use crate::format::parse_datetime;
 use crate::like::LikePattern;
@@ -284,7 +284,7 @@ fn positive(element: &Element, name: &str) -> Result<Option<usize>, ODataError> 
 }
 
 /// Parses and binds a FetchXML query.
-pub fn parse<'a>(data: &'a Dataset, fetch_xml: &str) -> Result<Query<'a>, ODataError> {
+pub fn parse<'a>(data: Db<'a>, fetch_xml: &str) -> Result<Query<'a>, ODataError> {
     let root = Element::parse(fetch_xml)
         .map_err(|e| ODataError::invalid(format!("The FetchXml is not valid: {e}")))?;
     if root.name != "fetch" {
@@ -391,7 +391,7 @@ pub fn parse<'a>(data: &'a Dataset, fetch_xml: &str) -> Result<Query<'a>, ODataE
     Ok(query)
 }
 
-fn entity_of<'a>(data: &'a Dataset, element: &Element) -> Result<&'a EntityDef, ODataError> {
+fn entity_of<'a>(data: Db<'a>, element: &Element) -> Result<&'a EntityDef, ODataError> {
     let name = element.attr("name").ok_or_else(|| {
         invalid(format!(
             "The '{}' element needs a 'name' attribute.",
@@ -424,7 +424,7 @@ fn attribute_of<'a>(
 }
 
 struct Builder<'a, 'x> {
-    data: &'a Dataset,
+    data: Db<'a>,
     aggregate: bool,
     nodes: Vec<Node<'a>>,
     pending_filters: Vec<(usize, &'x Element)>,
@@ -547,12 +547,19 @@ impl<'a, 'x> Builder<'a, 'x> {
             ));
         }
         self.children(index, element)?;
+        // The link and everything nested in it (pushed after it) only filter.
         if link_type == LinkType::Exists
-            && (!self.nodes[index].selected.is_empty() || self.nodes[index].all_attributes)
+            && let Some(node) = self.nodes[index..]
+                .iter()
+                .find(|n| !n.selected.is_empty() || n.all_attributes)
         {
-            return Err(invalid(
-                "A link-entity of type exists or in cannot return attributes.",
-            ));
+            let alias = node.alias.as_deref().unwrap_or_default();
+            let kind = element.attr("link-type").unwrap_or("exists");
+            return Err(invalid(format!(
+                "Attributes can't be returned from a link-entity with link-type '{kind}' \
+                 (link-entity '{alias}'): it only filters the rows of its parent. Remove \
+                 the attributes or use link-type 'inner' or 'outer'."
+            )));
         }
         Ok(())
     }

@@ -729,3 +729,354 @@ fn every_view_runs_and_returns_what_its_filter_says() {
         "ordered by actualclosedate descending"
     );
 }
+
+/// Accounts with at least one open opportunity, and how many open ones each has.
+fn open_deals_per_account() -> HashMap<String, usize> {
+    let mut per_account: HashMap<String, usize> = HashMap::new();
+    for row in rows("opportunity") {
+        if int(row, "statecode") == Some(0)
+            && let Some(account) = text(row, "parentaccountid")
+        {
+            *per_account.entry(account.to_string()).or_default() += 1;
+        }
+    }
+    per_account
+}
+
+fn account_link(link_type: &str, link_body: &str) -> String {
+    format!(
+        "<fetch><entity name='account'><attribute name='name'/><attribute name='accountid'/>
+           <link-entity name='opportunity' from='parentaccountid' to='accountid' link-type='{link_type}' alias='deal'>
+             <filter><condition attribute='statecode' operator='eq' value='0'/></filter>{link_body}
+           </link-entity></entity></fetch>"
+    )
+}
+
+#[test]
+fn exists_and_in_links_keep_each_parent_once_where_inner_repeats_it() {
+    let per_account = open_deals_per_account();
+    let with_deals: BTreeSet<String> = per_account.keys().cloned().collect();
+    let open_with_account: usize = per_account.values().sum();
+    assert!(open_with_account > with_deals.len());
+
+    let inner = run(&account_link("inner", ""));
+    assert_eq!(inner.records.len(), open_with_account, "inner repeats");
+    assert_eq!(ids_of(&inner.records, "accountid"), with_deals);
+    for link_type in ["exists", "in"] {
+        let semi = run(&account_link(link_type, ""));
+        assert_eq!(semi.records.len(), with_deals.len(), "{link_type}");
+        assert_eq!(ids_of(&semi.records, "accountid"), with_deals);
+        // Pages of a semi-join can use cookies: no row is repeated.
+        let paged = run(&account_link(link_type, "").replace("<fetch>", "<fetch count='50'>"));
+        assert!(paged.more_records && paged.paging_cookie.is_some());
+    }
+    // Aggregates see the same difference.
+    let count = |link_type: &str| {
+        aggregate_row(
+            &account_link(link_type, "").replace(
+                "<fetch><entity name='account'><attribute name='name'/><attribute name='accountid'/>",
+                "<fetch aggregate='true'><entity name='account'><attribute name='accountid' alias='n' aggregate='count'/>",
+            ),
+        )["n"]
+            .as_u64()
+            .unwrap() as usize
+    };
+    assert_eq!(count("inner"), open_with_account);
+    assert_eq!(count("exists"), with_deals.len());
+    assert_eq!(count("in"), with_deals.len());
+}
+
+#[test]
+fn nested_links_of_an_exists_link_are_part_of_its_check() {
+    // Accounts with an open deal owned by Alice: a deal of the account that is
+    // open but owned by someone else must not satisfy the check by itself.
+    let alice = dataset()
+        .users
+        .iter()
+        .find(|u| u.fullname == "Alice Morgan")
+        .unwrap()
+        .id
+        .clone();
+    let nested = "<link-entity name='systemuser' from='systemuserid' to='ownerid' link-type='inner' alias='owner'>
+                    <filter><condition attribute='fullname' operator='eq' value='Alice Morgan'/></filter>
+                  </link-entity>";
+    let result = run(&account_link("exists", nested));
+    let expected: BTreeSet<String> = rows("opportunity")
+        .iter()
+        .filter(|r| int(r, "statecode") == Some(0) && text(r, "ownerid") == Some(alice.as_str()))
+        .filter_map(|r| text(r, "parentaccountid").map(str::to_string))
+        .collect();
+    assert!(!expected.is_empty());
+    assert!(expected.len() < open_deals_per_account().len());
+    assert_eq!(ids_of(&result.records, "accountid"), expected);
+    assert_eq!(result.records.len(), expected.len());
+}
+
+#[test]
+fn exists_links_cannot_return_columns() {
+    for (link_type, body) in [
+        ("exists", "<attribute name='name'/>"),
+        ("in", "<all-attributes/>"),
+        (
+            "exists",
+            "<link-entity name='systemuser' from='systemuserid' to='ownerid' alias='owner'><attribute name='fullname'/></link-entity>",
+        ),
+    ] {
+        let error = fail(&account_link(link_type, body));
+        assert_eq!(error.status, 400, "{body}");
+        assert!(
+            error.message.contains(&format!(
+                "Attributes can't be returned from a link-entity with link-type '{link_type}'"
+            )),
+            "{}",
+            error.message
+        );
+    }
+    for kind in ["any", "not any", "all", "not all"] {
+        assert_eq!(fail(&account_link(kind, "")).status, 501, "{kind}");
+    }
+}
+
+#[test]
+fn top_takes_the_first_rows_after_ordering() {
+    let created: Vec<&str> = rows("lead")
+        .iter()
+        .filter_map(|r| text(r, "createdon"))
+        .collect();
+    let latest = created.iter().max().unwrap();
+    let earliest = created.iter().min().unwrap();
+    let first = |order: &str, filter: &str| {
+        let result = run(&format!(
+            "<fetch top='1'><entity name='lead'><attribute name='createdon'/>{order}{filter}</entity></fetch>"
+        ));
+        assert_eq!(result.records.len(), 1);
+        result.records[0].get("createdon").cloned()
+    };
+    let descending = "<order attribute='createdon' descending='true'/>";
+    let ascending = "<order attribute='createdon' descending='false'/>";
+    let not_null = "<filter><condition attribute='createdon' operator='not-null'/></filter>";
+    assert_eq!(first(descending, ""), Some(json!(latest)));
+    assert_eq!(first(ascending, not_null), Some(json!(earliest)));
+    // As in SQL Server, nulls sort first ascending: the earliest row is one
+    // without a date unless the query excludes nulls.
+    assert_eq!(first(ascending, ""), None);
+    // top with several rows and a numeric order.
+    let top = run(
+        "<fetch top='5'><entity name='opportunity'><attribute name='estimatedvalue_base'/>
+           <order attribute='estimatedvalue_base' descending='true'/></entity></fetch>",
+    );
+    let mut values: Vec<f64> = rows("opportunity")
+        .iter()
+        .filter_map(|r| r.get("estimatedvalue_base").and_then(Value::as_f64))
+        .collect();
+    values.sort_by(|a, b| b.total_cmp(a));
+    let got: Vec<f64> = top
+        .records
+        .iter()
+        .map(|r| r["estimatedvalue_base"].as_f64().unwrap())
+        .collect();
+    assert_eq!(got, values[..5]);
+    assert!(!top.more_records);
+}
+
+#[test]
+fn createdon_ranges_inside_a_wrapping_and_filter_partition_the_rows() {
+    // A view's own filter (here an `or`), wrapped in a new `and` with ranges, as a
+    // client splitting a large view does.
+    let view_filter = "<filter type='or'>
+          <condition attribute='leadqualitycode' operator='eq' value='1'/>
+          <condition attribute='leadqualitycode' operator='eq' value='2'/>
+        </filter>";
+    let count = |conditions: &str| -> i64 {
+        aggregate_row(&format!(
+            "<fetch aggregate='true'><entity name='lead'><attribute name='leadid' alias='n' aggregate='count'/>
+               <filter type='and'>{view_filter}{conditions}</filter></entity></fetch>"
+        ))["n"]
+            .as_i64()
+            .unwrap()
+    };
+    let in_view = |r: &Row| matches!(int(r, "leadqualitycode"), Some(1 | 2));
+    let total = rows("lead").iter().filter(|r| in_view(r)).count() as i64;
+    let years = [
+        "2023-01-01T00:00:00Z",
+        "2024-01-01T00:00:00Z",
+        "2025-01-01T00:00:00Z",
+    ];
+    let mut parts = vec![count(&format!(
+        "<condition attribute='createdon' operator='lt' value='{}'/>",
+        years[0]
+    ))];
+    for pair in years.windows(2) {
+        parts.push(count(&format!(
+            "<condition attribute='createdon' operator='ge' value='{}'/><condition attribute='createdon' operator='lt' value='{}'/>",
+            pair[0], pair[1]
+        )));
+    }
+    parts.push(count(&format!(
+        "<condition attribute='createdon' operator='ge' value='{}'/>",
+        years[2]
+    )));
+    let nulls = count("<condition attribute='createdon' operator='null'/>");
+    assert!(parts.iter().all(|n| *n > 1_000), "{parts:?}");
+    assert!(nulls > 0);
+    assert_eq!(parts.iter().sum::<i64>() + nulls, total);
+    // Each range matches what the rows say.
+    let (low, high) = (
+        parse_datetime(years[0]).unwrap(),
+        parse_datetime(years[1]).unwrap(),
+    );
+    let in_2023 = rows("lead")
+        .iter()
+        .filter(|r| in_view(r))
+        .filter(|r| {
+            text(r, "createdon")
+                .and_then(parse_datetime)
+                .is_some_and(|t| t >= low && t < high)
+        })
+        .count() as i64;
+    assert_eq!(parts[1], in_2023);
+    // gt/le split exactly at a stored instant: the instant goes to `le`.
+    let instant = text(&rows("lead")[0], "createdon").unwrap();
+    let le = count(&format!(
+        "<condition attribute='createdon' operator='le' value='{instant}'/>"
+    ));
+    let gt = count(&format!(
+        "<condition attribute='createdon' operator='gt' value='{instant}'/>"
+    ));
+    assert_eq!(le + gt + nulls, total);
+    let at = rows("lead")
+        .iter()
+        .filter(|r| in_view(r) && text(r, "createdon") == Some(instant))
+        .count() as i64;
+    let lt = count(&format!(
+        "<condition attribute='createdon' operator='lt' value='{instant}'/>"
+    ));
+    assert_eq!(le - lt, at);
+    assert!(at >= 1);
+}
+
+#[test]
+fn the_currency_lookup_can_be_selected_filtered_and_counted() {
+    let data = dataset();
+    let eur = data.currency_by_code("EUR").unwrap();
+    let usd = data.currency_by_code("USD").unwrap();
+    let plain = run(
+        "<fetch><entity name='opportunity'><attribute name='name'/><attribute name='transactioncurrencyid'/></entity></fetch>",
+    );
+    let record = plain
+        .records
+        .iter()
+        .find(|r| r["_transactioncurrencyid_value"] == json!(eur.id))
+        .unwrap();
+    assert_eq!(
+        record["_transactioncurrencyid_value@OData.Community.Display.V1.FormattedValue"],
+        "Euro"
+    );
+    assert_eq!(
+        record["_transactioncurrencyid_value@Microsoft.Dynamics.CRM.lookuplogicalname"],
+        "transactioncurrency"
+    );
+    assert!(
+        plain
+            .columns
+            .contains(&"_transactioncurrencyid_value".to_string())
+    );
+    let with_currency = |id: &str| {
+        expected_ids("opportunity", "opportunityid", |r| {
+            text(r, "transactioncurrencyid") == Some(id)
+        })
+    };
+    // Braced upper-case ids, as saved views hold them, work too.
+    let eq = filtered(
+        "opportunity",
+        &format!(
+            "<filter><condition attribute='transactioncurrencyid' operator='eq' value='{{{}}}'/></filter>",
+            eur.id.to_uppercase()
+        ),
+    );
+    assert_eq!(eq, with_currency(&eur.id));
+    assert!(!eq.is_empty());
+    let ne = filtered(
+        "opportunity",
+        &format!(
+            "<filter><condition attribute='transactioncurrencyid' operator='ne' value='{}'/></filter>",
+            eur.id
+        ),
+    );
+    assert_eq!(ne, with_currency(&usd.id));
+    let null = filtered(
+        "opportunity",
+        "<filter><condition attribute='transactioncurrencyid' operator='null'/></filter>",
+    );
+    assert!(null.is_empty());
+    let not_null = filtered(
+        "opportunity",
+        "<filter><condition attribute='transactioncurrencyid' operator='not-null'/></filter>",
+    );
+    assert_eq!(not_null.len(), rows("opportunity").len());
+    let counted = aggregate_row(
+        "<fetch aggregate='true'><entity name='opportunity'>
+           <attribute name='transactioncurrencyid' alias='currencies' aggregate='countcolumn' distinct='true'/>
+           <attribute name='transactioncurrencyid' alias='rows' aggregate='countcolumn'/>
+         </entity></fetch>",
+    );
+    assert_eq!(counted["currencies"], 2);
+    assert_eq!(counted["rows"], 2_000);
+    // The view of open deals in euro is exactly that.
+    let view = data.view_by_name("Open Deals in Euro").unwrap();
+    let result = run(&view.fetchxml);
+    assert_eq!(
+        ids_of(&result.records, "opportunityid"),
+        expected_ids("opportunity", "opportunityid", |r| {
+            int(r, "statecode") == Some(0)
+                && text(r, "transactioncurrencyid") == Some(eur.id.as_str())
+        })
+    );
+    assert!(result.records.len() > 50);
+}
+
+#[test]
+fn accounts_with_open_deals_lists_each_account_once() {
+    let view = dataset().view_by_name("Accounts with Open Deals").unwrap();
+    assert!(view.fetchxml.contains("distinct='true'"));
+    let per_account = open_deals_per_account();
+    assert!(
+        per_account.values().filter(|n| **n > 1).count() >= 10,
+        "several accounts have more than one open deal"
+    );
+    let without = rows("account")
+        .iter()
+        .filter(|r| !per_account.contains_key(text(r, "accountid").unwrap()))
+        .count();
+    assert!(without > 0, "some accounts have none");
+    let result = run(&view.fetchxml);
+    assert_eq!(result.records.len(), per_account.len());
+    assert_eq!(
+        ids_of(&result.records, "accountid"),
+        per_account.keys().cloned().collect()
+    );
+    assert!(
+        result
+            .records
+            .iter()
+            .all(|r| !r.keys().any(|k| k.starts_with("opendeal.")))
+    );
+    // Rewritten naively into an aggregate, the inner link multiplies the rows.
+    let naive = aggregate_row(
+        &view
+            .fetchxml
+            .replace("distinct='true'", "aggregate='true'")
+            .replace(
+                "<attribute name='name' />",
+                "<attribute name='accountid' alias='n' aggregate='count' />",
+            )
+            .replace("<attribute name='revenue' />", "")
+            .replace("<attribute name='numberofemployees' />", "")
+            .replace("<attribute name='accountid' />", "")
+            .replace("<order attribute='name' descending='false' />", ""),
+    );
+    assert_eq!(
+        naive["n"].as_u64().unwrap() as usize,
+        per_account.values().sum::<usize>()
+    );
+}

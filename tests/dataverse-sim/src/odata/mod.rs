@@ -358,6 +358,8 @@ pub struct Preferences {
     /// The raw annotation list, echoed in `Preference-Applied`.
     pub annotations_raw: Option<String>,
     pub max_page_size: Option<usize>,
+    /// `odata.continue-on-error` (a `$batch` runs every part despite failures).
+    pub continue_on_error: bool,
 }
 
 impl Preferences {
@@ -386,6 +388,10 @@ impl Preferences {
                     }
                     "odata.maxpagesize" => {
                         prefs.max_page_size = value.trim_matches('"').parse().ok();
+                    }
+                    "odata.continue-on-error" => {
+                        prefs.continue_on_error =
+                            !value.trim_matches('"').eq_ignore_ascii_case("false");
                     }
                     _ => {}
                 }
@@ -461,6 +467,16 @@ mod tests {
                 .annotations
                 .formatted_values()
         );
+    }
+
+    #[test]
+    fn continue_on_error_is_read_from_the_prefer_header() {
+        assert!(!Preferences::parse(Vec::<&str>::new()).continue_on_error);
+        assert!(Preferences::parse(["odata.continue-on-error"]).continue_on_error);
+        let both = Preferences::parse(["odata.include-annotations=\"*\", odata.continue-on-error"]);
+        assert!(both.continue_on_error && both.annotations.formatted_values());
+        assert!(Preferences::parse(["odata.continue-on-error=true"]).continue_on_error);
+        assert!(!Preferences::parse(["odata.continue-on-error=false"]).continue_on_error);
     }
 
     #[test]

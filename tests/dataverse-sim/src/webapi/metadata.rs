@@ -2,7 +2,7 @@
 //! paged; `MetadataId` is always returned; labels are the Label complex type.
 
 use super::{ApiRequest, ApiResponse, Key, parse_key};
-use crate::data::{AttributeDef, Dataset, EntityDef, Row, guid_from_name};
+use crate::data::{AttributeDef, Db, EntityDef, Row, guid_from_name};
 use crate::errors::{ODataError, codes};
 use crate::odata::{
     EdmKind, Filter, QueryOptions, StaticSchema, parse_orderby, parse_select, sort_rows,
@@ -59,6 +59,11 @@ fn schema_name(logical_name: &str) -> String {
     }
 }
 
+/// Custom tables and columns carry a publisher prefix, e.g. `new_`.
+fn is_custom(logical_name: &str) -> bool {
+    logical_name.starts_with("new_")
+}
+
 /// The Label complex type with one English label.
 fn label(text: &str, owner: &str) -> Value {
     if text.is_empty() {
@@ -93,7 +98,7 @@ fn entity_row(entity: &EntityDef) -> Row {
                 "OrganizationOwned"
             }),
         ),
-        ("IsCustomEntity", json!(false)),
+        ("IsCustomEntity", json!(is_custom(&entity.logical_name))),
         ("IsActivity", json!(false)),
         ("IsValidForAdvancedFind", json!(entity.is_business_table)),
         (
@@ -145,7 +150,10 @@ fn attribute_row(entity: &EntityDef, attribute: &AttributeDef) -> Row {
             ),
         ),
         ("IsValidForRead", json!(true)),
-        ("IsCustomAttribute", json!(false)),
+        (
+            "IsCustomAttribute",
+            json!(is_custom(&attribute.logical_name)),
+        ),
         ("IsLogical", json!(attribute.attribute_of.is_some())),
         (
             "DisplayName",
@@ -174,13 +182,13 @@ fn project(row: &Row, select: Option<&[String]>) -> Map<String, Value> {
     }
 }
 
-fn find_entity<'a>(data: &'a Dataset, raw_key: &str) -> Result<&'a EntityDef, ODataError> {
+fn find_entity<'a>(data: Db<'a>, raw_key: &str) -> Result<&'a EntityDef, ODataError> {
     let key = parse_key("EntityDefinitions", raw_key)?;
     let found = match &key {
-        Key::Id(id) => data.entities.iter().find(|e| e.metadata_id == *id),
+        Key::Id(id) => data.entities().iter().find(|e| e.metadata_id == *id),
         Key::Named(name, value) if name == "LogicalName" => data.entity(value),
         Key::Named(name, value) if name == "MetadataId" => {
-            data.entities.iter().find(|e| e.metadata_id == *value)
+            data.entities().iter().find(|e| e.metadata_id == *value)
         }
         Key::Named(name, _) => {
             return Err(ODataError::bad_request(
@@ -260,7 +268,7 @@ fn refuse_options(options: &QueryOptions) -> Result<(), ODataError> {
 }
 
 pub fn get(
-    data: &Dataset,
+    data: Db<'_>,
     request: &ApiRequest<'_>,
     options: &QueryOptions,
     key: Option<&str>,
@@ -269,7 +277,7 @@ pub fn get(
     refuse_options(options)?;
     match (key, rest) {
         (None, []) => {
-            let rows = data.entities.iter().map(entity_row).collect();
+            let rows = data.entities().iter().map(entity_row).collect();
             let (records, select) = query_rows(rows, options, &ENTITY_METADATA)?;
             Ok(request.ok(json!({
                 "@odata.context": request.context(&fragment("EntityDefinitions", &select)),

@@ -4,7 +4,7 @@
 mod metadata;
 mod records;
 
-use crate::data::{Dataset, is_guid};
+use crate::data::{Dataset, Db, is_guid};
 use crate::errors::{ODataError, codes};
 use crate::odata::{Preferences, QueryOptions};
 use percent_encoding::percent_decode_str;
@@ -105,8 +105,14 @@ fn split_segment(segment: &str) -> Result<(&str, Option<&str>), ODataError> {
     }
 }
 
-/// Answers a GET below the Web API root.
+/// Answers a GET below the Web API root from the shared sample data.
 pub fn get(data: &Dataset, request: &ApiRequest<'_>) -> Result<ApiResponse, ODataError> {
+    get_in(Db::plain(data), request)
+}
+
+/// Answers a GET below the Web API root from a simulator's data (its overlay
+/// included).
+pub fn get_in(data: Db<'_>, request: &ApiRequest<'_>) -> Result<ApiResponse, ODataError> {
     let path = percent_decode_str(request.path)
         .decode_utf8()
         .map_err(|_| ODataError::segment_not_found(request.path))?
@@ -121,9 +127,9 @@ pub fn get(data: &Dataset, request: &ApiRequest<'_>) -> Result<ApiResponse, ODat
         )),
         "WhoAmI" | "WhoAmI()" if segments.len() == 1 => Ok(request.ok(json!({
             "@odata.context": request.context("Microsoft.Dynamics.CRM.WhoAmIResponse"),
-            "BusinessUnitId": data.business_unit_id,
-            "UserId": data.application_user_id,
-            "OrganizationId": data.organization_id,
+            "BusinessUnitId": data.base().business_unit_id,
+            "UserId": data.base().application_user_id,
+            "OrganizationId": data.base().organization_id,
         }))),
         _ => {
             let (name, key) = split_segment(first)?;
@@ -157,9 +163,9 @@ pub fn get(data: &Dataset, request: &ApiRequest<'_>) -> Result<ApiResponse, ODat
     }
 }
 
-fn service_document(data: &Dataset, request: &ApiRequest<'_>) -> ApiResponse {
+fn service_document(data: Db<'_>, request: &ApiRequest<'_>) -> ApiResponse {
     let sets: Vec<Value> = data
-        .entities
+        .entities()
         .iter()
         .map(|e| json!({"name": e.entity_set_name, "kind": "EntitySet", "url": e.entity_set_name}))
         .chain(std::iter::once(

@@ -2,7 +2,7 @@
 //! with `Prefer: odata.maxpagesize`), single records, and FetchXML or saved views.
 
 use super::{API_PREFIX, ApiRequest, ApiResponse};
-use crate::data::{AttributeType, Dataset, EntityDef, Row, ViewKind};
+use crate::data::{AttributeType, Db, EntityDef, Row, ViewKind};
 use crate::errors::{ODataError, codes};
 use crate::fetch::{self, FetchResult};
 use crate::odata::{
@@ -77,7 +77,7 @@ fn context_fragment(entity: &EntityDef, select: Option<&[String]>) -> String {
 }
 
 pub fn single(
-    data: &Dataset,
+    data: Db<'_>,
     request: &ApiRequest<'_>,
     options: &QueryOptions,
     entity: &EntityDef,
@@ -93,7 +93,7 @@ pub fn single(
         .row_by_id(&entity.logical_name, id)
         .ok_or_else(|| ODataError::record_not_found(&entity.logical_name, id))?;
     let presenter = Presenter {
-        data,
+        data: data.base(),
         annotations: &request.preferences.annotations,
     };
     let mut body = Map::new();
@@ -123,7 +123,7 @@ fn refuse_unimplemented(options: &QueryOptions) -> Result<(), ODataError> {
 }
 
 pub fn collection(
-    data: &Dataset,
+    data: Db<'_>,
     request: &ApiRequest<'_>,
     options: &QueryOptions,
     entity: &EntityDef,
@@ -193,7 +193,7 @@ pub fn collection(
         &[]
     };
     let presenter = Presenter {
-        data,
+        data: data.base(),
         annotations: &request.preferences.annotations,
     };
     let mut body = Map::new();
@@ -281,7 +281,7 @@ fn continue_after(
 }
 
 fn run_fetch(
-    data: &Dataset,
+    data: Db<'_>,
     request: &ApiRequest<'_>,
     options: &QueryOptions,
     entity: &EntityDef,
@@ -289,7 +289,7 @@ fn run_fetch(
 ) -> Result<ApiResponse, ODataError> {
     let annotations = &request.preferences.annotations;
     let result: FetchResult =
-        fetch::execute(data, fetch_xml, Some(&entity.entity_set_name), annotations)?;
+        fetch::execute_in(data, fetch_xml, Some(&entity.entity_set_name), annotations)?;
     let mut body = Map::new();
     let fragment = if result.aggregate {
         result.entity_set_name.clone()

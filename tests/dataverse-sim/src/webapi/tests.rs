@@ -273,6 +273,7 @@ fn view_search_honours_wildcards_and_escapes() {
         all,
         [
             "Lost Opportunities",
+            "Open Deals in Euro",
             "Open Opportunities",
             "Pipeline 50 Plus",
             "Pipeline 50%_Plus",
@@ -495,4 +496,201 @@ fn whoami_and_errors() {
             .iter()
             .any(|s| s["name"] == "opportunities")
     );
+}
+
+#[test]
+fn the_organization_names_its_base_currency() {
+    let data = dataset();
+    let usd = data.currency_by_code("USD").unwrap();
+    for select in [
+        "_basecurrencyid_value",
+        "organizationid,_basecurrencyid_value",
+    ] {
+        let body = ok("organizations", &query(&[("$select", select)]));
+        assert!(
+            body["@odata.context"]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!("$metadata#organizations({select})"))
+        );
+        let organizations = values(&body);
+        assert_eq!(organizations.len(), 1);
+        let organization = &organizations[0];
+        assert_eq!(organization["organizationid"], json!(data.organization_id));
+        assert_eq!(organization["_basecurrencyid_value"], json!(usd.id));
+        assert!(
+            organization["@odata.etag"]
+                .as_str()
+                .unwrap()
+                .starts_with("W/\"")
+        );
+        assert_eq!(
+            organization["_basecurrencyid_value@OData.Community.Display.V1.FormattedValue"],
+            "US Dollar"
+        );
+    }
+    let plain = call(
+        "organizations",
+        &query(&[("$select", "_basecurrencyid_value")]),
+        None,
+    )
+    .unwrap()
+    .body;
+    let keys: Vec<&String> = values(&plain)[0].as_object().unwrap().keys().collect();
+    assert_eq!(
+        keys,
+        ["@odata.etag", "_basecurrencyid_value", "organizationid"]
+    );
+}
+
+#[test]
+fn currencies_by_id_and_by_filter() {
+    let data = dataset();
+    let eur = data.currency_by_code("EUR").unwrap();
+    let select = "isocurrencycode,currencyname,currencysymbol,exchangerate";
+    let body = ok(
+        &format!("transactioncurrencies({})", eur.id),
+        &query(&[("$select", select)]),
+    );
+    assert!(
+        body["@odata.context"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("#transactioncurrencies({select})/$entity"))
+    );
+    assert_eq!(body["transactioncurrencyid"], json!(eur.id));
+    assert_eq!(body["isocurrencycode"], "EUR");
+    assert_eq!(body["currencyname"], "Euro");
+    assert_eq!(body["currencysymbol"], "€");
+    assert_eq!(body["exchangerate"], json!(eur.exchangerate));
+    let missing = call(
+        "transactioncurrencies(00000000-0000-0000-0000-000000000001)",
+        &query(&[("$select", select)]),
+        None,
+    )
+    .unwrap_err();
+    assert_eq!((missing.status, missing.code.as_str()), (404, "0x80040217"));
+    let list = ok(
+        "transactioncurrencies",
+        &query(&[
+            ("$select", select),
+            (
+                "$filter",
+                "isocurrencycode eq 'EUR' or isocurrencycode eq 'usd'",
+            ),
+            ("$orderby", "isocurrencycode"),
+        ]),
+    );
+    let codes: Vec<&str> = values(&list)
+        .iter()
+        .map(|c| c["isocurrencycode"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes, ["EUR", "USD"]);
+}
+
+#[test]
+fn views_return_modifiedon_when_selected() {
+    let data = dataset();
+    for name in ["Open Deals in Euro", "My Big Deals", "Bench 1k"] {
+        let view = data.view_by_name(name).unwrap();
+        let body = ok(
+            &format!("{}({})", view.kind.entity_set_name(), view.id),
+            &query(&[("$select", "modifiedon")]),
+        );
+        assert_eq!(body["modifiedon"], json!(view.modifiedon), "{name}");
+        assert!(
+            body["modifiedon@OData.Community.Display.V1.FormattedValue"]
+                .as_str()
+                .is_some()
+        );
+        assert!(body.get("fetchxml").is_none());
+    }
+    let listed = ok(
+        "savedqueries",
+        &query(&[
+            ("$select", "name,modifiedon"),
+            ("$filter", "returnedtypecode eq 'new_benchrecord'"),
+            ("$orderby", "modifiedon desc"),
+        ]),
+    );
+    assert_eq!(values(&listed).len(), 3);
+}
+
+#[test]
+fn an_overlay_changes_what_the_api_answers() {
+    let data = dataset();
+    let mut overlay = crate::data::Overlay::default();
+    assert!(overlay.is_empty());
+    let view = data.view_by_name("Bench 1k").unwrap();
+    overlay
+        .update_view(data, &view.id, Some("<fetch/>"), None, 0)
+        .unwrap();
+    assert!(!overlay.is_empty());
+    overlay
+        .delete_attribute(data, "new_benchrecord", "new_quantity")
+        .unwrap();
+    assert!(
+        overlay
+            .delete_attribute(data, "new_benchrecord", "nope")
+            .is_err()
+    );
+    assert!(overlay.update_view(data, "nope", None, None, 0).is_err());
+    assert!(overlay.add_rows(data, "nope", Vec::new()).is_err());
+    let db = crate::data::Db::new(data, &overlay);
+    let preferences = Preferences::default();
+    let request = |path: &'static str, query: &'static str| ApiRequest {
+        base_url: BASE,
+        path,
+        query: Some(query),
+        preferences: &preferences,
+    };
+    let path = format!("savedqueries({})", view.id);
+    let body = get_in(
+        db,
+        &ApiRequest {
+            base_url: BASE,
+            path: &path,
+            query: Some("$select=fetchxml,modifiedon"),
+            preferences: &preferences,
+        },
+    )
+    .unwrap()
+    .body;
+    assert_eq!(body["fetchxml"], "<fetch/>");
+    // Modified "now" = 0 is before the seeded time: one second later instead.
+    let seeded = crate::format::parse_datetime(&view.modifiedon).unwrap();
+    assert_eq!(
+        body["modifiedon"],
+        json!(crate::format::iso_from_unix(seeded + 1))
+    );
+    let attributes = get_in(
+        db,
+        &request(
+            "EntityDefinitions(LogicalName='new_benchrecord')/Attributes",
+            "$select=LogicalName",
+        ),
+    )
+    .unwrap()
+    .body;
+    assert!(
+        values(&attributes)
+            .iter()
+            .all(|a| a["LogicalName"] != "new_quantity")
+    );
+    assert_eq!(values(&attributes).len(), 6);
+    let table = get_in(
+        db,
+        &request(
+            "EntityDefinitions(LogicalName='new_benchrecord')",
+            "$select=IsCustomEntity,EntitySetName",
+        ),
+    )
+    .unwrap()
+    .body;
+    assert_eq!(table["IsCustomEntity"], true);
+    assert_eq!(table["EntitySetName"], "new_benchrecords");
+    let refused = get_in(db, &request("new_benchrecords", "$select=new_quantity")).unwrap_err();
+    assert_eq!(refused.status, 400);
+    // The shared data is untouched.
+    assert_ne!(data.view(&view.id).unwrap().fetchxml, "<fetch/>");
 }

@@ -1,0 +1,234 @@
+//! Per-simulator changes layered over the shared sample data: edited or deleted
+//! views, deleted columns and extra rows. The shared [`Dataset`] never changes;
+//! a running simulator answers from a [`Db`] that reads its own [`Overlay`] first.
+
+use super::{Dataset, EntityDef, Row, View};
+use crate::format::{iso_from_unix, parse_datetime};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Changes made through the test hooks of one simulator. Cloning is cheap: the
+/// replaced parts are shared until one of them changes again.
+#[derive(Debug, Clone, Default)]
+pub struct Overlay {
+    /// Table definitions, when a column was deleted.
+    entities: Option<Arc<Vec<EntityDef>>>,
+    /// Views, when one was edited or deleted.
+    views: Option<Arc<Vec<View>>>,
+    /// Whole tables that differ from the shared ones (extra rows, edited or
+    /// deleted view rows).
+    tables: BTreeMap<String, Arc<Vec<Row>>>,
+}
+
+impl Overlay {
+    /// Whether nothing was changed.
+    pub fn is_empty(&self) -> bool {
+        self.entities.is_none() && self.views.is_none() && self.tables.is_empty()
+    }
+
+    fn table_mut(&mut self, base: &Dataset, entity: &str) -> &mut Vec<Row> {
+        let table = self
+            .tables
+            .entry(entity.to_string())
+            .or_insert_with(|| Arc::new(base.rows(entity).to_vec()));
+        Arc::make_mut(table)
+    }
+
+    fn views_mut(&mut self, base: &Dataset) -> &mut Vec<View> {
+        Arc::make_mut(
+            self.views
+                .get_or_insert_with(|| Arc::new(base.views.clone())),
+        )
+    }
+
+    fn entities_mut(&mut self, base: &Dataset) -> &mut Vec<EntityDef> {
+        Arc::make_mut(
+            self.entities
+                .get_or_insert_with(|| Arc::new(base.entities.clone())),
+        )
+    }
+
+    /// Replaces the given parts of a view's definition and moves its
+    /// `modifiedon` to `now` (Unix seconds), or one second past the previous
+    /// value if that is not later. Also bumps the row's `versionnumber`.
+    pub fn update_view(
+        &mut self,
+        base: &Dataset,
+        id: &str,
+        fetchxml: Option<&str>,
+        layoutxml: Option<&str>,
+        now: i64,
+    ) -> Result<(), String> {
+        let id = id.to_ascii_lowercase();
+        let view = self
+            .views_mut(base)
+            .iter_mut()
+            .find(|v| v.id == id)
+            .ok_or_else(|| format!("there is no view with id {id}"))?;
+        if let Some(fetchxml) = fetchxml {
+            view.fetchxml = fetchxml.to_string();
+        }
+        if let Some(layoutxml) = layoutxml {
+            view.layoutxml = layoutxml.to_string();
+        }
+        let previous = parse_datetime(&view.modifiedon).unwrap_or(0);
+        view.modifiedon = iso_from_unix(now.max(previous + 1));
+        let (kind, updated) = (view.kind, view.clone());
+        let id_column = format!("{}id", kind.logical_name());
+        let row = self
+            .table_mut(base, kind.logical_name())
+            .iter_mut()
+            .find(|r| r.get(&id_column).and_then(Value::as_str) == Some(id.as_str()))
+            .ok_or_else(|| format!("the view {id} has no {} row", kind.logical_name()))?;
+        row.insert("fetchxml".to_string(), json!(updated.fetchxml));
+        row.insert("layoutxml".to_string(), json!(updated.layoutxml));
+        row.insert("modifiedon".to_string(), json!(updated.modifiedon));
+        let version = row
+            .get("versionnumber")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        row.insert("versionnumber".to_string(), json!(version + 1));
+        Ok(())
+    }
+
+    /// Removes a view and its `savedquery`/`userquery` row.
+    pub fn delete_view(&mut self, base: &Dataset, id: &str) -> Result<(), String> {
+        let id = id.to_ascii_lowercase();
+        let views = self.views_mut(base);
+        let position = views
+            .iter()
+            .position(|v| v.id == id)
+            .ok_or_else(|| format!("there is no view with id {id}"))?;
+        let kind = views.remove(position).kind;
+        let id_column = format!("{}id", kind.logical_name());
+        self.table_mut(base, kind.logical_name())
+            .retain(|r| r.get(&id_column).and_then(Value::as_str) != Some(id.as_str()));
+        Ok(())
+    }
+
+    /// Removes a column from a table's definition (rows keep their values, but
+    /// nothing can name or return the column any more). A money column takes
+    /// its `_base` twin along, as in Dataverse.
+    pub fn delete_attribute(
+        &mut self,
+        base: &Dataset,
+        entity: &str,
+        attribute: &str,
+    ) -> Result<(), String> {
+        let definition = self
+            .entities_mut(base)
+            .iter_mut()
+            .find(|e| e.logical_name == entity)
+            .ok_or_else(|| format!("there is no table '{entity}'"))?;
+        let before = definition.attributes.len();
+        definition.attributes.retain(|a| {
+            a.logical_name != attribute && a.attribute_of.as_deref() != Some(attribute)
+        });
+        if definition.attributes.len() == before {
+            return Err(format!("the table '{entity}' has no column '{attribute}'"));
+        }
+        Ok(())
+    }
+
+    /// Appends rows to a table.
+    pub fn add_rows(&mut self, base: &Dataset, entity: &str, rows: Vec<Row>) -> Result<(), String> {
+        if base.entity(entity).is_none() {
+            return Err(format!("there is no table '{entity}'"));
+        }
+        self.table_mut(base, entity).extend(rows);
+        Ok(())
+    }
+}
+
+/// The data one request sees: the shared sample data with a simulator's
+/// [`Overlay`] on top. Every query engine reads through this.
+#[derive(Debug, Clone, Copy)]
+pub struct Db<'a> {
+    base: &'a Dataset,
+    overlay: Option<&'a Overlay>,
+}
+
+impl<'a> From<&'a Dataset> for Db<'a> {
+    fn from(base: &'a Dataset) -> Self {
+        Db::plain(base)
+    }
+}
+
+impl<'a> Db<'a> {
+    /// The shared data with `overlay` on top.
+    pub fn new(base: &'a Dataset, overlay: &'a Overlay) -> Db<'a> {
+        Db {
+            base,
+            overlay: Some(overlay),
+        }
+    }
+
+    /// The shared data as it is.
+    pub fn plain(base: &'a Dataset) -> Db<'a> {
+        Db {
+            base,
+            overlay: None,
+        }
+    }
+
+    /// The shared data underneath (users, currencies, apps, names of records).
+    pub fn base(self) -> &'a Dataset {
+        self.base
+    }
+
+    /// Every table definition.
+    pub fn entities(self) -> &'a [EntityDef] {
+        match self.overlay.and_then(|o| o.entities.as_deref()) {
+            Some(entities) => entities,
+            None => &self.base.entities,
+        }
+    }
+
+    /// A table definition by logical name.
+    pub fn entity(self, logical_name: &str) -> Option<&'a EntityDef> {
+        self.entities()
+            .iter()
+            .find(|e| e.logical_name == logical_name)
+    }
+
+    /// A table definition by entity set name.
+    pub fn entity_by_set(self, entity_set_name: &str) -> Option<&'a EntityDef> {
+        self.entities()
+            .iter()
+            .find(|e| e.entity_set_name == entity_set_name)
+    }
+
+    /// Rows of a table, extra rows included.
+    pub fn rows(self, entity: &str) -> &'a [Row] {
+        match self.overlay.and_then(|o| o.tables.get(entity)) {
+            Some(rows) => rows.as_slice(),
+            None => self.base.rows(entity),
+        }
+    }
+
+    /// The record of `entity` with primary id `id` (case-insensitive).
+    pub fn row_by_id(self, entity: &str, id: &str) -> Option<&'a Row> {
+        let definition = self.entity(entity)?;
+        let id = id.to_ascii_lowercase();
+        self.rows(entity).iter().find(|row| {
+            row.get(&definition.primary_id_attribute)
+                .and_then(Value::as_str)
+                == Some(id.as_str())
+        })
+    }
+
+    /// Every view that still exists, edits applied.
+    pub fn views(self) -> &'a [View] {
+        match self.overlay.and_then(|o| o.views.as_deref()) {
+            Some(views) => views,
+            None => &self.base.views,
+        }
+    }
+
+    /// A view by id.
+    pub fn view(self, id: &str) -> Option<&'a View> {
+        let id = id.to_ascii_lowercase();
+        self.views().iter().find(|v| v.id == id)
+    }
+}
