@@ -122,6 +122,106 @@ pub fn value_key(column: &ColumnRef, is_lookup: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fetchxml::ViewQuery;
+    use crate::platform::fake::FakePlatform;
+    use crate::types::{Connection, Credential};
+
+    const TOKEN: &str = r#"{"token_type":"Bearer","expires_in":3599,"access_token":"tok"}"#;
+
+    fn page(values: &[i64], more: bool) -> String {
+        let rows: Vec<String> = values
+            .iter()
+            .map(|v| format!(r#"{{"accountid":"a{v}","numberofemployees":{v}}}"#))
+            .collect();
+        let cookie = "<cookie pagenumber=\"2\" pagingcookie=\"%253ccookie%2520page%253d%25221%2522%253e%253c%252fcookie%253e\" istracking=\"False\" />";
+        if more {
+            format!(
+                r#"{{"value":[{}],"@Microsoft.Dynamics.CRM.morerecords":true,"@Microsoft.Dynamics.CRM.fetchxmlpagingcookie":{}}}"#,
+                rows.join(","),
+                serde_json::to_string(cookie).unwrap()
+            )
+        } else {
+            format!(r#"{{"value":[{}]}}"#, rows.join(","))
+        }
+    }
+
+    fn run(platform: &FakePlatform, aggregation: Aggregation) -> Result<Partial, Error> {
+        let conn = Connection {
+            id: "c".into(),
+            environment_url: "https://org.crm.dynamics.com".into(),
+            authority_url: "https://login.microsoftonline.com".into(),
+            tenant: "t".into(),
+            client_id: "app".into(),
+            credential: Credential::ClientSecret("s".into()),
+        };
+        let query = ViewQuery::parse("<fetch><entity name='account'/></fetch>")
+            .unwrap()
+            .metric_query(&[], &|_| true)
+            .unwrap();
+        let mut session = Session::new(platform, &conn);
+        let column = ColumnRef::from_cell("numberofemployees");
+        read(
+            &mut session,
+            &PageRead {
+                query: &query,
+                entity_set: "accounts",
+                primary_id: "accountid",
+                column: &column,
+                value_key: "numberofemployees",
+                aggregation,
+            },
+        )
+        .map(|(partial, _)| partial)
+    }
+
+    #[test]
+    fn pages_are_followed_with_the_cookie_until_the_last() {
+        let platform = FakePlatform::default();
+        platform
+            .respond(200, &[], TOKEN)
+            .respond(200, &[], &page(&[1, 2], true))
+            .respond(200, &[], &page(&[3], false));
+        let total = run(&platform, Aggregation::Sum).unwrap();
+        assert_eq!((total.rows, total.sum), (3, 6.0));
+        let sent = platform.sent.borrow();
+        assert_eq!(sent.len(), 3, "no page after the last");
+        let second: String =
+            form_urlencoded::parse(sent[2].url.split_once('?').unwrap().1.as_bytes())
+                .find(|(k, _)| k == "fetchXml")
+                .map(|(_, v)| v.into_owned())
+                .unwrap();
+        let fetch = Element::parse(&second).unwrap();
+        assert_eq!(fetch.attr("page"), Some("2"));
+        assert_eq!(
+            fetch.attr("paging-cookie"),
+            Some("<cookie page=\"1\"></cookie>")
+        );
+    }
+
+    #[test]
+    fn a_failed_page_fails_the_whole_read() {
+        let platform = FakePlatform::default();
+        platform
+            .respond(200, &[], TOKEN)
+            .respond(200, &[], &page(&[1, 2], true))
+            .respond(503, &[], "");
+        assert!(matches!(
+            run(&platform, Aggregation::Sum),
+            Err(Error::Upstream(_))
+        ));
+    }
+
+    #[test]
+    fn an_empty_page_claiming_more_is_an_error_not_a_loop() {
+        let platform = FakePlatform::default();
+        platform
+            .respond(200, &[], TOKEN)
+            .respond(200, &[], &page(&[], true));
+        assert!(matches!(
+            run(&platform, Aggregation::Count),
+            Err(Error::Upstream(_))
+        ));
+    }
 
     #[test]
     fn decodes_the_documented_cookie() {
