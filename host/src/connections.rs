@@ -31,9 +31,44 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// The organization connections belong to unless another is named.
+pub const DEFAULT_ORGANIZATION: &str = "default";
+
+/// Whether a connection's links may sync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Ok,
+    /// The credential was refused: someone must sign in again.
+    NeedsSignIn,
+    /// Switched off by an admin.
+    Disabled,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::NeedsSignIn => "needs-sign-in",
+            Status::Disabled => "disabled",
+        }
+    }
+
+    fn parse(text: &str) -> Status {
+        match text {
+            "needs-sign-in" => Status::NeedsSignIn,
+            "disabled" => Status::Disabled,
+            _ => Status::Ok,
+        }
+    }
+}
+
 /// What an admin supplies to add a connection.
 #[derive(Debug, Clone)]
 pub struct NewConnection {
+    /// Name of the organization that owns it.
+    pub organization: String,
+    /// Who added it, for the record.
+    pub added_by: String,
     pub name: String,
     pub environment_url: String,
     pub authority_url: Option<String>,
@@ -47,6 +82,11 @@ pub struct NewConnection {
 #[derive(Debug, Clone)]
 pub struct ConnectionRecord {
     pub id: String,
+    pub organization_id: i64,
+    pub organization: String,
+    pub added_by: String,
+    pub status: Status,
+    pub status_reason: Option<String>,
     pub name: String,
     pub environment_url: String,
     pub authority_url: String,
@@ -59,10 +99,29 @@ pub struct ConnectionRecord {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectionError {
-    #[error("a connection named '{0}' already exists; choose another name or remove it first")]
-    DuplicateName(String),
+    #[error(
+        "organization '{organization}' already has a connection named '{name}'; choose another \
+         name or remove it first"
+    )]
+    DuplicateName { organization: String, name: String },
     #[error("no connection named '{name}'{}", known_names(.known))]
     NotFound { name: String, known: Vec<String> },
+    #[error(
+        "several organizations have a connection named '{name}' ({}); name the organization \
+         with --org",
+        .organizations.join(", ")
+    )]
+    Ambiguous {
+        name: String,
+        organizations: Vec<String>,
+    },
+    #[error("no organization named '{0}'; create it with `goals-host org create`")]
+    NoOrganization(String),
+    #[error(
+        "connection '{name}' is used by {links} linked Key Result(s); unlink them or move them \
+         to another connection first"
+    )]
+    InUse { name: String, links: i64 },
     #[error("invalid {field} '{value}': {reason}")]
     Invalid {
         field: &'static str,
@@ -181,9 +240,18 @@ fn origin(
     })
 }
 
+/// Every column of a connection and its organization's name.
+const SELECT: &str = "SELECT c.*, o.name AS organization
+     FROM connections c JOIN organizations o ON o.id = c.organization_id";
+
 fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ConnectionRecord> {
     Ok(ConnectionRecord {
         id: row.get("id")?,
+        organization_id: row.get("organization_id")?,
+        organization: row.get("organization")?,
+        added_by: row.get("added_by")?,
+        status: Status::parse(&row.get::<_, String>("status")?),
+        status_reason: row.get("status_reason")?,
         name: row.get("name")?,
         environment_url: row.get("environment_url")?,
         authority_url: row.get("authority_url")?,
@@ -197,89 +265,185 @@ fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ConnectionRecord> {
 
 pub async fn add(db: &Database, new: NewConnection) -> Result<ConnectionRecord, ConnectionError> {
     let new = new.validated()?;
-    let name = new.name.clone();
-    let inserted = db
-        .run(move |conn| {
-            let tx = conn.transaction()?;
-            let exists: Option<String> = tx
-                .query_row(
-                    "SELECT id FROM connections WHERE name = ?1",
-                    [&new.name],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            if exists.is_some() {
-                return Ok(None);
-            }
-            let record = tx.query_row(
-                "INSERT INTO connections (id, name, environment_url, authority_url, tenant,
-                     client_id, client_secret, allow_loopback, created_at)
-                 VALUES (lower(hex(randomblob(16))), ?1, ?2, ?3, ?4, ?5, ?6, ?7, unixepoch())
-                 RETURNING *",
-                params![
-                    new.name,
-                    new.environment_url,
-                    new.authority_url.unwrap_or_default(),
-                    new.tenant,
-                    new.client_id,
-                    new.client_secret.expose(),
-                    new.allow_loopback
-                ],
-                from_row,
-            )?;
-            tx.commit()?;
-            Ok(Some(record))
-        })
-        .await?;
-    inserted.ok_or(ConnectionError::DuplicateName(name))
+    let (organization, name) = (new.organization.clone(), new.name.clone());
+    db.run(move |conn| {
+        let tx = conn.transaction()?;
+        let Some(organization_id) = tx
+            .query_row(
+                "SELECT id FROM organizations WHERE name = ?1",
+                [&new.organization],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()?
+        else {
+            return Ok(Err(ConnectionError::NoOrganization(new.organization)));
+        };
+        let exists: Option<String> = tx
+            .query_row(
+                "SELECT id FROM connections WHERE organization_id = ?1 AND name = ?2",
+                params![organization_id, new.name],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if exists.is_some() {
+            return Ok(Err(ConnectionError::DuplicateName { organization, name }));
+        }
+        let id: String = tx.query_row(
+            "INSERT INTO connections (id, organization_id, name, environment_url,
+                     authority_url, tenant, client_id, client_secret, allow_loopback, added_by,
+                     created_at)
+                 VALUES (lower(hex(randomblob(16))), ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,
+                     unixepoch())
+                 RETURNING id",
+            params![
+                organization_id,
+                new.name,
+                new.environment_url,
+                new.authority_url.unwrap_or_default(),
+                new.tenant,
+                new.client_id,
+                new.client_secret.expose(),
+                new.allow_loopback,
+                new.added_by,
+            ],
+            |r| r.get(0),
+        )?;
+        let record = tx.query_row(&format!("{SELECT} WHERE c.id = ?1"), [&id], from_row)?;
+        tx.commit()?;
+        Ok(Ok(record))
+    })
+    .await?
 }
 
-pub async fn list(db: &Database) -> Result<Vec<ConnectionRecord>, ConnectionError> {
+/// Connections, of one organization or of all.
+pub async fn list(
+    db: &Database,
+    organization: Option<&str>,
+) -> Result<Vec<ConnectionRecord>, ConnectionError> {
+    let organization = organization.map(str::to_string);
     Ok(db
-        .run(|conn| {
-            let mut statement = conn.prepare("SELECT * FROM connections ORDER BY name")?;
-            let rows = statement.query_map([], from_row)?;
+        .run(move |conn| {
+            let mut statement = conn.prepare(&format!(
+                "{SELECT} WHERE ?1 IS NULL OR o.name = ?1 ORDER BY o.name, c.name"
+            ))?;
+            let rows = statement.query_map([organization], from_row)?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
         .await?)
 }
 
-pub async fn get(db: &Database, name: &str) -> Result<ConnectionRecord, ConnectionError> {
-    let wanted = name.to_string();
-    let found = db
-        .run(move |conn| {
-            Ok(conn
-                .query_row(
-                    "SELECT * FROM connections WHERE name = ?1",
-                    [&wanted],
-                    from_row,
-                )
-                .optional()?)
-        })
-        .await?;
-    match found {
-        Some(record) => Ok(record),
-        None => Err(not_found(db, name).await),
+/// The connection named `name`, in `organization` when given; without one the
+/// name must be unique across organizations.
+pub async fn get(
+    db: &Database,
+    name: &str,
+    organization: Option<&str>,
+) -> Result<ConnectionRecord, ConnectionError> {
+    let mut found: Vec<ConnectionRecord> = list(db, organization)
+        .await?
+        .into_iter()
+        .filter(|c| c.name == name)
+        .collect();
+    match found.len() {
+        1 => Ok(found.remove(0)),
+        0 => Err(not_found(db, name, organization).await),
+        _ => Err(ConnectionError::Ambiguous {
+            name: name.to_string(),
+            organizations: found.into_iter().map(|c| c.organization).collect(),
+        }),
     }
 }
 
-/// Removes the connection and everything the plugin stored for it.
-pub async fn remove(db: &Database, name: &str) -> Result<ConnectionRecord, ConnectionError> {
-    let record = get(db, name).await?;
-    let id = record.id.clone();
+pub async fn get_by_id(db: &Database, id: &str) -> Result<ConnectionRecord, ConnectionError> {
+    let wanted = id.to_string();
     db.run(move |conn| {
-        let tx = conn.transaction()?;
-        tx.execute("DELETE FROM plugin_kv WHERE connection_id = ?1", [&id])?;
-        tx.execute("DELETE FROM connections WHERE id = ?1", [&id])?;
-        tx.commit()?;
-        Ok(())
+        Ok(conn
+            .query_row(&format!("{SELECT} WHERE c.id = ?1"), [&wanted], from_row)
+            .optional()?)
     })
-    .await?;
+    .await?
+    .ok_or_else(|| ConnectionError::NotFound {
+        name: id.to_string(),
+        known: Vec::new(),
+    })
+}
+
+/// Removes the connection and everything the plugin stored for it; refused while
+/// Key Results are linked to it.
+pub async fn remove(
+    db: &Database,
+    name: &str,
+    organization: Option<&str>,
+) -> Result<ConnectionRecord, ConnectionError> {
+    let record = get(db, name, organization).await?;
+    let id = record.id.clone();
+    let links = db
+        .run(move |conn| {
+            let tx = conn.transaction()?;
+            let links: i64 = tx.query_row(
+                "SELECT count(*) FROM metric_links WHERE connection_id = ?1",
+                [&id],
+                |r| r.get(0),
+            )?;
+            if links == 0 {
+                tx.execute("DELETE FROM plugin_kv WHERE connection_id = ?1", [&id])?;
+                tx.execute("DELETE FROM connections WHERE id = ?1", [&id])?;
+                tx.commit()?;
+            }
+            Ok(links)
+        })
+        .await?;
+    if links > 0 {
+        return Err(ConnectionError::InUse {
+            name: record.name,
+            links,
+        });
+    }
     Ok(record)
 }
 
-async fn not_found(db: &Database, name: &str) -> ConnectionError {
-    let known = list(db)
+/// Records whether the connection's links may sync, and why not.
+pub async fn set_status(
+    db: &Database,
+    id: &str,
+    status: Status,
+    reason: Option<&str>,
+) -> Result<(), ConnectionError> {
+    let (id, reason) = (id.to_string(), reason.map(str::to_string));
+    db.run(move |conn| {
+        conn.execute(
+            "UPDATE connections SET status = ?2, status_reason = ?3 WHERE id = ?1",
+            params![id, status.as_str(), reason],
+        )?;
+        Ok(())
+    })
+    .await?;
+    Ok(())
+}
+
+/// Replaces the connection's client secret.
+pub async fn set_secret(db: &Database, id: &str, secret: &Secret) -> Result<(), ConnectionError> {
+    if secret.expose().is_empty() {
+        return Err(ConnectionError::Invalid {
+            field: "client secret",
+            value: String::new(),
+            reason: "the secret is empty".to_string(),
+        });
+    }
+    let (id, secret) = (id.to_string(), secret.clone());
+    db.run(move |conn| {
+        conn.execute(
+            "UPDATE connections SET client_secret = ?2 WHERE id = ?1",
+            params![id, secret.expose()],
+        )?;
+        Ok(())
+    })
+    .await?;
+    Ok(())
+}
+
+async fn not_found(db: &Database, name: &str, organization: Option<&str>) -> ConnectionError {
+    let known = list(db, organization)
         .await
         .map(|all| all.into_iter().map(|c| c.name).collect())
         .unwrap_or_default();
@@ -295,6 +459,8 @@ mod tests {
 
     fn new(name: &str) -> NewConnection {
         NewConnection {
+            organization: DEFAULT_ORGANIZATION.to_string(),
+            added_by: "admin@contoso".to_string(),
             name: name.to_string(),
             environment_url: "https://contoso.crm.dynamics.com/".to_string(),
             authority_url: None,
@@ -313,12 +479,15 @@ mod tests {
         assert_eq!(added.environment_url, "https://contoso.crm.dynamics.com");
         assert_eq!(added.authority_url, DEFAULT_AUTHORITY);
         assert_eq!(added.id.len(), 32);
-        assert_eq!(list(&db).await.unwrap().len(), 1);
-        let fetched = get(&db, "Sales").await.unwrap();
+        assert_eq!(added.organization, DEFAULT_ORGANIZATION);
+        assert_eq!(added.added_by, "admin@contoso");
+        assert_eq!(added.status, Status::Ok);
+        assert_eq!(list(&db, None).await.unwrap().len(), 1);
+        let fetched = get(&db, "Sales", None).await.unwrap();
         assert_eq!(fetched.client_secret, Secret::new("s3cret"));
-        remove(&db, "Sales").await.unwrap();
+        remove(&db, "Sales", None).await.unwrap();
         assert!(matches!(
-            get(&db, "Sales").await,
+            get(&db, "Sales", None).await,
             Err(ConnectionError::NotFound { .. })
         ));
     }
@@ -328,8 +497,12 @@ mod tests {
         let db = Database::open_in_memory().unwrap();
         add(&db, new("Sales")).await.unwrap();
         let error = add(&db, new("Sales")).await.unwrap_err();
-        assert!(matches!(error, ConnectionError::DuplicateName(_)));
-        assert!(error.to_string().contains("already exists"));
+        assert!(matches!(error, ConnectionError::DuplicateName { .. }));
+        assert!(
+            error
+                .to_string()
+                .contains("already has a connection named 'Sales'")
+        );
     }
 
     #[test]

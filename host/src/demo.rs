@@ -1,19 +1,30 @@
-//! `goals-host demo`: the seed's flow (connection → app → entity → view → column →
-//! aggregation → value) against the built-in Dataverse simulator, in a throwaway
-//! data directory.
+//! `goals-host demo`: the seed's whole flow against the built-in Dataverse
+//! simulator, in a throwaway data directory — admins enable the integration, a
+//! connection is added, a person walks connection → app → entity → view → column →
+//! aggregation, two Key Results are linked, the scheduler syncs them over a few
+//! accelerated hours while the data changes, and the details popover is shown.
 
-use crate::bindings::{Aggregation, CurrencyChoice, MetricSpec, ViewRef};
+use crate::bindings::{Aggregation, CurrencyChoice, ViewRef};
+use crate::cli::details;
 use crate::connections::{self, NewConnection, Secret};
 use crate::db::Database;
+use crate::goals::admin;
+use crate::goals::clock::{Clock, ManualClock, SystemClock};
+use crate::goals::keyresults::{self, NewKeyResult};
+use crate::goals::linking::{self, Pieces, Wanted};
+use crate::goals::progress::{Direction, Unit};
+use crate::goals::scheduler::Scheduler;
+use crate::goals::sync::Syncer;
 use crate::render::{self, Report, aggregation_name};
 use crate::resolve;
 use crate::runtime::{PluginRuntime, PluginSource};
 use anyhow::Context;
-use dataverse_sim::{RunningSimulator, SimConfig};
+use dataverse_sim::{Row, RunningSimulator, SimConfig, dataset};
 use serde_json::{Value, json};
+use std::sync::Arc;
 use std::time::Instant;
 
-/// The choices the demo makes at each step, as a person would in the wizard.
+/// The choices a person makes in the wizard.
 const APP: &str = "Sales Hub";
 const ENTITY: &str = "opportunity";
 const VIEW_SEARCH: &str = "open";
@@ -21,22 +32,8 @@ const VIEW: &str = "Open Opportunities";
 const COLUMN: &str = "estimatedvalue";
 const AGGREGATION: Aggregation = Aggregation::Sum;
 
-/// More metrics measured at the end: (entity, view, column, aggregation).
-const MORE: [(&str, &str, &str, Aggregation); 3] = [
-    ("lead", "Hot Leads", "fullname", Aggregation::Count),
-    (
-        "opportunity",
-        "Won Opportunities",
-        "actualvalue",
-        Aggregation::Average,
-    ),
-    (
-        "opportunity",
-        "Open Opportunities",
-        "estimatedclosedate",
-        Aggregation::Min,
-    ),
-];
+/// Hours the scheduler runs for, accelerated.
+const HOURS: i64 = 3;
 
 struct Steps {
     text: Vec<String>,
@@ -74,7 +71,8 @@ async fn walk(
     started: Instant,
 ) -> anyhow::Result<Report> {
     let db = Database::open(data_dir)?;
-    let runtime = PluginRuntime::load(plugin, db.clone()).await?;
+    let runtime = Arc::new(PluginRuntime::load(plugin, db.clone()).await?);
+    let clock = ManualClock::new(SystemClock.now());
     let mut steps = Steps {
         text: vec![format!(
             "{} {} against the Dataverse simulator at {}",
@@ -85,10 +83,23 @@ async fn walk(
         json: Vec::new(),
     };
 
+    admin::create_tenant(&db, "Contoso", clock.now()).await?;
+    admin::create_organization(&db, "Contoso Sales", "Contoso", clock.now()).await?;
+    admin::set_tenant_integration(&db, "Contoso", true).await?;
+    let org = admin::set_organization_integration(&db, "Contoso Sales", true).await?;
+    steps.push(
+        "enable",
+        "tenant 'Contoso' switched the integration on; organization 'Contoso Sales' enabled it"
+            .to_string(),
+        json!({ "tenant": org.tenant, "organization": org.name }),
+    );
+
     let conn = connections::add(
         &db,
         NewConnection {
-            name: "Contoso (simulated)".to_string(),
+            organization: org.name.clone(),
+            added_by: "admin@contoso.example".to_string(),
+            name: "Contoso CRM (simulated)".to_string(),
             environment_url: simulator.url(),
             authority_url: Some(simulator.url()),
             tenant: sim_config.tenant.clone(),
@@ -120,6 +131,7 @@ async fn walk(
         format!("{} → {ENTITY}", names.join(", ")),
         render::entities(&entities).json,
     );
+    let entity = linking::find_entity(&app, entities, ENTITY)?;
 
     let views = runtime.list_views(&conn, ENTITY, Some(VIEW_SEARCH)).await?;
     let names: Vec<&str> = views.iter().map(|v| v.name.as_str()).collect();
@@ -129,12 +141,17 @@ async fn walk(
         render::views(&views).json,
     );
     let view = resolve::pick(views, VIEW, "view", |v| &v.id, |v| &v.name)?;
-    let view = ViewRef {
-        id: view.id,
-        kind: view.kind,
-    };
 
-    let columns = runtime.list_columns(&conn, ENTITY, &view).await?;
+    let columns = runtime
+        .list_columns(
+            &conn,
+            ENTITY,
+            &ViewRef {
+                id: view.id.clone(),
+                kind: view.kind,
+            },
+        )
+        .await?;
     let names: Vec<String> = columns
         .iter()
         .map(|c| {
@@ -150,7 +167,7 @@ async fn walk(
         format!("{} → {COLUMN}", names.join(", ")),
         render::columns(&columns).json,
     );
-    let column = resolve::pick(columns, COLUMN, "column", |c| &c.name, |c| &c.display_name)?;
+    let column = linking::find_column(&view, columns, COLUMN)?;
     let offered: Vec<&str> = column
         .aggregations
         .iter()
@@ -162,74 +179,194 @@ async fn walk(
         json!(aggregation_name(AGGREGATION)),
     );
 
-    let spec = MetricSpec {
-        entity: ENTITY.to_string(),
-        view,
-        column: column.name.clone(),
-        aggregation: AGGREGATION,
-        currency: CurrencyChoice::Base,
-    };
     let measured_at = Instant::now();
-    let measurement = runtime.fetch_and_aggregate(&conn, &spec).await?;
-    let elapsed = measured_at.elapsed();
+    let pipeline = linking::preview(
+        &runtime,
+        &conn,
+        Pieces {
+            app: &app,
+            entity: &entity,
+            view: &view,
+            column: &column,
+        },
+        AGGREGATION,
+        CurrencyChoice::Base,
+    )
+    .await?;
+    let measurement = &pipeline.preview;
     steps.push(
         "value",
         format!(
-            "{} over {} records, {} requests, {} bytes received, {} ms",
+            "{} {} over {} records, {} requests, {} bytes received, {} ms",
             render::value_text(&measurement.value),
+            measurement.currency.as_deref().unwrap_or_default(),
             measurement.records,
             measurement.requests,
             measurement.bytes_received,
-            elapsed.as_millis()
+            measured_at.elapsed().as_millis()
         ),
-        render::measurement(&measurement).json,
+        render::measurement(measurement).json,
     );
 
-    let mut more_text = vec![
-        String::new(),
-        "More metrics of the same connection:".to_string(),
-    ];
-    let mut more_json = Vec::new();
-    for (entity, view_name, column, aggregation) in MORE {
-        let views = runtime.list_views(&conn, entity, Some(view_name)).await?;
-        let view = resolve::pick(views, view_name, "view", |v| &v.id, |v| &v.name)?;
-        let spec = MetricSpec {
-            entity: entity.to_string(),
-            view: ViewRef {
-                id: view.id,
-                kind: view.kind,
-            },
-            column: column.to_string(),
-            aggregation,
+    // Two Key Results, linked and then synced by the scheduler.
+    let interval = i64::from(runtime.info().default_sync_interval_seconds);
+    let pipeline_kr = keyresults::create(
+        &db,
+        NewKeyResult {
+            organization_id: org.id,
+            title: "Grow the open pipeline to 300M".to_string(),
+            owner: "ana@contoso.example".to_string(),
+            unit: Unit::Currency,
+            currency_code: measurement.currency.clone(),
+            start: 0.0,
+            target: 300_000_000.0,
+            direction: Direction::Increase,
+        },
+        clock.now(),
+    )
+    .await?;
+    keyresults::save_link(&db, pipeline_kr.id, pipeline.metric, interval, clock.now()).await?;
+    let qualified_kr = keyresults::create(
+        &db,
+        NewKeyResult {
+            organization_id: org.id,
+            title: "Qualify 5,000 leads".to_string(),
+            owner: "ben@contoso.example".to_string(),
+            unit: Unit::Number,
+            currency_code: None,
+            start: 4_000.0,
+            target: 5_000.0,
+            direction: Direction::Increase,
+        },
+        clock.now(),
+    )
+    .await?;
+    let qualified = linking::choose(
+        &runtime,
+        &conn,
+        &Wanted {
+            app: APP.to_string(),
+            entity: "lead".to_string(),
+            view: "Qualified Leads".to_string(),
+            column: "fullname".to_string(),
+            aggregation: Aggregation::Count,
             currency: CurrencyChoice::Base,
-        };
-        let measurement = runtime.fetch_and_aggregate(&conn, &spec).await?;
-        more_text.push(format!(
-            "    {:<8} of {column} in '{view_name}': {} ({} records)",
-            aggregation_name(aggregation),
-            render::value_text(&measurement.value),
-            measurement.records
-        ));
-        more_json.push(json!({
-            "entity": entity,
-            "view": view_name,
-            "column": column,
-            "aggregation": aggregation_name(aggregation),
-            "measurement": render::measurement(&measurement).json,
+        },
+    )
+    .await?;
+    keyresults::save_link(
+        &db,
+        qualified_kr.id,
+        qualified.metric,
+        interval,
+        clock.now(),
+    )
+    .await?;
+    steps.push(
+        "link",
+        format!(
+            "Key Result {} ← sum of {COLUMN} in '{VIEW}'; Key Result {} ← count of 'Qualified Leads'",
+            pipeline_kr.id, qualified_kr.id
+        ),
+        json!([pipeline_kr.id, qualified_kr.id]),
+    );
+
+    let syncer = Arc::new(Syncer::new(
+        db.clone(),
+        Arc::clone(&runtime),
+        Arc::new(clock.clone()),
+        usize::MAX,
+    ));
+    let scheduler = Scheduler::new(syncer, 8);
+    let mut hours = Vec::new();
+    for hour in 0..=HOURS {
+        if hour > 0 {
+            // Sales happen between syncs: new open deals and qualified leads.
+            simulator.add_rows("opportunity", new_opportunities(hour));
+            simulator.add_rows("lead", new_qualified_leads(hour));
+            clock.advance(interval + interval / 10);
+        }
+        let round = scheduler.run_due().await?;
+        let pipeline = keyresults::get_by_id(&db, pipeline_kr.id).await?;
+        let qualified = keyresults::get_by_id(&db, qualified_kr.id).await?;
+        let line = format!(
+            "hour {hour}: {} sync(s); pipeline {} · qualified leads {}",
+            round.succeeded,
+            pipeline
+                .current_value
+                .map(render::format_number)
+                .unwrap_or_default(),
+            qualified
+                .current_value
+                .map(render::format_number)
+                .unwrap_or_default(),
+        );
+        hours.push(json!({
+            "hour": hour,
+            "synced": round.succeeded,
+            "pipeline": pipeline.current_value,
+            "qualified_leads": qualified.current_value,
         }));
+        steps.text.push(format!("    {line}"));
     }
+    steps.push(
+        "scheduler",
+        format!("ran {HOURS} accelerated hours (above)"),
+        Value::Array(hours),
+    );
+
+    let shown = details(&db, clock.now(), &pipeline_kr.id.to_string()).await?;
+    steps.push("details", String::new(), shown.json);
+    steps.text.push(shown.text);
 
     let total = started.elapsed();
-    let mut text = steps.text;
-    text.extend(more_text);
-    text.push(format!("\ndemo finished in {} ms", total.as_millis()));
+    steps
+        .text
+        .push(format!("\ndemo finished in {} ms", total.as_millis()));
     Ok(Report {
-        text: text.join("\n"),
+        text: steps.text.join("\n"),
         json: json!({
             "simulator": simulator.url(),
             "steps": steps.json,
-            "more": more_json,
             "elapsed_ms": total.as_millis() as u64,
         }),
     })
+}
+
+/// Deterministic new rows, shaped like the simulator's own.
+fn new_opportunities(hour: i64) -> Vec<Row> {
+    let base = dataset()
+        .rows("opportunity")
+        .first()
+        .cloned()
+        .unwrap_or_default();
+    (0..25)
+        .map(|i| {
+            let mut row = base.clone();
+            row.insert(
+                "opportunityid".into(),
+                json!(format!("0000000{hour}-0000-4000-8000-{i:012}")),
+            );
+            row.insert("name".into(), json!(format!("New deal {hour}-{i}")));
+            row.insert("statecode".into(), json!(0));
+            row.insert("estimatedvalue".into(), json!(250_000.0));
+            row.insert("estimatedvalue_base".into(), json!(250_000.0));
+            row
+        })
+        .collect()
+}
+
+fn new_qualified_leads(hour: i64) -> Vec<Row> {
+    (0..120)
+        .map(|i| {
+            let mut row = Row::new();
+            row.insert(
+                "leadid".into(),
+                json!(format!("1000000{hour}-0000-4000-8000-{i:012}")),
+            );
+            row.insert("fullname".into(), json!(format!("Lead {hour}-{i}")));
+            row.insert("statecode".into(), json!(1));
+            row
+        })
+        .collect()
 }

@@ -7,6 +7,8 @@ pub mod cli;
 pub mod connections;
 pub mod db;
 pub mod demo;
+pub mod goals;
+pub mod names;
 pub mod outbound;
 pub mod render;
 pub mod resolve;

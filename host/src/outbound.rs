@@ -240,6 +240,11 @@ mod tests {
     fn policy(allow_loopback: bool) -> OutboundPolicy {
         OutboundPolicy::for_connection(&ConnectionRecord {
             id: "c".into(),
+            organization_id: 1,
+            organization: "default".into(),
+            added_by: String::new(),
+            status: crate::connections::Status::Ok,
+            status_reason: None,
             name: "n".into(),
             environment_url: "https://org.crm.dynamics.com".into(),
             authority_url: "https://login.microsoftonline.com".into(),

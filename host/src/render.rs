@@ -1,9 +1,6 @@
 //! Presenting plugin results to people (text) and programs (JSON).
 
-use crate::bindings::{
-    Aggregation, App, Column, ColumnType, Entity, Measurement, MetricValue, PluginInfo, View,
-    ViewKind,
-};
+use crate::bindings::{App, Column, Entity, Measurement, MetricValue, PluginInfo, View};
 use crate::connections::ConnectionRecord;
 use serde_json::{Value, json};
 
@@ -13,39 +10,7 @@ pub struct Report {
     pub json: Value,
 }
 
-pub fn aggregation_name(aggregation: Aggregation) -> &'static str {
-    match aggregation {
-        Aggregation::Count => "count",
-        Aggregation::CountValues => "count-values",
-        Aggregation::CountDistinct => "count-distinct",
-        Aggregation::Sum => "sum",
-        Aggregation::Average => "average",
-        Aggregation::Min => "min",
-        Aggregation::Max => "max",
-    }
-}
-
-pub fn column_type_name(column_type: ColumnType) -> &'static str {
-    match column_type {
-        ColumnType::WholeNumber => "whole-number",
-        ColumnType::DecimalNumber => "decimal-number",
-        ColumnType::Money => "money",
-        ColumnType::DateTime => "date-time",
-        ColumnType::Text => "text",
-        ColumnType::Boolean => "boolean",
-        ColumnType::Choice => "choice",
-        ColumnType::Lookup => "lookup",
-        ColumnType::Identifier => "identifier",
-        ColumnType::Other => "other",
-    }
-}
-
-pub fn view_kind_name(kind: ViewKind) -> &'static str {
-    match kind {
-        ViewKind::System => "system",
-        ViewKind::Personal => "personal",
-    }
-}
+pub use crate::names::{aggregation_name, column_type_name, view_kind_name};
 
 /// Left-aligned columns separated by two spaces.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
@@ -259,14 +224,22 @@ pub fn value_text(value: &Option<MetricValue>) -> String {
 
 /// A number with thousands separators and at most two decimals.
 pub fn format_number(n: f64) -> String {
-    let fixed = if n.fract() == 0.0 {
-        format!("{n:.0}")
+    if n.fract() == 0.0 {
+        group(&format!("{n:.0}"))
     } else {
-        format!("{n:.2}")
-    };
+        group(&format!("{n:.2}"))
+    }
+}
+
+/// A number with thousands separators and exactly two decimals (amounts).
+pub fn format_number_fixed(n: f64) -> String {
+    group(&format!("{n:.2}"))
+}
+
+fn group(fixed: &str) -> String {
     let (sign, digits) = match fixed.strip_prefix('-') {
         Some(rest) => ("-", rest),
-        None => ("", fixed.as_str()),
+        None => ("", fixed),
     };
     let (whole, fraction) = match digits.split_once('.') {
         Some((whole, fraction)) => (whole, Some(fraction)),

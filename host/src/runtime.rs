@@ -139,6 +139,10 @@ impl PluginRuntime {
         }
     }
 
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
     pub fn info(&self) -> &PluginInfo {
         &self.info
     }
@@ -230,10 +234,17 @@ fn outcome<T>(
 ) -> Result<T, CallError> {
     match result {
         Ok(Ok(value)) => Ok(value),
-        Ok(Err(error)) => Err(CallError::Plugin {
-            error,
-            refusals: store.data().hooks.refusals(),
-        }),
+        Ok(Err(error)) => {
+            let refusals = store.data().hooks.refusals();
+            // A request the host refused can surface in the plugin as a broken
+            // stream rather than a denial; the host knows better, and retrying
+            // cannot help.
+            let error = match error {
+                Error::Upstream(message) if !refusals.is_empty() => Error::Invalid(message),
+                other => other,
+            };
+            Err(CallError::Plugin { error, refusals })
+        }
         Err(trap) => Err(CallError::Trap(anyhow::Error::from(trap))),
     }
 }

@@ -18,6 +18,7 @@ use axum::response::Response;
 use serde_json::{Value, json};
 use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::net::TcpListener;
@@ -78,6 +79,12 @@ struct SimState {
     faults: Mutex<VecDeque<Fault>>,
     /// This simulator's changes to the sample data (test hooks).
     overlay: Mutex<Arc<Overlay>>,
+    /// Requests being answered now, and the most seen at once: how a client's
+    /// concurrency looks from the server.
+    in_flight: AtomicUsize,
+    peak: AtomicUsize,
+    /// Added before every Web API answer, so concurrent clients overlap.
+    latency: Mutex<Duration>,
 }
 
 impl SimState {
@@ -126,6 +133,9 @@ impl RunningSimulator {
             requests: Mutex::new(RequestLog::default()),
             faults: Mutex::new(VecDeque::new()),
             overlay: Mutex::new(Arc::new(Overlay::default())),
+            in_flight: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
+            latency: Mutex::new(Duration::ZERO),
         });
         let app = Router::new()
             .fallback(handle)
@@ -235,6 +245,16 @@ impl RunningSimulator {
     ///
     /// # Panics
     /// If the table does not exist.
+    /// Makes every Web API answer wait `latency` first (token answers do not).
+    pub fn set_latency(&self, latency: Duration) {
+        *lock(&self.state.latency) = latency;
+    }
+
+    /// The most requests this simulator has answered at once.
+    pub fn peak_concurrency(&self) -> usize {
+        self.state.peak.load(Ordering::SeqCst)
+    }
+
     pub fn add_rows(&self, entity: &str, rows: Vec<Row>) {
         self.change("add_rows", |overlay| {
             overlay.add_rows(dataset(), entity, rows)
@@ -357,6 +377,15 @@ fn preferences(headers: &HeaderMap) -> Preferences {
     )
 }
 
+/// Counts a request as in flight until its answer is built.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 async fn handle(
     State(state): State<Arc<SimState>>,
     method: Method,
@@ -367,6 +396,9 @@ async fn handle(
     let path = uri.path().to_string();
     let query = uri.query().map(str::to_string);
     let authorized = bearer(&headers).is_some_and(|t| state.tokens.is_valid(t));
+    let now_in_flight = state.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    state.peak.fetch_max(now_in_flight, Ordering::SeqCst);
+    let _in_flight = InFlight(&state.in_flight);
     // Recorded on arrival, so concurrent requests keep their arrival order; the
     // status is filled in once the answer is known.
     let slot = {
@@ -381,6 +413,10 @@ async fn handle(
         });
         (log.generation, log.entries.len() - 1)
     };
+    let latency = *lock(&state.latency);
+    if !latency.is_zero() && path.starts_with("/api/") {
+        tokio::time::sleep(latency).await;
+    }
     let response = route(
         &state,
         &method,

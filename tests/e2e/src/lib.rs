@@ -2,12 +2,22 @@
 //! in-process over a fresh database, and the real `goals-host` binary for CLI tests.
 
 use dataverse_sim::{RunningSimulator, SimConfig};
-use goals_host::connections::{self, ConnectionRecord, NewConnection, Secret};
+use goals_host::bindings::{Aggregation, CurrencyChoice};
+use goals_host::connections::{
+    self, ConnectionRecord, DEFAULT_ORGANIZATION, NewConnection, Secret,
+};
 use goals_host::db::Database;
+use goals_host::goals::clock::{Clock, ManualClock};
+use goals_host::goals::keyresults::{self, KeyResult, Link, NewKeyResult};
+use goals_host::goals::linking::{self, Wanted};
+use goals_host::goals::progress::{Direction, Unit};
+use goals_host::goals::scheduler::Scheduler;
+use goals_host::goals::sync::Syncer;
 use goals_host::runtime::{PluginRuntime, PluginSource};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Output;
+use std::sync::Arc;
 use std::sync::OnceLock;
 use tokio::sync::OnceCell;
 
@@ -34,6 +44,8 @@ impl Sim {
 
     pub fn new_connection(&self, name: &str) -> NewConnection {
         NewConnection {
+            organization: DEFAULT_ORGANIZATION.to_string(),
+            added_by: "e2e".to_string(),
             name: name.to_string(),
             environment_url: self.url(),
             authority_url: Some(self.url()),
@@ -66,6 +78,119 @@ pub async fn plugin_with_connection(sim: &Sim) -> (PluginRuntime, ConnectionReco
         .await
         .expect("add the simulator connection");
     (runtime, conn)
+}
+
+/// The Goals side in-process: a database, the plugin, a clock the test moves, a
+/// syncer, and a connection to a simulator, in the enabled default organization.
+pub struct World {
+    pub sim: Sim,
+    pub db: Database,
+    pub runtime: Arc<PluginRuntime>,
+    pub clock: ManualClock,
+    pub syncer: Arc<Syncer>,
+    pub conn: ConnectionRecord,
+}
+
+/// A fixed start, so tests read the same times every run.
+pub const START: i64 = 1_800_000_000;
+
+impl World {
+    pub async fn new() -> World {
+        Self::with_limit(usize::MAX).await
+    }
+
+    /// With at most `per_connection` syncs at once per connection.
+    pub async fn with_limit(per_connection: usize) -> World {
+        let sim = Sim::start().await;
+        let (runtime, conn) = plugin_with_connection(&sim).await;
+        let db = runtime.database().clone();
+        let runtime = Arc::new(runtime);
+        let clock = ManualClock::new(START);
+        let syncer = Arc::new(Syncer::new(
+            db.clone(),
+            Arc::clone(&runtime),
+            Arc::new(clock.clone()),
+            per_connection,
+        ));
+        World {
+            sim,
+            db,
+            runtime,
+            clock,
+            syncer,
+            conn,
+        }
+    }
+
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
+    pub fn scheduler(&self, concurrency: usize) -> Scheduler {
+        Scheduler::new(Arc::clone(&self.syncer), concurrency)
+    }
+
+    /// A Key Result counting up from 0 to 10,000 in the default organization.
+    pub async fn key_result(&self, title: &str) -> KeyResult {
+        keyresults::create(
+            &self.db,
+            NewKeyResult {
+                organization_id: self.conn.organization_id,
+                title: title.to_string(),
+                owner: "owner@contoso.example".to_string(),
+                unit: Unit::Number,
+                currency_code: None,
+                start: 0.0,
+                target: 10_000.0,
+                direction: Direction::Increase,
+            },
+            self.now(),
+        )
+        .await
+        .expect("create a Key Result")
+    }
+
+    /// Links a Key Result to an aggregation of a Sales Hub view, hourly.
+    pub async fn link(
+        &self,
+        kr: &KeyResult,
+        entity: &str,
+        view: &str,
+        column: &str,
+        aggregation: Aggregation,
+    ) -> Link {
+        let chosen = linking::choose(
+            &self.runtime,
+            &self.conn,
+            &Wanted {
+                app: "Sales Hub".to_string(),
+                entity: entity.to_string(),
+                view: view.to_string(),
+                column: column.to_string(),
+                aggregation,
+                currency: CurrencyChoice::Base,
+            },
+        )
+        .await
+        .expect("choose the metric");
+        keyresults::save_link(&self.db, kr.id, chosen.metric, 3600, self.now())
+            .await
+            .expect("save the link")
+    }
+
+    pub async fn link_of(&self, kr: &KeyResult) -> Link {
+        keyresults::link(&self.db, kr.id)
+            .await
+            .expect("read the link")
+            .expect("the Key Result is linked")
+    }
+
+    pub async fn value_of(&self, kr: &KeyResult) -> Option<f64> {
+        keyresults::get_by_id(&self.db, kr.id)
+            .await
+            .expect("read the Key Result")
+            .current_value
+    }
 }
 
 /// The `goals-host` binary, built from the current sources once per test binary.

@@ -46,7 +46,7 @@ async fn duplicate_connection_names_are_a_clear_error() {
     assert!(
         again
             .stderr
-            .contains("a connection named 'Contoso' already exists"),
+            .contains("already has a connection named 'Contoso'"),
         "{}",
         again.stderr
     );
@@ -374,16 +374,20 @@ async fn the_demo_walks_the_flow_and_measures_a_value() {
     assert_eq!(
         names,
         [
+            "enable",
             "connection",
             "app",
             "entity",
             "view",
             "column",
             "aggregation",
-            "value"
+            "value",
+            "link",
+            "scheduler",
+            "details"
         ]
     );
-    let value = &steps[6]["result"];
+    let value = &steps[7]["result"];
     let expected: f64 = dataset()
         .rows("opportunity")
         .iter()
@@ -395,4 +399,19 @@ async fn the_demo_walks_the_flow_and_measures_a_value() {
         (measured - expected).abs() < 0.01,
         "demo measured {measured}, data says {expected}"
     );
+
+    // The scheduler synced both Key Results every accelerated hour, and they moved.
+    let hours = steps[9]["result"].as_array().expect("hours");
+    assert!(hours.len() >= 3);
+    assert!(hours.iter().all(|h| h["synced"] == 2), "{hours:?}");
+    let pipeline: Vec<f64> = hours
+        .iter()
+        .map(|h| h["pipeline"].as_f64().expect("a value"))
+        .collect();
+    assert!((pipeline[0] - expected).abs() < 0.01);
+    assert!(pipeline.windows(2).all(|w| w[1] > w[0]), "{pipeline:?}");
+    let details = &steps[10]["result"];
+    assert_eq!(details["link"]["state"], "active");
+    assert_eq!(details["link"]["view"], "Open Opportunities");
+    assert!(details["key_result"]["progress_percent"].is_number());
 }

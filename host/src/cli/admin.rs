@@ -1,0 +1,150 @@
+//! `goals-host tenant ...` and `goals-host org ...`: the admins' switches.
+
+use super::Context;
+use crate::goals::admin::{self, Organization, Tenant};
+use crate::render::{Report, table};
+use clap::Subcommand;
+use serde_json::{Value, json};
+
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Create a tenant (integration off until enabled)
+    Create { name: String },
+    /// Switch the integration on for every organization of the tenant
+    Enable { name: String },
+    /// Switch the integration off for every organization of the tenant
+    Disable { name: String },
+    /// List tenants
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OrgCommand {
+    /// Create an organization in a tenant (integration off until enabled)
+    Create {
+        name: String,
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Enable the integration for one organization (the tenant's switch must be on too)
+    Enable { name: String },
+    /// Disable the integration for one organization
+    Disable { name: String },
+    /// List organizations
+    List,
+}
+
+fn on_off(enabled: bool) -> &'static str {
+    if enabled { "on" } else { "off" }
+}
+
+fn tenant_json(tenant: &Tenant) -> Value {
+    json!({ "id": tenant.id, "name": tenant.name, "integration_enabled": tenant.integration_enabled })
+}
+
+fn org_json(org: &Organization) -> Value {
+    json!({
+        "id": org.id,
+        "name": org.name,
+        "tenant": org.tenant,
+        "integration_enabled": org.integration_enabled,
+        "tenant_integration_enabled": org.tenant_integration_enabled,
+        "syncs_run": org.disabled_reason().is_none(),
+        "disabled_reason": org.disabled_reason(),
+    })
+}
+
+fn tenant_report(tenant: &Tenant) -> Report {
+    Report {
+        text: format!(
+            "tenant '{}': integration {}",
+            tenant.name,
+            on_off(tenant.integration_enabled)
+        ),
+        json: tenant_json(tenant),
+    }
+}
+
+fn org_report(org: &Organization) -> Report {
+    Report {
+        text: format!(
+            "organization '{}' of tenant '{}': integration {} ({})",
+            org.name,
+            org.tenant,
+            on_off(org.integration_enabled),
+            org.disabled_reason()
+                .unwrap_or_else(|| "syncs run".to_string())
+        ),
+        json: org_json(org),
+    }
+}
+
+pub async fn tenant(context: &Context<'_>, command: &TenantCommand) -> anyhow::Result<Report> {
+    let db = &context.db;
+    let now = context.clock.now();
+    Ok(match command {
+        TenantCommand::Create { name } => {
+            tenant_report(&admin::create_tenant(db, name, now).await?)
+        }
+        TenantCommand::Enable { name } => {
+            tenant_report(&admin::set_tenant_integration(db, name, true).await?)
+        }
+        TenantCommand::Disable { name } => {
+            tenant_report(&admin::set_tenant_integration(db, name, false).await?)
+        }
+        TenantCommand::List => {
+            let tenants = admin::tenants(db).await?;
+            Report {
+                text: table(
+                    &["TENANT", "INTEGRATION"],
+                    &tenants
+                        .iter()
+                        .map(|t| vec![t.name.clone(), on_off(t.integration_enabled).to_string()])
+                        .collect::<Vec<_>>(),
+                ),
+                json: Value::Array(tenants.iter().map(tenant_json).collect()),
+            }
+        }
+    })
+}
+
+pub async fn org(context: &Context<'_>, command: &OrgCommand) -> anyhow::Result<Report> {
+    let db = &context.db;
+    let now = context.clock.now();
+    Ok(match command {
+        OrgCommand::Create { name, tenant } => {
+            org_report(&admin::create_organization(db, name, tenant, now).await?)
+        }
+        OrgCommand::Enable { name } => {
+            org_report(&admin::set_organization_integration(db, name, true).await?)
+        }
+        OrgCommand::Disable { name } => {
+            org_report(&admin::set_organization_integration(db, name, false).await?)
+        }
+        OrgCommand::List => {
+            let orgs = admin::organizations(db).await?;
+            Report {
+                text: table(
+                    &["ORGANIZATION", "TENANT", "INTEGRATION", "SYNCS"],
+                    &orgs
+                        .iter()
+                        .map(|o| {
+                            vec![
+                                o.name.clone(),
+                                o.tenant.clone(),
+                                on_off(o.integration_enabled).to_string(),
+                                if o.disabled_reason().is_none() {
+                                    "run"
+                                } else {
+                                    "stopped"
+                                }
+                                .to_string(),
+                            ]
+                        })
+                        .collect::<Vec<_>>(),
+                ),
+                json: Value::Array(orgs.iter().map(org_json).collect()),
+            }
+        }
+    })
+}

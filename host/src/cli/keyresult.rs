@@ -1,0 +1,630 @@
+//! `goals-host kr ...`: Key Results, their links, Sync now, details and history.
+
+use super::{AggregationArg, Context, CurrencyArg, wizard};
+use crate::connections::{self, ConnectionRecord};
+use crate::db::Database;
+use crate::goals::admin;
+use crate::goals::clock::{self, Timestamp};
+use crate::goals::keyresults::{self, KeyResult, Link, LinkState, NewKeyResult};
+use crate::goals::linking::{self, Wanted};
+use crate::goals::progress::{self, Direction, Unit};
+use crate::goals::sync::{self, SyncRun, Syncer, Trigger};
+use crate::names::{aggregation_name, currency_name, view_kind_name};
+use crate::render::{self, Report, table};
+use crate::runtime::PluginRuntime;
+use clap::{Subcommand, ValueEnum};
+use serde_json::{Value, json};
+use std::io::IsTerminal;
+use std::sync::Arc;
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum UnitArg {
+    Number,
+    Percent,
+    Currency,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum DirectionArg {
+    Increase,
+    Decrease,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KrCommand {
+    /// Create a Key Result in the organization (--org)
+    Create {
+        #[arg(long)]
+        title: String,
+        #[arg(long)]
+        owner: String,
+        #[arg(long, value_enum, default_value_t = UnitArg::Number)]
+        unit: UnitArg,
+        /// ISO code of a currency Key Result, e.g. EUR
+        #[arg(long)]
+        currency_code: Option<String>,
+        #[arg(long, allow_negative_numbers = true)]
+        start: f64,
+        #[arg(long, allow_negative_numbers = true)]
+        target: f64,
+        #[arg(long, value_enum, default_value_t = DirectionArg::Increase)]
+        direction: DirectionArg,
+    },
+    /// List Key Results (of --org when given)
+    List,
+    /// Link a Key Result to a metric: with every flag, or as a wizard in a terminal.
+    /// With only --connection on a linked Key Result, move it to that connection.
+    Link(LinkArgs),
+    /// Remove the Key Result's link; its value stays
+    Unlink { kr: String },
+    /// Stop scheduled syncs of the Key Result's link
+    Pause { kr: String },
+    /// Resume scheduled syncs (the next runs at once)
+    Resume { kr: String },
+    /// Record a value by hand; the next sync replaces it unless the link is paused
+    Checkin {
+        kr: String,
+        #[arg(allow_negative_numbers = true)]
+        value: f64,
+    },
+    /// Sync now, through the same path as the scheduler
+    Sync { kr: String },
+    /// What the integration details popover shows
+    Show { kr: String },
+    /// The Key Result's sync runs, newest first
+    History {
+        kr: String,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LinkArgs {
+    /// Key Result id or exact title
+    pub kr: String,
+    #[arg(long)]
+    pub connection: Option<String>,
+    #[arg(long)]
+    pub app: Option<String>,
+    #[arg(long)]
+    pub entity: Option<String>,
+    #[arg(long)]
+    pub view: Option<String>,
+    #[arg(long)]
+    pub column: Option<String>,
+    #[arg(long, value_enum)]
+    pub aggregation: Option<AggregationArg>,
+    #[arg(long, value_enum, default_value_t = CurrencyArg::Base)]
+    pub currency: CurrencyArg,
+    /// Seconds between syncs [default: the integration's, hourly]
+    #[arg(long)]
+    pub interval: Option<i64>,
+    /// Run the wizard even when flags are given
+    #[arg(long)]
+    pub interactive: bool,
+}
+
+pub async fn run(context: &Context<'_>, command: &KrCommand) -> anyhow::Result<Report> {
+    let db = &context.db;
+    let now = context.clock.now();
+    match command {
+        KrCommand::Create {
+            title,
+            owner,
+            unit,
+            currency_code,
+            start,
+            target,
+            direction,
+        } => {
+            let org = admin::organization(db, context.cli.org()).await?;
+            let kr = keyresults::create(
+                db,
+                NewKeyResult {
+                    organization_id: org.id,
+                    title: title.clone(),
+                    owner: owner.clone(),
+                    unit: match unit {
+                        UnitArg::Number => Unit::Number,
+                        UnitArg::Percent => Unit::Percent,
+                        UnitArg::Currency => Unit::Currency,
+                    },
+                    currency_code: currency_code.clone(),
+                    start: *start,
+                    target: *target,
+                    direction: match direction {
+                        DirectionArg::Increase => Direction::Increase,
+                        DirectionArg::Decrease => Direction::Decrease,
+                    },
+                },
+                now,
+            )
+            .await?;
+            Ok(Report {
+                text: format!("created Key Result {} '{}'", kr.id, kr.title),
+                json: kr_json(&kr),
+            })
+        }
+        KrCommand::List => {
+            let org_id = match &context.cli.org {
+                Some(name) => Some(admin::organization(db, name).await?.id),
+                None => None,
+            };
+            let krs = keyresults::list(db, org_id).await?;
+            Ok(Report {
+                text: table(
+                    &["ID", "TITLE", "OWNER", "VALUE", "PROGRESS"],
+                    &krs.iter()
+                        .map(|kr| {
+                            vec![
+                                kr.id.to_string(),
+                                kr.title.clone(),
+                                kr.owner.clone(),
+                                value_text(kr),
+                                progress_text(kr),
+                            ]
+                        })
+                        .collect::<Vec<_>>(),
+                ),
+                json: Value::Array(krs.iter().map(kr_json).collect()),
+            })
+        }
+        KrCommand::Link(args) => link(context, args).await,
+        KrCommand::Unlink { kr } => {
+            let kr = keyresults::find(db, kr).await?;
+            keyresults::unlink(db, kr.id).await?;
+            Ok(Report {
+                text: format!("Key Result {} is no longer linked; its value stays", kr.id),
+                json: kr_json(&kr),
+            })
+        }
+        KrCommand::Pause { kr } | KrCommand::Resume { kr } => {
+            let paused = matches!(command, KrCommand::Pause { .. });
+            let kr = keyresults::find(db, kr).await?;
+            let link = keyresults::set_paused(db, kr.id, paused, now).await?;
+            Ok(Report {
+                text: format!(
+                    "Key Result {}: link {}",
+                    kr.id,
+                    if paused {
+                        "paused"
+                    } else {
+                        "resumed; the next sync runs at once"
+                    }
+                ),
+                json: link_json(&link, None, None),
+            })
+        }
+        KrCommand::Checkin { kr, value } => {
+            let kr = keyresults::find(db, kr).await?;
+            let kr = keyresults::check_in(db, kr.id, *value, now).await?;
+            let link = keyresults::link(db, kr.id).await?;
+            Ok(Report {
+                text: format!(
+                    "Key Result {} checked in at {}; {}",
+                    kr.id,
+                    value_text(&kr),
+                    check_in_note(link.as_ref())
+                ),
+                json: kr_json(&kr),
+            })
+        }
+        KrCommand::Sync { kr } => {
+            let kr = keyresults::find(db, kr).await?;
+            let syncer = syncer(context, context.runtime().await?, usize::MAX);
+            let run = syncer.sync(kr.id, Trigger::Manual).await?;
+            let kr = keyresults::get_by_id(db, kr.id).await?;
+            Ok(Report {
+                text: format!("{}\n{}", run_text(&run), value_line(&kr)),
+                json: json!({ "run": run_json(&run), "key_result": kr_json(&kr) }),
+            })
+        }
+        KrCommand::Show { kr } => details(db, now, kr).await,
+        KrCommand::History { kr, limit } => {
+            let kr = keyresults::find(db, kr).await?;
+            let runs = sync::history(db, kr.id, *limit).await?;
+            Ok(Report {
+                text: table(
+                    &[
+                        "RUN", "TRIGGER", "STARTED", "STATUS", "VALUE", "RECORDS", "REQUESTS",
+                        "ERROR",
+                    ],
+                    &runs
+                        .iter()
+                        .map(|r| {
+                            vec![
+                                r.id.to_string(),
+                                r.trigger.clone(),
+                                clock::format(r.started_at),
+                                r.status.clone(),
+                                r.value.map(render::format_number).unwrap_or_default(),
+                                r.records.map(|n| n.to_string()).unwrap_or_default(),
+                                r.requests.map(|n| n.to_string()).unwrap_or_default(),
+                                error_text(r),
+                            ]
+                        })
+                        .collect::<Vec<_>>(),
+                ),
+                json: Value::Array(runs.iter().map(run_json).collect()),
+            })
+        }
+    }
+}
+
+pub fn syncer(context: &Context<'_>, runtime: Arc<PluginRuntime>, per_connection: usize) -> Syncer {
+    Syncer::new(
+        context.db.clone(),
+        runtime,
+        Arc::clone(&context.clock),
+        per_connection,
+    )
+}
+
+async fn link(context: &Context<'_>, args: &LinkArgs) -> anyhow::Result<Report> {
+    let db = &context.db;
+    let kr = keyresults::find(db, &args.kr).await?;
+    let org = admin::organization_by_id(db, kr.organization_id).await?;
+    let existing = keyresults::link(db, kr.id).await?;
+    let runtime = context.runtime().await?;
+    let flags_given = [&args.app, &args.entity, &args.view, &args.column]
+        .iter()
+        .any(|f| f.is_some())
+        || args.aggregation.is_some();
+
+    // `kr link KR --connection OTHER` on a linked Key Result: the same metric from
+    // another connection of the organization.
+    if let (Some(existing), Some(name), false, false) =
+        (&existing, &args.connection, flags_given, args.interactive)
+    {
+        let conn = connections::get(db, name, Some(&org.name)).await?;
+        let current = existing.metric.clone();
+        let wanted = Wanted {
+            app: current.app_id.clone(),
+            entity: current.entity.clone(),
+            view: current.view.id.clone(),
+            column: current.column.clone(),
+            aggregation: current.aggregation,
+            currency: current.currency,
+        };
+        let chosen = linking::choose(&runtime, &conn, &wanted).await?;
+        keyresults::swap_connection(db, kr.id, &conn.id, context.clock.now()).await?;
+        return saved(context, runtime, &kr, &conn, chosen.preview, "moved to").await;
+    }
+
+    let interval = args
+        .interval
+        .unwrap_or(i64::from(runtime.info().default_sync_interval_seconds));
+    let complete = args.connection.is_some()
+        && args.app.is_some()
+        && args.entity.is_some()
+        && args.view.is_some()
+        && args.column.is_some()
+        && args.aggregation.is_some();
+    let (conn, chosen) = if complete && !args.interactive {
+        let conn = connections::get(
+            db,
+            args.connection.as_deref().unwrap_or_default(),
+            Some(&org.name),
+        )
+        .await?;
+        let wanted = Wanted {
+            app: args.app.clone().unwrap_or_default(),
+            entity: args.entity.clone().unwrap_or_default(),
+            view: args.view.clone().unwrap_or_default(),
+            column: args.column.clone().unwrap_or_default(),
+            aggregation: args
+                .aggregation
+                .map(Into::into)
+                .unwrap_or(crate::bindings::Aggregation::Count),
+            currency: args.currency.into(),
+        };
+        let chosen = linking::choose(&runtime, &conn, &wanted).await?;
+        (conn, chosen)
+    } else if std::io::stdin().is_terminal() || args.interactive {
+        match wizard::run(db, &runtime, &org.name, args).await? {
+            Some(picked) => picked,
+            None => {
+                return Ok(Report {
+                    text: "nothing saved".to_string(),
+                    json: json!({ "saved": false }),
+                });
+            }
+        }
+    } else {
+        anyhow::bail!(
+            "give --connection, --app, --entity, --view, --column and --aggregation, or run \
+             `goals-host kr link {}` in a terminal for the wizard",
+            kr.id
+        );
+    };
+    keyresults::save_link(db, kr.id, chosen.metric, interval, context.clock.now()).await?;
+    saved(context, runtime, &kr, &conn, chosen.preview, "linked to").await
+}
+
+/// After a link is saved: the first sync, through the scheduler's path, gives the
+/// Key Result its value.
+async fn saved(
+    context: &Context<'_>,
+    runtime: Arc<PluginRuntime>,
+    kr: &KeyResult,
+    conn: &ConnectionRecord,
+    preview: crate::bindings::Measurement,
+    verb: &str,
+) -> anyhow::Result<Report> {
+    let syncer = syncer(context, runtime, usize::MAX);
+    let run = syncer.sync(kr.id, Trigger::Manual).await?;
+    let kr = keyresults::get_by_id(&context.db, kr.id).await?;
+    Ok(Report {
+        text: format!(
+            "preview: {} ({} records)\nKey Result {} {verb} connection '{}'\n{}\n{}",
+            render::value_text(&preview.value),
+            preview.records,
+            kr.id,
+            conn.name,
+            run_text(&run),
+            value_line(&kr)
+        ),
+        json: json!({
+            "preview": render::measurement(&preview).json,
+            "run": run_json(&run),
+            "key_result": kr_json(&kr),
+        }),
+    })
+}
+
+/// What the integration details popover shows for a Key Result.
+pub async fn details(db: &Database, now: Timestamp, reference: &str) -> anyhow::Result<Report> {
+    let kr = keyresults::find(db, reference).await?;
+    let org = admin::organization_by_id(db, kr.organization_id).await?;
+    let link = keyresults::link(db, kr.id).await?;
+    let mut text = vec![
+        format!("Key Result {}: {} (owner {})", kr.id, kr.title, kr.owner),
+        format!("  organization    {} (tenant {})", org.name, org.tenant),
+        format!("  {}", value_line(&kr)),
+        format!(
+            "  range           {} → {} ({})",
+            progress::format_value(kr.start, kr.unit, kr.currency_code.as_deref()),
+            progress::format_value(kr.target, kr.unit, kr.currency_code.as_deref()),
+            kr.direction.as_str()
+        ),
+    ];
+    if kr.current_source.as_deref() == Some("check-in") {
+        text.push(format!(
+            "  check-in        {}",
+            check_in_note(link.as_ref())
+        ));
+    }
+    let Some(link) = link else {
+        text.push("  not linked to a metric".to_string());
+        return Ok(Report {
+            text: text.join("\n"),
+            json: json!({ "key_result": kr_json(&kr), "link": Value::Null }),
+        });
+    };
+    let conn = connections::get_by_id(db, &link.metric.connection_id).await?;
+    let last_run = sync::history(db, kr.id, 1).await?.into_iter().next();
+    let stopped = org.disabled_reason().or_else(|| {
+        (conn.status != connections::Status::Ok).then(|| {
+            format!(
+                "connection '{}' needs sign-in: {}",
+                conn.name,
+                conn.status_reason.as_deref().unwrap_or("sign in again")
+            )
+        })
+    });
+    let stale = is_stale(&link, now);
+    let m = &link.metric;
+    text.extend([
+        "Dynamics 365 link".to_string(),
+        format!("  connection      {} ({})", conn.name, conn.status.as_str()),
+        format!("  app             {}", m.app_name),
+        format!("  entity          {} ({})", m.entity_name, m.entity),
+        format!(
+            "  view            {} ({})",
+            m.view_name,
+            view_kind_name(m.view.kind)
+        ),
+        format!("  column          {} ({})", m.column_display, m.column),
+        format!(
+            "  aggregation     {} ({} currency)",
+            aggregation_name(m.aggregation),
+            currency_name(m.currency)
+        ),
+        format!(
+            "  state           {}",
+            state_text(&link, stopped.as_deref())
+        ),
+        format!("  interval        {} s", link.interval_seconds),
+        format!(
+            "  last success    {}",
+            link.last_success_at
+                .map(clock::format)
+                .unwrap_or_else(|| "never".to_string())
+        ),
+        format!(
+            "  last attempt    {}",
+            last_run
+                .as_ref()
+                .map(run_text)
+                .unwrap_or_else(|| "none".to_string())
+        ),
+        format!(
+            "  next sync       {}",
+            next_sync_text(&link, stopped.as_deref())
+        ),
+        format!(
+            "  stale           {}",
+            if stale {
+                "yes: no successful sync for more than two intervals"
+            } else {
+                "no"
+            }
+        ),
+    ]);
+    Ok(Report {
+        text: text.join("\n"),
+        json: json!({
+            "key_result": kr_json(&kr),
+            "organization": org.name,
+            "link": link_json(&link, Some(&conn), stopped.as_deref()),
+            "last_run": last_run.as_ref().map(run_json),
+            "stale": stale,
+        }),
+    })
+}
+
+/// No successful sync for more than two intervals.
+pub fn is_stale(link: &Link, now: Timestamp) -> bool {
+    now - link.last_success_at.unwrap_or(link.created_at) > 2 * link.interval_seconds
+}
+
+fn state_text(link: &Link, stopped: Option<&str>) -> String {
+    match (link.state, stopped) {
+        (LinkState::Broken, _) => format!(
+            "broken: {}",
+            link.state_reason.as_deref().unwrap_or("relink")
+        ),
+        (LinkState::Paused, _) => "paused".to_string(),
+        (LinkState::Active, Some(reason)) => format!("stopped: {reason}"),
+        (LinkState::Active, None) if link.failures > 0 => {
+            format!("active, retrying after {} failure(s)", link.failures)
+        }
+        (LinkState::Active, None) => "active".to_string(),
+    }
+}
+
+fn next_sync_text(link: &Link, stopped: Option<&str>) -> String {
+    if link.state != LinkState::Active || stopped.is_some() {
+        "none until the problem above is fixed".to_string()
+    } else {
+        clock::format(link.next_run_at)
+    }
+}
+
+fn check_in_note(link: Option<&Link>) -> String {
+    match link {
+        Some(link) if link.state == LinkState::Paused => {
+            "the link is paused, so the value stays until it is resumed".to_string()
+        }
+        Some(link) => format!(
+            "the next sync ({}) will replace it",
+            clock::format(link.next_run_at)
+        ),
+        None => "not linked, so the value stays".to_string(),
+    }
+}
+
+fn value_text(kr: &KeyResult) -> String {
+    kr.current_value
+        .map(|v| progress::format_value(v, kr.unit, kr.currency_code.as_deref()))
+        .unwrap_or_else(|| "-".to_string())
+}
+
+fn raw_progress(kr: &KeyResult) -> Option<f64> {
+    kr.current_value
+        .and_then(|v| progress::raw_percent(kr.start, kr.target, v, kr.direction))
+}
+
+fn progress_text(kr: &KeyResult) -> String {
+    match raw_progress(kr) {
+        Some(raw) => format!("{:.1}%", progress::display_percent(raw)),
+        None => "-".to_string(),
+    }
+}
+
+fn value_line(kr: &KeyResult) -> String {
+    let raw = raw_progress(kr)
+        .map(|raw| format!(" (raw {raw:.1}%)"))
+        .unwrap_or_default();
+    format!(
+        "value           {}   progress {}{raw}",
+        value_text(kr),
+        progress_text(kr)
+    )
+}
+
+fn error_text(run: &SyncRun) -> String {
+    match (&run.error_kind, &run.error_message) {
+        (Some(kind), Some(message)) => format!("{kind}: {message}"),
+        (Some(kind), None) => kind.clone(),
+        _ => String::new(),
+    }
+}
+
+fn run_text(run: &SyncRun) -> String {
+    let outcome = match run.status.as_str() {
+        "success" => format!(
+            "success, value {}",
+            run.value
+                .map(render::format_number)
+                .unwrap_or_else(|| "none".to_string())
+        ),
+        other => format!("{other}: {}", error_text(run)),
+    };
+    format!(
+        "{} sync at {}: {outcome}",
+        run.trigger,
+        clock::format(run.started_at)
+    )
+}
+
+pub fn kr_json(kr: &KeyResult) -> Value {
+    let raw = raw_progress(kr);
+    json!({
+        "id": kr.id,
+        "title": kr.title,
+        "owner": kr.owner,
+        "unit": kr.unit.as_str(),
+        "currency_code": kr.currency_code,
+        "start": kr.start,
+        "target": kr.target,
+        "direction": kr.direction.as_str(),
+        "current_value": kr.current_value,
+        "current_source": kr.current_source,
+        "current_at": kr.current_at,
+        "progress_percent": raw.map(progress::display_percent),
+        "progress_raw_percent": raw,
+    })
+}
+
+fn link_json(link: &Link, conn: Option<&ConnectionRecord>, stopped: Option<&str>) -> Value {
+    let m = &link.metric;
+    json!({
+        "connection": conn.map(|c| c.name.clone()),
+        "connection_status": conn.map(|c| c.status.as_str()),
+        "app": m.app_name,
+        "app_id": m.app_id,
+        "entity": m.entity,
+        "view": m.view_name,
+        "view_id": m.view.id,
+        "column": m.column,
+        "aggregation": aggregation_name(m.aggregation),
+        "currency": currency_name(m.currency),
+        "state": link.state.as_str(),
+        "state_reason": link.state_reason,
+        "stopped_because": stopped,
+        "interval_seconds": link.interval_seconds,
+        "next_run_at": link.next_run_at,
+        "failures": link.failures,
+        "last_success_at": link.last_success_at,
+        "last_attempt_at": link.last_attempt_at,
+    })
+}
+
+pub fn run_json(run: &SyncRun) -> Value {
+    json!({
+        "id": run.id,
+        "trigger": run.trigger,
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+        "status": run.status,
+        "value": run.value,
+        "currency": run.currency,
+        "records": run.records,
+        "requests": run.requests,
+        "bytes": run.bytes,
+        "error_kind": run.error_kind,
+        "error_message": run.error_message,
+    })
+}

@@ -1,0 +1,133 @@
+//! `goals-host run` (the scheduler) and `goals-host alerts`.
+
+use super::Context;
+use super::keyresult::syncer;
+use crate::connections;
+use crate::goals::alerts;
+use crate::goals::clock;
+use crate::goals::keyresults;
+use crate::goals::scheduler::{Round, Scheduler};
+use crate::render::{Report, table};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Sync what is due once, then exit
+    #[arg(long)]
+    pub once: bool,
+    /// Seconds between checks for due links
+    #[arg(long, default_value_t = 1.0)]
+    pub poll: f64,
+    /// Stop after this many seconds (default: run until interrupted)
+    #[arg(long)]
+    pub duration: Option<f64>,
+    /// Syncs running at once over all connections
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// Syncs running at once per connection (capped by the integration's maximum)
+    #[arg(long, default_value_t = usize::MAX)]
+    pub per_connection: usize,
+}
+
+fn round_json(round: &Round, recovered: usize) -> Value {
+    json!({
+        "started": round.started,
+        "succeeded": round.succeeded,
+        "failed": round.failed,
+        "skipped": round.skipped,
+        "recovered_interrupted": recovered,
+    })
+}
+
+pub async fn run(context: &Context<'_>, args: &RunArgs) -> anyhow::Result<Report> {
+    let runtime = context.runtime().await?;
+    let scheduler = Scheduler::new(
+        Arc::new(syncer(context, runtime, args.per_connection)),
+        args.concurrency,
+    );
+    let recovered = scheduler.recover().await?;
+    let round = if args.once {
+        scheduler.run_due().await?
+    } else {
+        let duration = args.duration;
+        let stop = async move {
+            match duration {
+                Some(seconds) => {
+                    tokio::time::sleep(Duration::from_secs_f64(seconds.max(0.0))).await
+                }
+                None => {
+                    // Without a signal handler the process simply stops on Ctrl-C.
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
+        };
+        scheduler
+            .run(Duration::from_secs_f64(args.poll.max(0.01)), stop)
+            .await?
+    };
+    Ok(Report {
+        text: format!(
+            "{} sync(s): {} succeeded, {} failed, {} skipped{}",
+            round.started,
+            round.succeeded,
+            round.failed,
+            round.skipped,
+            if recovered > 0 {
+                format!("; {recovered} interrupted sync(s) from the last run were retried")
+            } else {
+                String::new()
+            }
+        ),
+        json: round_json(&round, recovered),
+    })
+}
+
+pub async fn alerts(context: &Context<'_>, all: bool) -> anyhow::Result<Report> {
+    let db = &context.db;
+    alerts::open_stale(db, context.clock.now()).await?;
+    let list = alerts::list(db, all).await?;
+    let mut rows = Vec::with_capacity(list.len());
+    let mut documents = Vec::with_capacity(list.len());
+    for alert in &list {
+        let about = match alert.subject.split_once(':') {
+            Some(("kr", id)) => match id.parse::<i64>() {
+                Ok(id) => keyresults::get_by_id(db, id)
+                    .await
+                    .map(|kr| format!("Key Result {}: {}", kr.id, kr.title))
+                    .unwrap_or_else(|_| format!("Key Result {id}")),
+                Err(_) => alert.subject.clone(),
+            },
+            Some(("connection", id)) => connections::get_by_id(db, id)
+                .await
+                .map(|c| format!("connection '{}' ({})", c.name, c.organization))
+                .unwrap_or_else(|_| format!("connection {id}")),
+            _ => alert.subject.clone(),
+        };
+        rows.push(vec![
+            alert.kind.clone(),
+            about.clone(),
+            clock::format(alert.opened_at),
+            alert.closed_at.map(clock::format).unwrap_or_default(),
+            alert.message.clone(),
+        ]);
+        documents.push(json!({
+            "id": alert.id,
+            "kind": alert.kind,
+            "subject": alert.subject,
+            "about": about,
+            "message": alert.message,
+            "opened_at": alert.opened_at,
+            "closed_at": alert.closed_at,
+        }));
+    }
+    Ok(Report {
+        text: if list.is_empty() {
+            "no open problems".to_string()
+        } else {
+            table(&["KIND", "ABOUT", "OPENED", "CLOSED", "PROBLEM"], &rows)
+        },
+        json: Value::Array(documents),
+    })
+}

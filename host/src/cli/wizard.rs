@@ -1,0 +1,201 @@
+//! The interactive link wizard: connection → app → entity → view (searched by
+//! name) → column → aggregation, each a pick list fetched live from the plugin,
+//! then a preview of the value before anything is saved. Steps given as flags
+//! are not asked again.
+
+use super::keyresult::LinkArgs;
+use crate::bindings::{Aggregation, ColumnType, CurrencyChoice, ViewRef};
+use crate::connections::{self, ConnectionRecord};
+use crate::db::Database;
+use crate::goals::linking::{self, Chosen, Pieces};
+use crate::names::{aggregation_name, column_type_name, view_kind_name};
+use crate::render;
+use crate::resolve;
+use crate::runtime::PluginRuntime;
+use anyhow::Context as _;
+use dialoguer::theme::ColorfulTheme;
+use dialoguer::{Confirm, FuzzySelect, Input};
+
+fn pick(theme: &ColorfulTheme, prompt: &str, items: &[String]) -> anyhow::Result<usize> {
+    anyhow::ensure!(!items.is_empty(), "nothing to choose from for {prompt}");
+    FuzzySelect::with_theme(theme)
+        .with_prompt(prompt)
+        .items(items)
+        .default(0)
+        .interact()
+        .with_context(|| format!("reading the choice of {prompt}"))
+}
+
+/// Walks the steps; `None` when the person declines to save.
+pub async fn run(
+    db: &Database,
+    runtime: &PluginRuntime,
+    organization: &str,
+    args: &LinkArgs,
+) -> anyhow::Result<Option<(ConnectionRecord, Chosen)>> {
+    let theme = ColorfulTheme::default();
+
+    let conn = match &args.connection {
+        Some(name) => connections::get(db, name, Some(organization)).await?,
+        None => {
+            let mut all = connections::list(db, Some(organization)).await?;
+            let names: Vec<String> = all
+                .iter()
+                .map(|c| format!("{} ({})", c.name, c.environment_url))
+                .collect();
+            all.swap_remove(pick(&theme, "Connection", &names)?)
+        }
+    };
+
+    let mut apps = runtime.list_apps(&conn).await?;
+    let app = match &args.app {
+        Some(wanted) => resolve::pick(apps, wanted, "app", |a| &a.id, |a| &a.name)?,
+        None => {
+            let names: Vec<String> = apps.iter().map(|a| a.name.clone()).collect();
+            apps.swap_remove(pick(&theme, "App", &names)?)
+        }
+    };
+
+    let mut entities = runtime.list_entities(&conn, &app.id).await?;
+    let entity = match &args.entity {
+        Some(wanted) => linking::find_entity(&app, entities, wanted)?,
+        None => {
+            let names: Vec<String> = entities
+                .iter()
+                .map(|e| format!("{} ({})", e.display_name, e.logical_name))
+                .collect();
+            entities.swap_remove(pick(&theme, "Entity", &names)?)
+        }
+    };
+
+    let view = match &args.view {
+        Some(wanted) => resolve::view(runtime, &conn, &entity.logical_name, wanted).await?,
+        None => loop {
+            let search: String = Input::with_theme(&theme)
+                .with_prompt("Search views by name (empty for all)")
+                .allow_empty(true)
+                .interact_text()
+                .context("reading the view search")?;
+            let search = search.trim();
+            let mut views = runtime
+                .list_views(
+                    &conn,
+                    &entity.logical_name,
+                    (!search.is_empty()).then_some(search),
+                )
+                .await?;
+            if views.is_empty() {
+                eprintln!("No view of {} matches '{search}'.", entity.display_name);
+                continue;
+            }
+            let names: Vec<String> = views
+                .iter()
+                .map(|v| format!("{} ({})", v.name, view_kind_name(v.kind)))
+                .collect();
+            break views.swap_remove(pick(&theme, "View", &names)?);
+        },
+    };
+
+    let mut columns = runtime
+        .list_columns(
+            &conn,
+            &entity.logical_name,
+            &ViewRef {
+                id: view.id.clone(),
+                kind: view.kind,
+            },
+        )
+        .await?;
+    let column = match &args.column {
+        Some(wanted) => linking::find_column(&view, columns, wanted)?,
+        None => {
+            let names: Vec<String> = columns
+                .iter()
+                .map(|c| {
+                    format!(
+                        "{} ({}, {})",
+                        c.display_name,
+                        c.name,
+                        column_type_name(c.column_type)
+                    )
+                })
+                .collect();
+            columns.swap_remove(pick(&theme, "Column", &names)?)
+        }
+    };
+
+    // A Key Result's value is a number: dates only offer counts.
+    let usable: Vec<Aggregation> = column
+        .aggregations
+        .iter()
+        .copied()
+        .filter(|a| {
+            column.column_type != ColumnType::DateTime
+                || matches!(
+                    a,
+                    Aggregation::Count | Aggregation::CountValues | Aggregation::CountDistinct
+                )
+        })
+        .collect();
+    let aggregation = match args.aggregation {
+        Some(given) => given.into(),
+        None => {
+            let names: Vec<String> = usable
+                .iter()
+                .map(|a| aggregation_name(*a).to_string())
+                .collect();
+            usable[pick(&theme, "Aggregation", &names)?]
+        }
+    };
+    let amount = column.column_type == ColumnType::Money
+        && matches!(
+            aggregation,
+            Aggregation::Sum | Aggregation::Average | Aggregation::Min | Aggregation::Max
+        );
+    let currency = if amount && args.aggregation.is_none() {
+        let choices = [
+            "organization's base currency".to_string(),
+            "the rows' own currency (all rows must share it)".to_string(),
+        ];
+        match pick(&theme, "Currency", &choices)? {
+            0 => CurrencyChoice::Base,
+            _ => CurrencyChoice::Transaction,
+        }
+    } else {
+        args.currency.into()
+    };
+
+    let chosen = linking::preview(
+        runtime,
+        &conn,
+        Pieces {
+            app: &app,
+            entity: &entity,
+            view: &view,
+            column: &column,
+        },
+        aggregation,
+        currency,
+    )
+    .await?;
+    eprintln!(
+        "Preview: {} of {} in '{}' = {}{} ({} records)",
+        aggregation_name(aggregation),
+        column.display_name,
+        view.name,
+        render::value_text(&chosen.preview.value),
+        chosen
+            .preview
+            .currency
+            .as_deref()
+            .map(|c| format!(" {c}"))
+            .unwrap_or_default(),
+        chosen.preview.records
+    );
+    let save = Confirm::with_theme(&theme)
+        .with_prompt("Save this link?")
+        .default(true)
+        .interact()
+        .context("reading the confirmation")?;
+    Ok(save.then_some((conn, chosen)))
+}

@@ -1,0 +1,153 @@
+//! Open problems, one row per episode: opened when a problem appears, closed
+//! when it is fixed, whatever the number of failed runs in between.
+
+use crate::db::{Database, DbError};
+use crate::goals::clock::Timestamp;
+use rusqlite::{Transaction, params};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlertKind {
+    NeedsSignIn,
+    BrokenLink,
+    Stale,
+}
+
+impl AlertKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertKind::NeedsSignIn => "needs-sign-in",
+            AlertKind::BrokenLink => "broken-link",
+            AlertKind::Stale => "stale",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alert {
+    pub id: i64,
+    pub kind: String,
+    /// `connection:<id>` or `kr:<id>`.
+    pub subject: String,
+    pub message: String,
+    pub opened_at: Timestamp,
+    pub closed_at: Option<Timestamp>,
+}
+
+pub fn kr_subject(key_result_id: i64) -> String {
+    format!("kr:{key_result_id}")
+}
+
+pub fn connection_subject(connection_id: &str) -> String {
+    format!("connection:{connection_id}")
+}
+
+/// Opens an alert unless one is open for the same problem.
+pub fn open(
+    tx: &Transaction<'_>,
+    kind: AlertKind,
+    subject: &str,
+    message: &str,
+    now: Timestamp,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO alerts (kind, subject, message, opened_at) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (kind, subject) WHERE closed_at IS NULL DO NOTHING",
+        params![kind.as_str(), subject, message, now],
+    )?;
+    Ok(())
+}
+
+pub fn close(
+    tx: &Transaction<'_>,
+    kind: AlertKind,
+    subject: &str,
+    now: Timestamp,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "UPDATE alerts SET closed_at = ?3 WHERE kind = ?1 AND subject = ?2 AND closed_at IS NULL",
+        params![kind.as_str(), subject, now],
+    )?;
+    Ok(())
+}
+
+/// Opens a stale alert for every active link without a success for more than
+/// two intervals.
+pub async fn open_stale(db: &Database, now: Timestamp) -> Result<(), DbError> {
+    db.run(move |conn| {
+        let tx = conn.transaction()?;
+        let stale: Vec<(i64, i64)> = {
+            let mut statement = tx.prepare(
+                "SELECT key_result_id, interval_seconds FROM metric_links
+                 WHERE state = 'active'
+                   AND coalesce(last_success_at, created_at) < ?1 - 2 * interval_seconds",
+            )?;
+            let rows = statement.query_map([now], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect::<Result<Vec<_>, _>>()?
+        };
+        for (kr, interval) in stale {
+            open(
+                &tx,
+                AlertKind::Stale,
+                &kr_subject(kr),
+                &format!(
+                    "Key Result {kr} has had no successful sync for more than two intervals ({} s)",
+                    2 * interval
+                ),
+                now,
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    })
+    .await
+}
+
+fn alert_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Alert> {
+    Ok(Alert {
+        id: r.get("id")?,
+        kind: r.get("kind")?,
+        subject: r.get("subject")?,
+        message: r.get("message")?,
+        opened_at: r.get("opened_at")?,
+        closed_at: r.get("closed_at")?,
+    })
+}
+
+/// Alerts, open ones only unless `all`.
+pub async fn list(db: &Database, all: bool) -> Result<Vec<Alert>, DbError> {
+    db.run(move |conn| {
+        let mut statement = conn
+            .prepare("SELECT * FROM alerts WHERE ?1 OR closed_at IS NULL ORDER BY opened_at, id")?;
+        let rows = statement.query_map([all], alert_row)?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn one_alert_per_episode() {
+        let db = Database::open_in_memory().unwrap();
+        db.run(|conn| {
+            let tx = conn.transaction()?;
+            for now in [10, 20, 30] {
+                open(&tx, AlertKind::BrokenLink, "kr:1", "gone", now)?;
+            }
+            close(&tx, AlertKind::BrokenLink, "kr:1", 40)?;
+            open(&tx, AlertKind::BrokenLink, "kr:1", "gone again", 50)?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+        let open_now = list(&db, false).await.unwrap();
+        assert_eq!(open_now.len(), 1);
+        assert_eq!(open_now[0].message, "gone again");
+        let every = list(&db, true).await.unwrap();
+        assert_eq!(every.len(), 2, "two episodes, not one per failed run");
+        assert_eq!(every[0].closed_at, Some(40));
+    }
+}

@@ -1,0 +1,196 @@
+//! Choosing the metric a Key Result follows: connection → app → entity → view →
+//! column → aggregation, each checked against what the plugin offers, then a
+//! preview of the value before the link is saved.
+
+use crate::bindings::{
+    Aggregation, App, Column, CurrencyChoice, Entity, Measurement, MetricSpec, MetricValue, View,
+    ViewRef,
+};
+use crate::connections::ConnectionRecord;
+use crate::goals::keyresults::MetricChoice;
+use crate::names::aggregation_name;
+use crate::resolve;
+use crate::runtime::PluginRuntime;
+
+/// What a person typed for each step (ids or exact names).
+#[derive(Debug, Clone)]
+pub struct Wanted {
+    pub app: String,
+    pub entity: String,
+    pub view: String,
+    pub column: String,
+    pub aggregation: Aggregation,
+    pub currency: CurrencyChoice,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error("app '{app}' has no entity '{wanted}'; its entities: {}", .available.join(", "))]
+    NoEntity {
+        app: String,
+        wanted: String,
+        available: Vec<String>,
+    },
+    #[error("view '{view}' has no column '{wanted}'; its columns: {}", .available.join(", "))]
+    NoColumn {
+        view: String,
+        wanted: String,
+        available: Vec<String>,
+    },
+    #[error("{aggregation} does not apply to column '{column}'; it allows {}", .allowed.join(", "))]
+    Aggregation {
+        column: String,
+        aggregation: &'static str,
+        allowed: Vec<&'static str>,
+    },
+    #[error(
+        "the {aggregation} of column '{column}' is a date, and a Key Result's value must be a number; choose a count instead"
+    )]
+    NotANumber {
+        column: String,
+        aggregation: &'static str,
+    },
+}
+
+pub fn find_entity(app: &App, entities: Vec<Entity>, wanted: &str) -> Result<Entity, LinkError> {
+    let available: Vec<String> = entities.iter().map(|e| e.logical_name.clone()).collect();
+    entities
+        .into_iter()
+        .find(|e| e.logical_name == wanted || e.display_name == wanted)
+        .ok_or_else(|| LinkError::NoEntity {
+            app: app.name.clone(),
+            wanted: wanted.to_string(),
+            available,
+        })
+}
+
+pub fn find_column(view: &View, columns: Vec<Column>, wanted: &str) -> Result<Column, LinkError> {
+    let available: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
+    columns
+        .into_iter()
+        .find(|c| c.name == wanted || c.display_name == wanted)
+        .ok_or_else(|| LinkError::NoColumn {
+            view: view.name.clone(),
+            wanted: wanted.to_string(),
+            available,
+        })
+}
+
+pub fn check_aggregation(column: &Column, aggregation: Aggregation) -> Result<(), LinkError> {
+    if column.aggregations.contains(&aggregation) {
+        Ok(())
+    } else {
+        Err(LinkError::Aggregation {
+            column: column.name.clone(),
+            aggregation: aggregation_name(aggregation),
+            allowed: column
+                .aggregations
+                .iter()
+                .map(|a| aggregation_name(*a))
+                .collect(),
+        })
+    }
+}
+
+/// The chosen metric, and its value measured now.
+pub struct Chosen {
+    pub metric: MetricChoice,
+    pub preview: Measurement,
+}
+
+/// The pieces picked so far.
+pub struct Pieces<'a> {
+    pub app: &'a App,
+    pub entity: &'a Entity,
+    pub view: &'a View,
+    pub column: &'a Column,
+}
+
+/// Measures the metric the pieces describe and refuses what cannot be a Key
+/// Result's value.
+pub async fn preview(
+    runtime: &PluginRuntime,
+    conn: &ConnectionRecord,
+    pieces: Pieces<'_>,
+    aggregation: Aggregation,
+    currency: CurrencyChoice,
+) -> anyhow::Result<Chosen> {
+    let Pieces {
+        app,
+        entity,
+        view,
+        column,
+    } = pieces;
+    check_aggregation(column, aggregation)?;
+    let view_ref = ViewRef {
+        id: view.id.clone(),
+        kind: view.kind,
+    };
+    let spec = MetricSpec {
+        entity: entity.logical_name.clone(),
+        view: view_ref.clone(),
+        column: column.name.clone(),
+        aggregation,
+        currency,
+    };
+    let measurement = runtime.fetch_and_aggregate(conn, &spec).await?;
+    if matches!(measurement.value, Some(MetricValue::DateTime(_))) {
+        return Err(LinkError::NotANumber {
+            column: column.name.clone(),
+            aggregation: aggregation_name(aggregation),
+        }
+        .into());
+    }
+    Ok(Chosen {
+        metric: MetricChoice {
+            connection_id: conn.id.clone(),
+            app_id: app.id.clone(),
+            app_name: app.name.clone(),
+            entity: entity.logical_name.clone(),
+            entity_name: entity.display_name.clone(),
+            view: view_ref,
+            view_name: view.name.clone(),
+            column: column.name.clone(),
+            column_display: column.display_name.clone(),
+            aggregation,
+            currency,
+        },
+        preview: measurement,
+    })
+}
+
+/// Every step from what was typed, checked against the live lists.
+pub async fn choose(
+    runtime: &PluginRuntime,
+    conn: &ConnectionRecord,
+    wanted: &Wanted,
+) -> anyhow::Result<Chosen> {
+    let app = resolve::app(runtime, conn, &wanted.app).await?;
+    let entities = runtime.list_entities(conn, &app.id).await?;
+    let entity = find_entity(&app, entities, &wanted.entity)?;
+    let view = resolve::view(runtime, conn, &entity.logical_name, &wanted.view).await?;
+    let columns = runtime
+        .list_columns(
+            conn,
+            &entity.logical_name,
+            &ViewRef {
+                id: view.id.clone(),
+                kind: view.kind,
+            },
+        )
+        .await?;
+    let column = find_column(&view, columns, &wanted.column)?;
+    preview(
+        runtime,
+        conn,
+        Pieces {
+            app: &app,
+            entity: &entity,
+            view: &view,
+            column: &column,
+        },
+        wanted.aggregation,
+        wanted.currency,
+    )
+    .await
+}

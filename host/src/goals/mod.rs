@@ -1,0 +1,12 @@
+//! The Goals platform side of the reference host: tenants and organizations
+//! with the integration policy, Key Results linked to metrics, the syncs that
+//! update them, the scheduler, and the alerts people see.
+
+pub mod admin;
+pub mod alerts;
+pub mod clock;
+pub mod keyresults;
+pub mod linking;
+pub mod progress;
+pub mod scheduler;
+pub mod sync;

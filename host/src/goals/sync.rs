@@ -1,0 +1,563 @@
+//! One sync of one Key Result: the single path used by the scheduler and by
+//! "Sync now". It claims the link (one sync per link at a time), measures the
+//! metric through the plugin under the connection's concurrency limit, and
+//! records the outcome in one transaction.
+
+use crate::bindings::{Error as PluginError, MetricSpec, MetricValue};
+use crate::connections::{self, ConnectionRecord, Status};
+use crate::db::{Database, DbError};
+use crate::goals::admin;
+use crate::goals::alerts::{self, AlertKind};
+use crate::goals::clock::{Clock, Timestamp};
+use crate::goals::keyresults::{Link, LinkState, link_row};
+use crate::runtime::{CallError, PluginRuntime, error_kind, error_message};
+use rusqlite::{OptionalExtension, Transaction, params};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tokio::sync::Semaphore;
+
+/// A claim older than this belongs to a sync that died (a crashed host): it no
+/// longer blocks the link.
+pub const CLAIM_LEASE_SECONDS: i64 = 15 * 60;
+
+/// First retry after a failure; doubled per consecutive failure up to the cap.
+pub const BACKOFF_BASE_SECONDS: i64 = 60;
+pub const BACKOFF_CAP_SECONDS: i64 = 3600;
+
+/// What started a sync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    Scheduled,
+    Manual,
+}
+
+impl Trigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Scheduled => "scheduled",
+            Trigger::Manual => "manual",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("Key Result {0} is not linked to a metric")]
+    NotLinked(i64),
+    #[error("a sync of Key Result {key_result} is already running (since {}); its result will show in `goals-host kr show {key_result}`", crate::goals::clock::format(*.since))]
+    AlreadyRunning { key_result: i64, since: Timestamp },
+    #[error("{0}")]
+    Disabled(String),
+    #[error("{0}")]
+    ConnectionUnavailable(String),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// A finished sync, as recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncRun {
+    pub id: i64,
+    pub key_result_id: i64,
+    pub trigger: String,
+    pub started_at: Timestamp,
+    pub finished_at: Option<Timestamp>,
+    /// `running`, `success`, `failure` or `interrupted`.
+    pub status: String,
+    pub value: Option<f64>,
+    pub currency: Option<String>,
+    pub records: Option<i64>,
+    pub requests: Option<i64>,
+    pub bytes: Option<i64>,
+    pub error_kind: Option<String>,
+    pub error_message: Option<String>,
+    pub query: Option<String>,
+}
+
+pub(crate) fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SyncRun> {
+    Ok(SyncRun {
+        id: r.get("id")?,
+        key_result_id: r.get("key_result_id")?,
+        trigger: r.get("trigger")?,
+        started_at: r.get("started_at")?,
+        finished_at: r.get("finished_at")?,
+        status: r.get("status")?,
+        value: r.get("value")?,
+        currency: r.get("currency")?,
+        records: r.get("records")?,
+        requests: r.get("requests")?,
+        bytes: r.get("bytes")?,
+        error_kind: r.get("error_kind")?,
+        error_message: r.get("error_message")?,
+        query: r.get("query")?,
+    })
+}
+
+/// When a link runs next after a success: one interval on, plus up to a tenth
+/// of it so links added together spread out. The spread is fixed per link and
+/// round, so it is reproducible.
+pub fn next_run(now: Timestamp, interval: i64, key_result_id: i64) -> Timestamp {
+    let spread = interval / 10;
+    let jitter = if spread > 0 {
+        let round = (now / interval.max(1)) as u64;
+        let mut rng = fastrand::Rng::with_seed((key_result_id as u64) ^ round.rotate_left(32));
+        rng.i64(0..spread)
+    } else {
+        0
+    };
+    now + interval + jitter
+}
+
+/// Delay before retrying after `failures` consecutive failures.
+pub fn backoff(failures: i64, interval: i64) -> i64 {
+    let exponent = failures.clamp(1, 32) - 1;
+    let delay = BACKOFF_BASE_SECONDS.saturating_mul(1_i64 << exponent.min(30));
+    delay
+        .min(BACKOFF_CAP_SECONDS)
+        .min(interval.max(BACKOFF_BASE_SECONDS))
+}
+
+/// Runs syncs; shared by the scheduler and "Sync now".
+pub struct Syncer {
+    db: Database,
+    runtime: Arc<PluginRuntime>,
+    clock: Arc<dyn Clock>,
+    per_connection_limit: usize,
+    per_connection: Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+/// What a claim gives the sync.
+struct Claimed {
+    run_id: i64,
+    link: Link,
+    connection: ConnectionRecord,
+}
+
+impl Syncer {
+    /// `per_connection_limit` is capped by the plugin's declared maximum.
+    pub fn new(
+        db: Database,
+        runtime: Arc<PluginRuntime>,
+        clock: Arc<dyn Clock>,
+        per_connection_limit: usize,
+    ) -> Syncer {
+        let declared = runtime.info().max_concurrent_per_connection.max(1) as usize;
+        Syncer {
+            db,
+            runtime,
+            clock,
+            per_connection_limit: per_connection_limit.clamp(1, declared),
+            per_connection: Mutex::default(),
+        }
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    pub fn db(&self) -> &Database {
+        &self.db
+    }
+
+    pub fn runtime(&self) -> &Arc<PluginRuntime> {
+        &self.runtime
+    }
+
+    fn connection_slots(&self, connection_id: &str) -> Arc<Semaphore> {
+        let mut slots = self
+            .per_connection
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        Arc::clone(
+            slots
+                .entry(connection_id.to_string())
+                .or_insert_with(|| Arc::new(Semaphore::new(self.per_connection_limit))),
+        )
+    }
+
+    /// Syncs one Key Result now and returns the recorded run.
+    pub async fn sync(&self, key_result_id: i64, trigger: Trigger) -> Result<SyncRun, SyncError> {
+        let claimed = self.claim(key_result_id, trigger).await?;
+        let slots = self.connection_slots(&claimed.connection.id);
+        // The semaphore is never closed, so acquiring cannot fail.
+        let _slot = slots.acquire_owned().await.ok();
+        let spec = MetricSpec {
+            entity: claimed.link.metric.entity.clone(),
+            view: claimed.link.metric.view.clone(),
+            column: claimed.link.metric.column.clone(),
+            aggregation: claimed.link.metric.aggregation,
+            currency: claimed.link.metric.currency,
+        };
+        let result = self
+            .runtime
+            .fetch_and_aggregate(&claimed.connection, &spec)
+            .await;
+        self.record(claimed, result).await
+    }
+
+    async fn claim(&self, key_result_id: i64, trigger: Trigger) -> Result<Claimed, SyncError> {
+        let now = self.clock.now();
+        let link = self
+            .db
+            .run(move |conn| {
+                Ok(conn
+                    .query_row(
+                        "SELECT * FROM metric_links WHERE key_result_id = ?1",
+                        [key_result_id],
+                        link_row,
+                    )
+                    .optional()?)
+            })
+            .await?
+            .ok_or(SyncError::NotLinked(key_result_id))?;
+        let connection = connections::get_by_id(&self.db, &link.metric.connection_id)
+            .await
+            .map_err(|e| SyncError::ConnectionUnavailable(e.to_string()))?;
+        let organization = admin::organization_by_id(&self.db, connection.organization_id)
+            .await
+            .map_err(|e| SyncError::Disabled(e.to_string()))?;
+        if let Some(reason) = organization.disabled_reason() {
+            return Err(SyncError::Disabled(reason));
+        }
+        if connection.status != Status::Ok {
+            return Err(SyncError::ConnectionUnavailable(format!(
+                "connection '{}' {}: {}",
+                connection.name,
+                match connection.status {
+                    Status::NeedsSignIn => "needs sign-in",
+                    _ => "is disabled",
+                },
+                connection
+                    .status_reason
+                    .as_deref()
+                    .unwrap_or("ask its admin")
+            )));
+        }
+        let claim = self
+            .db
+            .run(move |conn| {
+                let tx = conn.transaction()?;
+                let running: Option<Option<Timestamp>> = tx
+                    .query_row(
+                        "SELECT running_since FROM metric_links WHERE key_result_id = ?1",
+                        [key_result_id],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                let Some(running) = running else {
+                    return Ok(Err(SyncError::NotLinked(key_result_id)));
+                };
+                if let Some(since) = running
+                    && now - since < CLAIM_LEASE_SECONDS
+                {
+                    return Ok(Err(SyncError::AlreadyRunning {
+                        key_result: key_result_id,
+                        since,
+                    }));
+                }
+                tx.execute(
+                    "UPDATE metric_links SET running_since = ?2 WHERE key_result_id = ?1",
+                    params![key_result_id, now],
+                )?;
+                let run_id: i64 = tx.query_row(
+                    "INSERT INTO sync_runs (key_result_id, trigger, started_at, status)
+                     VALUES (?1, ?2, ?3, 'running') RETURNING id",
+                    params![key_result_id, trigger.as_str(), now],
+                    |r| r.get(0),
+                )?;
+                tx.commit()?;
+                Ok(Ok(run_id))
+            })
+            .await??;
+        Ok(Claimed {
+            run_id: claim,
+            link,
+            connection,
+        })
+    }
+
+    async fn record(
+        &self,
+        claimed: Claimed,
+        result: Result<crate::bindings::Measurement, CallError>,
+    ) -> Result<SyncRun, SyncError> {
+        let now = self.clock.now();
+        let Claimed {
+            run_id,
+            link,
+            connection,
+        } = claimed;
+        let kr = link.key_result_id;
+        self.db
+            .run(move |conn| {
+                let tx = conn.transaction()?;
+                match result {
+                    Ok(measurement) => {
+                        let value = match measurement.value {
+                            Some(MetricValue::Number(n)) => Some(n),
+                            // A date cannot be a Key Result's value; links to
+                            // dates are refused, so this is a changed column.
+                            Some(MetricValue::DateTime(_)) => {
+                                broken(
+                                    &tx,
+                                    &link,
+                                    run_id,
+                                    now,
+                                    "invalid",
+                                    "the metric is now a date, which cannot be a Key Result's value: relink",
+                                )?;
+                                tx.commit()?;
+                                return Ok(());
+                            }
+                            None => None,
+                        };
+                        tx.execute(
+                            "UPDATE sync_runs SET finished_at = ?2, status = 'success', value = ?3,
+                                 currency = ?4, records = ?5, requests = ?6, bytes = ?7, query = ?8
+                             WHERE id = ?1",
+                            params![
+                                run_id,
+                                now,
+                                value,
+                                measurement.currency,
+                                measurement.records as i64,
+                                i64::from(measurement.requests),
+                                measurement.bytes_received as i64,
+                                measurement.query
+                            ],
+                        )?;
+                        // An empty view has no average: the Key Result keeps its value.
+                        if let Some(value) = value {
+                            tx.execute(
+                                "UPDATE key_results SET current_value = ?2,
+                                     current_source = 'sync', current_at = ?3 WHERE id = ?1",
+                                params![kr, value, now],
+                            )?;
+                        }
+                        tx.execute(
+                            "UPDATE metric_links SET running_since = NULL, failures = 0,
+                                 last_success_at = ?2, last_attempt_at = ?2, next_run_at = ?3,
+                                 state = CASE state WHEN 'paused' THEN 'paused' ELSE 'active' END,
+                                 state_reason = CASE state WHEN 'paused' THEN state_reason END
+                             WHERE key_result_id = ?1",
+                            params![kr, now, next_run(now, link.interval_seconds, kr)],
+                        )?;
+                        alerts::close(&tx, AlertKind::BrokenLink, &alerts::kr_subject(kr), now)?;
+                        alerts::close(&tx, AlertKind::Stale, &alerts::kr_subject(kr), now)?;
+                    }
+                    Err(CallError::Plugin { error, refusals }) => {
+                        let mut message = error_message(&error).to_string();
+                        if !refusals.is_empty() {
+                            message.push_str(&format!(" [host: {}]", refusals.join("; ")));
+                        }
+                        failed(&tx, run_id, now, error_kind(&error), &message)?;
+                        match &error {
+                            PluginError::Throttled(throttle) => {
+                                retry_at(
+                                    &tx,
+                                    kr,
+                                    now,
+                                    now + i64::from(throttle.retry_after_seconds.max(1)),
+                                    false,
+                                )?;
+                            }
+                            PluginError::Unauthorized(_) => {
+                                tx.execute(
+                                    "UPDATE connections SET status = 'needs-sign-in',
+                                         status_reason = ?2 WHERE id = ?1",
+                                    params![connection.id, message],
+                                )?;
+                                alerts::open(
+                                    &tx,
+                                    AlertKind::NeedsSignIn,
+                                    &alerts::connection_subject(&connection.id),
+                                    &format!(
+                                        "connection '{}' needs sign-in: {message}",
+                                        connection.name
+                                    ),
+                                    now,
+                                )?;
+                                tx.execute(
+                                    "UPDATE metric_links SET running_since = NULL,
+                                         last_attempt_at = ?2 WHERE key_result_id = ?1",
+                                    params![kr, now],
+                                )?;
+                            }
+                            PluginError::NotFound(_) | PluginError::Invalid(_) => {
+                                let reason = format!(
+                                    "view or column was deleted or renamed: relink ({message})"
+                                );
+                                mark_broken(&tx, &link, now, &reason)?;
+                            }
+                            PluginError::Limit(_) | PluginError::Upstream(_) => {
+                                backoff_after_failure(&tx, &link, now)?;
+                            }
+                        }
+                    }
+                    Err(CallError::Trap(trap)) => {
+                        failed(&tx, run_id, now, "plugin-failure", &format!("{trap:#}"))?;
+                        backoff_after_failure(&tx, &link, now)?;
+                    }
+                }
+                tx.commit()?;
+                Ok(())
+            })
+            .await?;
+        let run = self
+            .db
+            .run(move |conn| {
+                Ok(conn.query_row("SELECT * FROM sync_runs WHERE id = ?1", [run_id], run_row)?)
+            })
+            .await?;
+        Ok(run)
+    }
+}
+
+fn failed(
+    tx: &Transaction<'_>,
+    run_id: i64,
+    now: Timestamp,
+    kind: &str,
+    message: &str,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "UPDATE sync_runs SET finished_at = ?2, status = 'failure', error_kind = ?3,
+             error_message = ?4 WHERE id = ?1",
+        params![run_id, now, kind, message],
+    )?;
+    Ok(())
+}
+
+fn retry_at(
+    tx: &Transaction<'_>,
+    key_result_id: i64,
+    now: Timestamp,
+    at: Timestamp,
+    count_failure: bool,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "UPDATE metric_links SET running_since = NULL, last_attempt_at = ?2, next_run_at = ?3,
+             failures = failures + ?4 WHERE key_result_id = ?1",
+        params![key_result_id, now, at, i64::from(count_failure)],
+    )?;
+    Ok(())
+}
+
+fn backoff_after_failure(
+    tx: &Transaction<'_>,
+    link: &Link,
+    now: Timestamp,
+) -> rusqlite::Result<()> {
+    let delay = backoff(link.failures + 1, link.interval_seconds);
+    retry_at(tx, link.key_result_id, now, now + delay, true)
+}
+
+fn mark_broken(
+    tx: &Transaction<'_>,
+    link: &Link,
+    now: Timestamp,
+    reason: &str,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "UPDATE metric_links SET running_since = NULL, last_attempt_at = ?2, state = 'broken',
+             state_reason = ?3 WHERE key_result_id = ?1",
+        params![link.key_result_id, now, reason],
+    )?;
+    alerts::open(
+        tx,
+        AlertKind::BrokenLink,
+        &alerts::kr_subject(link.key_result_id),
+        reason,
+        now,
+    )
+}
+
+fn broken(
+    tx: &Transaction<'_>,
+    link: &Link,
+    run_id: i64,
+    now: Timestamp,
+    kind: &str,
+    reason: &str,
+) -> rusqlite::Result<()> {
+    failed(tx, run_id, now, kind, reason)?;
+    mark_broken(tx, link, now, reason)
+}
+
+/// Sync runs that were running when the host stopped: marked interrupted, and
+/// their links made due so they run again, once.
+pub async fn recover_interrupted(db: &Database, now: Timestamp) -> Result<usize, DbError> {
+    db.run(move |conn| {
+        let tx = conn.transaction()?;
+        let interrupted = tx.execute(
+            "UPDATE sync_runs SET status = 'interrupted', finished_at = ?1
+             WHERE status = 'running'",
+            [now],
+        )?;
+        tx.execute(
+            "UPDATE metric_links SET running_since = NULL, next_run_at = min(next_run_at, ?1)
+             WHERE running_since IS NOT NULL",
+            [now],
+        )?;
+        tx.commit()?;
+        Ok(interrupted)
+    })
+    .await
+}
+
+pub async fn history(
+    db: &Database,
+    key_result_id: i64,
+    limit: usize,
+) -> Result<Vec<SyncRun>, DbError> {
+    db.run(move |conn| {
+        let mut statement = conn.prepare(
+            "SELECT * FROM sync_runs WHERE key_result_id = ?1 ORDER BY id DESC LIMIT ?2",
+        )?;
+        let rows = statement.query_map(params![key_result_id, limit as i64], run_row)?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    })
+    .await
+}
+
+/// Whether a link is due for its state: paused and broken links never are.
+pub fn is_scheduled(link: &Link) -> bool {
+    link.state == LinkState::Active
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_runs_spread_within_a_tenth_of_the_interval() {
+        let now = 1_800_000_000;
+        let runs: Vec<Timestamp> = (1..=200).map(|kr| next_run(now, 3600, kr)).collect();
+        assert!(runs.iter().all(|at| (now + 3600..now + 3960).contains(at)));
+        let distinct: std::collections::BTreeSet<_> = runs.iter().collect();
+        assert!(
+            distinct.len() > 150,
+            "links added together spread out: {}",
+            distinct.len()
+        );
+        assert_eq!(
+            next_run(now, 3600, 7),
+            next_run(now, 3600, 7),
+            "reproducible"
+        );
+        assert_eq!(
+            next_run(now, 5, 7),
+            now + 5,
+            "tiny intervals are not jittered"
+        );
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_a_cap() {
+        let delays: Vec<i64> = (1..=9).map(|f| backoff(f, 3600)).collect();
+        assert_eq!(delays, [60, 120, 240, 480, 960, 1920, 3600, 3600, 3600]);
+        assert_eq!(backoff(40, 3600), 3600);
+        assert_eq!(backoff(3, 300), 240);
+        assert_eq!(backoff(4, 300), 300, "never longer than the interval");
+    }
+}

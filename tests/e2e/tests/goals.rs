@@ -1,0 +1,490 @@
+//! The Goals side in-process with a clock the tests control: hourly syncs with
+//! jitter, bounded concurrency, single-flight Sync now, each sync outcome, the
+//! admins' switches, check-ins and alerts.
+
+use dataverse_sim::Fault;
+use goals_e2e::{World, dataset};
+use goals_host::bindings::Aggregation;
+use goals_host::connections::{self, Secret, Status};
+use goals_host::goals::admin;
+use goals_host::goals::alerts;
+use goals_host::goals::keyresults::{self, LinkState};
+use goals_host::goals::sync::{self, SyncError, Trigger};
+use serde_json::json;
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+fn hot_leads() -> f64 {
+    dataset()
+        .rows("lead")
+        .iter()
+        .filter(|row| {
+            row.get("statecode") == Some(&json!(0)) && row.get("leadqualitycode") == Some(&json!(1))
+        })
+        .count() as f64
+}
+
+async fn hot_leads_kr(world: &World, title: &str) -> keyresults::KeyResult {
+    let kr = world.key_result(title).await;
+    world
+        .link(&kr, "lead", "Hot Leads", "fullname", Aggregation::Count)
+        .await;
+    kr
+}
+
+#[tokio::test]
+async fn links_sync_every_hour_spread_by_jitter() {
+    let world = World::new().await;
+    let mut krs = Vec::new();
+    for i in 0..24 {
+        krs.push(hot_leads_kr(&world, &format!("KR {i}")).await);
+    }
+    let scheduler = world.scheduler(8);
+    let first = scheduler.run_due().await.expect("first round");
+    assert_eq!(first.succeeded, 24, "new links sync at once");
+    for kr in &krs {
+        assert_eq!(world.value_of(kr).await, Some(hot_leads()));
+    }
+    let next: Vec<i64> = futures_next_runs(&world, &krs).await;
+    assert!(
+        next.iter()
+            .all(|at| (world.now() + 3600..world.now() + 3960).contains(at))
+    );
+    assert!(
+        next.iter().collect::<BTreeSet<_>>().len() >= 16,
+        "links added together spread out: {next:?}"
+    );
+
+    assert_eq!(
+        scheduler.run_due().await.unwrap().started,
+        0,
+        "nothing due yet"
+    );
+    world.clock.advance(3599);
+    assert_eq!(
+        scheduler.run_due().await.unwrap().started,
+        0,
+        "not before the hour"
+    );
+    world.clock.advance(361);
+    assert_eq!(
+        scheduler.run_due().await.unwrap().succeeded,
+        24,
+        "all due within the jitter"
+    );
+    for kr in &krs {
+        let runs = sync::history(&world.db, kr.id, 10).await.unwrap();
+        assert_eq!(runs.len(), 2, "one run per hour");
+        assert!(
+            runs.iter()
+                .all(|r| r.trigger == "scheduled" && r.status == "success")
+        );
+    }
+}
+
+async fn futures_next_runs(world: &World, krs: &[keyresults::KeyResult]) -> Vec<i64> {
+    let mut next = Vec::new();
+    for kr in krs {
+        next.push(world.link_of(kr).await.next_run_at);
+    }
+    next
+}
+
+#[tokio::test]
+async fn per_connection_concurrency_is_bounded_at_the_simulator() {
+    let world = World::with_limit(3).await;
+    let mut krs = Vec::new();
+    for i in 0..12 {
+        krs.push(hot_leads_kr(&world, &format!("KR {i}")).await);
+    }
+    // Warm the token and metadata caches first, so every sync is one request.
+    world.syncer.sync(krs[0].id, Trigger::Manual).await.unwrap();
+    world.clock.advance(4000);
+    world.sim.server.set_latency(Duration::from_millis(150));
+    let round = world.scheduler(16).run_due().await.unwrap();
+    assert_eq!(round.succeeded, 12);
+    let peak = world.sim.server.peak_concurrency();
+    assert!(peak <= 3, "{peak} requests at once, over the limit of 3");
+    assert!(
+        peak >= 2,
+        "syncs of one connection do run concurrently (peak {peak})"
+    );
+}
+
+#[tokio::test]
+async fn sync_now_never_overlaps_a_running_sync_of_the_same_link() {
+    let world = World::new().await;
+    let kr = hot_leads_kr(&world, "Hot leads").await;
+    world.syncer.sync(kr.id, Trigger::Manual).await.unwrap();
+    world.clock.advance(4000);
+    world.sim.server.set_latency(Duration::from_millis(400));
+    let scheduler = world.scheduler(4);
+    let scheduled = tokio::spawn(async move { scheduler.run_due().await });
+    // Wait until the scheduled sync holds the link.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while world.link_of(&kr).await.running_since.is_none() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the scheduled sync never started"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let now = world.syncer.sync(kr.id, Trigger::Manual).await;
+    assert!(
+        matches!(now, Err(SyncError::AlreadyRunning { .. })),
+        "{now:?}"
+    );
+    let round = scheduled.await.unwrap().unwrap();
+    assert_eq!(round.succeeded, 1);
+    let after = world.syncer.sync(kr.id, Trigger::Manual).await.unwrap();
+    assert_eq!(after.status, "success");
+    let runs = sync::history(&world.db, kr.id, 10).await.unwrap();
+    assert_eq!(
+        runs.len(),
+        3,
+        "no run was recorded for the refused Sync now"
+    );
+}
+
+#[tokio::test]
+async fn throttling_waits_as_long_as_dataverse_asks() {
+    let world = World::new().await;
+    let kr = hot_leads_kr(&world, "Hot leads").await;
+    world.syncer.sync(kr.id, Trigger::Manual).await.unwrap();
+    world.sim.server.inject_fault(Fault::Status {
+        status: 429,
+        retry_after_seconds: Some(120),
+    });
+    let run = world.syncer.sync(kr.id, Trigger::Manual).await.unwrap();
+    assert_eq!(
+        (run.status.as_str(), run.error_kind.as_deref()),
+        ("failure", Some("throttled"))
+    );
+    let link = world.link_of(&kr).await;
+    assert_eq!(link.next_run_at, world.now() + 120);
+    assert_eq!(link.failures, 0, "throttling is not a failure of the link");
+    assert_eq!(
+        world.value_of(&kr).await,
+        Some(hot_leads()),
+        "the value stays"
+    );
+}
+
+#[tokio::test]
+async fn upstream_failures_back_off_exponentially_and_keep_the_value() {
+    let world = World::new().await;
+    let kr = hot_leads_kr(&world, "Hot leads").await;
+    world.syncer.sync(kr.id, Trigger::Manual).await.unwrap();
+    let mut delays = Vec::new();
+    for _ in 0..3 {
+        world.sim.server.inject_fault(Fault::Status {
+            status: 503,
+            retry_after_seconds: None,
+        });
+        let run = world.syncer.sync(kr.id, Trigger::Manual).await.unwrap();
+        assert_eq!(run.error_kind.as_deref(), Some("upstream"));
+        delays.push(world.link_of(&kr).await.next_run_at - world.now());
+    }
+    assert_eq!(delays, [60, 120, 240]);
+    assert_eq!(world.value_of(&kr).await, Some(hot_leads()));
+    let run = world.syncer.sync(kr.id, Trigger::Manual).await.unwrap();
+    assert_eq!(run.status, "success");
+    assert_eq!(
+        world.link_of(&kr).await.failures,
+        0,
+        "a success resets the backoff"
+    );
+    let open = alerts::list(&world.db, false).await.unwrap();
+    assert!(
+        open.is_empty(),
+        "transient failures raise no alert: {open:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_refused_credential_stops_the_connection_until_sign_in() {
+    let world = World::new().await;
+    let kr = hot_leads_kr(&world, "Hot leads").await;
+    world.syncer.sync(kr.id, Trigger::Manual).await.unwrap();
+    connections::set_secret(&world.db, &world.conn.id, &Secret::new("wrong"))
+        .await
+        .unwrap();
+    world
+        .db
+        .run(|conn| Ok(conn.execute("DELETE FROM plugin_kv", [])?))
+        .await
+        .unwrap();
+    world.clock.advance(4000);
+    let scheduler = world.scheduler(4);
+    let round = scheduler.run_due().await.unwrap();
+    assert_eq!(round.failed, 1);
+    let conn = connections::get_by_id(&world.db, &world.conn.id)
+        .await
+        .unwrap();
+    assert_eq!(conn.status, Status::NeedsSignIn);
+    assert!(
+        conn.status_reason
+            .unwrap_or_default()
+            .contains("AADSTS7000215")
+    );
+    assert_eq!(world.value_of(&kr).await, Some(hot_leads()));
+
+    world.clock.advance(4000);
+    assert_eq!(
+        scheduler.run_due().await.unwrap().started,
+        0,
+        "its links stop"
+    );
+    let refused = world.syncer.sync(kr.id, Trigger::Manual).await;
+    assert!(
+        matches!(refused, Err(SyncError::ConnectionUnavailable(_))),
+        "{refused:?}"
+    );
+    let open = alerts::list(&world.db, false).await.unwrap();
+    let sign_in: Vec<_> = open.iter().filter(|a| a.kind == "needs-sign-in").collect();
+    assert_eq!(sign_in.len(), 1, "one needs-sign-in alert: {open:?}");
+
+    connections::set_secret(
+        &world.db,
+        &world.conn.id,
+        &Secret::new(world.sim.config.client_secret.clone()),
+    )
+    .await
+    .unwrap();
+    connections::set_status(&world.db, &world.conn.id, Status::Ok, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        scheduler.run_due().await.unwrap().succeeded,
+        1,
+        "links resume"
+    );
+}
+
+#[tokio::test]
+async fn a_deleted_view_breaks_the_link_until_it_is_redone() {
+    let world = World::new().await;
+    let kr = hot_leads_kr(&world, "Hot leads").await;
+    world.syncer.sync(kr.id, Trigger::Manual).await.unwrap();
+    let view = dataset().view_by_name("Hot Leads").unwrap();
+    world.sim.server.delete_view(&view.id);
+    world.clock.advance(4000);
+    let scheduler = world.scheduler(4);
+    assert_eq!(scheduler.run_due().await.unwrap().failed, 1);
+    let link = world.link_of(&kr).await;
+    assert_eq!(link.state, LinkState::Broken);
+    assert!(link.state_reason.unwrap_or_default().contains("relink"));
+    assert_eq!(
+        world.value_of(&kr).await,
+        Some(hot_leads()),
+        "the last good value stays"
+    );
+    world.clock.advance(4000);
+    assert_eq!(
+        scheduler.run_due().await.unwrap().started,
+        0,
+        "a broken link stops"
+    );
+    for _ in 0..3 {
+        world.syncer.sync(kr.id, Trigger::Manual).await.unwrap();
+    }
+    let open = alerts::list(&world.db, false).await.unwrap();
+    assert_eq!(
+        open.len(),
+        1,
+        "one alert per broken link, not per run: {open:?}"
+    );
+    assert_eq!(open[0].kind, "broken-link");
+
+    world
+        .link(
+            &kr,
+            "lead",
+            "Qualified Leads",
+            "fullname",
+            Aggregation::Count,
+        )
+        .await;
+    assert_eq!(
+        scheduler.run_due().await.unwrap().succeeded,
+        1,
+        "relinked, it runs again"
+    );
+    assert!(alerts::list(&world.db, false).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn either_admin_switch_stops_syncs_and_says_why() {
+    let world = World::new().await;
+    let kr = hot_leads_kr(&world, "Hot leads").await;
+    world.syncer.sync(kr.id, Trigger::Manual).await.unwrap();
+    let scheduler = world.scheduler(4);
+    for (switch_off, switch_on) in [("tenant", "tenant"), ("organization", "organization")] {
+        match switch_off {
+            "tenant" => admin::set_tenant_integration(&world.db, "default", false)
+                .await
+                .map(|_| ()),
+            _ => admin::set_organization_integration(&world.db, "default", false)
+                .await
+                .map(|_| ()),
+        }
+        .unwrap();
+        world.clock.advance(4000);
+        assert_eq!(
+            scheduler.run_due().await.unwrap().started,
+            0,
+            "{switch_off} off: no syncs"
+        );
+        let refused = world.syncer.sync(kr.id, Trigger::Manual).await;
+        let Err(SyncError::Disabled(reason)) = refused else {
+            panic!("{refused:?}");
+        };
+        assert!(reason.contains(switch_off), "{reason}");
+        match switch_on {
+            "tenant" => admin::set_tenant_integration(&world.db, "default", true)
+                .await
+                .map(|_| ()),
+            _ => admin::set_organization_integration(&world.db, "default", true)
+                .await
+                .map(|_| ()),
+        }
+        .unwrap();
+        assert_eq!(
+            scheduler.run_due().await.unwrap().succeeded,
+            1,
+            "{switch_on} on: syncs resume"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_check_in_is_kept_until_the_next_sync_unless_paused() {
+    let world = World::new().await;
+    let kr = hot_leads_kr(&world, "Hot leads").await;
+    let scheduler = world.scheduler(4);
+    scheduler.run_due().await.unwrap();
+    let checked = keyresults::check_in(&world.db, kr.id, 42.0, world.now())
+        .await
+        .unwrap();
+    assert_eq!(
+        (checked.current_value, checked.current_source.as_deref()),
+        (Some(42.0), Some("check-in"))
+    );
+    world.clock.advance(4000);
+    scheduler.run_due().await.unwrap();
+    assert_eq!(
+        world.value_of(&kr).await,
+        Some(hot_leads()),
+        "the sync replaced it"
+    );
+
+    keyresults::set_paused(&world.db, kr.id, true, world.now())
+        .await
+        .unwrap();
+    keyresults::check_in(&world.db, kr.id, 7.0, world.now())
+        .await
+        .unwrap();
+    world.clock.advance(8000);
+    assert_eq!(
+        scheduler.run_due().await.unwrap().started,
+        0,
+        "paused links do not sync"
+    );
+    assert_eq!(world.value_of(&kr).await, Some(7.0));
+    keyresults::set_paused(&world.db, kr.id, false, world.now())
+        .await
+        .unwrap();
+    assert_eq!(
+        scheduler.run_due().await.unwrap().succeeded,
+        1,
+        "resumed links sync at once"
+    );
+}
+
+#[tokio::test]
+async fn a_link_without_success_for_two_intervals_is_stale_once() {
+    let world = World::new().await;
+    let kr = hot_leads_kr(&world, "Hot leads").await;
+    let scheduler = world.scheduler(4);
+    scheduler.run_due().await.unwrap();
+    for _ in 0..4 {
+        world.sim.server.inject_fault(Fault::Status {
+            status: 503,
+            retry_after_seconds: None,
+        });
+        world.clock.advance(4000);
+        scheduler.run_due().await.unwrap();
+    }
+    let open = alerts::list(&world.db, false).await.unwrap();
+    assert_eq!(open.len(), 1, "{open:?}");
+    assert_eq!(open[0].kind, "stale");
+    assert_eq!(open[0].subject, alerts::kr_subject(kr.id));
+    world.clock.advance(4000);
+    scheduler.run_due().await.unwrap();
+    assert!(
+        alerts::list(&world.db, false).await.unwrap().is_empty(),
+        "a success closes it"
+    );
+}
+
+#[tokio::test]
+async fn a_restart_retries_syncs_it_interrupted_once() {
+    let world = World::new().await;
+    let kr = hot_leads_kr(&world, "Hot leads").await;
+    // A sync claimed but never finished: the host died mid-sync.
+    world
+        .db
+        .run(move |conn| {
+            conn.execute(
+                "UPDATE metric_links SET running_since = ?2, next_run_at = ?2 + 3600
+                 WHERE key_result_id = ?1",
+                [kr.id, goals_e2e::START],
+            )?;
+            conn.execute(
+                "INSERT INTO sync_runs (key_result_id, trigger, started_at, status)
+                 VALUES (?1, 'scheduled', ?2, 'running')",
+                [kr.id, goals_e2e::START],
+            )?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let scheduler = world.scheduler(4);
+    assert_eq!(scheduler.recover().await.unwrap(), 1);
+    let round = scheduler.run_due().await.unwrap();
+    assert_eq!(round.succeeded, 1, "the interrupted sync runs again, once");
+    let runs = sync::history(&world.db, kr.id, 10).await.unwrap();
+    let statuses: Vec<&str> = runs.iter().map(|r| r.status.as_str()).collect();
+    assert_eq!(statuses, ["success", "interrupted"]);
+    assert_eq!(scheduler.run_due().await.unwrap().started, 0);
+}
+
+#[tokio::test]
+async fn connection_names_are_unique_per_organization() {
+    let world = World::new().await;
+    admin::create_tenant(&world.db, "Fabrikam", 0)
+        .await
+        .unwrap();
+    admin::create_organization(&world.db, "Fabrikam Sales", "Fabrikam", 0)
+        .await
+        .unwrap();
+    let mut other = world.sim.new_connection("sim");
+    other.organization = "Fabrikam Sales".to_string();
+    connections::add(&world.db, other.clone())
+        .await
+        .expect("same name, other organization");
+    let again = connections::add(&world.db, other).await;
+    assert!(matches!(
+        again,
+        Err(connections::ConnectionError::DuplicateName { .. })
+    ));
+    let ambiguous = connections::get(&world.db, "sim", None).await;
+    assert!(matches!(
+        ambiguous,
+        Err(connections::ConnectionError::Ambiguous { .. })
+    ));
+    let found = connections::get(&world.db, "sim", Some("Fabrikam Sales"))
+        .await
+        .unwrap();
+    assert_eq!(found.organization, "Fabrikam Sales");
+}
