@@ -421,6 +421,20 @@ pub async fn set_status(
     Ok(())
 }
 
+/// Drops everything plugins stored for a connection (cached tokens, metadata).
+pub async fn forget_plugin_storage(
+    db: &Database,
+    connection_id: &str,
+) -> Result<(), ConnectionError> {
+    let id = connection_id.to_string();
+    db.run(move |conn| {
+        conn.execute("DELETE FROM plugin_kv WHERE connection_id = ?1", [&id])?;
+        Ok(())
+    })
+    .await?;
+    Ok(())
+}
+
 /// Replaces the connection's client secret.
 pub async fn set_secret(db: &Database, id: &str, secret: &Secret) -> Result<(), ConnectionError> {
     if secret.expose().is_empty() {

@@ -42,6 +42,10 @@ pub fn connection(record: &ConnectionRecord) -> Value {
     json!({
         "id": record.id,
         "name": record.name,
+        "organization": record.organization,
+        "added_by": record.added_by,
+        "status": record.status.as_str(),
+        "status_reason": record.status_reason,
         "environment_url": record.environment_url,
         "authority_url": record.authority_url,
         "tenant": record.tenant,
@@ -57,8 +61,9 @@ pub fn connections(records: &[ConnectionRecord]) -> Report {
         .map(|c| {
             vec![
                 c.name.clone(),
+                c.organization.clone(),
+                c.status.as_str().to_string(),
                 c.environment_url.clone(),
-                c.tenant.clone(),
                 c.client_id.clone(),
             ]
         })
@@ -67,7 +72,10 @@ pub fn connections(records: &[ConnectionRecord]) -> Report {
         text: if records.is_empty() {
             "no connections; add one with `goals-host connection add`".to_string()
         } else {
-            table(&["NAME", "ENVIRONMENT", "TENANT", "CLIENT ID"], &rows)
+            table(
+                &["NAME", "ORGANIZATION", "STATUS", "ENVIRONMENT", "CLIENT ID"],
+                &rows,
+            )
         },
         json: Value::Array(records.iter().map(connection).collect()),
     }

@@ -112,12 +112,19 @@ pub async fn run(context: &Context<'_>, command: &ConnectionCommand) -> anyhow::
         } => {
             let record = connections::get(db, name, org).await?;
             let secret = secret_from(client_secret_env)?;
-            connections::set_secret(db, &record.id, &secret).await?;
-            let mut repaired = connections::get_by_id(db, &record.id).await?;
-            // Prove the new credential works before any link runs on it.
-            repaired.status = Status::Ok;
+            // Prove the new credential works before it replaces the stored one, so
+            // a wrong secret changes nothing. The check runs under a storage scope
+            // of its own: a token cached for the old secret must not vouch for it.
+            let mut candidate = record.clone();
+            candidate.id = format!("{}-sign-in", record.id);
+            candidate.client_secret = secret.clone();
+            candidate.status = Status::Ok;
             let runtime = context.runtime().await?;
-            runtime.list_apps(&repaired).await?;
+            let verified = runtime.list_apps(&candidate).await;
+            connections::forget_plugin_storage(db, &candidate.id).await?;
+            verified?;
+            connections::set_secret(db, &record.id, &secret).await?;
+            connections::forget_plugin_storage(db, &record.id).await?;
             connections::set_status(db, &record.id, Status::Ok, None).await?;
             let now = context.clock.now();
             let id = record.id.clone();

@@ -8,7 +8,7 @@ use crate::goals::clock::{self, Timestamp};
 use crate::goals::keyresults::{self, KeyResult, Link, LinkState, NewKeyResult};
 use crate::goals::linking::{self, Wanted};
 use crate::goals::progress::{self, Direction, Unit};
-use crate::goals::sync::{self, SyncRun, Syncer, Trigger};
+use crate::goals::sync::{self, SyncError, SyncRun, Syncer, Trigger};
 use crate::names::{aggregation_name, currency_name, view_kind_name};
 use crate::render::{self, Report, table};
 use crate::runtime::PluginRuntime;
@@ -265,6 +265,9 @@ async fn link(context: &Context<'_>, args: &LinkArgs) -> anyhow::Result<Report> 
     let db = &context.db;
     let kr = keyresults::find(db, &args.kr).await?;
     let org = admin::organization_by_id(db, kr.organization_id).await?;
+    if let Some(reason) = org.disabled_reason() {
+        return Err(SyncError::Disabled(format!("{reason}; nothing was linked")).into());
+    }
     let existing = keyresults::link(db, kr.id).await?;
     let runtime = context.runtime().await?;
     let flags_given = [&args.app, &args.entity, &args.view, &args.column]
