@@ -339,3 +339,88 @@ async fn a_stopped_scheduler_catches_up_once_when_started_again() {
         .expect("last success");
     assert_eq!(next, last + 1, "the next run follows the interval from now");
 }
+
+#[tokio::test]
+async fn a_key_result_moves_to_another_connection_of_its_organization() {
+    let primary = Sim::start().await;
+    let backup = Sim::start().await;
+    let cli = Cli::new();
+    assert!(cli.add_connection(&primary, "primary").await.success());
+    assert!(cli.add_connection(&backup, "backup").await.success());
+    let kr = create_kr(&cli, &[]).await;
+    let linked = cli
+        .json(&[
+            "kr",
+            "link",
+            &kr,
+            "--connection",
+            "primary",
+            "--app",
+            "Sales Hub",
+            "--entity",
+            "lead",
+            "--view",
+            "Hot Leads",
+            "--column",
+            "fullname",
+            "--aggregation",
+            "count",
+        ])
+        .await;
+    assert_eq!(linked["run"]["status"], "success");
+
+    backup.server.clear_requests();
+    let moved = cli
+        .json(&["kr", "link", &kr, "--connection", "backup"])
+        .await;
+    assert_eq!(moved["run"]["status"], "success");
+    let details = cli.json(&["kr", "show", &kr]).await;
+    assert_eq!(details["link"]["connection"], "backup");
+    assert_eq!(
+        details["link"]["view"], "Hot Leads",
+        "the metric stays the same"
+    );
+    assert!(
+        !backup.server.requests().is_empty(),
+        "the sync went to the new connection"
+    );
+
+    // A connection of another organization is not offered.
+    assert!(cli.run(&["tenant", "create", "Other"]).await.success());
+    assert!(
+        cli.run(&["org", "create", "Elsewhere", "--tenant", "Other"])
+            .await
+            .success()
+    );
+    let url = backup.url();
+    let added = cli
+        .run_with_env(
+            &[
+                "--org",
+                "Elsewhere",
+                "connection",
+                "add",
+                "--name",
+                "foreign",
+                "--url",
+                &url,
+                "--authority",
+                &url,
+                "--tenant",
+                &backup.config.tenant,
+                "--client-id",
+                &backup.config.client_id,
+                "--client-secret-env",
+                "S",
+                "--allow-loopback",
+            ],
+            &[("S", &backup.config.client_secret)],
+        )
+        .await;
+    assert!(added.success(), "{}", added.stderr);
+    let refused = cli
+        .run(&["kr", "link", &kr, "--connection", "foreign", "--json"])
+        .await;
+    assert!(!refused.success());
+    assert_eq!(refused.json()["error"]["kind"], "not-found");
+}
