@@ -11,6 +11,7 @@ wasmtime::component::bindgen!({
 });
 
 pub use goals::integration::types::{
-    Aggregation, App, Column, ColumnType, Connection, Credential, CurrencyChoice, Entity, Error,
-    Measurement, MetricSpec, MetricValue, Throttle, View, ViewKind, ViewRef,
+    Aggregation, App, Column, ColumnType, Connection, Credential, CurrencyChoice, DeviceCode,
+    Entity, Error, Identity, Measurement, MetricSpec, MetricValue, SignInStatus, Throttle, View,
+    ViewKind, ViewRef,
 };

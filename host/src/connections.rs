@@ -1,8 +1,10 @@
 //! Named connections to environments of the integrated service.
 
-use crate::db::{Database, DbError};
+use crate::db::{Database, DbError, connection_secret_context};
+use crate::secrets::Keyring;
 use rusqlite::{OptionalExtension, params};
 use std::fmt;
+use std::sync::Arc;
 use url::Url;
 
 /// The identity authority used when a connection does not name one.
@@ -62,6 +64,31 @@ impl Status {
     }
 }
 
+/// How a connection signs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignIn {
+    /// A service principal with a client secret: keeps syncing whoever leaves.
+    ClientSecret,
+    /// A person, with a device code; the plugin keeps the refresh token.
+    DeviceCode,
+}
+
+impl SignIn {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignIn::ClientSecret => "client-secret",
+            SignIn::DeviceCode => "device-code",
+        }
+    }
+
+    fn parse(text: &str) -> SignIn {
+        match text {
+            "device-code" => SignIn::DeviceCode,
+            _ => SignIn::ClientSecret,
+        }
+    }
+}
+
 /// What an admin supplies to add a connection.
 #[derive(Debug, Clone)]
 pub struct NewConnection {
@@ -74,7 +101,9 @@ pub struct NewConnection {
     pub authority_url: Option<String>,
     pub tenant: String,
     pub client_id: String,
-    pub client_secret: Secret,
+    pub sign_in: SignIn,
+    /// Required for [`SignIn::ClientSecret`].
+    pub client_secret: Option<Secret>,
     /// Allows plain HTTP and loopback addresses: for simulators and tests only.
     pub allow_loopback: bool,
 }
@@ -92,7 +121,10 @@ pub struct ConnectionRecord {
     pub authority_url: String,
     pub tenant: String,
     pub client_id: String,
-    pub client_secret: Secret,
+    pub sign_in: SignIn,
+    /// The service principal's secret; `None` for a person's sign-in, or when the
+    /// stored secret cannot be opened with this host's key.
+    pub client_secret: Option<Secret>,
     pub allow_loopback: bool,
     pub created_at: i64,
 }
@@ -183,12 +215,26 @@ impl NewConnection {
                 reason: "use the application (client) id of the app registration".to_string(),
             });
         }
-        if self.client_secret.expose().is_empty() {
-            return Err(ConnectionError::Invalid {
-                field: "client secret",
-                value: String::new(),
-                reason: "the secret is empty".to_string(),
-            });
+        let secret_given = self
+            .client_secret
+            .as_ref()
+            .is_some_and(|s| !s.expose().is_empty());
+        match (self.sign_in, secret_given) {
+            (SignIn::ClientSecret, false) => {
+                return Err(ConnectionError::Invalid {
+                    field: "client secret",
+                    value: String::new(),
+                    reason: "a service principal needs its client secret".to_string(),
+                });
+            }
+            (SignIn::DeviceCode, true) => {
+                return Err(ConnectionError::Invalid {
+                    field: "client secret",
+                    value: String::new(),
+                    reason: "a person's sign-in uses no client secret".to_string(),
+                });
+            }
+            _ => {}
         }
         Ok(NewConnection {
             name,
@@ -240,24 +286,54 @@ fn origin(
     })
 }
 
+/// A new connection id: 128 random bits.
+fn new_id() -> Result<String, ConnectionError> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|_| DbError::from(crate::secrets::SecretError::Random))?;
+    Ok(hex::encode(bytes))
+}
+
 /// Every column of a connection and its organization's name.
 const SELECT: &str = "SELECT c.*, o.name AS organization
      FROM connections c JOIN organizations o ON o.id = c.organization_id";
 
-fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ConnectionRecord> {
+/// Why a connection whose secret cannot be opened needs sign-in.
+pub const UNREADABLE_SECRET: &str = "the stored client secret cannot be opened with this host's \
+     key (was the key file or GOALS_HOST_SECRET_KEY replaced?); sign in again with \
+     `goals-host connection sign-in`";
+
+fn from_row(row: &rusqlite::Row<'_>, keyring: &Keyring) -> rusqlite::Result<ConnectionRecord> {
+    let id: String = row.get("id")?;
+    let sign_in = SignIn::parse(&row.get::<_, String>("sign_in")?);
+    let sealed: String = row.get("client_secret")?;
+    let client_secret = match sign_in {
+        SignIn::DeviceCode => None,
+        SignIn::ClientSecret => keyring
+            .open_text(&connection_secret_context(&id), &sealed)
+            .ok()
+            .map(Secret::new),
+    };
+    let mut status = Status::parse(&row.get::<_, String>("status")?);
+    let mut status_reason: Option<String> = row.get("status_reason")?;
+    // A lost key must not crash anything: the connection just needs sign-in.
+    if sign_in == SignIn::ClientSecret && client_secret.is_none() {
+        status = Status::NeedsSignIn;
+        status_reason = Some(UNREADABLE_SECRET.to_string());
+    }
     Ok(ConnectionRecord {
-        id: row.get("id")?,
+        id,
         organization_id: row.get("organization_id")?,
         organization: row.get("organization")?,
         added_by: row.get("added_by")?,
-        status: Status::parse(&row.get::<_, String>("status")?),
-        status_reason: row.get("status_reason")?,
+        status,
+        status_reason,
+        sign_in,
         name: row.get("name")?,
         environment_url: row.get("environment_url")?,
         authority_url: row.get("authority_url")?,
         tenant: row.get("tenant")?,
         client_id: row.get("client_id")?,
-        client_secret: Secret::new(row.get::<_, String>("client_secret")?),
+        client_secret,
         allow_loopback: row.get("allow_loopback")?,
         created_at: row.get("created_at")?,
     })
@@ -266,6 +342,19 @@ fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ConnectionRecord> {
 pub async fn add(db: &Database, new: NewConnection) -> Result<ConnectionRecord, ConnectionError> {
     let new = new.validated()?;
     let (organization, name) = (new.organization.clone(), new.name.clone());
+    let id = new_id()?;
+    let keyring = Arc::clone(db.keyring());
+    let sealed = match &new.client_secret {
+        Some(secret) => keyring
+            .seal_text(&connection_secret_context(&id), secret.expose())
+            .map_err(DbError::from)?,
+        None => String::new(),
+    };
+    // A person's connection works only once the person has signed in.
+    let (initial_status, initial_reason) = match new.sign_in {
+        SignIn::ClientSecret => (Status::Ok, None),
+        SignIn::DeviceCode => (Status::NeedsSignIn, Some("waiting for the first sign-in")),
+    };
     db.run(move |conn| {
         let tx = conn.transaction()?;
         let Some(organization_id) = tx
@@ -288,27 +377,30 @@ pub async fn add(db: &Database, new: NewConnection) -> Result<ConnectionRecord, 
         if exists.is_some() {
             return Ok(Err(ConnectionError::DuplicateName { organization, name }));
         }
-        let id: String = tx.query_row(
+        tx.execute(
             "INSERT INTO connections (id, organization_id, name, environment_url,
-                     authority_url, tenant, client_id, client_secret, allow_loopback, added_by,
-                     created_at)
-                 VALUES (lower(hex(randomblob(16))), ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,
-                     unixepoch())
-                 RETURNING id",
+                 authority_url, tenant, client_id, client_secret, sign_in, allow_loopback,
+                 added_by, status, status_reason, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, unixepoch())",
             params![
+                id,
                 organization_id,
                 new.name,
                 new.environment_url,
                 new.authority_url.unwrap_or_default(),
                 new.tenant,
                 new.client_id,
-                new.client_secret.expose(),
+                sealed,
+                new.sign_in.as_str(),
                 new.allow_loopback,
                 new.added_by,
+                initial_status.as_str(),
+                initial_reason,
             ],
-            |r| r.get(0),
         )?;
-        let record = tx.query_row(&format!("{SELECT} WHERE c.id = ?1"), [&id], from_row)?;
+        let record = tx.query_row(&format!("{SELECT} WHERE c.id = ?1"), [&id], |r| {
+            from_row(r, &keyring)
+        })?;
         tx.commit()?;
         Ok(Ok(record))
     })
@@ -321,12 +413,13 @@ pub async fn list(
     organization: Option<&str>,
 ) -> Result<Vec<ConnectionRecord>, ConnectionError> {
     let organization = organization.map(str::to_string);
+    let keyring = Arc::clone(db.keyring());
     Ok(db
         .run(move |conn| {
             let mut statement = conn.prepare(&format!(
                 "{SELECT} WHERE ?1 IS NULL OR o.name = ?1 ORDER BY o.name, c.name"
             ))?;
-            let rows = statement.query_map([organization], from_row)?;
+            let rows = statement.query_map([organization], |r| from_row(r, &keyring))?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
         .await?)
@@ -356,9 +449,12 @@ pub async fn get(
 
 pub async fn get_by_id(db: &Database, id: &str) -> Result<ConnectionRecord, ConnectionError> {
     let wanted = id.to_string();
+    let keyring = Arc::clone(db.keyring());
     db.run(move |conn| {
         Ok(conn
-            .query_row(&format!("{SELECT} WHERE c.id = ?1"), [&wanted], from_row)
+            .query_row(&format!("{SELECT} WHERE c.id = ?1"), [&wanted], |r| {
+                from_row(r, &keyring)
+            })
             .optional()?)
     })
     .await?
@@ -444,11 +540,15 @@ pub async fn set_secret(db: &Database, id: &str, secret: &Secret) -> Result<(), 
             reason: "the secret is empty".to_string(),
         });
     }
-    let (id, secret) = (id.to_string(), secret.clone());
+    let sealed = db
+        .keyring()
+        .seal_text(&connection_secret_context(id), secret.expose())
+        .map_err(DbError::from)?;
+    let id = id.to_string();
     db.run(move |conn| {
         conn.execute(
-            "UPDATE connections SET client_secret = ?2 WHERE id = ?1",
-            params![id, secret.expose()],
+            "UPDATE connections SET client_secret = ?2, sign_in = 'client-secret' WHERE id = ?1",
+            params![id, sealed],
         )?;
         Ok(())
     })
@@ -480,7 +580,8 @@ mod tests {
             authority_url: None,
             tenant: "contoso.onmicrosoft.com".to_string(),
             client_id: "6a1b2c3d".to_string(),
-            client_secret: Secret::new("s3cret"),
+            sign_in: SignIn::ClientSecret,
+            client_secret: Some(Secret::new("s3cret")),
             allow_loopback: false,
         }
     }
@@ -498,7 +599,7 @@ mod tests {
         assert_eq!(added.status, Status::Ok);
         assert_eq!(list(&db, None).await.unwrap().len(), 1);
         let fetched = get(&db, "Sales", None).await.unwrap();
-        assert_eq!(fetched.client_secret, Secret::new("s3cret"));
+        assert_eq!(fetched.client_secret, Some(Secret::new("s3cret")));
         remove(&db, "Sales", None).await.unwrap();
         assert!(matches!(
             get(&db, "Sales", None).await,

@@ -1,6 +1,7 @@
 //! The host's SQLite database: one file under the data directory, in WAL mode,
 //! with versioned migrations. Every statement runs off the async runtime.
 
+use crate::secrets::{Keyring, SecretError};
 use rusqlite_migration::{M, Migrations};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -10,6 +11,7 @@ use std::sync::{Arc, Mutex};
 const MIGRATIONS: &[M<'_>] = &[
     M::up(include_str!("../migrations/0001_connections.sql")),
     M::up(include_str!("../migrations/0002_goals.sql")),
+    M::up(include_str!("../migrations/0003_sign_in.sql")),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -32,12 +34,15 @@ pub enum DbError {
     Sql(#[from] rusqlite::Error),
     #[error("a database task failed: {0}")]
     Task(String),
+    #[error(transparent)]
+    Secret(#[from] SecretError),
 }
 
 /// A shared handle; clones use the same connection.
 #[derive(Clone)]
 pub struct Database {
     conn: Arc<Mutex<rusqlite::Connection>>,
+    keyring: Arc<Keyring>,
 }
 
 impl Database {
@@ -52,22 +57,32 @@ impl Database {
             path: path.display().to_string(),
             source,
         })?;
-        Self::prepare(conn)
+        Self::prepare(conn, Keyring::load(data_dir)?)
     }
 
     pub fn open_in_memory() -> Result<Database, DbError> {
-        Self::prepare(rusqlite::Connection::open_in_memory()?)
+        Self::prepare(
+            rusqlite::Connection::open_in_memory()?,
+            Keyring::ephemeral()?,
+        )
     }
 
-    fn prepare(mut conn: rusqlite::Connection) -> Result<Database, DbError> {
+    fn prepare(mut conn: rusqlite::Connection, keyring: Keyring) -> Result<Database, DbError> {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         Migrations::from_slice(MIGRATIONS).to_latest(&mut conn)?;
+        seal_plaintext(&mut conn, &keyring)?;
         Ok(Database {
             conn: Arc::new(Mutex::new(conn)),
+            keyring: Arc::new(keyring),
         })
+    }
+
+    /// The key secrets are sealed with.
+    pub fn keyring(&self) -> &Arc<Keyring> {
+        &self.keyring
     }
 
     /// Runs `work` on the blocking pool with the connection.
@@ -86,6 +101,56 @@ impl Database {
         .await
         .map_err(|e| DbError::Task(e.to_string()))?
     }
+}
+
+/// Where a connection's secret is stored, for sealing it there.
+pub fn connection_secret_context(connection_id: &str) -> String {
+    format!("connections.client_secret:{connection_id}")
+}
+
+/// Where a plugin value is stored, for sealing it there.
+pub fn plugin_value_context(plugin: &str, connection_id: &str, key: &str) -> String {
+    format!("plugin_kv:{plugin}\u{0}{connection_id}\u{0}{key}")
+}
+
+/// Seals secrets that an older version stored in plaintext.
+fn seal_plaintext(conn: &mut rusqlite::Connection, keyring: &Keyring) -> Result<(), DbError> {
+    let tx = conn.transaction()?;
+    let secrets: Vec<(String, String)> = {
+        let mut statement = tx.prepare(
+            "SELECT id, client_secret FROM connections
+             WHERE client_secret <> '' AND client_secret NOT LIKE 'gh1.%'",
+        )?;
+        let rows = statement.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    for (id, plaintext) in secrets {
+        let sealed = keyring.seal_text(&connection_secret_context(&id), &plaintext)?;
+        tx.execute(
+            "UPDATE connections SET client_secret = ?2 WHERE id = ?1",
+            rusqlite::params![id, sealed],
+        )?;
+    }
+    let values: Vec<(String, String, String, Vec<u8>)> = {
+        let mut statement =
+            tx.prepare("SELECT plugin, connection_id, key, value FROM plugin_kv")?;
+        let rows = statement.query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get::<_, Vec<u8>>(3)?))
+        })?;
+        rows.collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .filter(|(_, _, _, value)| !Keyring::is_sealed(value))
+            .collect()
+    };
+    for (plugin, connection, key, value) in values {
+        let sealed = keyring.seal(&plugin_value_context(&plugin, &connection, &key), &value)?;
+        tx.execute(
+            "UPDATE plugin_kv SET value = ?4 WHERE plugin = ?1 AND connection_id = ?2 AND key = ?3",
+            rusqlite::params![plugin, connection, key, sealed],
+        )?;
+    }
+    tx.commit()?;
+    Ok(())
 }
 
 #[cfg(test)]

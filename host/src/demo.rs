@@ -6,7 +6,7 @@
 
 use crate::bindings::{Aggregation, CurrencyChoice, ViewRef};
 use crate::cli::details;
-use crate::connections::{self, NewConnection, Secret};
+use crate::connections::{self, NewConnection, Secret, SignIn};
 use crate::db::Database;
 use crate::goals::admin;
 use crate::goals::clock::{Clock, ManualClock, SystemClock};
@@ -104,7 +104,8 @@ async fn walk(
             authority_url: Some(simulator.url()),
             tenant: sim_config.tenant.clone(),
             client_id: sim_config.client_id.clone(),
-            client_secret: Secret::new(sim_config.client_secret.clone()),
+            sign_in: SignIn::ClientSecret,
+            client_secret: Some(Secret::new(sim_config.client_secret.clone())),
             allow_loopback: true,
         },
     )

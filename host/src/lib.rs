@@ -13,4 +13,5 @@ pub mod outbound;
 pub mod render;
 pub mod resolve;
 pub mod runtime;
+pub mod secrets;
 pub mod state;

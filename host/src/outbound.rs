@@ -250,7 +250,8 @@ mod tests {
             authority_url: "https://login.microsoftonline.com".into(),
             tenant: "t".into(),
             client_id: "c".into(),
-            client_secret: Secret::new("s"),
+            sign_in: crate::connections::SignIn::ClientSecret,
+            client_secret: Some(Secret::new("s")),
             allow_loopback,
             created_at: 0,
         })

@@ -1,10 +1,10 @@
 //! Loading an integration component and calling it, one fresh store per call.
 
 use crate::bindings::{
-    App, Column, Connection, Credential, Entity, Error, Integration, IntegrationPre, Measurement,
-    MetricSpec, PluginInfo, View, ViewRef,
+    App, Column, Connection, Credential, DeviceCode, Entity, Error, Identity, Integration,
+    IntegrationPre, Measurement, MetricSpec, PluginInfo, SignInStatus, View, ViewRef,
 };
-use crate::connections::ConnectionRecord;
+use crate::connections::{ConnectionRecord, SignIn};
 use crate::db::Database;
 use crate::outbound::{OutboundHooks, OutboundPolicy};
 use crate::state::{HostState, PluginStorage};
@@ -151,7 +151,7 @@ impl PluginRuntime {
         let (mut store, plugin) = self.instantiate(conn).await?;
         let result = plugin
             .goals_integration_discovery()
-            .call_list_apps(&mut store, &wit_connection(conn))
+            .call_list_apps(&mut store, &wit_connection(conn)?)
             .await;
         outcome(&store, result)
     }
@@ -164,7 +164,7 @@ impl PluginRuntime {
         let (mut store, plugin) = self.instantiate(conn).await?;
         let result = plugin
             .goals_integration_discovery()
-            .call_list_entities(&mut store, &wit_connection(conn), app)
+            .call_list_entities(&mut store, &wit_connection(conn)?, app)
             .await;
         outcome(&store, result)
     }
@@ -178,7 +178,7 @@ impl PluginRuntime {
         let (mut store, plugin) = self.instantiate(conn).await?;
         let result = plugin
             .goals_integration_discovery()
-            .call_list_views(&mut store, &wit_connection(conn), entity, search)
+            .call_list_views(&mut store, &wit_connection(conn)?, entity, search)
             .await;
         outcome(&store, result)
     }
@@ -192,7 +192,7 @@ impl PluginRuntime {
         let (mut store, plugin) = self.instantiate(conn).await?;
         let result = plugin
             .goals_integration_discovery()
-            .call_list_columns(&mut store, &wit_connection(conn), entity, view)
+            .call_list_columns(&mut store, &wit_connection(conn)?, entity, view)
             .await;
         outcome(&store, result)
     }
@@ -205,7 +205,40 @@ impl PluginRuntime {
         let (mut store, plugin) = self.instantiate(conn).await?;
         let result = plugin
             .goals_integration_metrics()
-            .call_fetch_and_aggregate(&mut store, &wit_connection(conn), spec)
+            .call_fetch_and_aggregate(&mut store, &wit_connection(conn)?, spec)
+            .await;
+        outcome(&store, result)
+    }
+
+    pub async fn start_device_sign_in(
+        &self,
+        conn: &ConnectionRecord,
+    ) -> Result<DeviceCode, CallError> {
+        let (mut store, plugin) = self.instantiate(conn).await?;
+        let result = plugin
+            .goals_integration_sign_in()
+            .call_start_device_sign_in(&mut store, &wit_connection(conn)?)
+            .await;
+        outcome(&store, result)
+    }
+
+    pub async fn poll_device_sign_in(
+        &self,
+        conn: &ConnectionRecord,
+    ) -> Result<SignInStatus, CallError> {
+        let (mut store, plugin) = self.instantiate(conn).await?;
+        let result = plugin
+            .goals_integration_sign_in()
+            .call_poll_device_sign_in(&mut store, &wit_connection(conn)?)
+            .await;
+        outcome(&store, result)
+    }
+
+    pub async fn who_am_i(&self, conn: &ConnectionRecord) -> Result<Identity, CallError> {
+        let (mut store, plugin) = self.instantiate(conn).await?;
+        let result = plugin
+            .goals_integration_sign_in()
+            .call_who_am_i(&mut store, &wit_connection(conn)?)
             .await;
         outcome(&store, result)
     }
@@ -251,13 +284,25 @@ fn outcome<T>(
 
 /// The connection as the plugin sees it. The secret leaves the host's keeping only
 /// here, for the duration of one call.
-fn wit_connection(conn: &ConnectionRecord) -> Connection {
-    Connection {
+fn wit_connection(conn: &ConnectionRecord) -> Result<Connection, CallError> {
+    let credential = match (conn.sign_in, &conn.client_secret) {
+        (SignIn::DeviceCode, _) => Credential::User,
+        (SignIn::ClientSecret, Some(secret)) => {
+            Credential::ClientSecret(secret.expose().to_string())
+        }
+        (SignIn::ClientSecret, None) => {
+            return Err(CallError::Plugin {
+                error: Error::Unauthorized(crate::connections::UNREADABLE_SECRET.to_string()),
+                refusals: Vec::new(),
+            });
+        }
+    };
+    Ok(Connection {
         id: conn.id.clone(),
         environment_url: conn.environment_url.clone(),
         authority_url: conn.authority_url.clone(),
         tenant: conn.tenant.clone(),
         client_id: conn.client_id.clone(),
-        credential: Credential::ClientSecret(conn.client_secret.expose().to_string()),
-    }
+        credential,
+    })
 }

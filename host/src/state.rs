@@ -2,7 +2,7 @@
 //! the outbound policy, and the storage and log imports scoped to its connection.
 
 use crate::bindings::goals::integration::{log, storage, types};
-use crate::db::Database;
+use crate::db::{Database, plugin_value_context};
 use crate::outbound::OutboundHooks;
 use rusqlite::{OptionalExtension, params};
 use wasmtime::component::ResourceTable;
@@ -72,8 +72,10 @@ impl types::Host for HostState {}
 impl storage::Host for HostState {
     async fn get(&mut self, key: String) -> Option<Vec<u8>> {
         let scope = self.storage.clone();
+        let context = plugin_value_context(&scope.plugin, &scope.connection_id, &key);
         let found = scope
             .db
+            .clone()
             .run(move |conn| {
                 Ok(conn
                     .query_row(
@@ -86,10 +88,19 @@ impl storage::Host for HostState {
                     .optional()?)
             })
             .await;
-        found.unwrap_or_else(|e| {
+        let sealed = found.unwrap_or_else(|e| {
             tracing::warn!("plugin storage read failed: {e}");
             None
-        })
+        })?;
+        // A value sealed under another key reads as absent: the plugin then signs
+        // in again or refetches, and nothing crashes.
+        match self.storage.db.keyring().open(&context, &sealed) {
+            Ok(value) => Some(value),
+            Err(e) => {
+                tracing::warn!("a stored plugin value cannot be opened: {e}");
+                None
+            }
+        }
     }
 
     async fn set(
@@ -99,8 +110,15 @@ impl storage::Host for HostState {
         ttl_seconds: Option<u32>,
     ) -> Result<(), String> {
         let scope = self.storage.clone();
+        let context = plugin_value_context(&scope.plugin, &scope.connection_id, &key);
+        let value = scope
+            .db
+            .keyring()
+            .seal(&context, &value)
+            .map_err(|e| format!("storage cannot seal the value: {e}"))?;
         scope
             .db
+            .clone()
             .run(move |conn| {
                 // Expired values are never read again; dropping them here keeps the
                 // table from growing with every token refresh.

@@ -150,7 +150,7 @@ impl<'a> Session<'a> {
             None => {
                 self.platform
                     .log(Level::Debug, "requesting an access token");
-                let request = auth::token_request(self.conn)?;
+                let request = auth::token_request(self.platform, self.conn)?;
                 let response = self.send(&request)?;
                 auth::accept_token_response(self.platform, self.conn, &response)?
             }
@@ -159,7 +159,13 @@ impl<'a> Session<'a> {
         Ok(token)
     }
 
-    fn send(&mut self, request: &HttpRequest) -> Result<HttpResponse, Error> {
+    /// The connection the session acts on.
+    pub fn connection(&self) -> &'a Connection {
+        self.conn
+    }
+
+    /// Sends a request as it is (no token), counting it.
+    pub fn send(&mut self, request: &HttpRequest) -> Result<HttpResponse, Error> {
         self.requests += 1;
         let response = self
             .platform

@@ -1,13 +1,14 @@
 //! The component's exports, and the platform the host provides: wasi:http through
 //! waki, storage and logging through the world's imports.
 
-use crate::bindings::exports::goals::integration::{discovery, metrics};
+use crate::bindings::exports::goals::integration::{discovery, metrics, sign_in};
 use crate::bindings::goals::integration::{log, storage};
 use crate::bindings::{Guest, export};
 use crate::client::Session;
 use crate::platform::{HttpRequest, HttpResponse, Level, Method, Platform, TransportError};
 use crate::types::{
-    App, Column, Connection, Entity, Error, Measurement, MetricSpec, PluginInfo, View, ViewRef,
+    App, Column, Connection, DeviceCode, Entity, Error, Identity, Measurement, MetricSpec,
+    PluginInfo, SignInStatus, View, ViewRef,
 };
 use std::time::Duration;
 
@@ -48,6 +49,20 @@ impl discovery::Guest for Component {
 impl metrics::Guest for Component {
     fn fetch_and_aggregate(conn: Connection, spec: MetricSpec) -> Result<Measurement, Error> {
         crate::metrics::fetch_and_aggregate(&mut Session::new(&Host, &conn), &spec)
+    }
+}
+
+impl sign_in::Guest for Component {
+    fn start_device_sign_in(conn: Connection) -> Result<DeviceCode, Error> {
+        crate::signin::start_device_sign_in(&mut Session::new(&Host, &conn))
+    }
+
+    fn poll_device_sign_in(conn: Connection) -> Result<SignInStatus, Error> {
+        crate::signin::poll_device_sign_in(&mut Session::new(&Host, &conn))
+    }
+
+    fn who_am_i(conn: Connection) -> Result<Identity, Error> {
+        crate::signin::who_am_i(&mut Session::new(&Host, &conn))
     }
 }
 

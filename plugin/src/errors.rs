@@ -133,6 +133,20 @@ pub fn from_identity(response: &HttpResponse, client_id: &str, tenant: &str) -> 
         "AADSTS500011" => "the environment is not known to this tenant: check the environment \
              URL of the connection"
             .to_string(),
+        "AADSTS50173" | "AADSTS700082" | "AADSTS50078" | "AADSTS50076" | "AADSTS65001" => {
+            "the person's sign-in has expired or was revoked (a changed password, a new \
+             policy, or a withdrawn consent): the connection's owner must sign in again"
+                .to_string()
+        }
+        "AADSTS70019" => {
+            "the sign-in code expired before it was used: start the sign-in again".to_string()
+        }
+        _ if body.error == "authorization_declined" => {
+            "the person declined the sign-in: start it again to connect".to_string()
+        }
+        _ if body.error == "invalid_grant" => "the sign-in is no longer valid: the \
+             connection's owner must sign in again"
+            .to_string(),
         _ => format!(
             "sign-in was refused ({}): check the connection's tenant, client id and secret",
             if body.error.is_empty() {

@@ -27,6 +27,7 @@ pub mod metrics;
 pub mod odata;
 pub mod paging;
 pub mod platform;
+pub mod signin;
 pub mod sitemap;
 pub mod split;
 pub mod xml;

@@ -1,15 +1,29 @@
-//! `goals-host connection ...`: named connections of an organization.
+//! `goals-host connection ...`: named connections of an organization, signed in
+//! as a service principal (client secret) or as a person (device code).
 
 use super::Context;
-use crate::connections::{self, NewConnection, Secret, Status};
+use crate::bindings::SignInStatus;
+use crate::connections::{self, ConnectionRecord, NewConnection, Secret, SignIn, Status};
+use crate::db::Database;
 use crate::goals::alerts::{self, AlertKind};
 use crate::render::{self, Report};
+use crate::runtime::PluginRuntime;
 use anyhow::Context as _;
-use clap::Subcommand;
+use clap::{Subcommand, ValueEnum};
+use serde_json::json;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SignInArg {
+    /// A service principal's client secret (from --client-secret-env)
+    Secret,
+    /// A person signs in with a code shown here (device code)
+    Device,
+}
 
 #[derive(Debug, Subcommand)]
 pub enum ConnectionCommand {
-    /// Add a named connection (the client secret is read from an environment variable)
+    /// Add a named connection; a service principal's secret is read from an environment variable
     Add {
         #[arg(long)]
         name: String,
@@ -23,8 +37,11 @@ pub enum ConnectionCommand {
         #[arg(long)]
         client_id: String,
         /// Name of the environment variable holding the client secret
-        #[arg(long, value_name = "VAR")]
-        client_secret_env: String,
+        #[arg(long, value_name = "VAR", required_if_eq("sign_in", "secret"))]
+        client_secret_env: Option<String>,
+        /// How the connection signs in
+        #[arg(long, value_enum, default_value_t = SignInArg::Secret)]
+        sign_in: SignInArg,
         /// Identity authority [default: https://login.microsoftonline.com]
         #[arg(long)]
         authority: Option<String>,
@@ -39,13 +56,16 @@ pub enum ConnectionCommand {
     List,
     /// Remove a connection and what the plugin cached for it
     Remove { name: String },
-    /// Repair a connection that needs sign-in with a new client secret; its links resume
+    /// Sign a connection in again: a person with a new device code, or a service
+    /// principal with a new secret. Its links resume.
     SignIn {
         name: String,
-        /// Name of the environment variable holding the client secret
+        /// For a service principal: the environment variable holding the new secret
         #[arg(long, value_name = "VAR")]
-        client_secret_env: String,
+        client_secret_env: Option<String>,
     },
+    /// Check a connection: whom it signs in as (WhoAmI), or why it cannot
+    Test { name: String },
 }
 
 fn secret_from(variable: &str) -> anyhow::Result<Secret> {
@@ -68,10 +88,26 @@ pub async fn run(context: &Context<'_>, command: &ConnectionCommand) -> anyhow::
             tenant,
             client_id,
             client_secret_env,
+            sign_in,
             authority,
             allow_loopback,
             added_by,
         } => {
+            let (sign_in, client_secret) = match sign_in {
+                SignInArg::Secret => (
+                    SignIn::ClientSecret,
+                    Some(secret_from(
+                        client_secret_env.as_deref().unwrap_or_default(),
+                    )?),
+                ),
+                SignInArg::Device => {
+                    anyhow::ensure!(
+                        client_secret_env.is_none(),
+                        "a person's sign-in uses no client secret; drop --client-secret-env"
+                    );
+                    (SignIn::DeviceCode, None)
+                }
+            };
             let record = connections::add(
                 db,
                 NewConnection {
@@ -85,11 +121,24 @@ pub async fn run(context: &Context<'_>, command: &ConnectionCommand) -> anyhow::
                     authority_url: authority.clone(),
                     tenant: tenant.clone(),
                     client_id: client_id.clone(),
-                    client_secret: secret_from(client_secret_env)?,
+                    sign_in,
+                    client_secret,
                     allow_loopback: *allow_loopback,
                 },
             )
             .await?;
+            if sign_in == SignIn::DeviceCode {
+                // Nothing half-made stays behind: a connection nobody could sign in
+                // to is removed again.
+                let runtime = context.runtime().await?;
+                if let Err(error) = device_sign_in(db, &runtime, &record).await {
+                    connections::remove(db, &record.name, Some(&record.organization))
+                        .await
+                        .ok();
+                    return Err(error.context("the connection was not added"));
+                }
+            }
+            let record = connections::get_by_id(db, &record.id).await?;
             Ok(Report {
                 text: format!(
                     "added connection '{}' of organization '{}' to {}",
@@ -111,41 +160,34 @@ pub async fn run(context: &Context<'_>, command: &ConnectionCommand) -> anyhow::
             client_secret_env,
         } => {
             let record = connections::get(db, name, org).await?;
-            let secret = secret_from(client_secret_env)?;
-            // Prove the new credential works before it replaces the stored one, so
-            // a wrong secret changes nothing. The check runs under a storage scope
-            // of its own: a token cached for the old secret must not vouch for it.
-            let mut candidate = record.clone();
-            candidate.id = format!("{}-sign-in", record.id);
-            candidate.client_secret = secret.clone();
-            candidate.status = Status::Ok;
             let runtime = context.runtime().await?;
-            let verified = runtime.list_apps(&candidate).await;
-            connections::forget_plugin_storage(db, &candidate.id).await?;
-            verified?;
-            connections::set_secret(db, &record.id, &secret).await?;
-            connections::forget_plugin_storage(db, &record.id).await?;
-            connections::set_status(db, &record.id, Status::Ok, None).await?;
-            let now = context.clock.now();
-            let id = record.id.clone();
-            db.run(move |conn| {
-                let tx = conn.transaction()?;
-                alerts::close(
-                    &tx,
-                    AlertKind::NeedsSignIn,
-                    &alerts::connection_subject(&id),
-                    now,
-                )?;
-                // Links that waited for the sign-in run at once.
-                tx.execute(
-                    "UPDATE metric_links SET next_run_at = min(next_run_at, ?2)
-                     WHERE connection_id = ?1",
-                    rusqlite::params![id, now],
-                )?;
-                tx.commit()?;
-                Ok(())
-            })
-            .await?;
+            match (record.sign_in, client_secret_env) {
+                (SignIn::DeviceCode, None) => device_sign_in(db, &runtime, &record).await?,
+                (SignIn::DeviceCode, Some(_)) => anyhow::bail!(
+                    "connection '{}' signs in as a person; sign in without --client-secret-env",
+                    record.name
+                ),
+                (SignIn::ClientSecret, None) => anyhow::bail!(
+                    "connection '{}' signs in as a service principal; give the new secret with \
+                     --client-secret-env",
+                    record.name
+                ),
+                (SignIn::ClientSecret, Some(variable)) => {
+                    let secret = secret_from(variable)?;
+                    // Prove the new credential before it replaces the stored one, under
+                    // a storage scope of its own: a token cached for the old secret
+                    // must not vouch for it.
+                    let mut candidate = record.clone();
+                    candidate.id = format!("{}-sign-in", record.id);
+                    candidate.client_secret = Some(secret.clone());
+                    let verified = runtime.who_am_i(&candidate).await;
+                    connections::forget_plugin_storage(db, &candidate.id).await?;
+                    verified?;
+                    connections::set_secret(db, &record.id, &secret).await?;
+                    connections::forget_plugin_storage(db, &record.id).await?;
+                }
+            }
+            signed_in(context, &record).await?;
             let record = connections::get_by_id(db, &record.id).await?;
             Ok(Report {
                 text: format!(
@@ -155,5 +197,89 @@ pub async fn run(context: &Context<'_>, command: &ConnectionCommand) -> anyhow::
                 json: render::connection(&record),
             })
         }
+        ConnectionCommand::Test { name } => {
+            let record = connections::get(db, name, org).await?;
+            let runtime = context.runtime().await?;
+            let identity = runtime.who_am_i(&record).await?;
+            Ok(Report {
+                text: format!(
+                    "connection '{}' reaches {} as user {} (organization {}, business unit {})",
+                    record.name,
+                    record.environment_url,
+                    identity.user_id,
+                    identity.organization_id,
+                    identity.business_unit_id
+                ),
+                json: json!({
+                    "connection": record.name,
+                    "environment_url": record.environment_url,
+                    "user_id": identity.user_id,
+                    "organization_id": identity.organization_id,
+                    "business_unit_id": identity.business_unit_id,
+                }),
+            })
+        }
     }
+}
+
+/// A person signs in: the code and address go to the terminal (stderr, so that
+/// `--json` output stays one document), then the plugin is polled until the
+/// person is done, declines, or the code expires.
+async fn device_sign_in(
+    db: &Database,
+    runtime: &PluginRuntime,
+    record: &ConnectionRecord,
+) -> anyhow::Result<()> {
+    let code = runtime.start_device_sign_in(record).await?;
+    eprintln!("{}", code.message);
+    eprintln!(
+        "Waiting for the sign-in (code {}, valid {} s)...",
+        code.user_code, code.expires_in_seconds
+    );
+    let interval = Duration::from_secs(u64::from(code.interval_seconds.max(1)));
+    let deadline = tokio::time::Instant::now()
+        + Duration::from_secs(u64::from(code.expires_in_seconds.max(1)));
+    loop {
+        match runtime.poll_device_sign_in(record).await? {
+            SignInStatus::Complete => break,
+            SignInStatus::Pending => {
+                anyhow::ensure!(
+                    tokio::time::Instant::now() < deadline,
+                    "the sign-in code expired before it was used; start again"
+                );
+                tokio::time::sleep(interval).await;
+            }
+        }
+    }
+    let identity = runtime.who_am_i(record).await?;
+    eprintln!("Signed in as user {}.", identity.user_id);
+    connections::set_status(db, &record.id, Status::Ok, None).await?;
+    Ok(())
+}
+
+/// After a successful sign-in: the connection is usable again and its links that
+/// waited run at once.
+async fn signed_in(context: &Context<'_>, record: &ConnectionRecord) -> anyhow::Result<()> {
+    let db = &context.db;
+    connections::set_status(db, &record.id, Status::Ok, None).await?;
+    let now = context.clock.now();
+    let id = record.id.clone();
+    db.run(move |conn| {
+        let tx = conn.transaction()?;
+        alerts::close(
+            &tx,
+            AlertKind::NeedsSignIn,
+            &alerts::connection_subject(&id),
+            now,
+        )?;
+        tx.execute(
+            "UPDATE metric_links SET next_run_at = min(next_run_at, ?2)
+             WHERE connection_id = ?1",
+            rusqlite::params![id, now],
+        )?;
+        tx.commit()?;
+        Ok(())
+    })
+    .await?;
+    Ok(())
 }

@@ -1,9 +1,11 @@
 //! A Dataverse Web API and Microsoft identity platform simulator with seeded
 //! sample data of a sales organization, for end-to-end tests and the demo.
 //!
-//! [`RunningSimulator::start`] serves, on one loopback origin, the client-credentials
-//! token endpoint (`POST /{tenant}/oauth2/v2.0/token`) and the read side of the Web
-//! API (`GET /api/data/v9.2/...`, also inside `POST /api/data/v9.2/$batch`): apps,
+//! [`RunningSimulator::start`] serves, on one loopback origin, the identity
+//! platform's token endpoint (`POST /{tenant}/oauth2/v2.0/token`: client
+//! credentials for an application; device code and rotating refresh tokens for a
+//! person, see [`identity`]), its device authorization endpoint and the read side
+//! of the Web API (`GET /api/data/v9.2/...`, also inside `POST /api/data/v9.2/$batch`): apps,
 //! site maps, app components, table and column metadata, views, the organization
 //! and its currencies, OData queries and FetchXML (joins and `exists`/`in`
 //! semi-joins, paging cookies, aggregates with the 50,000-row limit). Answers
@@ -30,5 +32,5 @@ pub use data::{
     Db, EntityDef, OptionLabel, Overlay, Row, SiteMap, SystemUser, View, ViewKind, dataset,
 };
 pub use errors::ODataError;
-pub use identity::SimConfig;
+pub use identity::{Caller, DeviceCodeInfo, DeviceCodeState, SimConfig};
 pub use server::{Fault, RecordedRequest, RunningSimulator};

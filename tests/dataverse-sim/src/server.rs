@@ -1,12 +1,17 @@
-//! The HTTP server: the token endpoint and the Web API on one loopback origin
-//! (GETs and `POST $batch`), a record of every request with its answer's size,
-//! one-shot faults for resilience tests, and per-simulator changes to the data
-//! (edited or deleted views, deleted columns, extra rows) through test hooks.
+//! The HTTP server: the identity endpoints (token, device code, the device
+//! login page) and the Web API on one loopback origin (GETs and `POST $batch`),
+//! a record of every request with its answer's size, one-shot faults for
+//! resilience tests, per-simulator changes to the data (edited or deleted views,
+//! deleted columns, extra rows), and sign-in controls (device code decisions, the
+//! identity clock, revoked refresh tokens) through test hooks.
 
 use crate::batch::{self, Part, PartAnswer};
 use crate::data::{Db, Overlay, Row, dataset, format_guid};
 use crate::errors::{ODataError, codes};
-use crate::identity::{SimConfig, TokenStore, token_response};
+use crate::identity::{
+    self, Caller, DEVICE_LOGIN_PATH, Decision, DeviceCodeInfo, SimConfig, TokenCheck, TokenStore,
+    device_code_response, token_response,
+};
 use crate::odata::Preferences;
 use crate::webapi::{self, API_PREFIX, ApiRequest};
 use anyhow::Context;
@@ -44,6 +49,11 @@ pub struct RecordedRequest {
     /// Bytes of the answer's body (for a `$batch`, the whole multipart body;
     /// 0 while the answer is pending).
     pub response_bytes: usize,
+    /// For a `POST` to the token endpoint, the form body's `grant_type`
+    /// (`client_credentials`, `urn:ietf:params:oauth:grant-type:device_code`,
+    /// `refresh_token`, ...); `None` for every other request. The rest of the
+    /// body (secrets, tokens, codes) is never recorded.
+    pub grant_type: Option<String>,
 }
 
 /// A failure the next Web API request meets instead of its answer (token
@@ -185,9 +195,69 @@ impl RunningSimulator {
         log.generation += 1;
     }
 
-    /// Makes every token issued so far expired.
+    /// Makes every access token issued so far expired (refresh tokens still
+    /// work: a client refreshes).
     pub fn expire_tokens(&self) {
         self.state.tokens.expire_all();
+    }
+
+    /// Moves the identity clock forward by `by`: access tokens, refresh tokens
+    /// (90 days unused) and device codes (15 minutes) expire against it. Real
+    /// time still passes too. The Web API's data is not affected.
+    pub fn advance_clock(&self, by: Duration) {
+        self.state.tokens.advance_clock(by);
+    }
+
+    /// Every device code issued so far, in issue order, with its state.
+    pub fn device_codes(&self) -> Vec<DeviceCodeInfo> {
+        self.state.tokens.device_codes()
+    }
+
+    /// The person ([`crate::Dataset::delegated_user_id`], Alice Morgan) signs in
+    /// and approves the device code with `user_code` (case, spaces and dashes
+    /// ignored); the client's next poll gets the tokens.
+    ///
+    /// # Panics
+    /// If no device code has this user code, or it is not pending (approved,
+    /// declined, expired or redeemed already).
+    pub fn approve_device_code(&self, user_code: &str) {
+        let user_id = dataset().delegated_user_id.clone();
+        if let Err(message) = self
+            .state
+            .tokens
+            .decide(user_code, Decision::Approve { user_id })
+        {
+            panic!("RunningSimulator::approve_device_code: {message}");
+        }
+    }
+
+    /// The person declines the device code with `user_code`; the client's next
+    /// poll answers `authorization_declined`.
+    ///
+    /// # Panics
+    /// If no device code has this user code, or it is not pending.
+    pub fn deny_device_code(&self, user_code: &str) {
+        if let Err(message) = self.state.tokens.decide(user_code, Decision::Deny) {
+            panic!("RunningSimulator::deny_device_code: {message}");
+        }
+    }
+
+    /// Makes every device code not yet redeemed or declined expired; polls then
+    /// answer `expired_token`.
+    pub fn expire_device_codes(&self) {
+        self.state.tokens.expire_device_codes();
+    }
+
+    /// Revokes every refresh token issued so far (as a password reset does);
+    /// using one answers `invalid_grant` (AADSTS50173).
+    pub fn revoke_refresh_tokens(&self) {
+        self.state.tokens.revoke_refresh_tokens();
+    }
+
+    /// Every access token, refresh token and device code issued so far, in
+    /// issue order: tests search logs and databases for them.
+    pub fn issued_secrets(&self) -> Vec<String> {
+        self.state.tokens.issued_secrets()
     }
 
     /// Queues a fault for the next Web API request.
@@ -355,11 +425,32 @@ fn error_response(error: &ODataError) -> Response {
     Answer::error(error).into_response()
 }
 
-/// `/{tenant}/oauth2/v2.0/token` → the tenant.
-fn token_tenant(path: &str) -> Option<&str> {
+/// An endpoint of the identity platform below `/{tenant}/oauth2/v2.0/`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum IdentityEndpoint {
+    Token,
+    DeviceCode,
+}
+
+/// `/{tenant}/oauth2/v2.0/token` or `/{tenant}/oauth2/v2.0/devicecode` → the
+/// tenant and the endpoint.
+fn identity_endpoint(path: &str) -> Option<(&str, IdentityEndpoint)> {
     let rest = path.strip_prefix('/')?;
     let (tenant, rest) = rest.split_once('/')?;
-    (rest == "oauth2/v2.0/token" && !tenant.is_empty()).then_some(tenant)
+    let endpoint = match rest {
+        "oauth2/v2.0/token" => IdentityEndpoint::Token,
+        "oauth2/v2.0/devicecode" => IdentityEndpoint::DeviceCode,
+        _ => return None,
+    };
+    (!tenant.is_empty()).then_some((tenant, endpoint))
+}
+
+/// `/{tenant}/oauth2/v2.0/token` → the tenant.
+fn token_tenant(path: &str) -> Option<&str> {
+    match identity_endpoint(path)? {
+        (tenant, IdentityEndpoint::Token) => Some(tenant),
+        _ => None,
+    }
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -395,7 +486,11 @@ async fn handle(
 ) -> Response {
     let path = uri.path().to_string();
     let query = uri.query().map(str::to_string);
-    let authorized = bearer(&headers).is_some_and(|t| state.tokens.is_valid(t));
+    let check = bearer(&headers).map(|t| state.tokens.check(t));
+    let authorized = matches!(check, Some(TokenCheck::Valid(_)));
+    let grant_type = (method == Method::POST && token_tenant(&path).is_some())
+        .then(|| identity::grant_type_of(&body))
+        .flatten();
     let now_in_flight = state.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
     state.peak.fetch_max(now_in_flight, Ordering::SeqCst);
     let _in_flight = InFlight(&state.in_flight);
@@ -410,6 +505,7 @@ async fn handle(
             authorized,
             status: 0,
             response_bytes: 0,
+            grant_type,
         });
         (log.generation, log.entries.len() - 1)
     };
@@ -424,7 +520,7 @@ async fn handle(
         query.as_deref(),
         &headers,
         &body,
-        authorized,
+        check.as_ref(),
     )
     .await;
     let response_bytes = response
@@ -485,15 +581,31 @@ fn api_path(path: &str) -> Option<&str> {
         .or_else(|| (path == api_root).then_some(""))
 }
 
-fn unauthorized(state: &SimState, headers: &HeaderMap) -> Response {
-    let message = if bearer(headers).is_some() {
-        "The access token is invalid or has expired; sign in again."
-    } else {
-        "The request has no access token; send 'Authorization: Bearer <token>'."
+/// The 401 of a request without a valid access token. An expired or unknown
+/// token adds RFC 6750's `error="invalid_token"` to the challenge.
+fn unauthorized(state: &SimState, check: Option<&TokenCheck>) -> Response {
+    let (message, error) = match check {
+        Some(TokenCheck::Expired) => (
+            "The access token expired; get a new one (refresh or sign in again).",
+            Some("The access token expired"),
+        ),
+        Some(_) => (
+            "The access token is invalid; sign in again.",
+            Some("The access token is invalid"),
+        ),
+        None => (
+            "The request has no access token; send 'Authorization: Bearer <token>'.",
+            None,
+        ),
     };
     let mut response = error_response(&ODataError::unauthorized(message));
+    let error = error
+        .map(|description| {
+            format!("error=\"invalid_token\", error_description=\"{description}\", ")
+        })
+        .unwrap_or_default();
     let challenge = format!(
-        "Bearer authorization_uri={}/{}/oauth2/authorize, resource_id={}/",
+        "Bearer {error}authorization_uri={}/{}/oauth2/authorize, resource_id={}/",
         state.origin, state.config.tenant, state.origin
     );
     if let Ok(value) = HeaderValue::from_str(&challenge) {
@@ -520,9 +632,9 @@ async fn route(
     query: Option<&str>,
     headers: &HeaderMap,
     body: &Bytes,
-    authorized: bool,
+    check: Option<&TokenCheck>,
 ) -> Response {
-    if let Some(tenant) = token_tenant(path) {
+    if let Some((tenant, endpoint)) = identity_endpoint(path) {
         if method != Method::POST {
             return json_response(
                 405,
@@ -534,8 +646,15 @@ async fn route(
         if let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) {
             origins.push(format!("http://{host}"));
         }
-        // The secret in the body is never logged.
-        let (status, answer) = token_response(&state.config, &state.tokens, tenant, body, &origins);
+        // Secrets in the body and the answer are never logged.
+        let (status, answer) = match endpoint {
+            IdentityEndpoint::Token => {
+                token_response(&state.config, &state.tokens, tenant, body, &origins)
+            }
+            IdentityEndpoint::DeviceCode => {
+                device_code_response(&state.config, &state.tokens, tenant, body, &origins)
+            }
+        };
         let mut response = json_response(status, &answer, "application/json; charset=utf-8");
         response.headers_mut().insert(
             header::CACHE_CONTROL,
@@ -543,6 +662,13 @@ async fn route(
         );
         return response;
     }
+    if path == DEVICE_LOGIN_PATH {
+        return device_login(state, method, body);
+    }
+    let caller = match check {
+        Some(TokenCheck::Valid(caller)) => Some(caller.clone()),
+        _ => None,
+    };
     let Some(api_path) = api_path(path) else {
         return not_found(&state.origin, path).into_response();
     };
@@ -602,19 +728,19 @@ async fn route(
                 .insert(header::ALLOW, HeaderValue::from_static("POST"));
             return response;
         }
-        if !authorized {
-            return unauthorized(state, headers);
-        }
-        return batch(state, headers, body.clone()).await;
+        let Some(caller) = caller else {
+            return unauthorized(state, check);
+        };
+        return batch(state, headers, body.clone(), caller).await;
     }
     if method != Method::GET {
         return error_response(&ODataError::not_implemented(
             "The simulator is read-only: only GET is implemented on the Web API.",
         ));
     }
-    if !authorized {
-        return unauthorized(state, headers);
-    }
+    let Some(caller) = caller else {
+        return unauthorized(state, check);
+    };
     let preferences = preferences(headers);
     let origin = state.origin.clone();
     let overlay = state.overlay_snapshot();
@@ -624,7 +750,7 @@ async fn route(
     let answer = tokio::task::spawn_blocking(move || {
         answer_get(
             &origin,
-            Db::new(dataset(), &overlay),
+            as_caller(Db::new(dataset(), &overlay), &caller),
             &path,
             query.as_deref(),
             &preferences,
@@ -635,6 +761,49 @@ async fn route(
         Ok(answer) => answer.into_response(),
         Err(join_error) => internal_error(&join_error),
     }
+}
+
+/// `db` as seen by the signed-in `caller`: a person's delegated token acts as
+/// that person (`WhoAmI`, `eq-userid`), an application token as the application
+/// user.
+fn as_caller<'a>(db: Db<'a>, caller: &'a Caller) -> Db<'a> {
+    match caller {
+        Caller::Application => db,
+        Caller::User(user_id) => db.with_caller(user_id),
+    }
+}
+
+/// `GET`/`POST /devicelogin`: the page the device code message sends a person
+/// to; approving signs in as [`crate::Dataset::delegated_user_id`].
+fn device_login(state: &SimState, method: &Method, body: &Bytes) -> Response {
+    let post = match *method {
+        Method::GET => None,
+        Method::POST => Some(body.as_ref()),
+        _ => {
+            let mut response = Response::new(Body::from("Method not allowed"));
+            *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
+            return response;
+        }
+    };
+    let data = dataset();
+    let person = data
+        .user(&data.delegated_user_id)
+        .map(|u| u.fullname.as_str())
+        .unwrap_or_default();
+    let (status, page) =
+        identity::device_login_page(&state.tokens, post, &data.delegated_user_id, person);
+    let mut response = Response::new(Body::from(page));
+    *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }
 
 /// The last segment of the batch endpoint, `/api/data/v9.2/$batch`.
@@ -666,7 +835,12 @@ fn answer_part(origin: &str, db: Db<'_>, part: &Part) -> Answer {
 /// `POST $batch`: runs the parts in order; without `odata.continue-on-error` it
 /// stops at the first failing part and answers with that part alone, under its
 /// status.
-async fn batch(state: &Arc<SimState>, headers: &HeaderMap, body: Bytes) -> Response {
+async fn batch(
+    state: &Arc<SimState>,
+    headers: &HeaderMap,
+    body: Bytes,
+    caller: Caller,
+) -> Response {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -691,7 +865,7 @@ async fn batch(state: &Arc<SimState>, headers: &HeaderMap, body: Bytes) -> Respo
     let origin = state.origin.clone();
     let overlay = state.overlay_snapshot();
     let answers = tokio::task::spawn_blocking(move || {
-        let db = Db::new(dataset(), &overlay);
+        let db = as_caller(Db::new(dataset(), &overlay), &caller);
         let mut answers = Vec::with_capacity(parts.len());
         for part in &parts {
             let answer = answer_part(&origin, db, part).into_part();
@@ -730,3 +904,6 @@ async fn batch(state: &Arc<SimState>, headers: &HeaderMap, body: Bytes) -> Respo
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod identity_tests;

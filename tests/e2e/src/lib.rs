@@ -4,7 +4,7 @@
 use dataverse_sim::{RunningSimulator, SimConfig};
 use goals_host::bindings::{Aggregation, CurrencyChoice};
 use goals_host::connections::{
-    self, ConnectionRecord, DEFAULT_ORGANIZATION, NewConnection, Secret,
+    self, ConnectionRecord, DEFAULT_ORGANIZATION, NewConnection, Secret, SignIn,
 };
 use goals_host::db::Database;
 use goals_host::goals::clock::{Clock, ManualClock};
@@ -51,7 +51,8 @@ impl Sim {
             authority_url: Some(self.url()),
             tenant: self.config.tenant.clone(),
             client_id: self.config.client_id.clone(),
-            client_secret: Secret::new(self.config.client_secret.clone()),
+            sign_in: SignIn::ClientSecret,
+            client_secret: Some(Secret::new(self.config.client_secret.clone())),
             allow_loopback: true,
         }
     }

@@ -366,9 +366,13 @@ pub struct Dataset {
     pub organization_id: String,
     /// `BusinessUnitId` of `WhoAmI`.
     pub business_unit_id: String,
-    /// `UserId` of `WhoAmI`: the application user's `systemuserid`; what
-    /// `eq-userid` compares with.
+    /// `UserId` of `WhoAmI` with a client-credentials token: the application
+    /// user's `systemuserid`; what `eq-userid` compares with for such a token.
     pub application_user_id: String,
+    /// The person who signs in with the delegated (device code) flow: the first
+    /// sales person, Alice Morgan. `WhoAmI` with a delegated token answers this
+    /// `systemuserid`, and `eq-userid` compares with it.
+    pub delegated_user_id: String,
     /// The application user first, then the sales people.
     pub users: Vec<SystemUser>,
     /// USD (base) and EUR.
@@ -416,6 +420,11 @@ impl Dataset {
             application_user_id: users
                 .iter()
                 .find(|u| u.is_application_user)
+                .map(|u| u.id.clone())
+                .unwrap_or_default(),
+            delegated_user_id: users
+                .iter()
+                .find(|u| !u.is_application_user)
                 .map(|u| u.id.clone())
                 .unwrap_or_default(),
             users,

@@ -147,6 +147,8 @@ impl Overlay {
 pub struct Db<'a> {
     base: &'a Dataset,
     overlay: Option<&'a Overlay>,
+    /// The `systemuserid` the request acts as; `None` is the application user.
+    caller: Option<&'a str>,
 }
 
 impl<'a> From<&'a Dataset> for Db<'a> {
@@ -161,6 +163,7 @@ impl<'a> Db<'a> {
         Db {
             base,
             overlay: Some(overlay),
+            caller: None,
         }
     }
 
@@ -169,7 +172,23 @@ impl<'a> Db<'a> {
         Db {
             base,
             overlay: None,
+            caller: None,
         }
+    }
+
+    /// The same data seen by the user `user_id` (a delegated sign-in): what
+    /// `WhoAmI` answers and what `eq-userid` compares with.
+    pub fn with_caller(self, user_id: &'a str) -> Db<'a> {
+        Db {
+            caller: Some(user_id),
+            ..self
+        }
+    }
+
+    /// The `systemuserid` the request acts as: the signed-in person of a
+    /// delegated token, otherwise the application user.
+    pub fn caller_id(self) -> &'a str {
+        self.caller.unwrap_or(&self.base.application_user_id)
     }
 
     /// The shared data underneath (users, currencies, apps, names of records).

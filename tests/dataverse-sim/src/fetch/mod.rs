@@ -32,7 +32,8 @@ pub struct FetchResult {
     pub aggregate: bool,
 }
 
-/// Runs `fetch_xml` as the application user. With `entity_set`, the query's
+/// Runs `fetch_xml` as the application user ([`execute_in`] runs it as the
+/// caller of its [`Db`]). With `entity_set`, the query's
 /// entity must be the one of that entity set.
 pub fn execute(
     data: &Dataset,
@@ -63,8 +64,7 @@ pub fn execute_in(
     }
     let presenter = Presenter { data, annotations };
     let rows_of = |entity: &str| db.rows(entity);
-    let (mut tuples, multiplied) =
-        exec::matching_tuples(&query, &rows_of, &data.application_user_id);
+    let (mut tuples, multiplied) = exec::matching_tuples(&query, &rows_of, db.caller_id());
     let mut columns: Vec<String> = root
         .selected
         .iter()

@@ -4,21 +4,21 @@ use super::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
+pub(super) struct Reply {
+    pub(super) status: u16,
+    pub(super) headers: Vec<(String, String)>,
+    pub(super) body: String,
 }
 
 impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
+    pub(super) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
 
-    fn json(&self) -> Value {
+    pub(super) fn json(&self) -> Value {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
     }
 }
@@ -36,7 +36,7 @@ fn dechunk(mut body: &str) -> String {
     out
 }
 
-async fn send(address: SocketAddr, request: String) -> Reply {
+pub(super) async fn send(address: SocketAddr, request: String) -> Reply {
     let mut stream = TcpStream::connect(address).await.unwrap();
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut raw = Vec::new();
@@ -71,7 +71,11 @@ async fn send(address: SocketAddr, request: String) -> Reply {
     }
 }
 
-async fn get(sim: &RunningSimulator, path_and_query: &str, token: Option<&str>) -> Reply {
+pub(super) async fn get(
+    sim: &RunningSimulator,
+    path_and_query: &str,
+    token: Option<&str>,
+) -> Reply {
     let auth = token
         .map(|t| format!("Authorization: Bearer {t}\r\n"))
         .unwrap_or_default();
@@ -85,7 +89,7 @@ async fn get(sim: &RunningSimulator, path_and_query: &str, token: Option<&str>) 
     .await
 }
 
-async fn token(sim: &RunningSimulator, secret: &str) -> Reply {
+pub(super) async fn token(sim: &RunningSimulator, secret: &str) -> Reply {
     let config = sim.config();
     let body = form_urlencoded::Serializer::new(String::new())
         .extend_pairs([
@@ -236,6 +240,16 @@ fn token_paths_name_the_tenant() {
     assert_eq!(token_tenant("/oauth2/v2.0/token"), None);
     assert_eq!(token_tenant("//oauth2/v2.0/token"), None);
     assert_eq!(token_tenant("/t/oauth2/v2.0/authorize"), None);
+    assert_eq!(token_tenant("/t/oauth2/v2.0/devicecode"), None);
+    assert_eq!(
+        identity_endpoint("/t/oauth2/v2.0/devicecode"),
+        Some(("t", IdentityEndpoint::DeviceCode))
+    );
+    assert_eq!(
+        identity_endpoint("/t/oauth2/v2.0/token"),
+        Some(("t", IdentityEndpoint::Token))
+    );
+    assert_eq!(identity_endpoint("//oauth2/v2.0/devicecode"), None);
 }
 
 async fn signed_in(sim: &RunningSimulator) -> String {
@@ -265,7 +279,7 @@ async fn get_with(
 }
 
 /// One `GET` part: the target and the part's own `Prefer` header.
-fn get_part(target: &str, prefer: Option<&str>) -> String {
+pub(super) fn get_part(target: &str, prefer: Option<&str>) -> String {
     let prefer = prefer
         .map(|p| format!("Prefer: {p}\r\n"))
         .unwrap_or_default();
@@ -274,7 +288,7 @@ fn get_part(target: &str, prefer: Option<&str>) -> String {
     )
 }
 
-fn batch_body(boundary: &str, parts: &[String]) -> String {
+pub(super) fn batch_body(boundary: &str, parts: &[String]) -> String {
     let mut body = String::new();
     for part in parts {
         body.push_str(&format!("--{boundary}\r\n{part}\r\n"));
@@ -283,7 +297,7 @@ fn batch_body(boundary: &str, parts: &[String]) -> String {
     body
 }
 
-async fn post_batch(
+pub(super) async fn post_batch(
     sim: &RunningSimulator,
     token: Option<&str>,
     prefer: Option<&str>,
@@ -330,7 +344,7 @@ impl PartReply {
             .map(|(_, v)| v.as_str())
     }
 
-    fn json(&self) -> Value {
+    pub(super) fn json(&self) -> Value {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
     }
 }

@@ -128,7 +128,7 @@ pub fn get_in(data: Db<'_>, request: &ApiRequest<'_>) -> Result<ApiResponse, ODa
         "WhoAmI" | "WhoAmI()" if segments.len() == 1 => Ok(request.ok(json!({
             "@odata.context": request.context("Microsoft.Dynamics.CRM.WhoAmIResponse"),
             "BusinessUnitId": data.base().business_unit_id,
-            "UserId": data.base().application_user_id,
+            "UserId": data.caller_id(),
             "OrganizationId": data.base().organization_id,
         }))),
         _ => {

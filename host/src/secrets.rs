@@ -1,0 +1,252 @@
+//! Secrets at rest: client secrets, refresh tokens and cached access tokens are
+//! stored sealed with XChaCha20-Poly1305 under a key that never enters the
+//! database: from `GOALS_HOST_SECRET_KEY` or a key file beside the database,
+//! created readable by its owner only.
+//!
+//! Each value is bound to where it is stored (the associated data), so a sealed
+//! value copied to another row does not open there.
+
+use chacha20poly1305::aead::{Aead, Payload};
+use chacha20poly1305::{Key, KeyInit, XChaCha20Poly1305, XNonce};
+use std::path::{Path, PathBuf};
+
+/// Environment variable holding the key as 64 hex digits; it wins over the file.
+pub const KEY_ENV: &str = "GOALS_HOST_SECRET_KEY";
+
+/// The key file in the data directory.
+pub const KEY_FILE: &str = "secret.key";
+
+/// Marks a sealed value and the format it is in.
+const PREFIX: &[u8] = b"gh1.";
+const NONCE_LEN: usize = 24;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("cannot read or create the key file {path}: {source}")]
+    KeyFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the secret key from {origin} is not 64 hexadecimal digits")]
+    BadKey { origin: String },
+    #[error("the system's random number generator failed")]
+    Random,
+    #[error("a stored secret cannot be opened with this host's key")]
+    Undecryptable,
+}
+
+/// The key sealing and opening stored secrets.
+pub struct Keyring {
+    cipher: XChaCha20Poly1305,
+}
+
+impl std::fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Keyring(***)")
+    }
+}
+
+fn random<const N: usize>() -> Result<[u8; N], SecretError> {
+    let mut bytes = [0u8; N];
+    getrandom::fill(&mut bytes).map_err(|_| SecretError::Random)?;
+    Ok(bytes)
+}
+
+fn parse_key(text: &str, origin: &str) -> Result<[u8; 32], SecretError> {
+    let bad = || SecretError::BadKey {
+        origin: origin.to_string(),
+    };
+    let bytes = hex::decode(text.trim()).map_err(|_| bad())?;
+    bytes.try_into().map_err(|_| bad())
+}
+
+impl Keyring {
+    pub fn from_key(key: [u8; 32]) -> Keyring {
+        Keyring {
+            cipher: XChaCha20Poly1305::new(&Key::from(key)),
+        }
+    }
+
+    /// A key that lives only as long as the process (in-memory databases).
+    pub fn ephemeral() -> Result<Keyring, SecretError> {
+        Ok(Self::from_key(random()?))
+    }
+
+    /// The key from the environment, else from the data directory's key file,
+    /// which is created (owner-only) on first use.
+    pub fn load(data_dir: &Path) -> Result<Keyring, SecretError> {
+        if let Ok(text) = std::env::var(KEY_ENV) {
+            return Ok(Self::from_key(parse_key(&text, KEY_ENV)?));
+        }
+        let path = data_dir.join(KEY_FILE);
+        let file_error = |source| SecretError::KeyFile {
+            path: path.clone(),
+            source,
+        };
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Ok(Self::from_key(parse_key(
+                &text,
+                &path.display().to_string(),
+            )?)),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                let key: [u8; 32] = random()?;
+                write_owner_only(&path, format!("{}\n", hex::encode(key)).as_bytes())
+                    .map_err(file_error)?;
+                Ok(Self::from_key(key))
+            }
+            Err(error) => Err(file_error(error)),
+        }
+    }
+
+    /// Seals `plaintext` for the place `context` names.
+    pub fn seal(&self, context: &str, plaintext: &[u8]) -> Result<Vec<u8>, SecretError> {
+        let nonce: [u8; NONCE_LEN] = random()?;
+        let sealed = self
+            .cipher
+            .encrypt(
+                &XNonce::from(nonce),
+                Payload {
+                    msg: plaintext,
+                    aad: context.as_bytes(),
+                },
+            )
+            .map_err(|_| SecretError::Undecryptable)?;
+        let mut out = Vec::with_capacity(PREFIX.len() + NONCE_LEN + sealed.len());
+        out.extend_from_slice(PREFIX);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&sealed);
+        Ok(out)
+    }
+
+    /// Opens what [`Keyring::seal`] sealed for the same `context`.
+    pub fn open(&self, context: &str, sealed: &[u8]) -> Result<Vec<u8>, SecretError> {
+        let body = sealed
+            .strip_prefix(PREFIX)
+            .ok_or(SecretError::Undecryptable)?;
+        if body.len() < NONCE_LEN {
+            return Err(SecretError::Undecryptable);
+        }
+        let (nonce, ciphertext) = body.split_at(NONCE_LEN);
+        let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| SecretError::Undecryptable)?;
+        self.cipher
+            .decrypt(
+                &XNonce::from(nonce),
+                Payload {
+                    msg: ciphertext,
+                    aad: context.as_bytes(),
+                },
+            )
+            .map_err(|_| SecretError::Undecryptable)
+    }
+
+    /// Text form of a sealed value, for TEXT columns.
+    pub fn seal_text(&self, context: &str, plaintext: &str) -> Result<String, SecretError> {
+        let sealed = self.seal(context, plaintext.as_bytes())?;
+        let (prefix, body) = sealed.split_at(PREFIX.len());
+        Ok(format!(
+            "{}{}",
+            String::from_utf8_lossy(prefix),
+            hex::encode(body)
+        ))
+    }
+
+    pub fn open_text(&self, context: &str, sealed: &str) -> Result<String, SecretError> {
+        let body = sealed
+            .strip_prefix("gh1.")
+            .ok_or(SecretError::Undecryptable)?;
+        let mut bytes = PREFIX.to_vec();
+        bytes.extend(hex::decode(body).map_err(|_| SecretError::Undecryptable)?);
+        let plaintext = self.open(context, &bytes)?;
+        String::from_utf8(plaintext).map_err(|_| SecretError::Undecryptable)
+    }
+
+    /// Whether a stored value is already sealed (older databases stored plaintext).
+    pub fn is_sealed(value: &[u8]) -> bool {
+        value.starts_with(PREFIX)
+    }
+}
+
+#[cfg(unix)]
+fn write_owner_only(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(contents)?;
+    file.sync_all()
+}
+
+#[cfg(not(unix))]
+fn write_owner_only(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)?;
+    file.write_all(contents)?;
+    file.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sealed_values_open_only_in_their_place_and_with_their_key() {
+        let keyring = Keyring::ephemeral().unwrap();
+        let sealed = keyring.seal("connection:1", b"s3cret").unwrap();
+        assert!(Keyring::is_sealed(&sealed));
+        assert!(!sealed.windows(6).any(|w| w == b"s3cret"));
+        assert_eq!(keyring.open("connection:1", &sealed).unwrap(), b"s3cret");
+        assert!(
+            keyring.open("connection:2", &sealed).is_err(),
+            "bound to its place"
+        );
+        let other = Keyring::ephemeral().unwrap();
+        assert!(
+            other.open("connection:1", &sealed).is_err(),
+            "bound to its key"
+        );
+        let mut tampered = sealed.clone();
+        if let Some(last) = tampered.last_mut() {
+            *last ^= 1;
+        }
+        assert!(keyring.open("connection:1", &tampered).is_err());
+        assert!(keyring.open("connection:1", b"plain").is_err());
+    }
+
+    #[test]
+    fn text_form_round_trips() {
+        let keyring = Keyring::ephemeral().unwrap();
+        let sealed = keyring.seal_text("c", "pa$$ word").unwrap();
+        assert!(sealed.starts_with("gh1."));
+        assert_eq!(keyring.open_text("c", &sealed).unwrap(), "pa$$ word");
+    }
+
+    #[test]
+    fn the_key_file_is_created_owner_only_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = Keyring::load(dir.path()).unwrap();
+        let sealed = first.seal("x", b"v").unwrap();
+        let again = Keyring::load(dir.path()).unwrap();
+        assert_eq!(again.open("x", &sealed).unwrap(), b"v");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join(KEY_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        std::fs::write(dir.path().join(KEY_FILE), "not hex").unwrap();
+        assert!(matches!(
+            Keyring::load(dir.path()),
+            Err(SecretError::BadKey { .. })
+        ));
+    }
+}
