@@ -8,6 +8,7 @@ pub mod connections;
 pub mod db;
 pub mod demo;
 pub mod goals;
+pub mod limits;
 pub mod names;
 pub mod outbound;
 pub mod render;

@@ -154,17 +154,20 @@ fn classify_v6(v6: Ipv6Addr) -> AddressClass {
 }
 
 /// The wasi:http hooks of one plugin call: every outgoing request passes the
-/// policy first. Refusals are recorded so the host can say why a call failed.
+/// policy first, and no response body larger than the limit reaches the plugin.
+/// Refusals are recorded so the host can say why a call failed.
 pub struct OutboundHooks {
     policy: Arc<OutboundPolicy>,
     refusals: Arc<Mutex<Vec<String>>>,
+    body_limit: u64,
 }
 
 impl OutboundHooks {
-    pub fn new(policy: OutboundPolicy) -> Self {
+    pub fn new(policy: OutboundPolicy, body_limit: u64) -> Self {
         OutboundHooks {
             policy: Arc::new(policy),
             refusals: Arc::default(),
+            body_limit,
         }
     }
 
@@ -195,6 +198,7 @@ impl WasiHttpHooks for OutboundHooks {
     ) -> ResponseFuture {
         let policy = Arc::clone(&self.policy);
         let refusals = Arc::clone(&self.refusals);
+        let body_limit = self.body_limit;
         Box::new(async move {
             let refuse = |reason: String| {
                 tracing::warn!(target: "goals_host::outbound", "refused: {reason}");
@@ -224,11 +228,80 @@ impl WasiHttpHooks for OutboundHooks {
             // The default sender resolves the name again; pinning the checked address
             // (against DNS rebinding) needs a connector of our own.
             let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+            let declared = response
+                .headers()
+                .get(http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok());
+            if declared.is_some_and(|length| length > body_limit) {
+                return Err(refuse(body_limit_reason(body_limit)));
+            }
+            let response = response.map(|body| {
+                CappedBody {
+                    inner: body.boxed_unsync(),
+                    remaining: body_limit,
+                    limit: body_limit,
+                    refusals,
+                }
+                .boxed_unsync()
+            });
             Ok((
-                response.map(BodyExt::boxed_unsync),
+                response,
                 Box::new(io) as Box<dyn Future<Output = Result<(), HttpError>> + Send>,
             ))
         })
+    }
+}
+
+fn body_limit_reason(limit: u64) -> String {
+    format!(
+        "a response body is larger than the {} MiB the host passes to plugins (--response-limit)",
+        limit >> 20
+    )
+}
+
+/// A response body that fails once more than `limit` bytes came through.
+struct CappedBody {
+    inner: WasiBody,
+    remaining: u64,
+    limit: u64,
+    refusals: Arc<Mutex<Vec<String>>>,
+}
+
+impl http_body::Body for CappedBody {
+    type Data = bytes::Bytes;
+    type Error = HttpError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        if let std::task::Poll::Ready(Some(Ok(frame))) = &polled
+            && let Some(data) = frame.data_ref()
+        {
+            let length = data.len() as u64;
+            if length > self.remaining {
+                let reason = body_limit_reason(self.limit);
+                tracing::warn!(target: "goals_host::outbound", "refused: {reason}");
+                if let Ok(mut list) = self.refusals.lock() {
+                    list.push(reason);
+                }
+                return std::task::Poll::Ready(Some(Err(HttpError::HttpResponseBodySize(Some(
+                    self.limit,
+                )))));
+            }
+            self.remaining -= length;
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 

@@ -6,12 +6,16 @@ use crate::bindings::{
 };
 use crate::connections::{ConnectionRecord, SignIn};
 use crate::db::Database;
+use crate::limits::{Limit, Limits};
 use crate::outbound::{OutboundHooks, OutboundPolicy};
 use crate::state::{HostState, PluginStorage};
 use anyhow::Context;
 use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Config, Engine, Store};
+use wasmtime::{Config, Engine, Store, UpdateDeadline};
 
 /// The Dynamics 365 plugin built from this workspace by the build script.
 pub static EMBEDDED_PLUGIN: &[u8] =
@@ -37,6 +41,9 @@ pub enum CallError {
     /// The plugin trapped or could not be instantiated.
     #[error("the plugin failed: {0:#}")]
     Trap(anyhow::Error),
+    /// The call reached one of the host's limits and was stopped.
+    #[error("{0}")]
+    HostLimit(String),
 }
 
 /// The case of a contract error as a stable, kebab-case word.
@@ -78,15 +85,45 @@ pub struct PluginRuntime {
     pre: IntegrationPre<HostState>,
     db: Database,
     info: PluginInfo,
+    limits: Arc<Limits>,
 }
+
+/// How often the engine's epoch advances: the granularity of call deadlines.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Advances the engine's epoch until the engine is dropped.
+fn start_epoch_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    std::thread::spawn(move || {
+        while let Some(engine) = weak.upgrade() {
+            engine.increment_epoch();
+            drop(engine);
+            std::thread::sleep(EPOCH_TICK);
+        }
+    });
+}
+
+type CallFuture<'a, R> =
+    Pin<Box<dyn Future<Output = wasmtime::Result<Result<R, Error>>> + Send + 'a>>;
 
 impl PluginRuntime {
     /// Compiles the component, links the host's capabilities and asks the plugin
     /// to describe itself.
     pub async fn load(source: &PluginSource, db: Database) -> anyhow::Result<PluginRuntime> {
+        Self::load_with_limits(source, db, Limits::default()).await
+    }
+
+    pub async fn load_with_limits(
+        source: &PluginSource,
+        db: Database,
+        limits: Limits,
+    ) -> anyhow::Result<PluginRuntime> {
         let mut config = Config::new();
         config.wasm_component_model(true);
+        // Deadlines: a plugin stuck computing is interrupted at the next tick.
+        config.epoch_interruption(true);
         let engine = Engine::new(&config).map_err(anyhow::Error::from)?;
+        start_epoch_ticker(&engine);
         let component = match source {
             PluginSource::Embedded => Component::new(&engine, EMBEDDED_PLUGIN)
                 .map_err(anyhow::Error::from)
@@ -110,24 +147,29 @@ impl PluginRuntime {
             .map_err(anyhow::Error::from)
             .context("the component does not fit the goals:integration world")?;
         let pre = IntegrationPre::new(instance_pre).map_err(anyhow::Error::from)?;
-
+        let mut runtime = PluginRuntime {
+            pre,
+            db,
+            info: PluginInfo {
+                name: String::new(),
+                version: String::new(),
+                default_sync_interval_seconds: 3600,
+                max_concurrent_per_connection: 1,
+                aggregations: Vec::new(),
+            },
+            limits: Arc::new(limits),
+        };
         // `describe` needs no connection: no origins, storage under an empty id.
-        let state = HostState::new(
-            OutboundHooks::new(OutboundPolicy::deny_all()),
-            PluginStorage::new(db.clone(), "", ""),
-        );
-        let mut store = Store::new(pre.engine(), state);
-        let plugin = pre
-            .instantiate_async(&mut store)
+        let (mut store, plugin) = runtime
+            .instantiate(OutboundPolicy::deny_all(), "")
             .await
-            .map_err(anyhow::Error::from)
-            .context("instantiating the plugin")?;
-        let info = plugin
+            .map_err(|e| anyhow::anyhow!("instantiating the plugin: {e}"))?;
+        runtime.info = plugin
             .call_describe(&mut store)
             .await
             .map_err(anyhow::Error::from)
             .context("calling describe")?;
-        Ok(PluginRuntime { pre, db, info })
+        Ok(runtime)
     }
 
     /// The same compiled plugin over another database: no recompilation.
@@ -136,6 +178,7 @@ impl PluginRuntime {
             pre: self.pre.clone(),
             db,
             info: self.info.clone(),
+            limits: Arc::clone(&self.limits),
         }
     }
 
@@ -147,13 +190,20 @@ impl PluginRuntime {
         &self.info
     }
 
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
     pub async fn list_apps(&self, conn: &ConnectionRecord) -> Result<Vec<App>, CallError> {
-        let (mut store, plugin) = self.instantiate(conn).await?;
-        let result = plugin
-            .goals_integration_discovery()
-            .call_list_apps(&mut store, &wit_connection(conn)?)
-            .await;
-        outcome(&store, result)
+        self.call(conn, |plugin, store, wit| {
+            Box::pin(async move {
+                plugin
+                    .goals_integration_discovery()
+                    .call_list_apps(store, wit)
+                    .await
+            })
+        })
+        .await
     }
 
     pub async fn list_entities(
@@ -161,12 +211,16 @@ impl PluginRuntime {
         conn: &ConnectionRecord,
         app: &str,
     ) -> Result<Vec<Entity>, CallError> {
-        let (mut store, plugin) = self.instantiate(conn).await?;
-        let result = plugin
-            .goals_integration_discovery()
-            .call_list_entities(&mut store, &wit_connection(conn)?, app)
-            .await;
-        outcome(&store, result)
+        let app = app.to_string();
+        self.call(conn, move |plugin, store, wit| {
+            Box::pin(async move {
+                plugin
+                    .goals_integration_discovery()
+                    .call_list_entities(store, wit, &app)
+                    .await
+            })
+        })
+        .await
     }
 
     pub async fn list_views(
@@ -175,12 +229,16 @@ impl PluginRuntime {
         entity: &str,
         search: Option<&str>,
     ) -> Result<Vec<View>, CallError> {
-        let (mut store, plugin) = self.instantiate(conn).await?;
-        let result = plugin
-            .goals_integration_discovery()
-            .call_list_views(&mut store, &wit_connection(conn)?, entity, search)
-            .await;
-        outcome(&store, result)
+        let (entity, search) = (entity.to_string(), search.map(str::to_string));
+        self.call(conn, move |plugin, store, wit| {
+            Box::pin(async move {
+                plugin
+                    .goals_integration_discovery()
+                    .call_list_views(store, wit, &entity, search.as_deref())
+                    .await
+            })
+        })
+        .await
     }
 
     pub async fn list_columns(
@@ -189,12 +247,16 @@ impl PluginRuntime {
         entity: &str,
         view: &ViewRef,
     ) -> Result<Vec<Column>, CallError> {
-        let (mut store, plugin) = self.instantiate(conn).await?;
-        let result = plugin
-            .goals_integration_discovery()
-            .call_list_columns(&mut store, &wit_connection(conn)?, entity, view)
-            .await;
-        outcome(&store, result)
+        let (entity, view) = (entity.to_string(), view.clone());
+        self.call(conn, move |plugin, store, wit| {
+            Box::pin(async move {
+                plugin
+                    .goals_integration_discovery()
+                    .call_list_columns(store, wit, &entity, &view)
+                    .await
+            })
+        })
+        .await
     }
 
     pub async fn fetch_and_aggregate(
@@ -202,83 +264,150 @@ impl PluginRuntime {
         conn: &ConnectionRecord,
         spec: &MetricSpec,
     ) -> Result<Measurement, CallError> {
-        let (mut store, plugin) = self.instantiate(conn).await?;
-        let result = plugin
-            .goals_integration_metrics()
-            .call_fetch_and_aggregate(&mut store, &wit_connection(conn)?, spec)
-            .await;
-        outcome(&store, result)
+        let spec = spec.clone();
+        self.call(conn, move |plugin, store, wit| {
+            Box::pin(async move {
+                plugin
+                    .goals_integration_metrics()
+                    .call_fetch_and_aggregate(store, wit, &spec)
+                    .await
+            })
+        })
+        .await
     }
 
     pub async fn start_device_sign_in(
         &self,
         conn: &ConnectionRecord,
     ) -> Result<DeviceCode, CallError> {
-        let (mut store, plugin) = self.instantiate(conn).await?;
-        let result = plugin
-            .goals_integration_sign_in()
-            .call_start_device_sign_in(&mut store, &wit_connection(conn)?)
-            .await;
-        outcome(&store, result)
+        self.call(conn, |plugin, store, wit| {
+            Box::pin(async move {
+                plugin
+                    .goals_integration_sign_in()
+                    .call_start_device_sign_in(store, wit)
+                    .await
+            })
+        })
+        .await
     }
 
     pub async fn poll_device_sign_in(
         &self,
         conn: &ConnectionRecord,
     ) -> Result<SignInStatus, CallError> {
-        let (mut store, plugin) = self.instantiate(conn).await?;
-        let result = plugin
-            .goals_integration_sign_in()
-            .call_poll_device_sign_in(&mut store, &wit_connection(conn)?)
-            .await;
-        outcome(&store, result)
+        self.call(conn, |plugin, store, wit| {
+            Box::pin(async move {
+                plugin
+                    .goals_integration_sign_in()
+                    .call_poll_device_sign_in(store, wit)
+                    .await
+            })
+        })
+        .await
     }
 
     pub async fn who_am_i(&self, conn: &ConnectionRecord) -> Result<Identity, CallError> {
-        let (mut store, plugin) = self.instantiate(conn).await?;
-        let result = plugin
-            .goals_integration_sign_in()
-            .call_who_am_i(&mut store, &wit_connection(conn)?)
-            .await;
-        outcome(&store, result)
+        self.call(conn, |plugin, store, wit| {
+            Box::pin(async move {
+                plugin
+                    .goals_integration_sign_in()
+                    .call_who_am_i(store, wit)
+                    .await
+            })
+        })
+        .await
+    }
+
+    /// One call: a fresh store with the connection's outbound policy, storage
+    /// scope and limits; the whole call, waiting included, under the deadline.
+    async fn call<R>(
+        &self,
+        conn: &ConnectionRecord,
+        invoke: impl for<'a> FnOnce(
+            &'a Integration,
+            &'a mut Store<HostState>,
+            &'a Connection,
+        ) -> CallFuture<'a, R>,
+    ) -> Result<R, CallError> {
+        let wit = wit_connection(conn)?;
+        let (mut store, plugin) = self
+            .instantiate(OutboundPolicy::for_connection(conn), &conn.id)
+            .await?;
+        let result =
+            tokio::time::timeout(self.limits.call_timeout, invoke(&plugin, &mut store, &wit)).await;
+        match result {
+            Ok(result) => self.outcome(&store, result),
+            Err(_) => Err(CallError::HostLimit(
+                self.limits.describe(Limit::CallTimeout),
+            )),
+        }
     }
 
     async fn instantiate(
         &self,
-        conn: &ConnectionRecord,
+        policy: OutboundPolicy,
+        connection_id: &str,
     ) -> Result<(Store<HostState>, Integration), CallError> {
         let state = HostState::new(
-            OutboundHooks::new(OutboundPolicy::for_connection(conn)),
-            PluginStorage::new(self.db.clone(), &self.info.name, &conn.id),
+            OutboundHooks::new(policy, self.limits.response_body_bytes),
+            PluginStorage::new(self.db.clone(), &self.info.name, connection_id),
+            Arc::clone(&self.limits),
         );
         let mut store = Store::new(self.pre.engine(), state);
+        store.limiter(|state| &mut state.memory);
+        let deadline = Instant::now() + self.limits.call_timeout;
+        store.set_epoch_deadline(1);
+        // Each tick yields to the runtime (so the deadline's timer can fire while
+        // the plugin computes) and interrupts the plugin once the deadline passed.
+        store.epoch_deadline_callback(move |_| {
+            Ok(if Instant::now() >= deadline {
+                UpdateDeadline::Interrupt
+            } else {
+                UpdateDeadline::Yield(1)
+            })
+        });
         let plugin = self
             .pre
             .instantiate_async(&mut store)
             .await
-            .map_err(|e| CallError::Trap(anyhow::Error::from(e)))?;
+            .map_err(|e| self.trap(&store, anyhow::Error::from(e)))?;
         Ok((store, plugin))
     }
-}
 
-fn outcome<T>(
-    store: &Store<HostState>,
-    result: wasmtime::Result<Result<T, Error>>,
-) -> Result<T, CallError> {
-    match result {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(error)) => {
-            let refusals = store.data().hooks.refusals();
-            // A request the host refused can surface in the plugin as a broken
-            // stream rather than a denial; the host knows better, and retrying
-            // cannot help.
-            let error = match error {
-                Error::Upstream(message) if !refusals.is_empty() => Error::Invalid(message),
-                other => other,
-            };
-            Err(CallError::Plugin { error, refusals })
+    /// Explains a trap by the limit that caused it, when one did.
+    fn trap(&self, store: &Store<HostState>, error: anyhow::Error) -> CallError {
+        if store.data().memory.refused {
+            CallError::HostLimit(self.limits.describe(Limit::Memory))
+        } else if error
+            .downcast_ref::<wasmtime::Trap>()
+            .is_some_and(|trap| *trap == wasmtime::Trap::Interrupt)
+        {
+            CallError::HostLimit(self.limits.describe(Limit::CallTimeout))
+        } else {
+            CallError::Trap(error)
         }
-        Err(trap) => Err(CallError::Trap(anyhow::Error::from(trap))),
+    }
+
+    fn outcome<T>(
+        &self,
+        store: &Store<HostState>,
+        result: wasmtime::Result<Result<T, Error>>,
+    ) -> Result<T, CallError> {
+        match result {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) => {
+                let refusals = store.data().hooks.refusals();
+                // A request the host refused can surface in the plugin as a broken
+                // stream rather than a denial; the host knows better, and retrying
+                // cannot help.
+                let error = match error {
+                    Error::Upstream(message) if !refusals.is_empty() => Error::Invalid(message),
+                    other => other,
+                };
+                Err(CallError::Plugin { error, refusals })
+            }
+            Err(trap) => Err(self.trap(store, anyhow::Error::from(trap))),
+        }
     }
 }
 

@@ -3,8 +3,10 @@
 
 use crate::bindings::goals::integration::{log, storage, types};
 use crate::db::{Database, plugin_value_context};
+use crate::limits::{Limits, MemoryLimiter};
 use crate::outbound::OutboundHooks;
 use rusqlite::{OptionalExtension, params};
+use std::sync::Arc;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
@@ -32,18 +34,22 @@ pub struct HostState {
     http: WasiHttpCtx,
     table: ResourceTable,
     pub(crate) hooks: OutboundHooks,
+    pub(crate) memory: MemoryLimiter,
     storage: PluginStorage,
+    limits: Arc<Limits>,
 }
 
 impl HostState {
-    pub fn new(hooks: OutboundHooks, storage: PluginStorage) -> Self {
+    pub fn new(hooks: OutboundHooks, storage: PluginStorage, limits: Arc<Limits>) -> Self {
         HostState {
             // Nothing inherited: no environment, arguments, files or sockets.
             wasi: WasiCtxBuilder::new().build(),
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
             hooks,
+            memory: MemoryLimiter::new(limits.memory_bytes),
             storage,
+            limits,
         }
     }
 }
@@ -116,6 +122,7 @@ impl storage::Host for HostState {
             .keyring()
             .seal(&context, &value)
             .map_err(|e| format!("storage cannot seal the value: {e}"))?;
+        let (max_bytes, max_keys) = (self.limits.storage_bytes, self.limits.storage_keys);
         scope
             .db
             .clone()
@@ -127,6 +134,21 @@ impl storage::Host for HostState {
                        AND expires_at <= unixepoch()",
                     params![scope.plugin, scope.connection_id],
                 )?;
+                let (keys, bytes): (u64, u64) = conn.query_row(
+                    "SELECT count(*), coalesce(sum(length(value)), 0) FROM plugin_kv
+                     WHERE plugin = ?1 AND connection_id = ?2 AND key <> ?3",
+                    params![scope.plugin, scope.connection_id, key],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )?;
+                if keys + 1 > max_keys || bytes + value.len() as u64 > max_bytes {
+                    return Ok(Err(format!(
+                        "the plugin's storage for this connection is full ({} keys, {} KiB; \
+                         limits --storage-keys {max_keys}, --storage-limit {} KiB)",
+                        keys,
+                        bytes >> 10,
+                        max_bytes >> 10
+                    )));
+                }
                 conn.execute(
                     "INSERT INTO plugin_kv (plugin, connection_id, key, value, expires_at)
                      VALUES (?1, ?2, ?3, ?4, unixepoch() + ?5)
@@ -134,10 +156,10 @@ impl storage::Host for HostState {
                      DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at",
                     params![scope.plugin, scope.connection_id, key, value, ttl_seconds],
                 )?;
-                Ok(())
+                Ok(Ok(()))
             })
             .await
-            .map_err(|e| format!("storage is unavailable: {e}"))
+            .map_err(|e| format!("storage is unavailable: {e}"))?
     }
 
     async fn delete(&mut self, key: String) {

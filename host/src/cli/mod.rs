@@ -11,11 +11,13 @@ use crate::bindings::{Aggregation, CurrencyChoice};
 use crate::connections::DEFAULT_ORGANIZATION;
 use crate::db::Database;
 use crate::goals::clock::{Clock, SystemClock};
+use crate::limits::Limits;
 use crate::render::Report;
 use crate::runtime::{PluginRuntime, PluginSource};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 pub use admin::{OrgCommand, TenantCommand};
 pub use connection::ConnectionCommand;
@@ -44,6 +46,21 @@ pub struct Cli {
     /// More log output on stderr (-v info, -vv debug); RUST_LOG overrides
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Seconds one plugin call may take, waiting included
+    #[arg(long, global = true, default_value_t = 60.0, value_name = "SECONDS")]
+    pub call_timeout: f64,
+    /// Memory one plugin instance may use
+    #[arg(long, global = true, default_value_t = 128, value_name = "MIB")]
+    pub memory_limit: usize,
+    /// Largest HTTP response body passed to a plugin
+    #[arg(long, global = true, default_value_t = 32, value_name = "MIB")]
+    pub response_limit: u64,
+    /// Storage of one plugin for one connection
+    #[arg(long, global = true, default_value_t = 4096, value_name = "KIB")]
+    pub storage_limit: u64,
+    /// Keys in the storage of one plugin for one connection
+    #[arg(long, global = true, default_value_t = 1000)]
+    pub storage_keys: u64,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -139,6 +156,17 @@ impl Cli {
         }
     }
 
+    /// The limits of plugin calls from the command line.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            call_timeout: Duration::from_secs_f64(self.call_timeout.max(0.001)),
+            memory_bytes: self.memory_limit.saturating_mul(1 << 20),
+            response_body_bytes: self.response_limit.saturating_mul(1 << 20),
+            storage_bytes: self.storage_limit.saturating_mul(1 << 10),
+            storage_keys: self.storage_keys,
+        }
+    }
+
     /// The organization named with `--org`, else the default one.
     pub fn org(&self) -> &str {
         self.org.as_deref().unwrap_or(DEFAULT_ORGANIZATION)
@@ -155,7 +183,12 @@ pub struct Context<'a> {
 impl Context<'_> {
     pub async fn runtime(&self) -> anyhow::Result<Arc<PluginRuntime>> {
         Ok(Arc::new(
-            PluginRuntime::load(&self.cli.plugin_source(), self.db.clone()).await?,
+            PluginRuntime::load_with_limits(
+                &self.cli.plugin_source(),
+                self.db.clone(),
+                self.cli.limits(),
+            )
+            .await?,
         ))
     }
 }
@@ -209,6 +242,9 @@ pub fn error_json(error: &anyhow::Error) -> serde_json::Value {
             }
             CallError::Trap(_) => {
                 json!({ "error": { "kind": "plugin-failure", "message": format!("{error:#}") } })
+            }
+            CallError::HostLimit(message) => {
+                json!({ "error": { "kind": "host-limit", "message": message } })
             }
         };
     }

@@ -398,6 +398,10 @@ impl Syncer {
                         failed(&tx, run_id, now, "plugin-failure", &format!("{trap:#}"))?;
                         backoff_after_failure(&tx, &link, now)?;
                     }
+                    Err(CallError::HostLimit(limit)) => {
+                        failed(&tx, run_id, now, "host-limit", &limit)?;
+                        backoff_after_failure(&tx, &link, now)?;
+                    }
                 }
                 tx.commit()?;
                 Ok(())
