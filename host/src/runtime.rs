@@ -182,6 +182,16 @@ impl PluginRuntime {
         }
     }
 
+    /// The same compiled plugin under other limits.
+    pub fn with_limits(&self, limits: Limits) -> PluginRuntime {
+        PluginRuntime {
+            pre: self.pre.clone(),
+            db: self.db.clone(),
+            info: self.info.clone(),
+            limits: Arc::new(limits),
+        }
+    }
+
     pub fn database(&self) -> &Database {
         &self.db
     }

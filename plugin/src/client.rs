@@ -3,11 +3,29 @@
 use crate::auth;
 use crate::batch;
 use crate::errors;
-use crate::platform::{HttpRequest, HttpResponse, Level, Platform};
-use crate::types::{Connection, Error};
+use crate::platform::{HttpRequest, HttpResponse, Level, Platform, TransportError};
+use crate::types::{Connection, Error, Throttle};
 use serde::de::DeserializeOwned;
+use std::time::Duration;
 
 const API_PATH: &str = "/api/data/v9.2/";
+
+/// Waits between retries of a transient failure (a 502/503/504, a dropped
+/// connection, a garbled answer): doubling, as Microsoft's retry policy does.
+const BACKOFF: [Duration; 4] = [
+    Duration::from_millis(500),
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+    Duration::from_secs(4),
+];
+
+/// The most one call waits in total for retries and `Retry-After`, so it ends
+/// well inside the host's call deadline (60 s by default). A longer
+/// `Retry-After` is handed to the scheduler as `throttled`.
+pub const RETRY_BUDGET: Duration = Duration::from_secs(15);
+
+/// When a 429 comes without `Retry-After`, wait this long.
+const DEFAULT_RETRY_AFTER_SECONDS: u32 = 60;
 
 /// Annotations the plugin reads: formatted values, aliased-column names, lookup
 /// targets, and the paging annotations of FetchXML.
@@ -19,6 +37,10 @@ pub struct Session<'a> {
     token: Option<String>,
     requests: u32,
     bytes_received: u64,
+    /// Time spent waiting to retry, against [`RETRY_BUDGET`].
+    waited: Duration,
+    /// Transient failures retried so far.
+    retries: u32,
 }
 
 impl<'a> Session<'a> {
@@ -29,6 +51,29 @@ impl<'a> Session<'a> {
             token: None,
             requests: 0,
             bytes_received: 0,
+            waited: Duration::ZERO,
+            retries: 0,
+        }
+    }
+
+    /// Waits before a retry if the budget allows it; false when it does not.
+    fn wait(&mut self, pause: Duration) -> bool {
+        if self.waited + pause > RETRY_BUDGET {
+            return false;
+        }
+        self.waited += pause;
+        self.platform.sleep(pause);
+        true
+    }
+
+    /// Waits the next backoff step; false when retries are used up.
+    fn back_off(&mut self) -> bool {
+        match BACKOFF.get(self.retries as usize) {
+            Some(pause) if self.wait(*pause) => {
+                self.retries += 1;
+                true
+            }
+            _ => false,
         }
     }
 
@@ -54,9 +99,21 @@ impl<'a> Session<'a> {
         path_and_query: &str,
         subject: &str,
     ) -> Result<T, Error> {
-        let response = self.get(path_and_query, subject)?;
-        serde_json::from_slice(&response.body)
-            .map_err(|e| errors::unexpected_body(&format!("answer for {subject}"), &e.to_string()))
+        loop {
+            let response = self.get(path_and_query, subject)?;
+            match serde_json::from_slice(&response.body) {
+                Ok(value) => return Ok(value),
+                // A garbled answer (cut off, or a proxy's HTML page sent as 200) is
+                // transient: ask again rather than trust any of it.
+                Err(e) if !self.back_off() => {
+                    return Err(errors::unexpected_body(
+                        &format!("answer for {subject}"),
+                        &e.to_string(),
+                    ));
+                }
+                Err(_) => {}
+            }
+        }
     }
 
     /// GETs `path_and_query` under the Web API root; any non-success status becomes
@@ -105,39 +162,61 @@ impl<'a> Session<'a> {
                 .header("authorization", format!("Bearer {token}"))
         })?;
         let content_type = response.header("content-type").unwrap_or_default();
-        let parts = batch::parse_response(content_type, &response.body)
-            .map_err(|e| errors::unexpected_body("batch answer", &e.to_string()))?;
-        if parts.len() != paths.len() {
-            return Err(errors::unexpected_body(
-                "batch answer",
-                &format!("{} answers to {} queries", parts.len(), paths.len()),
-            ));
+        let problem = match batch::parse_response(content_type, &response.body) {
+            Ok(parts) if parts.len() == paths.len() => return Ok(parts),
+            Ok(parts) => format!("{} answers to {} queries", parts.len(), paths.len()),
+            Err(e) => e.to_string(),
+        };
+        // A garbled batch answer is transient too.
+        if self.back_off() {
+            return self.batch(paths, subject);
         }
-        Ok(parts)
+        Err(errors::unexpected_body("batch answer", &problem))
     }
 
     /// Sends the request `build` makes with a token; a 401 on a cached token gets
     /// one fresh token and one retry, never a loop.
+    /// Transient failures (502/503/504, a dropped connection) are retried with
+    /// backoff and a 429 after its `Retry-After`, within [`RETRY_BUDGET`].
     fn signed_in(
         &mut self,
         subject: &str,
         build: impl Fn(&str) -> HttpRequest,
     ) -> Result<HttpResponse, Error> {
-        let mut retried = false;
+        let mut refreshed = false;
         loop {
             let token = self.token()?;
-            let response = self.send(&build(&token))?;
-            if (200..300).contains(&response.status) {
-                return Ok(response);
+            let request = build(&token);
+            let response = match self.send_raw(&request) {
+                Ok(response) => response,
+                Err(TransportError::Failed(_)) if self.back_off() => continue,
+                Err(error) => return Err(errors::from_transport(&error, &request.url)),
+            };
+            match response.status {
+                200..=299 => return Ok(response),
+                401 if !refreshed => {
+                    // The token may have expired or been revoked early.
+                    refreshed = true;
+                    self.token = None;
+                    auth::forget_token(self.platform, self.conn);
+                }
+                429 => {
+                    let seconds = response
+                        .header("retry-after")
+                        .and_then(|v| v.trim().parse::<u32>().ok())
+                        .unwrap_or(DEFAULT_RETRY_AFTER_SECONDS);
+                    if !self.wait(Duration::from_secs(u64::from(seconds))) {
+                        return Err(Error::Throttled(Throttle {
+                            retry_after_seconds: seconds,
+                            message: format!(
+                                "Dataverse is throttling requests; retry after {seconds} s"
+                            ),
+                        }));
+                    }
+                }
+                502..=504 if self.back_off() => {}
+                _ => return Err(errors::from_dataverse(&response, subject)),
             }
-            if response.status == 401 && !retried {
-                // The cached token may have been revoked before its expiry.
-                retried = true;
-                self.token = None;
-                auth::forget_token(self.platform, self.conn);
-                continue;
-            }
-            return Err(errors::from_dataverse(&response, subject));
         }
     }
 
@@ -166,11 +245,13 @@ impl<'a> Session<'a> {
 
     /// Sends a request as it is (no token), counting it.
     pub fn send(&mut self, request: &HttpRequest) -> Result<HttpResponse, Error> {
+        self.send_raw(request)
+            .map_err(|e| errors::from_transport(&e, &request.url))
+    }
+
+    fn send_raw(&mut self, request: &HttpRequest) -> Result<HttpResponse, TransportError> {
         self.requests += 1;
-        let response = self
-            .platform
-            .send(request)
-            .map_err(|e| errors::from_transport(&e, &request.url))?;
+        let response = self.platform.send(request)?;
         self.bytes_received += response.body.len() as u64;
         Ok(response)
     }
@@ -223,6 +304,68 @@ mod tests {
         assert_eq!(header("authorization").as_deref(), Some("Bearer tok"));
         assert_eq!(header("odata-version").as_deref(), Some("4.0"));
         assert!(header("prefer").unwrap().contains("include-annotations"));
+    }
+
+    #[test]
+    fn transient_failures_are_retried_with_backoff() {
+        let platform = FakePlatform::default();
+        platform
+            .respond(200, &[], TOKEN)
+            .respond(503, &[], "")
+            .fail(crate::platform::TransportError::Failed("reset".into()))
+            .respond(200, &[], "<html>a proxy's page</html>")
+            .respond(200, &[], r#"{"value":[]}"#);
+        let conn = connection();
+        let mut session = Session::new(&platform, &conn);
+        let _: serde_json::Value = session.get_json("appmodules", "apps").unwrap();
+        assert_eq!(session.requests(), 5);
+        assert_eq!(
+            *platform.slept.borrow(),
+            [
+                Duration::from_millis(500),
+                Duration::from_secs(1),
+                Duration::from_secs(2)
+            ]
+        );
+    }
+
+    #[test]
+    fn retries_stop_when_the_budget_is_spent() {
+        let platform = FakePlatform::default();
+        platform.respond(200, &[], TOKEN);
+        for _ in 0..5 {
+            platform.respond(502, &[], "");
+        }
+        let conn = connection();
+        let mut session = Session::new(&platform, &conn);
+        assert!(matches!(
+            session.get("appmodules", "apps"),
+            Err(Error::Upstream(_))
+        ));
+        assert_eq!(platform.slept.borrow().len(), BACKOFF.len());
+    }
+
+    #[test]
+    fn throttling_waits_for_retry_after_within_the_budget_only() {
+        let platform = FakePlatform::default();
+        platform
+            .respond(200, &[], TOKEN)
+            .respond(429, &[("Retry-After", "2")], "")
+            .respond(200, &[], "{}")
+            .respond(429, &[("Retry-After", "120")], "");
+        let conn = connection();
+        let mut session = Session::new(&platform, &conn);
+        session.get("WhoAmI", "identity").unwrap();
+        assert_eq!(*platform.slept.borrow(), [Duration::from_secs(2)]);
+        match session.get("WhoAmI", "identity") {
+            Err(Error::Throttled(throttle)) => assert_eq!(throttle.retry_after_seconds, 120),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            platform.slept.borrow().len(),
+            1,
+            "no wait beyond the budget"
+        );
     }
 
     #[test]

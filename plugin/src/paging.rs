@@ -204,7 +204,7 @@ mod tests {
         platform
             .respond(200, &[], TOKEN)
             .respond(200, &[], &page(&[1, 2], true))
-            .respond(503, &[], "");
+            .respond(500, &[], "");
         assert!(matches!(
             run(&platform, Aggregation::Sum),
             Err(Error::Upstream(_))

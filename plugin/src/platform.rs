@@ -94,6 +94,11 @@ pub trait Platform {
     fn storage_delete(&self, key: &str);
     fn log(&self, level: Level, message: &str);
 
+    /// Pauses before a retry.
+    fn sleep(&self, pause: std::time::Duration) {
+        std::thread::sleep(pause);
+    }
+
     fn now_unix_seconds(&self) -> u64 {
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -119,6 +124,7 @@ pub mod fake {
         pub responses: RefCell<VecDeque<Result<HttpResponse, TransportError>>>,
         pub sent: RefCell<Vec<HttpRequest>>,
         pub storage: RefCell<Stored>,
+        pub slept: RefCell<Vec<std::time::Duration>>,
     }
 
     impl FakePlatform {
@@ -160,6 +166,9 @@ pub mod fake {
             self.storage.borrow_mut().remove(key);
         }
         fn log(&self, _level: Level, _message: &str) {}
+        fn sleep(&self, pause: std::time::Duration) {
+            self.slept.borrow_mut().push(pause);
+        }
         fn now_unix_seconds(&self) -> u64 {
             1_800_000_000
         }

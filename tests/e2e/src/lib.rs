@@ -102,8 +102,21 @@ impl World {
 
     /// With at most `per_connection` syncs at once per connection.
     pub async fn with_limit(per_connection: usize) -> World {
+        Self::build(per_connection, None).await
+    }
+
+    /// With plugin calls under `limits`.
+    pub async fn with_limits(limits: goals_host::limits::Limits) -> World {
+        Self::build(usize::MAX, Some(limits)).await
+    }
+
+    async fn build(per_connection: usize, limits: Option<goals_host::limits::Limits>) -> World {
         let sim = Sim::start().await;
         let (runtime, conn) = plugin_with_connection(&sim).await;
+        let runtime = match limits {
+            Some(limits) => runtime.with_limits(limits),
+            None => runtime,
+        };
         let db = runtime.database().clone();
         let runtime = Arc::new(runtime);
         let clock = ManualClock::new(START);

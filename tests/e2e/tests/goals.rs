@@ -24,6 +24,15 @@ fn hot_leads() -> f64 {
         .count() as f64
 }
 
+/// A Dataverse failure the plugin does not retry within the call (a 500), so the
+/// scheduler's backoff takes over.
+fn outage(world: &World) {
+    world.sim.server.inject_fault(Fault::Status {
+        status: 500,
+        retry_after_seconds: None,
+    });
+}
+
 async fn hot_leads_kr(world: &World, title: &str) -> keyresults::KeyResult {
     let kr = world.key_result(title).await;
     world
@@ -177,10 +186,7 @@ async fn upstream_failures_back_off_exponentially_and_keep_the_value() {
     world.syncer.sync(kr.id, Trigger::Manual).await.unwrap();
     let mut delays = Vec::new();
     for _ in 0..3 {
-        world.sim.server.inject_fault(Fault::Status {
-            status: 503,
-            retry_after_seconds: None,
-        });
+        outage(&world);
         let run = world.syncer.sync(kr.id, Trigger::Manual).await.unwrap();
         assert_eq!(run.error_kind.as_deref(), Some("upstream"));
         delays.push(world.link_of(&kr).await.next_run_at - world.now());
@@ -408,10 +414,7 @@ async fn a_link_without_success_for_two_intervals_is_stale_once() {
     let scheduler = world.scheduler(4);
     scheduler.run_due().await.unwrap();
     for _ in 0..4 {
-        world.sim.server.inject_fault(Fault::Status {
-            status: 503,
-            retry_after_seconds: None,
-        });
+        outage(&world);
         world.clock.advance(4000);
         scheduler.run_due().await.unwrap();
     }
