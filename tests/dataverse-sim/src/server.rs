@@ -665,6 +665,11 @@ async fn route(
     if path == DEVICE_LOGIN_PATH {
         return device_login(state, method, body);
     }
+    if let Some(count) = path.strip_prefix(TEST_BYTES_PREFIX)
+        && method == Method::GET
+    {
+        return test_bytes(count, query);
+    }
     let caller = match check {
         Some(TokenCheck::Valid(caller)) => Some(caller.clone()),
         _ => None,
@@ -771,6 +776,37 @@ fn as_caller<'a>(db: Db<'a>, caller: &'a Caller) -> Db<'a> {
         Caller::Application => db,
         Caller::User(user_id) => db.with_caller(user_id),
     }
+}
+
+/// Test hook, not Dataverse: `GET /test/bytes/{n}` answers `n` bytes of `a`
+/// with a `Content-Length`; `GET /test/bytes/{n}?chunked=1` streams the same
+/// body without one (chunked). For tests of clients' response size limits.
+const TEST_BYTES_PREFIX: &str = "/test/bytes/";
+
+/// The largest body [`test_bytes`] builds.
+const TEST_BYTES_MAX: usize = 1 << 30;
+
+fn test_bytes(count: &str, query: Option<&str>) -> Response {
+    let Some(count) = count.parse().ok().filter(|n| *n <= TEST_BYTES_MAX) else {
+        let mut response = Response::new(Body::from(format!(
+            "/test/bytes/{{n}} needs a byte count of at most {TEST_BYTES_MAX}"
+        )));
+        *response.status_mut() = StatusCode::BAD_REQUEST;
+        return response;
+    };
+    let body = Body::from(vec![b'a'; count]);
+    let chunked = query.is_some_and(|q| q.split('&').any(|pair| pair == "chunked=1"));
+    // A stream has no known length, so hyper sends it chunked.
+    let mut response = Response::new(if chunked {
+        Body::from_stream(body.into_data_stream())
+    } else {
+        body
+    });
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    response
 }
 
 /// `GET`/`POST /devicelogin`: the page the device code message sends a person

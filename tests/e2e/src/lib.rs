@@ -348,3 +348,47 @@ impl Cli {
         .await
     }
 }
+
+/// The misbehaving test component (`tests/misbehave`, package
+/// `misbehaving-plugin`), built from the current sources once per test binary
+/// into `<workspace>/target/plugin-build` beside the embedded plugin.
+pub fn misbehaving_component() -> &'static Path {
+    static COMPONENT: OnceLock<PathBuf> = OnceLock::new();
+    COMPONENT.get_or_init(|| {
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .ancestors()
+            .nth(2)
+            .expect("tests/e2e lives inside the workspace")
+            .to_path_buf();
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+        let output = std::process::Command::new(cargo)
+            .current_dir(&workspace)
+            .args(["build", "--quiet", "--package", "misbehaving-plugin"])
+            .args(["--target", "wasm32-wasip2", "--profile", "plugin"])
+            .arg("--target-dir")
+            .arg(workspace.join("target").join("plugin-build"))
+            .arg("--message-format=json")
+            // Flags and wrappers meant for host builds (coverage) must not leak
+            // into the guest build.
+            .env_remove("RUSTC_WORKSPACE_WRAPPER")
+            .env_remove("RUSTC_WRAPPER")
+            .env_remove("CARGO_ENCODED_RUSTFLAGS")
+            .env_remove("RUSTFLAGS")
+            .output()
+            .expect("run cargo build for misbehaving-plugin");
+        assert!(
+            output.status.success(),
+            "building misbehaving-plugin failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|message| message["target"]["name"] == "misbehaving_plugin")
+            .filter_map(|message| message["filenames"].as_array().cloned())
+            .flatten()
+            .filter_map(|file| file.as_str().map(PathBuf::from))
+            .find(|file| file.extension().is_some_and(|ext| ext == "wasm"))
+            .expect("cargo reported the misbehaving_plugin.wasm component")
+    })
+}

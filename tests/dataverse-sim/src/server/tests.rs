@@ -949,3 +949,25 @@ async fn hooks_refuse_unknown_targets() {
         .unwrap();
     sim.delete_view("00000000-0000-0000-0000-000000000001");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_bytes_hook_answers_with_and_without_content_length() {
+    let sim = RunningSimulator::start("127.0.0.1:0".parse().unwrap(), SimConfig::default())
+        .await
+        .unwrap();
+    let sized = get(&sim, "/test/bytes/70000", None).await;
+    assert_eq!(sized.status, 200);
+    assert_eq!(sized.header("content-length"), Some("70000"));
+    assert_eq!(sized.header("transfer-encoding"), None);
+    assert_eq!(sized.body, "a".repeat(70_000));
+
+    let chunked = get(&sim, "/test/bytes/70000?chunked=1", None).await;
+    assert_eq!(chunked.status, 200);
+    assert_eq!(chunked.header("content-length"), None);
+    assert_eq!(chunked.header("transfer-encoding"), Some("chunked"));
+    assert_eq!(chunked.body, "a".repeat(70_000));
+
+    assert_eq!(get(&sim, "/test/bytes/0", None).await.body, "");
+    assert_eq!(get(&sim, "/test/bytes/many", None).await.status, 400);
+    sim.shutdown().await;
+}
