@@ -134,6 +134,15 @@ impl<'a> Session<'a> {
         })
     }
 
+    /// GETs `path_and_query` and returns the answer whatever its status (after
+    /// the usual retries): for reads whose failure the caller interprets.
+    pub fn get_raw(&mut self, path_and_query: &str) -> Result<HttpResponse, Error> {
+        let mut parts = self.batch(&[path_and_query.to_string()], "the request")?;
+        parts
+            .pop()
+            .ok_or_else(|| errors::unexpected_body("batch answer", "no answer"))
+    }
+
     /// GETs every `path_and_query` in one `$batch` request and returns each answer,
     /// in order, whatever its status: the caller decides what a failed part means.
     pub fn batch(&mut self, paths: &[String], subject: &str) -> Result<Vec<HttpResponse>, Error> {

@@ -72,6 +72,15 @@ pub enum Fault {
     TruncatedBody,
     /// The normal answer, after a pause.
     Delay(Duration),
+    /// A 200 carrying an HTML page: a proxy or captive portal answering in
+    /// Dataverse's stead.
+    HtmlOk,
+    /// The answer's headers and the first bytes of its body, then the
+    /// connection is dropped.
+    ResetMidBody,
+    /// The normal answer, but its FetchXML paging cookie is garbled (not the
+    /// double-encoded XML Dataverse sends).
+    BadPagingCookie,
 }
 
 #[derive(Default)]
@@ -468,6 +477,31 @@ fn preferences(headers: &HeaderMap) -> Preferences {
     )
 }
 
+/// Replaces the paging cookie of an answer with one that is not the
+/// double-encoded XML Dataverse sends.
+async fn garble_paging_cookie(response: Response) -> (Response, bool) {
+    use http_body_util::BodyExt;
+    let (mut parts, body) = response.into_parts();
+    let Ok(collected) = body.collect().await else {
+        return (Response::from_parts(parts, Body::empty()), false);
+    };
+    let bytes = collected.to_bytes();
+    let Ok(mut answer) = serde_json::from_slice::<Value>(&bytes) else {
+        return (Response::from_parts(parts, Body::from(bytes)), false);
+    };
+    let Some(cookie) = answer.get_mut("@Microsoft.Dynamics.CRM.fetchxmlpagingcookie") else {
+        return (Response::from_parts(parts, Body::from(bytes)), false);
+    };
+    *cookie = json!(
+        "<cookie pagenumber=\"2\" pagingcookie=\"%253cbroken%2520cookie\" istracking=\"False\" />"
+    );
+    parts.headers.remove(header::CONTENT_LENGTH);
+    (
+        Response::from_parts(parts, Body::from(answer.to_string())),
+        true,
+    )
+}
+
 /// Counts a request as in flight until its answer is built.
 struct InFlight<'a>(&'a AtomicUsize);
 
@@ -513,6 +547,9 @@ async fn handle(
     if !latency.is_zero() && path.starts_with("/api/") {
         tokio::time::sleep(latency).await;
     }
+    // This fault waits for the first answer that has a paging cookie to garble.
+    let garble_cookie =
+        path.starts_with("/api/") && lock(&state.faults).front() == Some(&Fault::BadPagingCookie);
     let response = route(
         &state,
         &method,
@@ -523,6 +560,18 @@ async fn handle(
         check.as_ref(),
     )
     .await;
+    let response = if garble_cookie {
+        let (response, garbled) = garble_paging_cookie(response).await;
+        if garbled {
+            let mut faults = lock(&state.faults);
+            if faults.front() == Some(&Fault::BadPagingCookie) {
+                faults.pop_front();
+            }
+        }
+        response
+    } else {
+        response
+    };
     let response_bytes = response
         .body()
         .size_hint()
@@ -677,8 +726,16 @@ async fn route(
     let Some(api_path) = api_path(path) else {
         return not_found(&state.origin, path).into_response();
     };
-    // A fault replaces the whole answer, a batch's included.
-    let fault = lock(&state.faults).pop_front();
+    // A fault replaces the whole answer, a batch's included. A garbled paging
+    // cookie is not taken here: it waits for an answer with a cookie (`handle`).
+    let fault = {
+        let mut faults = lock(&state.faults);
+        if faults.front() == Some(&Fault::BadPagingCookie) {
+            None
+        } else {
+            faults.pop_front()
+        }
+    };
     if let Some(fault) = fault {
         match fault {
             Fault::Status {
@@ -719,6 +776,35 @@ async fn route(
                 return response;
             }
             Fault::Delay(pause) => tokio::time::sleep(pause).await,
+            Fault::HtmlOk => {
+                let mut response = Response::new(Body::from(
+                    "<html><head><title>Sign in</title></head><body>Please sign in to continue.</body></html>",
+                ));
+                response
+                    .headers_mut()
+                    .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
+                return response;
+            }
+            Fault::ResetMidBody => {
+                let chunks: Vec<Result<Bytes, std::io::Error>> = vec![
+                    Ok(Bytes::from_static(b"{\"@odata.context\":\"")),
+                    Err(std::io::Error::new(
+                        std::io::ErrorKind::ConnectionReset,
+                        "connection reset by the simulator",
+                    )),
+                ];
+                let mut response =
+                    Response::new(Body::from_stream(futures_util::stream::iter(chunks)));
+                response
+                    .headers_mut()
+                    .insert(header::CONTENT_TYPE, HeaderValue::from_static(ODATA_JSON));
+                response
+                    .headers_mut()
+                    .insert(header::CONTENT_LENGTH, HeaderValue::from(4096));
+                return response;
+            }
+            // Handled around the answer, in `handle`.
+            Fault::BadPagingCookie => {}
         }
     }
     if api_path == BATCH_SEGMENT {

@@ -51,7 +51,9 @@ async fn transient_faults_are_retried_inside_the_call() {
             retry_after_seconds: None,
         },
         Fault::HtmlError,
+        Fault::HtmlOk,
         Fault::TruncatedBody,
+        Fault::ResetMidBody,
         Fault::Status {
             status: 429,
             retry_after_seconds: Some(1),
@@ -159,4 +161,36 @@ async fn an_expired_token_is_replaced_once_and_the_sync_succeeds() {
         [401, 200, 200],
         "one 401, one new token, one retry"
     );
+}
+
+#[tokio::test]
+async fn a_garbled_paging_cookie_fails_the_read_without_a_partial_value() {
+    let world = World::new().await;
+    let kr = world.key_result("Distinct companies").await;
+    // A distinct count over more than 50,000 rows is read page by page.
+    world
+        .link(
+            &kr,
+            "lead",
+            "Open Leads",
+            "companyname",
+            Aggregation::CountDistinct,
+        )
+        .await;
+    let first = world.syncer.sync(kr.id, Trigger::Manual).await.unwrap();
+    assert_eq!(first.status, "success", "{:?}", first.error_message);
+    let good = world.value_of(&kr).await;
+    assert!(good.is_some_and(|v| v > 0.0));
+
+    world.sim.server.inject_fault(Fault::BadPagingCookie);
+    let run = world.syncer.sync(kr.id, Trigger::Manual).await.unwrap();
+    assert_eq!(run.status, "failure");
+    assert_eq!(run.error_kind.as_deref(), Some("upstream"));
+    assert!(
+        run.error_message
+            .unwrap_or_default()
+            .contains("paging cookie")
+    );
+    assert_eq!(run.value, None);
+    assert_eq!(world.value_of(&kr).await, good, "the last good value stays");
 }
