@@ -2,6 +2,7 @@
 //! component on wasmtime and gives it HTTP (restricted to the connection's
 //! origins), storage and logging. It knows nothing about any particular service.
 
+pub mod artifact;
 pub mod bindings;
 pub mod cli;
 pub mod connections;

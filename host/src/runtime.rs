@@ -1,5 +1,6 @@
 //! Loading an integration component and calling it, one fresh store per call.
 
+use crate::artifact;
 use crate::bindings::{
     App, Column, Connection, Credential, DeviceCode, Entity, Error, Identity, Integration,
     IntegrationPre, Measurement, MetricSpec, PluginInfo, SignInStatus, View, ViewRef,
@@ -14,7 +15,7 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Config, Engine, Store, UpdateDeadline};
 
 /// The Dynamics 365 plugin built from this workspace by the build script.
@@ -110,13 +111,16 @@ impl PluginRuntime {
     /// Compiles the component, links the host's capabilities and asks the plugin
     /// to describe itself.
     pub async fn load(source: &PluginSource, db: Database) -> anyhow::Result<PluginRuntime> {
-        Self::load_with_limits(source, db, Limits::default()).await
+        Self::load_with_limits(source, db, Limits::default(), None).await
     }
 
+    /// With `cache_dir`, the compiled component is kept there and reused by later
+    /// starts (see [`crate::artifact`]).
     pub async fn load_with_limits(
         source: &PluginSource,
         db: Database,
         limits: Limits,
+        cache_dir: Option<&std::path::Path>,
     ) -> anyhow::Result<PluginRuntime> {
         let mut config = Config::new();
         config.wasm_component_model(true);
@@ -124,18 +128,22 @@ impl PluginRuntime {
         config.epoch_interruption(true);
         let engine = Engine::new(&config).map_err(anyhow::Error::from)?;
         start_epoch_ticker(&engine);
-        let component = match source {
-            PluginSource::Embedded => Component::new(&engine, EMBEDDED_PLUGIN)
-                .map_err(anyhow::Error::from)
-                .context("compiling the embedded plugin")?,
-            PluginSource::File(path) => {
-                let bytes = std::fs::read(path)
-                    .with_context(|| format!("reading the plugin {}", path.display()))?;
-                Component::new(&engine, bytes)
-                    .map_err(anyhow::Error::from)
-                    .with_context(|| format!("compiling the plugin {}", path.display()))?
-            }
+        let (bytes, name) = match source {
+            PluginSource::Embedded => (
+                std::borrow::Cow::Borrowed(EMBEDDED_PLUGIN),
+                "the embedded plugin".to_string(),
+            ),
+            PluginSource::File(path) => (
+                std::borrow::Cow::Owned(
+                    std::fs::read(path)
+                        .with_context(|| format!("reading the plugin {}", path.display()))?,
+                ),
+                format!("the plugin {}", path.display()),
+            ),
         };
+        let (component, origin) = artifact::load(&engine, &bytes, cache_dir)
+            .with_context(|| format!("compiling {name}"))?;
+        tracing::info!("{name}: {origin:?}");
         let mut linker: Linker<HostState> = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)

@@ -37,6 +37,9 @@ pub struct Cli {
     /// Integration component to load instead of the built-in Dynamics 365 plugin
     #[arg(long, global = true, env = "GOALS_HOST_PLUGIN")]
     pub plugin: Option<PathBuf>,
+    /// Where compiled plugins are kept between runs [default: DATA_DIR/precompiled]
+    #[arg(long, global = true, env = "GOALS_HOST_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
     /// Organization the command acts in [default: "default", or the connection's]
     #[arg(long, global = true)]
     pub org: Option<String>,
@@ -156,6 +159,12 @@ impl Cli {
         }
     }
 
+    pub fn cache_dir(&self) -> PathBuf {
+        self.cache_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir().join("precompiled"))
+    }
+
     /// The limits of plugin calls from the command line.
     pub fn limits(&self) -> Limits {
         Limits {
@@ -187,6 +196,7 @@ impl Context<'_> {
                 &self.cli.plugin_source(),
                 self.db.clone(),
                 self.cli.limits(),
+                Some(&self.cli.cache_dir()),
             )
             .await?,
         ))

@@ -239,6 +239,15 @@ pub fn goals_host_binary() -> &'static Path {
     })
 }
 
+/// Where the CLI keeps compiled plugins for the tests: beside the binary, in the
+/// build's target directory, so it is shared and never left in /tmp.
+pub fn shared_cache_dir() -> PathBuf {
+    goals_host_binary()
+        .parent()
+        .map(|dir| dir.join("e2e-precompiled"))
+        .unwrap_or_else(|| PathBuf::from("e2e-precompiled"))
+}
+
 /// Runs the CLI with its own data directory.
 pub struct Cli {
     data_dir: tempfile::TempDir,
@@ -289,6 +298,8 @@ impl Cli {
         let output = tokio::process::Command::new(goals_host_binary())
             .arg("--data-dir")
             .arg(self.data_dir.path())
+            // One compiled plugin for every test of the binary.
+            .env("GOALS_HOST_CACHE_DIR", shared_cache_dir())
             .args(args)
             .envs(env.iter().copied())
             .env_remove("GOALS_HOST_PLUGIN")

@@ -415,3 +415,33 @@ async fn the_demo_walks_the_flow_and_measures_a_value() {
     assert_eq!(details["link"]["view"], "Open Opportunities");
     assert!(details["key_result"]["progress_percent"].is_number());
 }
+
+#[tokio::test]
+async fn the_compiled_plugin_is_kept_and_a_corrupt_one_is_rebuilt() {
+    let cli = Cli::new();
+    let cache = tempfile::tempdir().expect("cache directory");
+    let cache_dir = cache.path().to_string_lossy().into_owned();
+    let args = ["describe", "-v", "--cache-dir", cache_dir.as_str()];
+    let describe = || cli.run(&args);
+    let first = describe().await;
+    assert!(first.success(), "{}", first.stderr);
+    assert!(first.stderr.contains("Compiled"), "{}", first.stderr);
+    let second = describe().await;
+    assert!(second.stderr.contains("Precompiled"), "{}", second.stderr);
+    assert_eq!(first.stdout, second.stdout);
+
+    let artifacts: Vec<_> = std::fs::read_dir(cache.path())
+        .expect("cache listing")
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .collect();
+    assert_eq!(artifacts.len(), 1, "{artifacts:?}");
+    let mut bytes = std::fs::read(&artifacts[0]).expect("artifact");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x5a;
+    std::fs::write(&artifacts[0], bytes).expect("corrupt it");
+    let third = describe().await;
+    assert!(third.success(), "{}", third.stderr);
+    assert!(third.stderr.contains("Rebuilt"), "{}", third.stderr);
+    assert_eq!(first.stdout, third.stdout);
+}
