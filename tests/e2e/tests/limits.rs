@@ -49,7 +49,7 @@ async fn compiled() -> &'static PluginRuntime {
         .get_or_init(|| async {
             let path = misbehaving_component().to_path_buf();
             let db = Database::open_in_memory().expect("in-memory database");
-            PluginRuntime::load_with_limits(&PluginSource::File(path), db, limits())
+            PluginRuntime::load_with_limits(&PluginSource::File(path), db, limits(), None)
                 .await
                 .expect("load the misbehaving component")
         })
