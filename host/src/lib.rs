@@ -3,6 +3,7 @@
 //! origins), storage and logging. It knows nothing about any particular service.
 
 pub mod artifact;
+pub mod bench;
 pub mod bindings;
 pub mod cli;
 pub mod connections;

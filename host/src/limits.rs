@@ -15,6 +15,10 @@ pub struct Limits {
     /// Storage of one plugin for one connection.
     pub storage_bytes: u64,
     pub storage_keys: u64,
+    /// Plugin instances alive at once. With a non-zero value the host keeps them
+    /// in a pre-reserved pool (cheaper to create); more calls than slots wait for
+    /// one. Zero allocates each instance on demand, without a bound.
+    pub instance_slots: u32,
 }
 
 impl Default for Limits {
@@ -25,6 +29,7 @@ impl Default for Limits {
             response_body_bytes: 32 << 20,
             storage_bytes: 4 << 20,
             storage_keys: 1000,
+            instance_slots: 256,
         }
     }
 }

@@ -15,8 +15,11 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::component::{HasSelf, Linker};
-use wasmtime::{Config, Engine, Store, UpdateDeadline};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, UpdateDeadline,
+};
 
 /// The Dynamics 365 plugin built from this workspace by the build script.
 pub static EMBEDDED_PLUGIN: &[u8] =
@@ -87,6 +90,9 @@ pub struct PluginRuntime {
     db: Database,
     info: PluginInfo,
     limits: Arc<Limits>,
+    /// Bounds the instances alive at once to the pool's size.
+    slots: Option<Arc<Semaphore>>,
+    pooled: bool,
 }
 
 /// How often the engine's epoch advances: the granularity of call deadlines.
@@ -102,6 +108,41 @@ fn start_epoch_ticker(engine: &Engine) {
             std::thread::sleep(EPOCH_TICK);
         }
     });
+}
+
+/// Core instances, memories and tables one component may use from the pool,
+/// generous next to what `wasm32-wasip2` components need (the plugin: three core
+/// instances, one memory, two tables).
+const CORE_INSTANCES_PER_SLOT: u32 = 8;
+const MEMORIES_PER_SLOT: u32 = 2;
+const TABLES_PER_SLOT: u32 = 4;
+
+/// The engine, with instances from a pre-reserved pool when the limits ask for
+/// one and the OS grants the address space; otherwise allocated on demand.
+fn engine_for(limits: &Limits) -> anyhow::Result<(Engine, bool)> {
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    // Deadlines: a plugin stuck computing is interrupted at the next tick.
+    config.epoch_interruption(true);
+    if limits.instance_slots > 0 {
+        let slots = limits.instance_slots;
+        let mut pool = PoolingAllocationConfig::new();
+        pool.total_component_instances(slots)
+            .total_core_instances(slots.saturating_mul(CORE_INSTANCES_PER_SLOT))
+            .total_memories(slots.saturating_mul(MEMORIES_PER_SLOT))
+            .total_tables(slots.saturating_mul(TABLES_PER_SLOT))
+            .total_stacks(slots)
+            .max_memory_size(limits.memory_bytes);
+        let mut pooled = config.clone();
+        pooled.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        match Engine::new(&pooled) {
+            Ok(engine) => return Ok((engine, true)),
+            Err(error) => tracing::warn!(
+                "no instance pool ({error:#}); allocating plugin instances on demand"
+            ),
+        }
+    }
+    Ok((Engine::new(&config).map_err(anyhow::Error::from)?, false))
 }
 
 type CallFuture<'a, R> =
@@ -122,11 +163,7 @@ impl PluginRuntime {
         limits: Limits,
         cache_dir: Option<&std::path::Path>,
     ) -> anyhow::Result<PluginRuntime> {
-        let mut config = Config::new();
-        config.wasm_component_model(true);
-        // Deadlines: a plugin stuck computing is interrupted at the next tick.
-        config.epoch_interruption(true);
-        let engine = Engine::new(&config).map_err(anyhow::Error::from)?;
+        let (engine, pooled) = engine_for(&limits)?;
         start_epoch_ticker(&engine);
         let (bytes, name) = match source {
             PluginSource::Embedded => (
@@ -143,7 +180,10 @@ impl PluginRuntime {
         };
         let (component, origin) = artifact::load(&engine, &bytes, cache_dir)
             .with_context(|| format!("compiling {name}"))?;
-        tracing::info!("{name}: {origin:?}");
+        tracing::info!(
+            "{name}: {origin:?}, instances {}",
+            if pooled { "pooled" } else { "on demand" }
+        );
         let mut linker: Linker<HostState> = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
@@ -165,10 +205,13 @@ impl PluginRuntime {
                 max_concurrent_per_connection: 1,
                 aggregations: Vec::new(),
             },
+            slots: (limits.instance_slots > 0)
+                .then(|| Arc::new(Semaphore::new(limits.instance_slots as usize))),
+            pooled,
             limits: Arc::new(limits),
         };
         // `describe` needs no connection: no origins, storage under an empty id.
-        let (mut store, plugin) = runtime
+        let (mut store, plugin, _slot) = runtime
             .instantiate(OutboundPolicy::deny_all(), "")
             .await
             .map_err(|e| anyhow::anyhow!("instantiating the plugin: {e}"))?;
@@ -187,6 +230,8 @@ impl PluginRuntime {
             db,
             info: self.info.clone(),
             limits: Arc::clone(&self.limits),
+            slots: self.slots.clone(),
+            pooled: self.pooled,
         }
     }
 
@@ -197,11 +242,18 @@ impl PluginRuntime {
             db: self.db.clone(),
             info: self.info.clone(),
             limits: Arc::new(limits),
+            slots: self.slots.clone(),
+            pooled: self.pooled,
         }
     }
 
     pub fn database(&self) -> &Database {
         &self.db
+    }
+
+    /// Whether instances come from the pre-reserved pool.
+    pub fn pooled(&self) -> bool {
+        self.pooled
     }
 
     pub fn info(&self) -> &PluginInfo {
@@ -210,6 +262,15 @@ impl PluginRuntime {
 
     pub fn limits(&self) -> &Limits {
         &self.limits
+    }
+
+    /// A fresh instance answering `describe`: the cost of one call without I/O.
+    pub async fn describe_now(&self) -> Result<PluginInfo, CallError> {
+        let (mut store, plugin, _slot) = self.instantiate(OutboundPolicy::deny_all(), "").await?;
+        plugin
+            .call_describe(&mut store)
+            .await
+            .map_err(|e| self.trap(&store, anyhow::Error::from(e)))
     }
 
     pub async fn list_apps(&self, conn: &ConnectionRecord) -> Result<Vec<App>, CallError> {
@@ -348,7 +409,7 @@ impl PluginRuntime {
         ) -> CallFuture<'a, R>,
     ) -> Result<R, CallError> {
         let wit = wit_connection(conn)?;
-        let (mut store, plugin) = self
+        let (mut store, plugin, _slot) = self
             .instantiate(OutboundPolicy::for_connection(conn), &conn.id)
             .await?;
         let result =
@@ -365,7 +426,14 @@ impl PluginRuntime {
         &self,
         policy: OutboundPolicy,
         connection_id: &str,
-    ) -> Result<(Store<HostState>, Integration), CallError> {
+    ) -> Result<(Store<HostState>, Integration, Option<OwnedSemaphorePermit>), CallError> {
+        // Held as long as the store lives: the pool has no room for more.
+        let slot = match &self.slots {
+            Some(slots) => Some(Arc::clone(slots).acquire_owned().await.map_err(|_| {
+                CallError::Trap(anyhow::anyhow!("the plugin runtime is shutting down"))
+            })?),
+            None => None,
+        };
         let state = HostState::new(
             OutboundHooks::new(policy, self.limits.response_body_bytes),
             PluginStorage::new(self.db.clone(), &self.info.name, connection_id),
@@ -389,7 +457,7 @@ impl PluginRuntime {
             .instantiate_async(&mut store)
             .await
             .map_err(|e| self.trap(&store, anyhow::Error::from(e)))?;
-        Ok((store, plugin))
+        Ok((store, plugin, slot))
     }
 
     /// Explains a trap by the limit that caused it, when one did.

@@ -64,6 +64,10 @@ pub struct Cli {
     /// Keys in the storage of one plugin for one connection
     #[arg(long, global = true, default_value_t = 1000)]
     pub storage_keys: u64,
+    /// Plugin instances alive at once, kept in a pre-reserved pool; 0 allocates
+    /// each on demand
+    #[arg(long, global = true, default_value_t = 256, value_name = "N")]
+    pub instance_slots: u32,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -92,6 +96,12 @@ pub enum Command {
     },
     /// Run the whole flow against the built-in Dataverse simulator
     Demo,
+    /// Measure the host (overhead per sync, throughput, cold start, memory)
+    /// against the built-in simulator; run it from a release build
+    Bench {
+        #[arg(value_enum, default_value = "all")]
+        kind: crate::bench::BenchKind,
+    },
     #[command(flatten)]
     Plugin(PluginCommand),
 }
@@ -173,6 +183,7 @@ impl Cli {
             response_body_bytes: self.response_limit.saturating_mul(1 << 20),
             storage_bytes: self.storage_limit.saturating_mul(1 << 10),
             storage_keys: self.storage_keys,
+            instance_slots: self.instance_slots,
         }
     }
 
@@ -204,23 +215,24 @@ impl Context<'_> {
 }
 
 pub async fn run(cli: &Cli) -> anyhow::Result<Report> {
-    if let Command::Demo = &cli.command {
-        return crate::demo::run(cli.plugin_source()).await;
-    }
-    let context = Context {
-        cli,
-        db: Database::open(&cli.data_dir())?,
-        clock: Arc::new(SystemClock),
+    // The demo and the benches bring their own simulator and data directory.
+    let context = || -> anyhow::Result<Context<'_>> {
+        Ok(Context {
+            cli,
+            db: Database::open(&cli.data_dir())?,
+            clock: Arc::new(SystemClock),
+        })
     };
     match &cli.command {
         Command::Demo => crate::demo::run(cli.plugin_source()).await,
-        Command::Tenant(command) => admin::tenant(&context, command).await,
-        Command::Org(command) => admin::org(&context, command).await,
-        Command::Connection(command) => connection::run(&context, command).await,
-        Command::Kr(command) => keyresult::run(&context, command).await,
-        Command::Run(args) => schedule::run(&context, args).await,
-        Command::Alerts { all } => schedule::alerts(&context, *all).await,
-        Command::Plugin(command) => discover::run(&context, command).await,
+        Command::Bench { kind } => crate::bench::run(*kind, cli.plugin_source()).await,
+        Command::Tenant(command) => admin::tenant(&context()?, command).await,
+        Command::Org(command) => admin::org(&context()?, command).await,
+        Command::Connection(command) => connection::run(&context()?, command).await,
+        Command::Kr(command) => keyresult::run(&context()?, command).await,
+        Command::Run(args) => schedule::run(&context()?, args).await,
+        Command::Alerts { all } => schedule::alerts(&context()?, *all).await,
+        Command::Plugin(command) => discover::run(&context()?, command).await,
     }
 }
 

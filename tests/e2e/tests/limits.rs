@@ -39,6 +39,7 @@ fn limits() -> Limits {
         response_body_bytes: RESPONSE_BODY_BYTES,
         storage_bytes: STORAGE_BYTES,
         storage_keys: STORAGE_KEYS,
+        ..Limits::default()
     }
 }
 
