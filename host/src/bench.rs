@@ -206,6 +206,12 @@ pub async fn run(kind: BenchKind, plugin: PluginSource) -> anyhow::Result<Report
     )];
     let mut document = serde_json::Map::new();
     let all = kind == BenchKind::All;
+    // First, while the process holds nothing from the other benches.
+    if all || kind == BenchKind::Memory {
+        let (section, value) = memory(&plugin).await?;
+        text.push(section);
+        document.insert("memory".into(), value);
+    }
     if all || kind == BenchKind::Overhead {
         let (section, value) = overhead(&plugin).await?;
         text.push(section);
@@ -220,11 +226,6 @@ pub async fn run(kind: BenchKind, plugin: PluginSource) -> anyhow::Result<Report
         let (section, value) = cold_start(&plugin).await?;
         text.push(section);
         document.insert("cold_start".into(), value);
-    }
-    if all || kind == BenchKind::Memory {
-        let (section, value) = memory(&plugin).await?;
-        text.push(section);
-        document.insert("memory".into(), value);
     }
     Ok(Report {
         text: text.join("\n\n"),
