@@ -66,10 +66,10 @@ impl Partial {
     /// Adds a disjoint part. Distinct counts do not add up across parts; callers
     /// only combine parts for the other aggregations.
     pub fn merge(&mut self, other: Partial) {
-        self.rows += other.rows;
-        self.values += other.values;
+        self.rows = self.rows.saturating_add(other.rows);
+        self.values = self.values.saturating_add(other.values);
         self.sum += other.sum;
-        self.distinct += other.distinct;
+        self.distinct = self.distinct.saturating_add(other.distinct);
         self.min = pick(self.min.take(), other.min, Ordering::Less);
         self.max = pick(self.max.take(), other.max, Ordering::Greater);
     }

@@ -179,7 +179,7 @@ pub fn accept_token_response(
     if cacheable_for > 0 {
         let cached = CachedToken {
             access_token: token.access_token.clone(),
-            expires_at: platform.now_unix_seconds() + lifetime,
+            expires_at: platform.now_unix_seconds().saturating_add(lifetime),
         };
         if let Ok(bytes) = serde_json::to_vec(&cached) {
             let ttl = u32::try_from(cacheable_for).unwrap_or(u32::MAX);

@@ -214,7 +214,10 @@ impl<'a> Session<'a> {
                         .header("retry-after")
                         .and_then(|v| v.trim().parse::<u32>().ok())
                         .unwrap_or(DEFAULT_RETRY_AFTER_SECONDS);
-                    if !self.wait(Duration::from_secs(u64::from(seconds))) {
+                    // At least a second, so `Retry-After: 0` still spends the budget
+                    // and a server that always answers so is not asked forever.
+                    let pause = Duration::from_secs(u64::from(seconds.max(1)));
+                    if !self.wait(pause) {
                         return Err(Error::Throttled(Throttle {
                             retry_after_seconds: seconds,
                             message: format!(

@@ -457,10 +457,15 @@ fn partial(answer: &HttpResponse, view: &str) -> Result<Partial, Error> {
         match row.get(function.alias()) {
             None | Some(Value::Null) => Ok(0),
             Some(value) => match Extreme::from_json(value) {
-                Some(Extreme::Number(n)) if n >= 0.0 => Ok(n as u64),
+                // Beyond 2^53 a float no longer holds a whole count exactly.
+                Some(Extreme::Number(n))
+                    if (0.0..=9_007_199_254_740_992.0).contains(&n) && n.fract() == 0.0 =>
+                {
+                    Ok(n as u64)
+                }
                 _ => Err(errors::unexpected_body(
                     "aggregate",
-                    "a count is not a number",
+                    "a count is not a whole number of rows",
                 )),
             },
         }

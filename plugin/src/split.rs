@@ -42,6 +42,9 @@ fn format(time: SystemTime) -> String {
     humantime::format_rfc3339_seconds(time).to_string()
 }
 
+/// Dataverse takes at most 1,000 requests in one `$batch`.
+const MAX_PIECES: u32 = 1000;
+
 impl SplitPlan {
     /// A plan of `pieces` equal time spans between the earliest and latest row.
     pub fn new(first: &str, last: &str, pieces: u32) -> Result<SplitPlan, BadTimestamp> {
@@ -49,7 +52,11 @@ impl SplitPlan {
         let end = parse(last)?;
         let span = end.duration_since(start).unwrap_or_default();
         let first = format(start);
-        let mut cuts: Vec<String> = (1..pieces.max(1))
+        // Cuts fall on whole seconds: a span has no more distinct pieces than
+        // seconds, and no more parts than one $batch carries are ever useful.
+        let whole_seconds = u32::try_from(span.as_secs()).unwrap_or(u32::MAX);
+        let pieces = pieces.clamp(1, whole_seconds.saturating_add(1).min(MAX_PIECES));
+        let mut cuts: Vec<String> = (1..pieces)
             .map(|i| format(start + span.mul_f64(f64::from(i) / f64::from(pieces))))
             .filter(|cut| *cut > first)
             .collect();

@@ -176,12 +176,30 @@ impl Element {
     }
 }
 
+/// Whether `name` is an XML name. The reader lets some non-names through (`< />`,
+/// an attribute called `'`), and a tree holding one would not write back as XML.
+fn is_xml_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|first| first.is_alphabetic() || first == '_' || first == ':')
+        && chars.all(|c| c.is_alphanumeric() || matches!(c, '_' | ':' | '-' | '.'))
+}
+
+fn checked_name(name: String) -> Result<String, XmlError> {
+    if is_xml_name(&name) {
+        Ok(name)
+    } else {
+        Err(XmlError::Malformed(format!("'{name}' is not an XML name")))
+    }
+}
+
 fn element_from(start: &BytesStart<'_>) -> Result<Element, XmlError> {
-    let name = start.name().as_ref().to_string();
+    let name = checked_name(start.name().as_ref().to_string())?;
     let mut attributes = Vec::new();
     for attribute in start.attributes() {
         let attribute = attribute.map_err(|e| XmlError::Malformed(e.to_string()))?;
-        let key = attribute.key.as_ref().to_string();
+        let key = checked_name(attribute.key.as_ref().to_string())?;
         let value = attribute
             .normalized_value(XmlVersion::Implicit1_0)
             .map_err(|e| XmlError::Malformed(e.to_string()))?
@@ -209,7 +227,11 @@ fn close(
 }
 
 fn push_text(open: &mut [Element], text: &str) {
-    // Text outside the root (whitespace around it) carries no meaning.
+    // Text outside the root (whitespace around it) carries no meaning, nor does an
+    // empty CDATA section.
+    if text.is_empty() {
+        return;
+    }
     if let Some(parent) = open.last_mut() {
         match parent.children.last_mut() {
             Some(Node::Text(existing)) => existing.push_str(text),
