@@ -2,9 +2,13 @@
 //! never to private, link-local or metadata addresses (loopback only when the
 //! connection was added with `--allow-loopback`).
 
+mod send;
+
 use crate::connections::ConnectionRecord;
 use http_body_util::BodyExt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
@@ -153,19 +157,80 @@ fn classify_v6(v6: Ipv6Addr) -> AddressClass {
     }
 }
 
+/// The addresses a host name resolves to.
+pub type Resolution<'a> = Pin<Box<dyn Future<Output = std::io::Result<Vec<IpAddr>>> + Send + 'a>>;
+
+/// Turns host names into addresses. Asked once per request: the connection goes
+/// to the addresses checked from that one answer, so a DNS server changing its
+/// answer between the check and the connection (rebinding) gains nothing.
+pub trait Resolve: Send + Sync {
+    fn resolve<'a>(&'a self, host: &'a str) -> Resolution<'a>;
+}
+
+/// The operating system's resolver.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemResolver;
+
+impl Resolve for SystemResolver {
+    fn resolve<'a>(&'a self, host: &'a str) -> Resolution<'a> {
+        Box::pin(async move {
+            // The lookup wants a port; the answer's ports are dropped.
+            let found = tokio::net::lookup_host((host, 0)).await?;
+            Ok(found.map(|socket| socket.ip()).collect())
+        })
+    }
+}
+
+/// Fixed answers instead of DNS, for tests; other names do not resolve.
+#[derive(Debug, Default, Clone)]
+pub struct FixedResolver {
+    answers: HashMap<String, Vec<IpAddr>>,
+}
+
+impl FixedResolver {
+    pub fn new() -> FixedResolver {
+        FixedResolver::default()
+    }
+
+    /// Resolves `host` (any case) to `addresses`.
+    pub fn with(mut self, host: &str, addresses: impl IntoIterator<Item = IpAddr>) -> Self {
+        self.answers
+            .insert(host.to_ascii_lowercase(), addresses.into_iter().collect());
+        self
+    }
+}
+
+impl Resolve for FixedResolver {
+    fn resolve<'a>(&'a self, host: &'a str) -> Resolution<'a> {
+        let answer = self
+            .answers
+            .get(&host.to_ascii_lowercase())
+            .cloned()
+            .ok_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("{host} has no fixed answer"),
+                )
+            });
+        Box::pin(std::future::ready(answer))
+    }
+}
+
 /// The wasi:http hooks of one plugin call: every outgoing request passes the
 /// policy first, and no response body larger than the limit reaches the plugin.
 /// Refusals are recorded so the host can say why a call failed.
 pub struct OutboundHooks {
     policy: Arc<OutboundPolicy>,
+    resolver: Arc<dyn Resolve>,
     refusals: Arc<Mutex<Vec<String>>>,
     body_limit: u64,
 }
 
 impl OutboundHooks {
-    pub fn new(policy: OutboundPolicy, body_limit: u64) -> Self {
+    pub fn new(policy: OutboundPolicy, body_limit: u64, resolver: Arc<dyn Resolve>) -> Self {
         OutboundHooks {
             policy: Arc::new(policy),
+            resolver,
             refusals: Arc::default(),
             body_limit,
         }
@@ -197,6 +262,7 @@ impl WasiHttpHooks for OutboundHooks {
         _fut: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
     ) -> ResponseFuture {
         let policy = Arc::clone(&self.policy);
+        let resolver = Arc::clone(&self.resolver);
         let refusals = Arc::clone(&self.refusals);
         let body_limit = self.body_limit;
         Box::new(async move {
@@ -215,19 +281,29 @@ impl WasiHttpHooks for OutboundHooks {
                 443
             };
             let port = request.uri().port_u16().unwrap_or(default_port);
-            let addresses: Vec<IpAddr> =
-                tokio::net::lookup_host((host.trim_matches(['[', ']']), port))
-                    .await
-                    .map_err(|_| HttpError::DnsError {
+            let name = host.trim_start_matches('[').trim_end_matches(']');
+            let addresses = match name.parse::<IpAddr>() {
+                Ok(literal) => vec![literal],
+                Err(_) => resolver.resolve(name).await.map_err(|error| {
+                    tracing::debug!(target: "goals_host::outbound", "resolving {name}: {error}");
+                    HttpError::DnsError {
                         rcode: Some("lookup failed".to_string()),
                         info_code: None,
-                    })?
-                    .map(|socket| socket.ip())
-                    .collect();
+                    }
+                })?,
+            };
+            if addresses.is_empty() {
+                return Err(HttpError::DnsError {
+                    rcode: Some("no addresses".to_string()),
+                    info_code: None,
+                });
+            }
             policy.check_addresses(&host, &addresses).map_err(refuse)?;
-            // The default sender resolves the name again; pinning the checked address
-            // (against DNS rebinding) needs a connector of our own.
-            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+            let checked = addresses
+                .into_iter()
+                .map(|address| SocketAddr::new(address, port))
+                .collect();
+            let (response, io) = send::send_to(request, checked, options).await?;
             let declared = response
                 .headers()
                 .get(http::header::CONTENT_LENGTH)

@@ -8,7 +8,7 @@ use crate::bindings::{
 use crate::connections::{ConnectionRecord, SignIn};
 use crate::db::Database;
 use crate::limits::{Limit, Limits};
-use crate::outbound::{OutboundHooks, OutboundPolicy};
+use crate::outbound::{OutboundHooks, OutboundPolicy, Resolve, SystemResolver};
 use crate::state::{HostState, PluginStorage};
 use anyhow::Context;
 use std::path::PathBuf;
@@ -93,6 +93,7 @@ pub struct PluginRuntime {
     /// Bounds the instances alive at once to the pool's size.
     slots: Option<Arc<Semaphore>>,
     pooled: bool,
+    resolver: Arc<dyn Resolve>,
 }
 
 /// How often the engine's epoch advances: the granularity of call deadlines.
@@ -209,6 +210,7 @@ impl PluginRuntime {
                 .then(|| Arc::new(Semaphore::new(limits.instance_slots as usize))),
             pooled,
             limits: Arc::new(limits),
+            resolver: Arc::new(SystemResolver),
         };
         // `describe` needs no connection: no origins, storage under an empty id.
         let (mut store, plugin, _slot) = runtime
@@ -232,6 +234,7 @@ impl PluginRuntime {
             limits: Arc::clone(&self.limits),
             slots: self.slots.clone(),
             pooled: self.pooled,
+            resolver: Arc::clone(&self.resolver),
         }
     }
 
@@ -244,6 +247,20 @@ impl PluginRuntime {
             limits: Arc::new(limits),
             slots: self.slots.clone(),
             pooled: self.pooled,
+            resolver: Arc::clone(&self.resolver),
+        }
+    }
+
+    /// The same compiled plugin, its requests' host names resolved by `resolver`.
+    pub fn with_resolver(&self, resolver: Arc<dyn Resolve>) -> PluginRuntime {
+        PluginRuntime {
+            pre: self.pre.clone(),
+            db: self.db.clone(),
+            info: self.info.clone(),
+            limits: Arc::clone(&self.limits),
+            slots: self.slots.clone(),
+            pooled: self.pooled,
+            resolver,
         }
     }
 
@@ -435,7 +452,11 @@ impl PluginRuntime {
             None => None,
         };
         let state = HostState::new(
-            OutboundHooks::new(policy, self.limits.response_body_bytes),
+            OutboundHooks::new(
+                policy,
+                self.limits.response_body_bytes,
+                Arc::clone(&self.resolver),
+            ),
             PluginStorage::new(self.db.clone(), &self.info.name, connection_id),
             Arc::clone(&self.limits),
         );
