@@ -665,6 +665,17 @@ fn unauthorized(state: &SimState, check: Option<&TokenCheck>) -> Response {
     response
 }
 
+/// The origin the client addressed (its `Host` header), which is what Dataverse
+/// builds `@odata.context` and `@odata.nextLink` from: a client that reached the
+/// simulator under another name must be able to follow the links it gets back.
+fn addressed_origin(state: &SimState, headers: &HeaderMap) -> String {
+    headers
+        .get(header::HOST)
+        .and_then(|host| host.to_str().ok())
+        .and_then(|host| host.parse::<axum::http::uri::Authority>().ok())
+        .map_or_else(|| state.origin.clone(), |host| format!("http://{host}"))
+}
+
 fn internal_error(join_error: &tokio::task::JoinError) -> Response {
     tracing::error!(%join_error, "a Web API request failed");
     error_response(&ODataError::new(
@@ -692,8 +703,9 @@ async fn route(
             );
         }
         let mut origins = vec![state.origin.clone()];
-        if let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) {
-            origins.push(format!("http://{host}"));
+        let addressed = addressed_origin(state, headers);
+        if addressed != state.origin {
+            origins.push(addressed);
         }
         // Secrets in the body and the answer are never logged.
         let (status, answer) = match endpoint {
@@ -724,7 +736,7 @@ async fn route(
         _ => None,
     };
     let Some(api_path) = api_path(path) else {
-        return not_found(&state.origin, path).into_response();
+        return not_found(&addressed_origin(state, headers), path).into_response();
     };
     // A fault replaces the whole answer, a batch's included. A garbled paging
     // cookie is not taken here: it waits for an answer with a cookie (`handle`).
@@ -833,7 +845,7 @@ async fn route(
         return unauthorized(state, check);
     };
     let preferences = preferences(headers);
-    let origin = state.origin.clone();
+    let origin = addressed_origin(state, headers);
     let overlay = state.overlay_snapshot();
     let path = path.to_string();
     let query = query.map(str::to_string);
@@ -984,7 +996,7 @@ async fn batch(
         Err(error) => return error_response(&error),
     };
     let continue_on_error = preferences(headers).continue_on_error;
-    let origin = state.origin.clone();
+    let origin = addressed_origin(state, headers);
     let overlay = state.overlay_snapshot();
     let answers = tokio::task::spawn_blocking(move || {
         let db = as_caller(Db::new(dataset(), &overlay), &caller);

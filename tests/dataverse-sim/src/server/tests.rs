@@ -971,3 +971,45 @@ async fn test_bytes_hook_answers_with_and_without_content_length() {
     assert_eq!(get(&sim, "/test/bytes/many", None).await.status, 400);
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn links_name_the_origin_the_client_addressed() {
+    let sim = RunningSimulator::start("127.0.0.1:0".parse().unwrap(), SimConfig::default())
+        .await
+        .unwrap();
+    let token = signed_in(&sim).await;
+    let origin = format!("http://dataverse.example:{}", sim.address().port());
+    let reply = send(
+        sim.address(),
+        format!(
+            "GET /api/data/v9.2/contacts?$select=fullname HTTP/1.1\r\nHost: dataverse.example:{}\r\nAccept: application/json\r\nPrefer: odata.maxpagesize=10\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n",
+            sim.address().port()
+        ),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let body = reply.json();
+    for link in ["@odata.context", "@odata.nextLink"] {
+        let url = body[link].as_str().unwrap();
+        assert!(
+            url.starts_with(&format!("{origin}/api/data/v9.2/")),
+            "{link}: {url}"
+        );
+    }
+
+    // Addressed by its own address, it names that one.
+    let unnamed = get_with(
+        &sim,
+        "/api/data/v9.2/contacts?$select=fullname",
+        &token,
+        None,
+    )
+    .await;
+    assert!(
+        unnamed.json()["@odata.context"]
+            .as_str()
+            .unwrap()
+            .starts_with(&sim.url())
+    );
+    sim.shutdown().await;
+}
