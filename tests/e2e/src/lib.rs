@@ -335,28 +335,43 @@ impl Cli {
     /// Adds a connection named `name` to the simulator, the secret passed through
     /// an environment variable as a user would.
     pub async fn add_connection(&self, sim: &Sim, name: &str) -> Run {
+        self.add_connection_with(sim, name, &sim.config.client_secret, &[], &[])
+            .await
+    }
+
+    /// `connection add` of the simulator under `name` with `secret` (right or
+    /// wrong) passed through `SIM_SECRET`, after the global arguments `leading`
+    /// (e.g. `--org NAME`, `-vv`) and with `env` set as well.
+    pub async fn add_connection_with(
+        &self,
+        sim: &Sim,
+        name: &str,
+        secret: &str,
+        leading: &[&str],
+        env: &[(&str, &str)],
+    ) -> Run {
         let url = sim.url();
-        self.run_with_env(
-            &[
-                "connection",
-                "add",
-                "--name",
-                name,
-                "--url",
-                &url,
-                "--authority",
-                &url,
-                "--tenant",
-                &sim.config.tenant,
-                "--client-id",
-                &sim.config.client_id,
-                "--client-secret-env",
-                "SIM_SECRET",
-                "--allow-loopback",
-            ],
-            &[("SIM_SECRET", &sim.config.client_secret)],
-        )
-        .await
+        let mut args = leading.to_vec();
+        args.extend([
+            "connection",
+            "add",
+            "--name",
+            name,
+            "--url",
+            &url,
+            "--authority",
+            &url,
+            "--tenant",
+            &sim.config.tenant,
+            "--client-id",
+            &sim.config.client_id,
+            "--client-secret-env",
+            "SIM_SECRET",
+            "--allow-loopback",
+        ]);
+        let mut env = env.to_vec();
+        env.push(("SIM_SECRET", secret));
+        self.run_with_env(&args, &env).await
     }
 }
 

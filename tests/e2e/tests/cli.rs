@@ -258,28 +258,8 @@ async fn errors_have_a_kind_and_a_message_in_json() {
 async fn a_wrong_client_secret_is_unauthorized_with_the_aadsts_code() {
     let sim = Sim::start().await;
     let cli = Cli::new();
-    let url = sim.url();
     let added = cli
-        .run_with_env(
-            &[
-                "connection",
-                "add",
-                "--name",
-                "wrong",
-                "--url",
-                &url,
-                "--authority",
-                &url,
-                "--tenant",
-                &sim.config.tenant,
-                "--client-id",
-                &sim.config.client_id,
-                "--client-secret-env",
-                "WRONG_SECRET",
-                "--allow-loopback",
-            ],
-            &[("WRONG_SECRET", "not-the-secret")],
-        )
+        .add_connection_with(&sim, "wrong", "not-the-secret", &[], &[])
         .await;
     assert!(added.success(), "{}", added.stderr);
     let run = cli.run(&["apps", "--connection", "wrong", "--json"]).await;

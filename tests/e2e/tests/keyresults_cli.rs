@@ -160,29 +160,13 @@ async fn the_admins_switches_stop_syncs_and_the_details_say_why() {
     ] {
         assert!(cli.run(&args).await.success());
     }
-    let url = sim.url();
     let added = cli
-        .run_with_env(
-            &[
-                "--org",
-                "Contoso Sales",
-                "connection",
-                "add",
-                "--name",
-                "sim",
-                "--url",
-                &url,
-                "--authority",
-                &url,
-                "--tenant",
-                &sim.config.tenant,
-                "--client-id",
-                &sim.config.client_id,
-                "--client-secret-env",
-                "S",
-                "--allow-loopback",
-            ],
-            &[("S", &sim.config.client_secret)],
+        .add_connection_with(
+            &sim,
+            "sim",
+            &sim.config.client_secret,
+            &["--org", "Contoso Sales"],
+            &[],
         )
         .await;
     assert!(added.success(), "{}", added.stderr);
@@ -392,29 +376,13 @@ async fn a_key_result_moves_to_another_connection_of_its_organization() {
             .await
             .success()
     );
-    let url = backup.url();
     let added = cli
-        .run_with_env(
-            &[
-                "--org",
-                "Elsewhere",
-                "connection",
-                "add",
-                "--name",
-                "foreign",
-                "--url",
-                &url,
-                "--authority",
-                &url,
-                "--tenant",
-                &backup.config.tenant,
-                "--client-id",
-                &backup.config.client_id,
-                "--client-secret-env",
-                "S",
-                "--allow-loopback",
-            ],
-            &[("S", &backup.config.client_secret)],
+        .add_connection_with(
+            &backup,
+            "foreign",
+            &backup.config.client_secret,
+            &["--org", "Elsewhere"],
+            &[],
         )
         .await;
     assert!(added.success(), "{}", added.stderr);

@@ -111,28 +111,8 @@ async fn a_person_connects_with_a_device_code_from_the_cli() {
 async fn a_wrong_connection_test_says_why() {
     let sim = Sim::start().await;
     let cli = Cli::new();
-    let url = sim.url();
     let added = cli
-        .run_with_env(
-            &[
-                "connection",
-                "add",
-                "--name",
-                "wrong",
-                "--url",
-                &url,
-                "--authority",
-                &url,
-                "--tenant",
-                &sim.config.tenant,
-                "--client-id",
-                &sim.config.client_id,
-                "--client-secret-env",
-                "S",
-                "--allow-loopback",
-            ],
-            &[("S", "not-the-secret")],
-        )
+        .add_connection_with(&sim, "wrong", "not-the-secret", &[], &[])
         .await;
     assert!(added.success());
     let test = cli.run(&["connection", "test", "wrong"]).await;
@@ -145,7 +125,6 @@ async fn a_wrong_connection_test_says_why() {
 async fn secrets_are_sealed_at_rest_and_never_printed_or_logged() {
     let sim = Sim::start().await;
     let cli = Cli::new();
-    let url = sim.url();
     let secret = sim.config.client_secret.clone();
     let mut outputs: Vec<String> = Vec::new();
     let traced = |args: &[&str]| {
@@ -155,28 +134,12 @@ async fn secrets_are_sealed_at_rest_and_never_printed_or_logged() {
     };
 
     let added = cli
-        .run_with_env(
-            &traced(&[
-                "connection",
-                "add",
-                "--name",
-                "sim",
-                "--url",
-                &url,
-                "--authority",
-                &url,
-                "--tenant",
-                &sim.config.tenant,
-                "--client-id",
-                &sim.config.client_id,
-                "--client-secret-env",
-                "S",
-                "--allow-loopback",
-            ])
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
-            &[("S", &secret), ("RUST_LOG", TRACE_EVERYTHING)],
+        .add_connection_with(
+            &sim,
+            "sim",
+            &secret,
+            &["-vv"],
+            &[("RUST_LOG", TRACE_EVERYTHING)],
         )
         .await;
     assert!(added.success(), "{}", added.stderr);
