@@ -1,6 +1,7 @@
 //! The host's SQLite database: one file under the data directory, in WAL mode,
 //! with versioned migrations. Every statement runs off the async runtime.
 
+use crate::lease::ProcessLease;
 use crate::secrets::{Keyring, SecretError};
 use rusqlite_migration::{M, Migrations};
 use std::path::Path;
@@ -12,6 +13,7 @@ const MIGRATIONS: &[M<'_>] = &[
     M::up(include_str!("../migrations/0001_connections.sql")),
     M::up(include_str!("../migrations/0002_goals.sql")),
     M::up(include_str!("../migrations/0003_sign_in.sql")),
+    M::up(include_str!("../migrations/0004_sync_owners.sql")),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +26,12 @@ pub enum DbError {
     },
     #[error("cannot create the data directory {path}: {source}")]
     CreateDir {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot take this process's lease in {path}: {source}")]
+    Lease {
         path: String,
         #[source]
         source: std::io::Error,
@@ -43,6 +51,7 @@ pub enum DbError {
 pub struct Database {
     conn: Arc<Mutex<rusqlite::Connection>>,
     keyring: Arc<Keyring>,
+    lease: Arc<ProcessLease>,
 }
 
 impl Database {
@@ -57,27 +66,47 @@ impl Database {
             path: path.display().to_string(),
             source,
         })?;
-        Self::prepare(conn, Keyring::load(data_dir)?)
+        let lease = ProcessLease::acquire(data_dir).map_err(|source| DbError::Lease {
+            path: data_dir.display().to_string(),
+            source,
+        })?;
+        Self::prepare(conn, Keyring::load(data_dir)?, lease)
     }
 
     pub fn open_in_memory() -> Result<Database, DbError> {
         Self::prepare(
             rusqlite::Connection::open_in_memory()?,
             Keyring::ephemeral()?,
+            ProcessLease::private(),
         )
     }
 
-    fn prepare(mut conn: rusqlite::Connection, keyring: Keyring) -> Result<Database, DbError> {
+    fn prepare(
+        mut conn: rusqlite::Connection,
+        keyring: Keyring,
+        lease: ProcessLease,
+    ) -> Result<Database, DbError> {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // Every transaction here writes. Taking the write lock at BEGIN makes a
+        // second process (a `kr sync` beside `goals-host run`) wait for it under
+        // the busy timeout, where a deferred transaction upgrading its read lock
+        // would fail with SQLITE_BUSY at once.
+        conn.set_transaction_behavior(rusqlite::TransactionBehavior::Immediate);
         Migrations::from_slice(MIGRATIONS).to_latest(&mut conn)?;
         seal_plaintext(&mut conn, &keyring)?;
         Ok(Database {
             conn: Arc::new(Mutex::new(conn)),
             keyring: Arc::new(keyring),
+            lease: Arc::new(lease),
         })
+    }
+
+    /// This process's lease, which marks the syncs it claims as its own.
+    pub fn lease(&self) -> &Arc<ProcessLease> {
+        &self.lease
     }
 
     /// The key secrets are sealed with.

@@ -10,6 +10,7 @@ pub mod connections;
 pub mod db;
 pub mod demo;
 pub mod goals;
+pub mod lease;
 pub mod limits;
 pub mod names;
 pub mod outbound;

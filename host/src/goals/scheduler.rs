@@ -5,10 +5,12 @@ use crate::db::{Database, DbError};
 use crate::goals::alerts;
 use crate::goals::clock::Timestamp;
 use crate::goals::sync::{self, SyncError, SyncRun, Syncer, Trigger};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
+use tokio::task::{Id, JoinError, JoinSet};
 
 /// What one round of the scheduler did.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -25,27 +27,95 @@ pub struct Scheduler {
     slots: Arc<Semaphore>,
 }
 
+/// A link that is due, and the connection whose slots it waits for.
+struct DueLink {
+    key_result: i64,
+    connection_id: String,
+}
+
 /// Links that should sync now: active, due, not running, on a usable connection
 /// of an organization whose integration is switched on by both admins.
-async fn due_links(db: &Database, now: Timestamp, limit: usize) -> Result<Vec<i64>, DbError> {
+async fn due_links(db: &Database, now: Timestamp) -> Result<Vec<DueLink>, DbError> {
     db.run(move |conn| {
         let mut statement = conn.prepare(
-            "SELECT l.key_result_id FROM metric_links l
+            "SELECT l.key_result_id, l.connection_id FROM metric_links l
              JOIN connections c ON c.id = l.connection_id
              JOIN organizations o ON o.id = c.organization_id
              JOIN tenants t ON t.id = o.tenant_id
              WHERE l.state = 'active' AND l.next_run_at <= ?1
                AND (l.running_since IS NULL OR l.running_since <= ?1 - ?2)
                AND c.status = 'ok' AND o.integration_enabled AND t.integration_enabled
-             ORDER BY l.next_run_at LIMIT ?3",
+             ORDER BY l.next_run_at",
         )?;
-        let rows = statement.query_map(
-            rusqlite::params![now, sync::CLAIM_LEASE_SECONDS, limit as i64],
-            |r| r.get(0),
-        )?;
+        let rows = statement.query_map(rusqlite::params![now, sync::CLAIM_LEASE_SECONDS], |r| {
+            Ok(DueLink {
+                key_result: r.get(0)?,
+                connection_id: r.get(1)?,
+            })
+        })?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     })
     .await
+}
+
+/// What a scheduled sync task ends with: `None` when it stopped before claiming
+/// its link (the scheduler was stopping), which leaves the link due.
+type Outcome = Option<Result<SyncRun, SyncError>>;
+
+/// The syncs the scheduler has started and not yet counted.
+#[derive(Default)]
+struct InFlight {
+    tasks: JoinSet<Outcome>,
+    /// The link of each task, so a link is in flight at most once, even when
+    /// its task panicked.
+    links: HashMap<Id, i64>,
+}
+
+impl InFlight {
+    fn count(
+        &mut self,
+        round: &mut Round,
+        joined: Result<(Id, Outcome), JoinError>,
+    ) -> Result<(), DbError> {
+        let id = match &joined {
+            Ok((id, _)) => *id,
+            Err(e) => e.id(),
+        };
+        self.links.remove(&id);
+        match joined {
+            // A panicked sync leaves its claim behind; the claim's lease ends it.
+            Err(e) => {
+                tracing::error!("a sync task failed: {e}");
+                round.failed += 1;
+            }
+            Ok((_, None)) => {}
+            Ok((_, Some(Ok(run)))) if run.status == "success" => round.succeeded += 1,
+            Ok((_, Some(Ok(_)))) => round.failed += 1,
+            Ok((_, Some(Err(SyncError::AlreadyRunning { .. })))) => round.skipped += 1,
+            Ok((_, Some(Err(SyncError::Db(e))))) => return Err(e),
+            Ok((_, Some(Err(e)))) => {
+                tracing::warn!("scheduled sync not started: {e}");
+                round.skipped += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Counts the syncs that have finished, without waiting.
+    fn reap(&mut self, round: &mut Round) -> Result<(), DbError> {
+        while let Some(joined) = self.tasks.try_join_next_with_id() {
+            self.count(round, joined)?;
+        }
+        Ok(())
+    }
+
+    /// Waits for every started sync and counts it.
+    async fn finish(&mut self, round: &mut Round) -> Result<(), DbError> {
+        while let Some(joined) = self.tasks.join_next_with_id().await {
+            self.count(round, joined)?;
+        }
+        Ok(())
+    }
 }
 
 impl Scheduler {
@@ -62,74 +132,94 @@ impl Scheduler {
         sync::recover_interrupted(self.syncer.db(), self.syncer.clock().now()).await
     }
 
+    /// Starts a sync of every due link not already in flight. Each waits for a
+    /// slot of its own connection first and then for one of the overall slots,
+    /// so a connection with a backlog never holds overall slots that other
+    /// connections could use; it claims its link only once it has both.
+    async fn dispatch(
+        &self,
+        flight: &mut InFlight,
+        round: &mut Round,
+        stopping: &Arc<AtomicBool>,
+    ) -> Result<(), DbError> {
+        let now = self.syncer.clock().now();
+        alerts::open_stale(self.syncer.db(), now).await?;
+        // Links already in flight, looked up once rather than per due link.
+        let in_flight: HashSet<i64> = flight.links.values().copied().collect();
+        for due in due_links(self.syncer.db(), now).await? {
+            if in_flight.contains(&due.key_result) {
+                continue;
+            }
+            round.started += 1;
+            let syncer = Arc::clone(&self.syncer);
+            let overall = Arc::clone(&self.slots);
+            let stopping = Arc::clone(stopping);
+            let key_result = due.key_result;
+            let task = flight.tasks.spawn(async move {
+                let connection_slot = syncer.connection_slot(&due.connection_id).await;
+                // The semaphore is never closed, so acquiring cannot fail.
+                let _overall = overall.acquire_owned().await.ok();
+                if stopping.load(Ordering::SeqCst) {
+                    return None;
+                }
+                Some(
+                    syncer
+                        .sync_holding(due.key_result, Trigger::Scheduled, connection_slot)
+                        .await,
+                )
+            });
+            flight.links.insert(task.id(), key_result);
+        }
+        Ok(())
+    }
+
     /// Syncs every link due now, once, and waits for all of them. A link that
     /// missed many runs while the host was stopped syncs once, then follows its
     /// interval from now.
     pub async fn run_due(&self) -> Result<Round, DbError> {
-        let now = self.syncer.clock().now();
-        alerts::open_stale(self.syncer.db(), now).await?;
-        let due = due_links(self.syncer.db(), now, usize::MAX >> 1).await?;
-        let mut tasks: JoinSet<Result<SyncRun, SyncError>> = JoinSet::new();
+        let mut flight = InFlight::default();
         let mut round = Round::default();
-        for key_result in due {
-            // The semaphore is never closed, so acquiring cannot fail.
-            let Ok(slot) = Arc::clone(&self.slots).acquire_owned().await else {
-                break;
-            };
-            let syncer = Arc::clone(&self.syncer);
-            round.started += 1;
-            tasks.spawn(async move {
-                let _slot = slot;
-                syncer.sync(key_result, Trigger::Scheduled).await
-            });
-        }
-        while let Some(joined) = tasks.join_next().await {
-            match joined {
-                Ok(Ok(run)) if run.status == "success" => round.succeeded += 1,
-                Ok(Ok(_)) => round.failed += 1,
-                Ok(Err(SyncError::AlreadyRunning { .. })) => round.skipped += 1,
-                Ok(Err(SyncError::Db(e))) => return Err(e),
-                Ok(Err(e)) => {
-                    tracing::warn!("scheduled sync not started: {e}");
-                    round.skipped += 1;
-                }
-                Err(e) => {
-                    tracing::error!("a sync task failed: {e}");
-                    round.failed += 1;
-                }
-            }
-        }
+        self.dispatch(&mut flight, &mut round, &Arc::new(AtomicBool::new(false)))
+            .await?;
+        flight.finish(&mut round).await?;
         Ok(round)
     }
 
-    /// Runs rounds until `stop` resolves, checking for due links every `poll`.
+    /// Runs until `stop` resolves, looking for due links every `poll`: a link
+    /// that falls due starts as soon as slots allow, whatever else is running.
+    /// On stop, syncs that have claimed their link finish; queued ones stay due.
     pub async fn run(
         &self,
         poll: Duration,
         stop: impl Future<Output = ()>,
     ) -> Result<Round, DbError> {
+        let mut flight = InFlight::default();
         let mut total = Round::default();
+        let stopping = Arc::new(AtomicBool::new(false));
         tokio::pin!(stop);
         loop {
-            // A round that started finishes: its syncs are not cut off midway.
-            let round = self.run_due().await?;
-            if round.started > 0 {
+            let before = total.clone();
+            flight.reap(&mut total)?;
+            self.dispatch(&mut flight, &mut total, &stopping).await?;
+            if total != before {
                 tracing::info!(
-                    "synced {} link(s): {} succeeded, {} failed, {} skipped",
-                    round.started,
-                    round.succeeded,
-                    round.failed,
-                    round.skipped
+                    "{} sync(s) started in all, {} succeeded, {} failed, {} skipped; {} in flight",
+                    total.started,
+                    total.succeeded,
+                    total.failed,
+                    total.skipped,
+                    flight.links.len()
                 );
             }
-            total.started += round.started;
-            total.succeeded += round.succeeded;
-            total.failed += round.failed;
-            total.skipped += round.skipped;
             tokio::select! {
                 () = tokio::time::sleep(poll) => {}
-                () = &mut stop => return Ok(total),
+                () = &mut stop => break,
             }
         }
+        stopping.store(true, Ordering::SeqCst);
+        flight.finish(&mut total).await?;
+        // Queued syncs that stopped before claiming their link did not start.
+        total.started = total.succeeded + total.failed + total.skipped;
+        Ok(total)
     }
 }

@@ -14,7 +14,7 @@ use crate::runtime::{CallError, PluginRuntime, error_kind, error_message};
 use rusqlite::{OptionalExtension, Transaction, params};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// A claim older than this belongs to a sync that died (a crashed host): it no
 /// longer blocks the link.
@@ -93,19 +93,14 @@ pub(crate) fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SyncRun> {
     })
 }
 
-/// When a link runs next after a success: one interval on, plus up to a tenth
-/// of it so links added together spread out. The spread is fixed per link and
-/// round, so it is reproducible.
+/// When a link runs next after a success at `now`: its first slot after `now`.
+/// A link's slots lie every `interval` from a phase fixed by its id, so links
+/// added together spread over the whole interval, and a link that runs on time
+/// (or late by less than an interval) keeps exactly its interval: no drift.
 pub fn next_run(now: Timestamp, interval: i64, key_result_id: i64) -> Timestamp {
-    let spread = interval / 10;
-    let jitter = if spread > 0 {
-        let round = (now / interval.max(1)) as u64;
-        let mut rng = fastrand::Rng::with_seed((key_result_id as u64) ^ round.rotate_left(32));
-        rng.i64(0..spread)
-    } else {
-        0
-    };
-    now + interval + jitter
+    let interval = interval.max(1);
+    let phase = fastrand::Rng::with_seed(key_result_id as u64).i64(0..interval);
+    phase + ((now - phase).div_euclid(interval) + 1) * interval
 }
 
 /// Delay before retrying after `failures` consecutive failures.
@@ -124,6 +119,12 @@ pub struct Syncer {
     clock: Arc<dyn Clock>,
     per_connection_limit: usize,
     per_connection: Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+/// A slot of one connection's concurrency limit, held for one sync.
+pub struct ConnectionSlot {
+    connection_id: String,
+    _permit: OwnedSemaphorePermit,
 }
 
 /// What a claim gives the sync.
@@ -163,6 +164,18 @@ impl Syncer {
         &self.runtime
     }
 
+    /// Waits for a free slot of the connection; syncs of one connection never
+    /// exceed its limit.
+    pub async fn connection_slot(&self, connection_id: &str) -> Option<ConnectionSlot> {
+        let slots = self.connection_slots(connection_id);
+        // The semaphore is never closed, so acquiring cannot fail.
+        let permit = slots.acquire_owned().await.ok()?;
+        Some(ConnectionSlot {
+            connection_id: connection_id.to_string(),
+            _permit: permit,
+        })
+    }
+
     fn connection_slots(&self, connection_id: &str) -> Arc<Semaphore> {
         let mut slots = self
             .per_connection
@@ -177,10 +190,26 @@ impl Syncer {
 
     /// Syncs one Key Result now and returns the recorded run.
     pub async fn sync(&self, key_result_id: i64, trigger: Trigger) -> Result<SyncRun, SyncError> {
+        self.sync_holding(key_result_id, trigger, None).await
+    }
+
+    /// [`Syncer::sync`] with a slot of the link's connection already held (the
+    /// scheduler queues for it before claiming the link). A slot of another
+    /// connection (the link moved meanwhile) is given back for the right one.
+    pub async fn sync_holding(
+        &self,
+        key_result_id: i64,
+        trigger: Trigger,
+        held: Option<ConnectionSlot>,
+    ) -> Result<SyncRun, SyncError> {
         let claimed = self.claim(key_result_id, trigger).await?;
-        let slots = self.connection_slots(&claimed.connection.id);
-        // The semaphore is never closed, so acquiring cannot fail.
-        let _slot = slots.acquire_owned().await.ok();
+        let _slot = match held {
+            Some(slot) if slot.connection_id == claimed.connection.id => Some(slot),
+            other => {
+                drop(other);
+                self.connection_slot(&claimed.connection.id).await
+            }
+        };
         let spec = MetricSpec {
             entity: claimed.link.metric.entity.clone(),
             view: claimed.link.metric.view.clone(),
@@ -233,6 +262,7 @@ impl Syncer {
                     .unwrap_or("ask its admin")
             )));
         }
+        let owner = self.db.lease().id().to_string();
         let claim = self
             .db
             .run(move |conn| {
@@ -256,13 +286,14 @@ impl Syncer {
                     }));
                 }
                 tx.execute(
-                    "UPDATE metric_links SET running_since = ?2 WHERE key_result_id = ?1",
-                    params![key_result_id, now],
+                    "UPDATE metric_links SET running_since = ?2, running_owner = ?3
+                     WHERE key_result_id = ?1",
+                    params![key_result_id, now, owner],
                 )?;
                 let run_id: i64 = tx.query_row(
-                    "INSERT INTO sync_runs (key_result_id, trigger, started_at, status)
-                     VALUES (?1, ?2, ?3, 'running') RETURNING id",
-                    params![key_result_id, trigger.as_str(), now],
+                    "INSERT INTO sync_runs (key_result_id, trigger, started_at, status, owner)
+                     VALUES (?1, ?2, ?3, 'running', ?4) RETURNING id",
+                    params![key_result_id, trigger.as_str(), now, owner],
                     |r| r.get(0),
                 )?;
                 tx.commit()?;
@@ -335,7 +366,7 @@ impl Syncer {
                             )?;
                         }
                         tx.execute(
-                            "UPDATE metric_links SET running_since = NULL, failures = 0,
+                            "UPDATE metric_links SET running_since = NULL, running_owner = NULL, failures = 0,
                                  last_success_at = ?2, last_attempt_at = ?2, next_run_at = ?3,
                                  state = CASE state WHEN 'paused' THEN 'paused' ELSE 'active' END,
                                  state_reason = CASE state WHEN 'paused' THEN state_reason END
@@ -378,7 +409,7 @@ impl Syncer {
                                     now,
                                 )?;
                                 tx.execute(
-                                    "UPDATE metric_links SET running_since = NULL,
+                                    "UPDATE metric_links SET running_since = NULL, running_owner = NULL,
                                          last_attempt_at = ?2 WHERE key_result_id = ?1",
                                     params![kr, now],
                                 )?;
@@ -440,7 +471,8 @@ fn retry_at(
     count_failure: bool,
 ) -> rusqlite::Result<()> {
     tx.execute(
-        "UPDATE metric_links SET running_since = NULL, last_attempt_at = ?2, next_run_at = ?3,
+        "UPDATE metric_links SET running_since = NULL, running_owner = NULL, last_attempt_at = ?2,
+             next_run_at = ?3,
              failures = failures + ?4 WHERE key_result_id = ?1",
         params![key_result_id, now, at, i64::from(count_failure)],
     )?;
@@ -463,7 +495,8 @@ fn mark_broken(
     reason: &str,
 ) -> rusqlite::Result<()> {
     tx.execute(
-        "UPDATE metric_links SET running_since = NULL, last_attempt_at = ?2, state = 'broken',
+        "UPDATE metric_links SET running_since = NULL, running_owner = NULL, last_attempt_at = ?2,
+             state = 'broken',
              state_reason = ?3 WHERE key_result_id = ?1",
         params![link.key_result_id, now, reason],
     )?;
@@ -488,21 +521,37 @@ fn broken(
     mark_broken(tx, link, now, reason)
 }
 
-/// Sync runs that were running when the host stopped: marked interrupted, and
-/// their links made due so they run again, once.
+/// Sync runs that were running when their host process stopped: marked
+/// interrupted, and their links made due so they run again, once. Syncs of
+/// processes still running (a `kr sync` beside this one) are left alone.
 pub async fn recover_interrupted(db: &Database, now: Timestamp) -> Result<usize, DbError> {
+    let lease = Arc::clone(db.lease());
     db.run(move |conn| {
         let tx = conn.transaction()?;
-        let interrupted = tx.execute(
-            "UPDATE sync_runs SET status = 'interrupted', finished_at = ?1
-             WHERE status = 'running'",
-            [now],
-        )?;
-        tx.execute(
-            "UPDATE metric_links SET running_since = NULL, next_run_at = min(next_run_at, ?1)
-             WHERE running_since IS NOT NULL",
-            [now],
-        )?;
+        let owners: Vec<Option<String>> = tx
+            .prepare(
+                "SELECT owner FROM sync_runs WHERE status = 'running'
+                 UNION SELECT running_owner FROM metric_links WHERE running_since IS NOT NULL",
+            )?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        let mut interrupted = 0;
+        for owner in owners {
+            if owner.as_deref().is_some_and(|id| lease.is_alive(id)) {
+                continue;
+            }
+            interrupted += tx.execute(
+                "UPDATE sync_runs SET status = 'interrupted', finished_at = ?1
+                 WHERE status = 'running' AND owner IS ?2",
+                params![now, owner],
+            )?;
+            tx.execute(
+                "UPDATE metric_links SET running_since = NULL, running_owner = NULL,
+                     next_run_at = min(next_run_at, ?1)
+                 WHERE running_since IS NOT NULL AND running_owner IS ?2",
+                params![now, owner],
+            )?;
+        }
         tx.commit()?;
         Ok(interrupted)
     })
@@ -534,26 +583,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn next_runs_spread_within_a_tenth_of_the_interval() {
+    fn links_keep_their_slot_every_interval_and_spread_over_it() {
         let now = 1_800_000_000;
-        let runs: Vec<Timestamp> = (1..=200).map(|kr| next_run(now, 3600, kr)).collect();
-        assert!(runs.iter().all(|at| (now + 3600..now + 3960).contains(at)));
-        let distinct: std::collections::BTreeSet<_> = runs.iter().collect();
+        let firsts: Vec<Timestamp> = (1..=200).map(|kr| next_run(now, 3600, kr)).collect();
+        assert!(
+            firsts.iter().all(|at| (now + 1..=now + 3600).contains(at)),
+            "within an interval"
+        );
+        let distinct: std::collections::BTreeSet<_> = firsts.iter().map(|at| at % 3600).collect();
         assert!(
             distinct.len() > 150,
             "links added together spread out: {}",
             distinct.len()
         );
-        assert_eq!(
-            next_run(now, 3600, 7),
-            next_run(now, 3600, 7),
-            "reproducible"
-        );
-        assert_eq!(
-            next_run(now, 5, 7),
-            now + 5,
-            "tiny intervals are not jittered"
-        );
+        for kr in 1..=50 {
+            let mut at = next_run(now, 3600, kr);
+            for late in [0, 1, 59, 1800, 3599] {
+                let next = next_run(at + late, 3600, kr);
+                assert_eq!(next, at + 3600, "no drift for a run {late} s late");
+                at = next;
+            }
+            assert_eq!(
+                next_run(at + 3600, 3600, kr),
+                at + 7200,
+                "a run a whole interval late skips the missed slot"
+            );
+        }
+        assert_eq!(next_run(now, 1, 7), now + 1);
+        assert!((now + 1..=now + 5).contains(&next_run(now, 5, 7)));
     }
 
     #[test]

@@ -49,6 +49,7 @@ async fn links_sync_every_hour_spread_by_jitter() {
         krs.push(hot_leads_kr(&world, &format!("KR {i}")).await);
     }
     let scheduler = world.scheduler(8);
+    let linked_at = world.now();
     let first = scheduler.run_due().await.expect("first round");
     assert_eq!(first.succeeded, 24, "new links sync at once");
     for kr in &krs {
@@ -57,36 +58,46 @@ async fn links_sync_every_hour_spread_by_jitter() {
     let next: Vec<i64> = futures_next_runs(&world, &krs).await;
     assert!(
         next.iter()
-            .all(|at| (world.now() + 3600..world.now() + 3960).contains(at))
+            .all(|at| (linked_at + 1..=linked_at + 3600).contains(at)),
+        "the next sync is within the hour: {next:?}"
     );
     assert!(
         next.iter().collect::<BTreeSet<_>>().len() >= 16,
         "links added together spread out: {next:?}"
     );
-
     assert_eq!(
         scheduler.run_due().await.unwrap().started,
         0,
         "nothing due yet"
     );
-    world.clock.advance(3599);
-    assert_eq!(
-        scheduler.run_due().await.unwrap().started,
-        0,
-        "not before the hour"
-    );
-    world.clock.advance(361);
-    assert_eq!(
-        scheduler.run_due().await.unwrap().succeeded,
-        24,
-        "all due within the jitter"
-    );
+
+    // Four hours in steps of a minute, the scheduler looking each minute.
+    for _ in 0..4 * 60 {
+        world.clock.advance(60);
+        scheduler.run_due().await.unwrap();
+    }
     for kr in &krs {
-        let runs = sync::history(&world.db, kr.id, 10).await.unwrap();
-        assert_eq!(runs.len(), 2, "one run per hour");
+        let mut starts: Vec<i64> = sync::history(&world.db, kr.id, 20)
+            .await
+            .unwrap()
+            .iter()
+            .inspect(|r| {
+                assert_eq!(
+                    (r.trigger.as_str(), r.status.as_str()),
+                    ("scheduled", "success")
+                )
+            })
+            .map(|r| r.started_at)
+            .collect();
+        starts.reverse();
+        let gaps: Vec<i64> = starts.windows(2).map(|w| w[1] - w[0]).collect();
         assert!(
-            runs.iter()
-                .all(|r| r.trigger == "scheduled" && r.status == "success")
+            gaps.len() >= 3,
+            "a first sync and one each hour: {starts:?}"
+        );
+        assert!(
+            gaps[1..].iter().all(|gap| *gap == 3600),
+            "hourly on the link's slot, without drifting: {gaps:?}"
         );
     }
 }
@@ -118,6 +129,57 @@ async fn per_connection_concurrency_is_bounded_at_the_simulator() {
         peak >= 2,
         "syncs of one connection do run concurrently (peak {peak})"
     );
+}
+
+#[tokio::test]
+async fn a_link_falling_due_starts_while_a_slow_sync_is_still_running() {
+    let world = World::new().await;
+    let krs = [
+        hot_leads_kr(&world, "First").await,
+        hot_leads_kr(&world, "Second").await,
+    ];
+    let mut slots = Vec::new();
+    for kr in &krs {
+        world.syncer.sync(kr.id, Trigger::Manual).await.unwrap();
+        slots.push((world.link_of(kr).await.next_run_at, kr));
+    }
+    slots.sort_by_key(|(at, _)| *at);
+    let [(early_at, early), (late_at, late)] = [slots[0], slots[1]];
+    assert!(early_at < late_at, "two links with distinct slots");
+
+    world.clock.advance(early_at - world.now());
+    world.sim.server.set_latency(Duration::from_secs(4));
+    let scheduler = world.scheduler(8);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(async move {
+        scheduler
+            .run(Duration::from_millis(20), async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    wait_until_running(&world, early).await;
+    world.clock.advance(late_at - world.now());
+    wait_until_running(&world, late).await;
+    assert!(
+        world.link_of(early).await.running_since.is_some(),
+        "the second link started while the first was still syncing"
+    );
+    let _ = stop.send(());
+    let total = running.await.unwrap().unwrap();
+    assert_eq!((total.started, total.succeeded), (2, 2));
+}
+
+async fn wait_until_running(world: &World, kr: &keyresults::KeyResult) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while world.link_of(kr).await.running_since.is_none() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the sync of '{}' never started",
+            kr.title
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 #[tokio::test]

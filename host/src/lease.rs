@@ -1,0 +1,137 @@
+//! Which host processes sharing a data directory are alive. Every process holds
+//! an exclusive lock on its own file under `<data dir>/processes/`; the OS drops
+//! the lock when the process ends, however it ends (`kill -9` included), so the
+//! owner of a sync's claim is alive exactly while its file is locked.
+
+use std::fs::{self, File, TryLockError};
+use std::io;
+use std::path::{Path, PathBuf};
+
+pub struct ProcessLease {
+    id: String,
+    /// `None` for an in-memory database, which no other process can share.
+    dir: Option<PathBuf>,
+    _held: Option<File>,
+}
+
+impl ProcessLease {
+    /// Takes a lease for this process in `data_dir`, and removes the files of
+    /// processes that ended without removing their own.
+    pub fn acquire(data_dir: &Path) -> io::Result<ProcessLease> {
+        let dir = data_dir.join("processes");
+        fs::create_dir_all(&dir)?;
+        sweep(&dir);
+        let id = format!("{}-{:016x}", std::process::id(), fastrand::u64(..));
+        let file = File::create(dir.join(format!("{id}.lock")))?;
+        file.lock()?;
+        Ok(ProcessLease {
+            id,
+            dir: Some(dir),
+            _held: Some(file),
+        })
+    }
+
+    /// A lease for a database only this process can see.
+    pub fn private() -> ProcessLease {
+        ProcessLease {
+            id: format!("{}-{:016x}", std::process::id(), fastrand::u64(..)),
+            dir: None,
+            _held: None,
+        }
+    }
+
+    /// This process's id, recorded with every claim it makes.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Whether the process that recorded `id` may still be running. When its
+    /// file cannot be checked it counts as alive: the claim's lease then ends it.
+    pub fn is_alive(&self, id: &str) -> bool {
+        if id == self.id {
+            return true;
+        }
+        let Some(dir) = &self.dir else {
+            return false;
+        };
+        if !id.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+            return false;
+        }
+        let path = dir.join(format!("{id}.lock"));
+        match File::open(&path) {
+            Err(error) => error.kind() != io::ErrorKind::NotFound,
+            Ok(file) => match file.try_lock() {
+                Ok(()) => {
+                    let _ = fs::remove_file(&path);
+                    false
+                }
+                Err(TryLockError::WouldBlock) => true,
+                Err(TryLockError::Error(_)) => true,
+            },
+        }
+    }
+}
+
+impl Drop for ProcessLease {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.dir {
+            let _ = fs::remove_file(dir.join(format!("{}.lock", self.id)));
+        }
+    }
+}
+
+/// Removes lock files nobody holds.
+fn sweep(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if let Ok(file) = File::open(&path)
+            && file.try_lock().is_ok()
+        {
+            let _ = fs::remove_file(&path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lease_is_alive_while_held_and_gone_once_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let mine = ProcessLease::acquire(dir.path()).unwrap();
+        let other = ProcessLease::acquire(dir.path()).unwrap();
+        let other_id = other.id().to_string();
+        assert!(mine.is_alive(&other_id));
+        assert!(mine.is_alive(mine.id()));
+        drop(other);
+        assert!(!mine.is_alive(&other_id));
+        assert!(!mine.is_alive("1234-00000000000000ff"), "never seen");
+        assert!(!mine.is_alive("../goals.db"), "not a lease id");
+    }
+
+    #[test]
+    fn a_file_left_unlocked_counts_as_gone_and_is_swept() {
+        let dir = tempfile::tempdir().unwrap();
+        let processes = dir.path().join("processes");
+        fs::create_dir_all(&processes).unwrap();
+        // What a killed process leaves: its file, with no lock on it.
+        let left = processes.join("99-00000000000000aa.lock");
+        File::create(&left).unwrap();
+        let mine = ProcessLease::acquire(dir.path()).unwrap();
+        assert!(!left.exists(), "swept when a lease is taken");
+        File::create(&left).unwrap();
+        assert!(!mine.is_alive("99-00000000000000aa"));
+        assert!(!left.exists());
+    }
+
+    #[test]
+    fn an_in_memory_database_has_no_other_processes() {
+        let lease = ProcessLease::private();
+        assert!(lease.is_alive(lease.id()));
+        assert!(!lease.is_alive("1-0"));
+    }
+}
