@@ -211,6 +211,9 @@ pub fn columns(columns: &[Column]) -> Report {
                 .iter()
                 .map(|c| {
                     json!({
+                        // A column is identified by its cell name (`attribute`
+                        // or `alias.attribute`), which `--column` takes.
+                        "id": c.name,
                         "name": c.name,
                         "display_name": c.display_name,
                         "type": column_type_name(c.column_type),

@@ -66,6 +66,15 @@ pub enum ConnectionCommand {
     },
     /// Check a connection: whom it signs in as (WhoAmI), or why it cannot
     Test { name: String },
+    /// Stop every sync through a connection (its links say why) until it is enabled
+    Disable {
+        name: String,
+        /// Why, shown on its links and Key Results
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Let a disabled connection sync again; its links run at once
+    Enable { name: String },
 }
 
 fn secret_from(variable: &str) -> anyhow::Result<Secret> {
@@ -187,11 +196,46 @@ pub async fn run(context: &Context<'_>, command: &ConnectionCommand) -> anyhow::
                     connections::forget_plugin_storage(db, &record.id).await?;
                 }
             }
-            signed_in(context, &record).await?;
+            usable_again(context, &record).await?;
             let record = connections::get_by_id(db, &record.id).await?;
             Ok(Report {
                 text: format!(
                     "connection '{}' is signed in again; its links resume",
+                    record.name
+                ),
+                json: render::connection(&record),
+            })
+        }
+        ConnectionCommand::Disable { name, reason } => {
+            let record = connections::get(db, name, org).await?;
+            let reason = match reason {
+                Some(reason) => format!("disabled by an admin: {reason}"),
+                None => "disabled by an admin".to_string(),
+            };
+            connections::set_status(db, &record.id, Status::Disabled, Some(&reason)).await?;
+            let record = connections::get_by_id(db, &record.id).await?;
+            Ok(Report {
+                text: format!(
+                    "connection '{}' is disabled: its links stop until `goals-host connection enable {}`",
+                    record.name, record.name
+                ),
+                json: render::connection(&record),
+            })
+        }
+        ConnectionCommand::Enable { name } => {
+            let record = connections::get(db, name, org).await?;
+            if record.status != Status::Disabled {
+                anyhow::bail!(
+                    "connection '{}' is not disabled (it is {}); nothing to enable",
+                    record.name,
+                    record.status.as_str()
+                );
+            }
+            usable_again(context, &record).await?;
+            let record = connections::get_by_id(db, &record.id).await?;
+            Ok(Report {
+                text: format!(
+                    "connection '{}' is enabled; its links sync at once",
                     record.name
                 ),
                 json: render::connection(&record),
@@ -257,9 +301,9 @@ async fn device_sign_in(
     Ok(())
 }
 
-/// After a successful sign-in: the connection is usable again and its links that
-/// waited run at once.
-async fn signed_in(context: &Context<'_>, record: &ConnectionRecord) -> anyhow::Result<()> {
+/// After a successful sign-in, or enabled by an admin: the connection is usable
+/// again and its links that waited run at once.
+async fn usable_again(context: &Context<'_>, record: &ConnectionRecord) -> anyhow::Result<()> {
     let db = &context.db;
     connections::set_status(db, &record.id, Status::Ok, None).await?;
     let now = context.clock.now();

@@ -12,6 +12,7 @@ use crate::goals::sync::{self, SyncError, SyncRun, Syncer, Trigger};
 use crate::names::{aggregation_name, currency_name, view_kind_name};
 use crate::render::{self, Report, table};
 use crate::runtime::PluginRuntime;
+use anyhow::Context as _;
 use clap::{Subcommand, ValueEnum};
 use serde_json::{Value, json};
 use std::io::IsTerminal;
@@ -173,7 +174,7 @@ pub async fn run(context: &Context<'_>, command: &KrCommand) -> anyhow::Result<R
         KrCommand::Link(args) => link(context, args).await,
         KrCommand::Unlink { kr } => {
             let kr = keyresults::find(db, kr).await?;
-            keyresults::unlink(db, kr.id).await?;
+            keyresults::unlink(db, kr.id, now).await?;
             Ok(Report {
                 text: format!("Key Result {} is no longer linked; its value stays", kr.id),
                 json: kr_json(&kr),
@@ -281,17 +282,46 @@ async fn link(context: &Context<'_>, args: &LinkArgs) -> anyhow::Result<Report> 
         (&existing, &args.connection, flags_given, args.interactive)
     {
         let conn = connections::get(db, name, Some(&org.name)).await?;
-        let current = existing.metric.clone();
-        let wanted = Wanted {
-            app: current.app_id.clone(),
+        let current = &existing.metric;
+        let wanted = |app: &str, view: &str| Wanted {
+            app: app.to_string(),
             entity: current.entity.clone(),
-            view: current.view.id.clone(),
+            view: view.to_string(),
             column: current.column.clone(),
             aggregation: current.aggregation,
             currency: current.currency,
         };
-        let chosen = linking::choose(&runtime, &conn, &wanted).await?;
-        keyresults::swap_connection(db, kr.id, &conn.id, context.clock.now()).await?;
+        // Another environment (a sandbox beside production) has its own ids for
+        // the same app and view: look them up by id first, then by name.
+        let chosen = match linking::choose(
+            &runtime,
+            &conn,
+            &wanted(&current.app_id, &current.view.id),
+        )
+        .await
+        {
+            Ok(chosen) => chosen,
+            Err(by_id) => linking::choose(
+                &runtime,
+                &conn,
+                &wanted(&current.app_name, &current.view_name),
+            )
+            .await
+            .with_context(|| {
+                format!(
+                    "connection '{}' has neither app/view ids nor an app '{}' with a view '{}' (by id: {by_id:#})",
+                    conn.name, current.app_name, current.view_name
+                )
+            })?,
+        };
+        keyresults::save_link(
+            db,
+            kr.id,
+            chosen.metric,
+            existing.interval_seconds,
+            context.clock.now(),
+        )
+        .await?;
         return saved(context, runtime, &kr, &conn, chosen.preview, "moved to").await;
     }
 
@@ -408,13 +438,16 @@ pub async fn details(db: &Database, now: Timestamp, reference: &str) -> anyhow::
     let conn = connections::get_by_id(db, &link.metric.connection_id).await?;
     let last_run = sync::history(db, kr.id, 1).await?.into_iter().next();
     let stopped = org.disabled_reason().or_else(|| {
-        (conn.status != connections::Status::Ok).then(|| {
-            format!(
-                "connection '{}' needs sign-in: {}",
-                conn.name,
-                conn.status_reason.as_deref().unwrap_or("sign in again")
-            )
-        })
+        let (what, otherwise) = match conn.status {
+            connections::Status::Ok => return None,
+            connections::Status::NeedsSignIn => ("needs sign-in", "sign in again"),
+            connections::Status::Disabled => ("is disabled", "an admin can enable it again"),
+        };
+        Some(format!(
+            "connection '{}' {what}: {}",
+            conn.name,
+            conn.status_reason.as_deref().unwrap_or(otherwise)
+        ))
     });
     let stale = is_stale(&link, now);
     let m = &link.metric;
@@ -511,7 +544,7 @@ fn check_in_note(link: Option<&Link>) -> String {
             "the link is paused, so the value stays until it is resumed".to_string()
         }
         Some(link) => format!(
-            "the next sync ({}) will replace it",
+            "the next sync ({}) will replace it; pause the link (`goals-host kr pause`) to keep it",
             clock::format(link.next_run_at)
         ),
         None => "not linked, so the value stays".to_string(),

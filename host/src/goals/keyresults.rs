@@ -375,32 +375,12 @@ pub async fn save_link(
         .ok_or(KeyResultError::NotLinked(key_result_id))
 }
 
-/// Moves a linked Key Result to another connection; the metric stays the same.
-pub async fn swap_connection(
+/// Removes the link; the Key Result keeps its value and its open alerts close.
+pub async fn unlink(
     db: &Database,
     key_result_id: i64,
-    connection_id: &str,
     now: Timestamp,
-) -> Result<Link, KeyResultError> {
-    let connection_id = connection_id.to_string();
-    let changed = db
-        .run(move |conn| {
-            Ok(conn.execute(
-                "UPDATE metric_links SET connection_id = ?2, state = 'active', state_reason = NULL,
-                     failures = 0, next_run_at = ?3 WHERE key_result_id = ?1",
-                params![key_result_id, connection_id, now],
-            )?)
-        })
-        .await?;
-    if changed == 0 {
-        return Err(KeyResultError::NotLinked(key_result_id));
-    }
-    link(db, key_result_id)
-        .await?
-        .ok_or(KeyResultError::NotLinked(key_result_id))
-}
-
-pub async fn unlink(db: &Database, key_result_id: i64) -> Result<(), KeyResultError> {
+) -> Result<(), KeyResultError> {
     let changed = db
         .run(move |conn| {
             let tx = conn.transaction()?;
@@ -409,9 +389,9 @@ pub async fn unlink(db: &Database, key_result_id: i64) -> Result<(), KeyResultEr
                 [key_result_id],
             )?;
             tx.execute(
-                "UPDATE alerts SET closed_at = unixepoch()
+                "UPDATE alerts SET closed_at = ?2
                  WHERE subject = 'kr:' || ?1 AND closed_at IS NULL",
-                [key_result_id],
+                params![key_result_id, now],
             )?;
             tx.commit()?;
             Ok(changed)

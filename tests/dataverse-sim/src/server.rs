@@ -319,11 +319,17 @@ impl RunningSimulator {
         });
     }
 
-    /// Adds rows to a table, visible to every query of this simulator. Rows use
-    /// logical names, like [`Row`] (lookups as the referenced id, nulls absent).
+    /// Gives a view another id, as the same view has in another environment
+    /// (a sandbox beside production). Only this simulator sees the change.
     ///
     /// # Panics
-    /// If the table does not exist.
+    /// If no view has this id.
+    pub fn rekey_view(&self, id: &str, new_id: &str) {
+        self.change("rekey_view", |overlay| {
+            overlay.rekey_view(dataset(), id, new_id)
+        });
+    }
+
     /// Makes every Web API answer wait `latency` first (token answers do not).
     pub fn set_latency(&self, latency: Duration) {
         *lock(&self.state.latency) = latency;
@@ -334,6 +340,11 @@ impl RunningSimulator {
         self.state.peak.load(Ordering::SeqCst)
     }
 
+    /// Adds rows to a table, visible to every query of this simulator. Rows use
+    /// logical names, like [`Row`] (lookups as the referenced id, nulls absent).
+    ///
+    /// # Panics
+    /// If the table does not exist.
     pub fn add_rows(&self, entity: &str, rows: Vec<Row>) {
         self.change("add_rows", |overlay| {
             overlay.add_rows(dataset(), entity, rows)

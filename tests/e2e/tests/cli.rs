@@ -156,6 +156,12 @@ async fn list_commands_print_json_arrays_with_ids_and_names() {
         .expect("estimatedvalue column");
     assert_eq!(estimated["type"], "money");
     assert!(
+        columns
+            .as_array()
+            .is_some_and(|all| all.iter().all(|c| c["id"] == c["name"])),
+        "every column has the id --column takes: {columns}"
+    );
+    assert!(
         estimated["aggregations"]
             .as_array()
             .is_some_and(|a| a.iter().any(|x| x == "sum"))
@@ -163,58 +169,83 @@ async fn list_commands_print_json_arrays_with_ids_and_names() {
 }
 
 #[tokio::test]
-async fn measure_prints_value_records_and_requests() {
+async fn measure_prints_value_records_currency_and_requests() {
     let sim = Sim::start().await;
     let cli = Cli::new();
     assert!(cli.add_connection(&sim, "sim").await.success());
-    let measured = cli
-        .json(&[
-            "measure",
-            "--connection",
-            "sim",
-            "--entity",
-            "opportunity",
-            "--view",
-            "Open Opportunities",
-            "--column",
-            "estimatedvalue",
-            "--aggregation",
-            "count",
-        ])
+    // By id, so the measure makes no requests to find the view by its name.
+    let views = cli
+        .json(&["views", "--connection", "sim", "--entity", "opportunity"])
         .await;
-    let open = dataset()
+    let view = views
+        .as_array()
+        .and_then(|all| all.iter().find(|v| v["name"] == "Open Opportunities"))
+        .and_then(|v| v["id"].as_str())
+        .expect("the view's id")
+        .to_string();
+    let args = [
+        "measure",
+        "--connection",
+        "sim",
+        "--entity",
+        "opportunity",
+        "--view",
+        &view,
+        "--column",
+        "estimatedvalue",
+        "--aggregation",
+        "sum",
+    ];
+    let open: Vec<_> = dataset()
         .rows("opportunity")
         .iter()
         .filter(|row| row.get("statecode") == Some(&serde_json::json!(0)))
+        .collect();
+    // Money sums in the organization's base currency, nulls left out.
+    let base_sum: f64 = open
+        .iter()
+        .filter_map(|row| row.get("estimatedvalue_base").and_then(|v| v.as_f64()))
+        .sum();
+
+    sim.server.clear_requests();
+    let measured = cli.json(&args).await;
+    let value = measured["value"].as_f64().expect("a number");
+    assert!((value - base_sum).abs() < 0.01, "{value} vs {base_sum}");
+    assert_eq!(measured["currency"], "USD");
+    assert_eq!(measured["records"], serde_json::json!(open.len()));
+    // The command first finds the view among the entity's views (its own
+    // calls); every other request the simulator saw is the measurement's.
+    let seen = sim.server.requests();
+    let finding_the_view = seen
+        .iter()
+        .filter(|r| r.path.ends_with("/savedqueries") || r.path.ends_with("/userqueries"))
         .count();
-    assert_eq!(measured["value"], serde_json::json!(open as f64));
-    assert_eq!(measured["records"], serde_json::json!(open));
-    assert!(measured["requests"].as_u64().is_some_and(|n| n >= 1));
+    assert_eq!(
+        measured["requests"],
+        serde_json::json!(seen.len() - finding_the_view),
+        "{seen:#?}"
+    );
     assert!(
         measured["query"]
             .as_str()
-            .is_some_and(|q| q.contains("aggregate"))
+            .is_some_and(|q| q.contains(r#"aggregate="sum""#) && q.contains("estimatedvalue_base"))
     );
 
-    let text = cli
-        .run(&[
-            "measure",
-            "--connection",
-            "sim",
-            "--entity",
-            "opportunity",
-            "--view",
-            "Open Opportunities",
-            "--column",
-            "estimatedvalue",
-            "--aggregation",
-            "count",
-        ])
-        .await;
-    assert!(text.success());
-    for label in ["value", "currency", "records", "requests"] {
-        assert!(text.stdout.contains(label), "{}", text.stdout);
-    }
+    // The preview a person reads says the same.
+    let text = cli.run(&args).await;
+    assert!(text.success(), "{}", text.stderr);
+    let field = |label: &str| -> String {
+        text.stdout
+            .lines()
+            .find_map(|line| line.strip_prefix(label))
+            .map(|rest| rest.trim().to_string())
+            .unwrap_or_else(|| panic!("no {label} line:\n{}", text.stdout))
+    };
+    let shown: f64 = field("value").replace(',', "").parse().expect("the value");
+    assert!((shown - base_sum).abs() < 0.01, "{shown} vs {base_sum}");
+    assert_eq!(field("currency"), "USD");
+    assert_eq!(field("records"), open.len().to_string());
+    assert_eq!(field("requests"), "1", "a second measure is one request");
 }
 
 #[tokio::test]

@@ -91,6 +91,10 @@ async fn a_key_result_linked_by_flags_syncs_and_shows_its_details() {
     assert_eq!(link["column"], "fullname");
     assert_eq!(link["aggregation"], "count");
     assert_eq!(link["state"], "active");
+    assert_eq!(
+        link["interval_seconds"], 3600,
+        "the plugin's declared interval, hourly"
+    );
     assert_eq!(details["stale"], false);
     assert_eq!(details["last_run"]["status"], "success");
     assert!(link["next_run_at"].as_i64().is_some());
@@ -324,6 +328,48 @@ async fn a_stopped_scheduler_catches_up_once_when_started_again() {
     assert_eq!(next, last + 1, "the next run follows the interval from now");
 }
 
+/// `goals-host run` starting while a Sync now runs in another process leaves
+/// that sync alone: it is neither marked interrupted nor run again beside it.
+#[tokio::test]
+async fn a_scheduler_starting_beside_a_running_sync_now_leaves_it_alone() {
+    let sim = Sim::start().await;
+    let cli = Cli::new();
+    assert!(cli.add_connection(&sim, "sim").await.success());
+    let kr = create_kr(&cli, &[]).await;
+    link_hot_leads(&cli, &kr, &[]).await;
+    sim.server.set_latency(Duration::from_secs(5));
+    let statuses = |history: Value| -> Vec<String> {
+        history
+            .as_array()
+            .map(|runs| {
+                runs.iter()
+                    .map(|r| r["status"].as_str().unwrap_or_default().to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let sync_args = ["kr", "sync", &kr, "--json"];
+    let (sync_now, scheduler) = tokio::join!(cli.run(&sync_args), async {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while !statuses(cli.json(&["kr", "history", &kr]).await).contains(&"running".to_string()) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "Sync now never started"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        cli.json(&["run", "--once"]).await
+    });
+    assert!(sync_now.success(), "{}", sync_now.stderr);
+    assert_eq!(scheduler["recovered_interrupted"], 0, "{scheduler}");
+    assert_eq!(scheduler["started"], 0, "{scheduler}");
+    assert_eq!(
+        statuses(cli.json(&["kr", "history", &kr]).await),
+        ["success", "success"],
+        "the link's first sync and the Sync now, nothing interrupted"
+    );
+}
+
 #[tokio::test]
 async fn a_key_result_moves_to_another_connection_of_its_organization() {
     let primary = Sim::start().await;
@@ -352,6 +398,13 @@ async fn a_key_result_moves_to_another_connection_of_its_organization() {
         ])
         .await;
     assert_eq!(linked["run"]["status"], "success");
+    let primary_view = cli.json(&["kr", "show", &kr]).await["link"]["view_id"]
+        .as_str()
+        .expect("the view's id")
+        .to_string();
+    // The backup environment knows the same view under another id.
+    let backup_view = "0b5e1e55-0000-4000-8000-00000000beef";
+    backup.server.rekey_view(&primary_view, backup_view);
 
     backup.server.clear_requests();
     let moved = cli
@@ -363,6 +416,10 @@ async fn a_key_result_moves_to_another_connection_of_its_organization() {
     assert_eq!(
         details["link"]["view"], "Hot Leads",
         "the metric stays the same"
+    );
+    assert_eq!(
+        details["link"]["view_id"], backup_view,
+        "found by name, saved under the backup's id"
     );
     assert!(
         !backup.server.requests().is_empty(),
@@ -391,4 +448,160 @@ async fn a_key_result_moves_to_another_connection_of_its_organization() {
         .await;
     assert!(!refused.success());
     assert_eq!(refused.json()["error"]["kind"], "not-found");
+}
+
+fn alert_kinds(alerts: &Value) -> Vec<String> {
+    alerts
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .map(|a| a["kind"].as_str().unwrap_or_default().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_check_in_stays_while_paused_and_the_next_sync_after_resuming_replaces_it() {
+    let sim = Sim::start().await;
+    let cli = Cli::new();
+    assert!(cli.add_connection(&sim, "sim").await.success());
+    let kr = create_kr(&cli, &[]).await;
+    link_hot_leads(&cli, &kr, &[]).await;
+
+    cli.json(&["kr", "checkin", &kr, "42"]).await;
+    let shown = cli.run(&["kr", "show", &kr]).await.stdout;
+    assert!(
+        shown.contains("will replace it") && shown.contains("kr pause"),
+        "the details say the next sync replaces the check-in, unless paused:\n{shown}"
+    );
+
+    // Resuming makes the link due at once; pausing again keeps the scheduler off it.
+    assert_eq!(cli.json(&["kr", "pause", &kr]).await["state"], "paused");
+    cli.json(&["kr", "resume", &kr]).await;
+    assert_eq!(cli.json(&["kr", "pause", &kr]).await["state"], "paused");
+    let shown = cli.run(&["kr", "show", &kr]).await.stdout;
+    assert!(shown.contains("the link is paused"), "{shown}");
+    assert_eq!(cli.json(&["run", "--once"]).await["started"], 0);
+    let details = cli.json(&["kr", "show", &kr]).await;
+    assert_eq!(details["key_result"]["current_value"], json!(42.0));
+    assert_eq!(details["key_result"]["current_source"], "check-in");
+
+    assert_eq!(cli.json(&["kr", "resume", &kr]).await["state"], "active");
+    assert_eq!(cli.json(&["run", "--once"]).await["succeeded"], 1);
+    let details = cli.json(&["kr", "show", &kr]).await;
+    assert_eq!(details["key_result"]["current_value"], json!(hot_leads()));
+    assert_eq!(details["key_result"]["current_source"], "sync");
+}
+
+#[tokio::test]
+async fn a_deleted_view_breaks_the_link_with_one_alert_until_it_is_unlinked() {
+    let sim = Sim::start().await;
+    let cli = Cli::new();
+    assert!(cli.add_connection(&sim, "sim").await.success());
+    let kr = create_kr(&cli, &[]).await;
+    link_hot_leads(&cli, &kr, &[]).await;
+    let view = cli.json(&["kr", "show", &kr]).await["link"]["view_id"]
+        .as_str()
+        .expect("the view's id")
+        .to_string();
+    sim.server.delete_view(&view);
+
+    // Sync now ran, and reports the failed sync it recorded.
+    let failed = cli.json(&["kr", "sync", &kr]).await;
+    assert_eq!(failed["run"]["status"], "failure", "{failed}");
+    let details = cli.json(&["kr", "show", &kr]).await;
+    assert_eq!(details["link"]["state"], "broken", "{details}");
+    let reason = details["link"]["state_reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.starts_with("view or column was deleted or renamed: relink"),
+        "{reason}"
+    );
+    assert_eq!(details["last_run"]["status"], "failure");
+    assert_eq!(details["last_run"]["error_kind"], "not-found");
+    assert_eq!(
+        details["key_result"]["current_value"],
+        json!(hot_leads()),
+        "the last good value stays"
+    );
+    let shown = cli.run(&["kr", "show", &kr]).await.stdout;
+    assert!(shown.contains("deleted or renamed"), "{shown}");
+
+    for _ in 0..2 {
+        assert_eq!(
+            cli.json(&["run", "--once"]).await["started"],
+            0,
+            "a broken link stops"
+        );
+    }
+    let alerts = cli.json(&["alerts"]).await;
+    assert_eq!(
+        alert_kinds(&alerts),
+        ["broken-link"],
+        "one per episode: {alerts}"
+    );
+    assert!(
+        alerts[0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("deleted or renamed")),
+        "{alerts}"
+    );
+
+    cli.json(&["kr", "unlink", &kr]).await;
+    assert_eq!(
+        cli.json(&["alerts"]).await,
+        json!([]),
+        "unlinking closes it"
+    );
+    let details = cli.json(&["kr", "show", &kr]).await;
+    assert_eq!(details["link"], Value::Null);
+    assert_eq!(details["key_result"]["current_value"], json!(hot_leads()));
+    let closed = cli.json(&["alerts", "--all"]).await;
+    assert!(
+        closed[0]["closed_at"].as_i64() >= closed[0]["opened_at"].as_i64(),
+        "{closed}"
+    );
+}
+
+#[tokio::test]
+async fn a_disabled_connection_stops_its_links_and_says_why_until_enabled() {
+    let sim = Sim::start().await;
+    let cli = Cli::new();
+    assert!(cli.add_connection(&sim, "sim").await.success());
+    let kr = create_kr(&cli, &[]).await;
+    link_hot_leads(&cli, &kr, &["--interval", "1"]).await;
+
+    let disabled = cli
+        .json(&["connection", "disable", "sim", "--reason", "license review"])
+        .await;
+    assert_eq!(disabled["status"], "disabled");
+    let details = cli.json(&["kr", "show", &kr]).await;
+    let why = details["link"]["stopped_because"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        why.contains("connection 'sim' is disabled") && why.contains("license review"),
+        "{details}"
+    );
+    let sync = cli.run(&["kr", "sync", &kr]).await;
+    assert!(!sync.success());
+    assert!(sync.stderr.contains("disabled"), "{}", sync.stderr);
+
+    // Two intervals without a success: the value is stale, one alert says so.
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    for _ in 0..2 {
+        assert_eq!(cli.json(&["run", "--once"]).await["started"], 0);
+    }
+    assert_eq!(cli.json(&["kr", "show", &kr]).await["stale"], true);
+    assert_eq!(alert_kinds(&cli.json(&["alerts"]).await), ["stale"]);
+
+    let enabled = cli.json(&["connection", "enable", "sim"]).await;
+    assert_eq!(enabled["status"], "ok");
+    assert_eq!(cli.json(&["run", "--once"]).await["succeeded"], 1);
+    assert_eq!(cli.json(&["kr", "show", &kr]).await["stale"], false);
+    assert_eq!(cli.json(&["alerts"]).await, json!([]));
+
+    let again = cli.run(&["connection", "enable", "sim"]).await;
+    assert!(!again.success());
+    assert!(again.stderr.contains("is not disabled"), "{}", again.stderr);
 }

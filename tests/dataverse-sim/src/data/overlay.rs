@@ -107,6 +107,26 @@ impl Overlay {
         Ok(())
     }
 
+    /// Gives a view another id, as the same view has in another environment.
+    pub fn rekey_view(&mut self, base: &Dataset, id: &str, new_id: &str) -> Result<(), String> {
+        let (id, new_id) = (id.to_ascii_lowercase(), new_id.to_ascii_lowercase());
+        let view = self
+            .views_mut(base)
+            .iter_mut()
+            .find(|v| v.id == id)
+            .ok_or_else(|| format!("there is no view with id {id}"))?;
+        view.id.clone_from(&new_id);
+        let kind = view.kind;
+        let id_column = format!("{}id", kind.logical_name());
+        let row = self
+            .table_mut(base, kind.logical_name())
+            .iter_mut()
+            .find(|r| r.get(&id_column).and_then(Value::as_str) == Some(id.as_str()))
+            .ok_or_else(|| format!("the view {id} has no {} row", kind.logical_name()))?;
+        row.insert(id_column, json!(new_id));
+        Ok(())
+    }
+
     /// Removes a column from a table's definition (rows keep their values, but
     /// nothing can name or return the column any more). A money column takes
     /// its `_base` twin along, as in Dataverse.
