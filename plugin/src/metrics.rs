@@ -252,12 +252,19 @@ fn prepare(session: &mut Session, spec: &MetricSpec) -> Result<Plan, Error> {
         )));
     }
 
-    let amount = column_type == ColumnType::Money
+    let money = column_type == ColumnType::Money;
+    let amount = money
         && !matches!(
             spec.aggregation,
             Aggregation::Count | Aggregation::CountValues | Aggregation::CountDistinct
         );
     let (target, currency) = match (amount, spec.currency) {
+        // Distinct amounts are told apart in the base currency, where 100 USD and
+        // 100 EUR are two amounts; the count itself has no currency.
+        (false, _) if money && spec.aggregation == Aggregation::CountDistinct => (
+            column.with_attribute(&format!("{}_base", column.attribute)),
+            Currency::None,
+        ),
         (false, _) => (column.clone(), Currency::None),
         // Rows may carry different currencies; each money column has a `_base` twin
         // converted to the base currency at the row's exchange rate.

@@ -72,6 +72,12 @@ pub fn read(session: &mut Session, read: &PageRead) -> Result<(Partial, String),
                 "an empty page claims more records",
             ));
         }
+        if page.value.len() > PAGE_SIZE as usize {
+            return Err(errors::unexpected_body(
+                "page",
+                "a page holds more rows than were asked for",
+            ));
+        }
         for row in &page.value {
             accumulator.add(row.get(read.value_key));
         }
@@ -79,10 +85,19 @@ pub fn read(session: &mut Session, read: &PageRead) -> Result<(Partial, String),
             return Ok((accumulator.finish(), first_query));
         }
         // Without a cookie Dataverse falls back to numbered pages.
-        cookie = match &page.paging_cookie {
+        let next = match &page.paging_cookie {
             Some(annotation) => Some(decode_cookie(annotation)?),
             None => None,
         };
+        // A cookie names the page's last row; the same cookie twice means the
+        // same page again, whose rows would be counted twice.
+        if next.is_some() && next == cookie {
+            return Err(errors::unexpected_body(
+                "page",
+                "the paging cookie did not advance (the same page came back twice)",
+            ));
+        }
+        cookie = next;
     }
     Err(Error::Limit(format!(
         "the view has more than {} rows, more than a sync reads; narrow the view with a filter",
@@ -128,17 +143,21 @@ mod tests {
 
     const TOKEN: &str = r#"{"token_type":"Bearer","expires_in":3599,"access_token":"tok"}"#;
 
+    /// A page of rows; one with more after it carries a cookie naming its last row.
     fn page(values: &[i64], more: bool) -> String {
         let rows: Vec<String> = values
             .iter()
             .map(|v| format!(r#"{{"accountid":"a{v}","numberofemployees":{v}}}"#))
             .collect();
-        let cookie = "<cookie pagenumber=\"2\" pagingcookie=\"%253ccookie%2520page%253d%25221%2522%253e%253c%252fcookie%253e\" istracking=\"False\" />";
+        let last = values.last().copied().unwrap_or_default();
+        let cookie = format!(
+            "<cookie pagenumber=\"2\" pagingcookie=\"%253ccookie%2520page%253d%25221%2522%253e%253caccountid%2520last%253d%2522a{last}%2522%2520%252f%253e%253c%252fcookie%253e\" istracking=\"False\" />"
+        );
         if more {
             format!(
                 r#"{{"value":[{}],"@Microsoft.Dynamics.CRM.morerecords":true,"@Microsoft.Dynamics.CRM.fetchxmlpagingcookie":{}}}"#,
                 rows.join(","),
-                serde_json::to_string(cookie).unwrap()
+                serde_json::to_string(&cookie).unwrap()
             )
         } else {
             format!(r#"{{"value":[{}]}}"#, rows.join(","))
@@ -194,8 +213,35 @@ mod tests {
         assert_eq!(fetch.attr("page"), Some("2"));
         assert_eq!(
             fetch.attr("paging-cookie"),
-            Some("<cookie page=\"1\"></cookie>")
+            Some("<cookie page=\"1\"><accountid last=\"a2\" /></cookie>")
         );
+    }
+
+    #[test]
+    fn the_same_page_twice_fails_the_read_instead_of_counting_it_twice() {
+        let platform = FakePlatform::default();
+        platform
+            .respond(200, &[], TOKEN)
+            .respond(200, &[], &page(&[1, 2], true))
+            .respond(200, &[], &page(&[1, 2], true));
+        let error = run(&platform, Aggregation::Sum).unwrap_err();
+        assert!(
+            matches!(&error, Error::Upstream(message) if message.contains("did not advance")),
+            "{error:?}"
+        );
+    }
+
+    #[test]
+    fn a_page_larger_than_asked_for_fails_the_read() {
+        let platform = FakePlatform::default();
+        let oversized: Vec<i64> = (0..=i64::from(PAGE_SIZE)).collect();
+        platform
+            .respond(200, &[], TOKEN)
+            .respond(200, &[], &page(&oversized, false));
+        assert!(matches!(
+            run(&platform, Aggregation::Count),
+            Err(Error::Upstream(_))
+        ));
     }
 
     #[test]

@@ -179,7 +179,11 @@ async fn an_unchanged_metric_syncs_in_one_request() {
             1,
             "{view}: the simulator saw one request"
         );
-        assert!(again.bytes_received > 0);
+        assert_eq!(
+            again.bytes_received as usize,
+            sim.server.requests()[0].response_bytes,
+            "{view}: the bytes received are the body the simulator sent"
+        );
     }
 }
 

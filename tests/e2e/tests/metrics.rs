@@ -181,6 +181,62 @@ async fn every_aggregation_of_every_column_type_matches_the_data() {
 }
 
 #[tokio::test]
+async fn distinct_amounts_are_told_apart_in_the_base_currency() {
+    let sim = Sim::start().await;
+    let (plugin, conn) = plugin_with_connection(&sim).await;
+    let rows = open_opportunities();
+    let rate = |row: &Row| row.get("exchangerate").and_then(Value::as_f64);
+    let in_rate = |wanted: f64| {
+        rows.iter()
+            .find(|row| rate(row) == Some(wanted))
+            .map(|row| (*row).clone())
+            .expect("an open opportunity in that currency")
+    };
+    // The same amount in dollars (the base) and in euros: two amounts.
+    let amount = 4321.0;
+    let mut added = Vec::new();
+    for (n, mut row) in [in_rate(1.0), in_rate(0.92)].into_iter().enumerate() {
+        let base = (amount / rate(&row).unwrap_or(1.0) * 100.0).round() / 100.0;
+        row.insert(
+            "opportunityid".to_string(),
+            Value::from(format!("0dd5e000-0000-4000-8000-00000000000{n}")),
+        );
+        row.insert("estimatedvalue".to_string(), Value::from(amount));
+        row.insert("estimatedvalue_base".to_string(), Value::from(base));
+        added.push(row);
+    }
+    assert!(
+        rows.iter()
+            .all(|row| row.get("estimatedvalue").and_then(Value::as_f64) != Some(amount)),
+        "the amount is new to the data"
+    );
+    sim.server.add_rows("opportunity", added.clone());
+
+    let values: Vec<Option<Value>> = rows
+        .iter()
+        .copied()
+        .chain(added.iter())
+        .map(|row| row.get("estimatedvalue_base").cloned())
+        .collect();
+    let measured = measure(
+        &plugin,
+        &conn,
+        "opportunity",
+        "Open Opportunities",
+        "estimatedvalue",
+        Aggregation::CountDistinct,
+    )
+    .await
+    .expect("count distinct amounts");
+    assert_matches(
+        &measured,
+        &expected(&values, Aggregation::CountDistinct),
+        "distinct base amounts",
+    );
+    assert_eq!(measured.currency, None, "a count has no currency");
+}
+
+#[tokio::test]
 async fn a_joined_column_is_aggregated_over_the_views_rows() {
     let sim = Sim::start().await;
     let (plugin, conn) = plugin_with_connection(&sim).await;
