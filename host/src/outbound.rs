@@ -118,15 +118,12 @@ enum AddressClass {
 fn classify(address: IpAddr) -> AddressClass {
     match address {
         IpAddr::V4(v4) => classify_v4(v4),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => classify_v4(v4),
-            None => classify_v6(v6),
-        },
+        IpAddr::V6(v6) => classify_v6(v6),
     }
 }
 
 fn classify_v4(v4: Ipv4Addr) -> AddressClass {
-    let [a, b, ..] = v4.octets();
+    let [a, b, c, _] = v4.octets();
     if v4.is_loopback() {
         AddressClass::Loopback
     } else if v4.is_private()
@@ -135,6 +132,7 @@ fn classify_v4(v4: Ipv4Addr) -> AddressClass {
         || v4.is_broadcast()
         || v4.is_multicast()
         || (a == 100 && (64..128).contains(&b)) // shared address space, cloud metadata
+        || (a == 192 && b == 0 && c == 0) // IETF protocol assignments, incl. Oracle's 192.0.0.192 metadata
         || a == 0
     {
         AddressClass::Internal
@@ -143,17 +141,54 @@ fn classify_v4(v4: Ipv4Addr) -> AddressClass {
     }
 }
 
+/// NAT64's well-known prefix 64:ff9b::/96 (RFC 6052): the last 32 bits are an
+/// IPv4 address a translator reaches on the client's behalf.
+const NAT64_WELL_KNOWN: [u16; 6] = [0x64, 0xff9b, 0, 0, 0, 0];
+
+/// 64:ff9b:1::/48 (RFC 8215), NAT64 for a network's own use: never globally
+/// reachable, and where it embeds the IPv4 address depends on the local setup.
+const NAT64_LOCAL_USE: [u16; 3] = [0x64, 0xff9b, 1];
+
+/// 6to4, 2002::/16 (RFC 3056): bits 16..48 are the IPv4 address of the site.
+const SIX_TO_FOUR: u16 = 0x2002;
+
 fn classify_v6(v6: Ipv6Addr) -> AddressClass {
+    let segments = v6.segments();
     if v6.is_loopback() {
         AddressClass::Loopback
+    } else if let Some(v4) = v6.to_ipv4_mapped() {
+        // The socket layer turns ::ffff:a.b.c.d into a.b.c.d itself: the same
+        // address, so loopback stays loopback.
+        classify_v4(v4)
+    } else if segments[..6] == NAT64_WELL_KNOWN {
+        let [.., high, low] = segments;
+        through_translation(Ipv4Addr::from(u32::from(high) << 16 | u32::from(low)))
+    } else if segments[0] == SIX_TO_FOUR {
+        through_translation(Ipv4Addr::from(
+            u32::from(segments[1]) << 16 | u32::from(segments[2]),
+        ))
     } else if v6.is_unspecified()
         || v6.is_multicast()
-        || v6.is_unique_local() // fc00::/7, includes fd00:ec2::254
+        || v6.is_unique_local() // fc00::/7, includes AWS's fd00:ec2::254 metadata
         || v6.is_unicast_link_local()
+        || segments[..3] == NAT64_LOCAL_USE
+        // IPv4-compatible ::a.b.c.d, deprecated (RFC 4291): nothing legitimate
+        // is addressed so any more, and stacks may route it to IPv4 a.b.c.d.
+        || segments[..6] == [0; 6]
     {
         AddressClass::Internal
     } else {
         AddressClass::Public
+    }
+}
+
+/// Class of an IPv4 address reached through a translator or relay (NAT64,
+/// 6to4). Its loopback is another machine's, or the relay's, never this
+/// host's, so the loopback opt-in does not cover it.
+fn through_translation(v4: Ipv4Addr) -> AddressClass {
+    match classify_v4(v4) {
+        AddressClass::Public => AddressClass::Public,
+        AddressClass::Loopback | AddressClass::Internal => AddressClass::Internal,
     }
 }
 
@@ -479,5 +514,75 @@ mod tests {
                 .is_err(),
             "one bad address among good ones is enough to refuse"
         );
+    }
+
+    /// Each address with why it is internal: embedded IPv4 addresses reached
+    /// through mapping, NAT64 or 6to4, and special-purpose ranges.
+    const INTERNAL_BY_OTHER_ROUTES: [(&str, &str); 16] = [
+        ("::ffff:10.0.0.1", "IPv4-mapped private"),
+        ("::ffff:169.254.169.254", "IPv4-mapped metadata"),
+        ("64:ff9b::10.1.2.3", "NAT64 of a private address"),
+        ("64:ff9b::a9fe:a9fe", "NAT64 of 169.254.169.254"),
+        (
+            "64:ff9b::127.0.0.1",
+            "NAT64 of loopback: the translator's own",
+        ),
+        ("64:ff9b:1::8.8.8.8", "local-use NAT64, never global"),
+        (
+            "64:ff9b:1:a00:1::",
+            "local-use NAT64, /48 layout of 10.0.0.1",
+        ),
+        ("2002:c0a8:0101::1", "6to4 of 192.168.1.1"),
+        ("2002:a9fe:a9fe::", "6to4 of 169.254.169.254"),
+        ("2002:7f00:1::1", "6to4 of loopback: the relay's own"),
+        ("::10.0.0.1", "IPv4-compatible, deprecated"),
+        ("::8.8.8.8", "IPv4-compatible, deprecated, even public"),
+        ("192.0.0.192", "Oracle Cloud metadata"),
+        ("192.0.0.8", "IETF protocol assignments"),
+        ("100.64.0.1", "shared address space (CGNAT)"),
+        ("fd00:ec2::254", "AWS IPv6 metadata, unique local"),
+    ];
+
+    #[test]
+    fn addresses_internal_by_other_routes_are_refused_even_with_the_loopback_opt_in() {
+        // Every address is checked before failing, so a failure lists them all.
+        let reachable: Vec<String> = INTERNAL_BY_OTHER_ROUTES
+            .iter()
+            .filter(|(internal, _)| {
+                let address: IpAddr = internal.parse().unwrap();
+                classify(address) != AddressClass::Internal
+                    || [false, true].into_iter().any(|allow_loopback| {
+                        policy(allow_loopback)
+                            .check_addresses("h", &[address])
+                            .is_ok()
+                    })
+            })
+            .map(|(internal, why)| format!("{internal} ({why})"))
+            .collect();
+        assert!(reachable.is_empty(), "not refused: {reachable:#?}");
+        for (edge, why) in [
+            ("100.63.255.255", "just below the shared address space"),
+            ("100.128.0.0", "just above the shared address space"),
+            ("192.0.1.1", "just above 192.0.0.0/24"),
+        ] {
+            assert_eq!(
+                classify(edge.parse().unwrap()),
+                AddressClass::Public,
+                "{why}"
+            );
+        }
+    }
+
+    #[test]
+    fn public_addresses_behind_nat64_and_6to4_stay_reachable() {
+        for public in [
+            "64:ff9b::20.42.1.1",
+            "2002:142a:0101::1",
+            "2603:1030::1",
+            "64:ff9b:2::a00:1",
+        ] {
+            let address: IpAddr = public.parse().unwrap();
+            assert_eq!(classify(address), AddressClass::Public, "{public}");
+        }
     }
 }

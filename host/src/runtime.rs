@@ -429,8 +429,10 @@ impl PluginRuntime {
         let (mut store, plugin, _slot) = self
             .instantiate(OutboundPolicy::for_connection(conn), &conn.id)
             .await?;
-        let result =
-            tokio::time::timeout(self.limits.call_timeout, invoke(&plugin, &mut store, &wit)).await;
+        // The very deadline the plugin reads through its `deadline` import: a
+        // plugin planning its waits by it must not be stopped before it.
+        let deadline = tokio::time::Instant::from_std(store.data().deadline());
+        let result = tokio::time::timeout_at(deadline, invoke(&plugin, &mut store, &wit)).await;
         match result {
             Ok(result) => self.outcome(&store, result),
             Err(_) => Err(CallError::HostLimit(
@@ -451,6 +453,7 @@ impl PluginRuntime {
             })?),
             None => None,
         };
+        let deadline = Instant::now() + self.limits.call_timeout;
         let state = HostState::new(
             OutboundHooks::new(
                 policy,
@@ -459,10 +462,10 @@ impl PluginRuntime {
             ),
             PluginStorage::new(self.db.clone(), &self.info.name, connection_id),
             Arc::clone(&self.limits),
+            deadline,
         );
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|state| &mut state.memory);
-        let deadline = Instant::now() + self.limits.call_timeout;
         store.set_epoch_deadline(1);
         // Each tick yields to the runtime (so the deadline's timer can fire while
         // the plugin computes) and interrupts the plugin once the deadline passed.

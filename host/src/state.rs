@@ -1,12 +1,14 @@
 //! What one plugin call can reach: WASI (no files, no sockets), wasi:http through
-//! the outbound policy, and the storage and log imports scoped to its connection.
+//! the outbound policy, the storage and log imports scoped to its connection, and
+//! the time left before its deadline.
 
-use crate::bindings::goals::integration::{log, storage, types};
+use crate::bindings::goals::integration::{deadline, log, storage, types};
 use crate::db::{Database, plugin_value_context};
 use crate::limits::{Limits, MemoryLimiter};
 use crate::outbound::OutboundHooks;
 use rusqlite::{OptionalExtension, params};
 use std::sync::Arc;
+use std::time::Instant;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
@@ -37,10 +39,17 @@ pub struct HostState {
     pub(crate) memory: MemoryLimiter,
     storage: PluginStorage,
     limits: Arc<Limits>,
+    /// When the call is stopped (see [`Limits::call_timeout`]).
+    deadline: Instant,
 }
 
 impl HostState {
-    pub fn new(hooks: OutboundHooks, storage: PluginStorage, limits: Arc<Limits>) -> Self {
+    pub fn new(
+        hooks: OutboundHooks,
+        storage: PluginStorage,
+        limits: Arc<Limits>,
+        deadline: Instant,
+    ) -> Self {
         HostState {
             // Nothing inherited: no environment, arguments, files or sockets.
             wasi: WasiCtxBuilder::new().build(),
@@ -50,7 +59,13 @@ impl HostState {
             memory: MemoryLimiter::new(limits.memory_bytes),
             storage,
             limits,
+            deadline,
         }
+    }
+
+    /// When the call is stopped.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
     }
 }
 
@@ -177,6 +192,13 @@ impl storage::Host for HostState {
         if let Err(e) = deleted {
             tracing::warn!("plugin storage delete failed: {e}");
         }
+    }
+}
+
+impl deadline::Host for HostState {
+    fn remaining_milliseconds(&mut self) -> u64 {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        u64::try_from(left.as_millis()).unwrap_or(u64::MAX)
     }
 }
 

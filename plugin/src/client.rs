@@ -24,6 +24,13 @@ const BACKOFF: [Duration; 4] = [
 /// `Retry-After` is handed to the scheduler as `throttled`.
 pub const RETRY_BUDGET: Duration = Duration::from_secs(15);
 
+/// Time a wait must leave before the host's deadline, for the retried request
+/// and the work after it. The host stops a call at its deadline without any
+/// result, so a wait that would not leave this much is not made: the call ends
+/// with the error it has (`throttled` with the delay, or `upstream`), which the
+/// scheduler acts on.
+pub const DEADLINE_MARGIN: Duration = Duration::from_secs(2);
+
 /// When a 429 comes without `Retry-After`, wait this long.
 const DEFAULT_RETRY_AFTER_SECONDS: u32 = 60;
 
@@ -57,8 +64,14 @@ impl<'a> Session<'a> {
     }
 
     /// Waits before a retry if the budget allows it; false when it does not.
+    /// The budget is [`RETRY_BUDGET`] in all, and never more than the time left
+    /// in the call minus [`DEADLINE_MARGIN`].
     fn wait(&mut self, pause: Duration) -> bool {
-        if self.waited + pause > RETRY_BUDGET {
+        let fits_deadline = self
+            .platform
+            .time_left()
+            .is_none_or(|left| pause.saturating_add(DEADLINE_MARGIN) <= left);
+        if self.waited + pause > RETRY_BUDGET || !fits_deadline {
             return false;
         }
         self.waited += pause;
@@ -378,6 +391,56 @@ mod tests {
             1,
             "no wait beyond the budget"
         );
+    }
+
+    #[test]
+    fn a_retry_after_past_the_call_deadline_is_returned_as_throttled_at_once() {
+        let platform = FakePlatform {
+            deadline: Some(Duration::from_secs(5)),
+            ..FakePlatform::default()
+        };
+        platform
+            .respond(200, &[], TOKEN)
+            .respond(429, &[("Retry-After", "10")], "")
+            .respond(429, &[("Retry-After", "2")], "")
+            .respond(200, &[], "{}")
+            .respond(429, &[("Retry-After", "2")], "");
+        let conn = connection();
+        let mut session = Session::new(&platform, &conn);
+        match session.get("WhoAmI", "identity") {
+            Err(Error::Throttled(throttle)) => assert_eq!(throttle.retry_after_seconds, 10),
+            other => panic!("{other:?}"),
+        }
+        assert!(platform.slept.borrow().is_empty(), "10 s do not fit in 5");
+        // 2 s and the margin fit in 5 s...
+        session.get("WhoAmI", "identity").unwrap();
+        assert_eq!(*platform.slept.borrow(), [Duration::from_secs(2)]);
+        // ...but no longer in the 3 s left after waiting them.
+        match session.get("WhoAmI", "identity") {
+            Err(Error::Throttled(throttle)) => assert_eq!(throttle.retry_after_seconds, 2),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(platform.slept.borrow().len(), 1);
+    }
+
+    #[test]
+    fn backoff_stops_where_the_call_deadline_leaves_no_room() {
+        let platform = FakePlatform {
+            deadline: Some(Duration::from_secs(3)),
+            ..FakePlatform::default()
+        };
+        platform.respond(200, &[], TOKEN);
+        for _ in 0..5 {
+            platform.respond(503, &[], "");
+        }
+        let conn = connection();
+        let mut session = Session::new(&platform, &conn);
+        assert!(matches!(
+            session.get("appmodules", "apps"),
+            Err(Error::Upstream(_))
+        ));
+        // 0.5 s and the margin fit in 3 s; 1 s more does not.
+        assert_eq!(*platform.slept.borrow(), [Duration::from_millis(500)]);
     }
 
     #[test]

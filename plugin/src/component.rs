@@ -2,7 +2,7 @@
 //! waki, storage and logging through the world's imports.
 
 use crate::bindings::exports::goals::integration::{discovery, metrics, sign_in};
-use crate::bindings::goals::integration::{log, storage};
+use crate::bindings::goals::integration::{deadline, log, storage};
 use crate::bindings::{Guest, export};
 use crate::client::Session;
 use crate::platform::{HttpRequest, HttpResponse, Level, Method, Platform, TransportError};
@@ -118,6 +118,10 @@ impl Platform for Host {
 
     fn storage_delete(&self, key: &str) {
         storage::delete(key);
+    }
+
+    fn time_left(&self) -> Option<Duration> {
+        Some(Duration::from_millis(deadline::remaining_milliseconds()))
     }
 
     fn log(&self, level: Level, message: &str) {

@@ -133,9 +133,37 @@ pub fn from_identity(response: &HttpResponse, client_id: &str, tenant: &str) -> 
         "AADSTS500011" => "the environment is not known to this tenant: check the environment \
              URL of the connection"
             .to_string(),
-        "AADSTS50173" | "AADSTS700082" | "AADSTS50078" | "AADSTS50076" | "AADSTS65001" => {
-            "the person's sign-in has expired or was revoked (a changed password, a new \
-             policy, or a withdrawn consent): the connection's owner must sign in again"
+        // Signing in again cannot help with these: only the tenant's administrator
+        // can change what the directory allows.
+        "AADSTS65001" => format!(
+            "application {client_id} has not been granted consent in tenant {tenant}: an \
+             administrator of the tenant must grant consent to it (Enterprise applications, \
+             Permissions), then sign in again"
+        ),
+        "AADSTS50105" => format!(
+            "the person is not assigned to application {client_id}: an administrator of \
+             tenant {tenant} must assign them to it, then sign in again"
+        ),
+        "AADSTS50057" => format!(
+            "the account is disabled: an administrator of tenant {tenant} must re-enable it, \
+             then sign in again"
+        ),
+        "AADSTS53003" => format!(
+            "Conditional Access blocked the sign-in: an administrator of tenant {tenant} must \
+             adjust the Conditional Access policy for application {client_id}, then sign in \
+             again"
+        ),
+        "AADSTS50076" | "AADSTS50079" | "AADSTS50078" => {
+            "multi-factor authentication is required: the connection's owner must sign in \
+             again interactively and complete it"
+                .to_string()
+        }
+        "AADSTS50126" => "the user name or password is wrong: the connection's owner must \
+             sign in again with the right account"
+            .to_string(),
+        "AADSTS50173" | "AADSTS70008" | "AADSTS700082" => {
+            "the person's sign-in has expired or was revoked (unused for too long, a changed \
+             password or a new policy): the connection's owner must sign in again"
                 .to_string()
         }
         "AADSTS70019" => {
@@ -292,6 +320,86 @@ mod tests {
             from_identity(&response(502, &[], ""), "c", "t"),
             Error::Upstream(_)
         ));
+    }
+
+    /// Whose action each AADSTS code calls for.
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    enum Who {
+        /// An administrator of the tenant.
+        Admin,
+        /// The person, signing in again.
+        Person,
+        /// Whoever manages the connection's app registration and settings.
+        Manager,
+    }
+
+    #[test]
+    fn each_aadsts_code_says_who_must_act_and_what_to_do() {
+        let table: [(&str, Who, &[&str]); 14] = [
+            (
+                "AADSTS65001",
+                Who::Admin,
+                &["grant consent", "application c1"],
+            ),
+            (
+                "AADSTS50105",
+                Who::Admin,
+                &["assign them", "application c1"],
+            ),
+            ("AADSTS50057", Who::Admin, &["disabled", "re-enable"]),
+            ("AADSTS53003", Who::Admin, &["Conditional Access", "adjust"]),
+            (
+                "AADSTS50076",
+                Who::Person,
+                &["multi-factor", "interactively"],
+            ),
+            (
+                "AADSTS50079",
+                Who::Person,
+                &["multi-factor", "interactively"],
+            ),
+            ("AADSTS50126", Who::Person, &["password is wrong"]),
+            ("AADSTS70008", Who::Person, &["expired"]),
+            ("AADSTS700082", Who::Person, &["expired"]),
+            ("AADSTS50173", Who::Person, &["expired"]),
+            (
+                "AADSTS700016",
+                Who::Manager,
+                &["application c1 does not exist", "t1"],
+            ),
+            ("AADSTS7000215", Who::Manager, &["client secret is wrong"]),
+            (
+                "AADSTS7000222",
+                Who::Manager,
+                &["client secret has expired"],
+            ),
+            ("AADSTS90002", Who::Manager, &["tenant t1 does not exist"]),
+        ];
+        // Every code is checked before failing, so a failure lists them all.
+        let mut wrong = Vec::new();
+        for (code, who, wording) in table {
+            let body = format!(
+                r#"{{"error":"invalid_grant","error_description":"{code}: text.\r\nTrace ID: 1"}}"#
+            );
+            let message = match from_identity(&response(400, &[], &body), "c1", "t1") {
+                Error::Unauthorized(message) => message,
+                other => {
+                    wrong.push(format!("{code}: not unauthorized but {other:?}"));
+                    continue;
+                }
+            };
+            let admin = message.contains("an administrator of the tenant must")
+                || message.contains("an administrator of tenant t1 must");
+            let person = message.contains("the connection's owner must sign in again");
+            if !message.starts_with(&format!("{code}: "))
+                || !wording.iter().all(|words| message.contains(words))
+                || admin != (who == Who::Admin)
+                || person != (who == Who::Person)
+            {
+                wrong.push(format!("{code} (for {who:?}): {message}"));
+            }
+        }
+        assert!(wrong.is_empty(), "{wrong:#?}");
     }
 
     #[test]

@@ -99,6 +99,12 @@ pub trait Platform {
         std::thread::sleep(pause);
     }
 
+    /// Time left before the host stops the call in progress; `None` when
+    /// nothing stops it (native use).
+    fn time_left(&self) -> Option<std::time::Duration> {
+        None
+    }
+
     fn now_unix_seconds(&self) -> u64 {
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -125,6 +131,9 @@ pub mod fake {
         pub sent: RefCell<Vec<HttpRequest>>,
         pub storage: RefCell<Stored>,
         pub slept: RefCell<Vec<std::time::Duration>>,
+        /// Time left before the call's deadline when the test starts; sleeping
+        /// spends it. `None`: no deadline.
+        pub deadline: Option<std::time::Duration>,
     }
 
     impl FakePlatform {
@@ -168,6 +177,10 @@ pub mod fake {
         fn log(&self, _level: Level, _message: &str) {}
         fn sleep(&self, pause: std::time::Duration) {
             self.slept.borrow_mut().push(pause);
+        }
+        fn time_left(&self) -> Option<std::time::Duration> {
+            let slept: std::time::Duration = self.slept.borrow().iter().sum();
+            self.deadline.map(|left| left.saturating_sub(slept))
         }
         fn now_unix_seconds(&self) -> u64 {
             1_800_000_000

@@ -30,6 +30,8 @@ fn identity_body() -> BoxedStrategy<Vec<u8>> {
             "AADSTS500011: resource principal",
             "AADSTS50173: grant expired",
             "AADSTS70019: code expired",
+            "AADSTS65001: consent required",
+            "AADSTS53003: blocked by Conditional Access",
             "AADSTS",
             ":",
             "\n",

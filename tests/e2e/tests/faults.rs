@@ -5,10 +5,11 @@
 
 use dataverse_sim::Fault;
 use goals_e2e::{World, dataset};
-use goals_host::bindings::Aggregation;
+use goals_host::bindings::{Aggregation, Error};
 use goals_host::goals::keyresults::KeyResult;
 use goals_host::goals::sync::{self, Trigger};
 use goals_host::limits::Limits;
+use goals_host::runtime::CallError;
 use serde_json::json;
 use std::time::Duration;
 
@@ -105,6 +106,49 @@ async fn a_long_retry_after_is_handed_to_the_scheduler() {
     );
     assert_eq!(run.error_kind.as_deref(), Some("throttled"));
     assert_eq!(world.link_of(&kr).await.next_run_at, world.now() + 300);
+    assert_eq!(world.value_of(&kr).await, Some(hot_leads()));
+}
+
+#[tokio::test]
+async fn a_retry_after_past_the_call_deadline_is_throttled_not_stopped() {
+    // Below the plugin's own 15 s retry budget: the deadline decides.
+    let world = World::with_limits(Limits {
+        call_timeout: Duration::from_secs(5),
+        ..Limits::default()
+    })
+    .await;
+    let kr = synced_kr(&world).await;
+    let throttle_for_10_s = || Fault::Status {
+        status: 429,
+        retry_after_seconds: Some(10),
+    };
+
+    world.sim.server.inject_fault(throttle_for_10_s());
+    let started = tokio::time::Instant::now();
+    let outcome = world.runtime.who_am_i(&world.conn).await;
+    let elapsed = started.elapsed();
+    match outcome {
+        Err(CallError::Plugin {
+            error: Error::Throttled(throttle),
+            ..
+        }) => assert_eq!(throttle.retry_after_seconds, 10),
+        other => panic!("expected throttled after {elapsed:?}, got {other:?}"),
+    }
+    assert!(
+        elapsed < Duration::from_secs(2),
+        "answered without waiting for the deadline: {elapsed:?}"
+    );
+
+    // A sync hands the delay to the scheduler and keeps the value.
+    world.sim.server.inject_fault(throttle_for_10_s());
+    let run = world.syncer.sync(kr.id, Trigger::Manual).await.unwrap();
+    assert_eq!(
+        run.error_kind.as_deref(),
+        Some("throttled"),
+        "{:?}",
+        run.error_message
+    );
+    assert_eq!(world.link_of(&kr).await.next_run_at, world.now() + 10);
     assert_eq!(world.value_of(&kr).await, Some(hot_leads()));
 }
 
