@@ -35,8 +35,14 @@ const DISTINCT: u64 = 50_000;
 
 const TOKEN: &str = r#"{"token_type":"Bearer","expires_in":3599,"access_token":"t"}"#;
 
-/// The annotation Dataverse sends with every page but the last.
-const COOKIE: &str = "<cookie pagenumber=\"2\" pagingcookie=\"%253ccookie%2520page%253d%25221%2522%253e%253c%252fcookie%253e\" istracking=\"False\" />";
+/// The annotation Dataverse sends with every page but the last: the next page's
+/// number and a cookie naming the page's last row, URL-encoded twice.
+fn cookie(page: usize, last_row: usize) -> String {
+    format!(
+        "<cookie pagenumber=\"{}\" pagingcookie=\"%253ccookie%2520page%253d%2522{page}%2522%253e%253c{PRIMARY_ID}%2520last%253d%2522{last_row}%2522%2520%252f%253e%253c%252fcookie%253e\" istracking=\"False\" />",
+        page + 1
+    )
+}
 
 /// One measured read.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -81,7 +87,6 @@ impl Pages {
     pub fn generate(rows: usize) -> Pages {
         let page_size = PAGE_SIZE as usize;
         let pages = rows.div_ceil(page_size).max(1);
-        let cookie = serde_json::to_string(COOKIE).expect("a string serializes");
         let bodies = (0..pages)
             .map(|page| {
                 let first = page * page_size;
@@ -99,6 +104,8 @@ impl Pages {
                 }
                 body.push(']');
                 if page + 1 < pages {
+                    let cookie = serde_json::to_string(&cookie(page + 1, last - 1))
+                        .expect("a string serializes");
                     body.push_str(&format!(
                         r#","@Microsoft.Dynamics.CRM.morerecords":true,"@Microsoft.Dynamics.CRM.fetchxmlpagingcookie":{cookie}"#
                     ));
