@@ -210,33 +210,43 @@ impl World {
 /// The `goals-host` binary, built from the current sources once per test binary.
 pub fn goals_host_binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-        let output = std::process::Command::new(cargo)
-            .args([
-                "build",
-                "--quiet",
-                "--package",
-                "goals-host",
-                "--bin",
-                "goals-host",
-                "--message-format=json",
-            ])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .output()
-            .expect("run cargo build for goals-host");
-        assert!(
-            output.status.success(),
-            "building goals-host failed:\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-            .filter(|message| message["target"]["name"] == "goals-host")
-            .find_map(|message| message["executable"].as_str().map(PathBuf::from))
-            .expect("cargo reported the goals-host executable")
-    })
+    BINARY.get_or_init(|| built_binary("goals-host", "goals-host"))
+}
+
+/// The `dataverse-sim` binary, built from the current sources once per test
+/// binary.
+pub fn simulator_binary() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| built_binary("dataverse-sim", "dataverse-sim"))
+}
+
+/// Builds one binary of the workspace with the test's cargo and returns its path.
+fn built_binary(package: &str, bin: &str) -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let output = std::process::Command::new(cargo)
+        .args([
+            "build",
+            "--quiet",
+            "--package",
+            package,
+            "--bin",
+            bin,
+            "--message-format=json",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap_or_else(|e| panic!("run cargo build for {bin}: {e}"));
+    assert!(
+        output.status.success(),
+        "building {bin} failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|message| message["target"]["name"] == bin)
+        .find_map(|message| message["executable"].as_str().map(PathBuf::from))
+        .unwrap_or_else(|| panic!("cargo reported no {bin} executable"))
 }
 
 /// Where the CLI keeps compiled plugins for the tests: beside the binary, in the

@@ -456,3 +456,94 @@ async fn the_compiled_plugin_is_kept_and_a_corrupt_one_is_rebuilt() {
     assert!(third.stderr.contains("Rebuilt"), "{}", third.stderr);
     assert_eq!(first.stdout, third.stdout);
 }
+
+#[tokio::test]
+async fn the_simulator_binary_announces_its_address_first_and_takes_credentials() {
+    use tokio::io::AsyncBufReadExt;
+    let mut simulator = tokio::process::Command::new(goals_e2e::simulator_binary())
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--tenant",
+            "contoso-test",
+            "--client-id",
+            "11111111-2222-3333-4444-555555555555",
+            "--client-secret",
+            "binary-secret",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the simulator binary");
+    let stdout = simulator.stdout.take().expect("its standard output");
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let first = tokio::time::timeout(std::time::Duration::from_secs(60), lines.next_line())
+        .await
+        .expect("a first line within a minute")
+        .expect("readable output")
+        .expect("a first line");
+    let url = first
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("the first line announces the address: {first}"));
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+
+    let cli = Cli::new();
+    let add = |name: &'static str, secret: &'static str| {
+        let cli = &cli;
+        async move {
+            cli.run_with_env(
+                &[
+                    "connection",
+                    "add",
+                    "--name",
+                    name,
+                    "--url",
+                    url,
+                    "--authority",
+                    url,
+                    "--tenant",
+                    "contoso-test",
+                    "--client-id",
+                    "11111111-2222-3333-4444-555555555555",
+                    "--client-secret-env",
+                    "S",
+                    "--allow-loopback",
+                ],
+                &[("S", secret)],
+            )
+            .await
+        }
+    };
+    assert!(add("given", "binary-secret").await.success());
+    let apps = cli.json(&["apps", "--connection", "given"]).await;
+    assert!(apps.as_array().is_some_and(|a| !a.is_empty()), "{apps}");
+
+    // The default secret is not accepted once another was given.
+    assert!(add("default", "sim-secret").await.success());
+    let refused = cli
+        .run(&["apps", "--connection", "default", "--json"])
+        .await;
+    assert_eq!(refused.json()["error"]["kind"], "unauthorized");
+    let _ = simulator.kill().await;
+}
+
+#[tokio::test]
+async fn the_plugin_flag_loads_another_component() {
+    let cli = Cli::new();
+    let embedded = cli.json(&["describe"]).await;
+    assert_eq!(embedded["name"], "Dynamics 365");
+    let plugin = goals_e2e::misbehaving_component().display().to_string();
+    let other = cli.json(&["--plugin", &plugin, "describe"]).await;
+    assert_ne!(other["name"], embedded["name"], "{other}");
+
+    let missing = cli
+        .run(&["--plugin", "/nonexistent/plugin.wasm", "describe"])
+        .await;
+    assert!(!missing.success());
+    assert!(
+        missing.stderr.contains("/nonexistent/plugin.wasm"),
+        "the error names the file: {}",
+        missing.stderr
+    );
+}

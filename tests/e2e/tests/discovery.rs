@@ -1,6 +1,7 @@
 //! Discovery through the real plugin component against the simulator, checked
 //! against the simulator's seeded data.
 
+use dynamics365_plugin::xml::Element;
 use goals_e2e::{Sim, dataset, plugin_with_connection};
 use goals_host::bindings::{Aggregation, ColumnType, Error, ViewKind, ViewRef};
 use goals_host::runtime::CallError;
@@ -201,6 +202,120 @@ async fn columns_follow_the_layout_typed_from_metadata() {
     assert!(!columns[0].aggregations.contains(&Aggregation::Sum));
     assert!(columns[3].aggregations.contains(&Aggregation::Max));
     assert!(!columns[3].aggregations.contains(&Aggregation::Average));
+}
+
+/// The column type DATAVERSE.md gives each attribute type.
+fn column_type_of(attribute: dataverse_sim::AttributeType) -> ColumnType {
+    use dataverse_sim::AttributeType as A;
+    match attribute {
+        A::Integer | A::BigInt => ColumnType::WholeNumber,
+        A::Decimal | A::Double => ColumnType::DecimalNumber,
+        A::Money => ColumnType::Money,
+        A::DateTime => ColumnType::DateTime,
+        A::String | A::Memo => ColumnType::Text,
+        A::Boolean => ColumnType::Boolean,
+        A::Picklist | A::State | A::Status => ColumnType::Choice,
+        A::Lookup | A::Customer | A::Owner => ColumnType::Lookup,
+        A::Uniqueidentifier => ColumnType::Identifier,
+        A::EntityName => ColumnType::Other,
+    }
+}
+
+/// The cells of a view's layout, each with the table and attribute it shows
+/// (`alias.attribute` cells through the fetchxml's link-entity of that alias).
+fn layout_cells(view: &dataverse_sim::View) -> Vec<(String, String, String)> {
+    let layout = Element::parse(&view.layoutxml).expect("layoutxml");
+    let fetch = Element::parse(&view.fetchxml).expect("fetchxml");
+    let aliases: Vec<(String, String)> = fetch
+        .descendants()
+        .into_iter()
+        .filter(|e| e.name == "link-entity")
+        .filter_map(|e| Some((e.attr("alias")?.to_string(), e.attr("name")?.to_string())))
+        .collect();
+    layout
+        .descendants()
+        .into_iter()
+        .filter(|e| e.name == "cell")
+        .filter_map(|cell| cell.attr("name"))
+        .map(|cell| match cell.split_once('.') {
+            Some((alias, attribute)) => {
+                let table = aliases
+                    .iter()
+                    .find(|(a, _)| a == alias)
+                    .map(|(_, table)| table.clone())
+                    .unwrap_or_else(|| panic!("{}: no link-entity '{alias}'", view.name));
+                (cell.to_string(), table, attribute.to_string())
+            }
+            None => (
+                cell.to_string(),
+                view.returnedtypecode.clone(),
+                cell.to_string(),
+            ),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn every_offered_view_lists_its_layout_columns_typed_from_metadata() {
+    let sim = Sim::start().await;
+    let (plugin, conn) = plugin_with_connection(&sim).await;
+    let offered = dataset().views.iter().filter(|v| {
+        v.statecode == 0
+            && (v.kind == dataverse_sim::ViewKind::Personal || v.querytype == 0)
+            && !v.name.starts_with("Bench")
+    });
+    let mut checked = 0;
+    for view in offered {
+        let kind = match view.kind {
+            dataverse_sim::ViewKind::System => ViewKind::System,
+            dataverse_sim::ViewKind::Personal => ViewKind::Personal,
+        };
+        let columns = plugin
+            .list_columns(
+                &conn,
+                &view.returnedtypecode,
+                &ViewRef {
+                    id: view.id.clone(),
+                    kind,
+                },
+            )
+            .await
+            .unwrap_or_else(|e| panic!("columns of '{}': {e}", view.name));
+        let got: Vec<(&str, &str, ColumnType)> = columns
+            .iter()
+            .map(|c| (c.name.as_str(), c.display_name.as_str(), c.column_type))
+            .collect();
+        let want: Vec<(String, String, ColumnType)> = layout_cells(view)
+            .into_iter()
+            .map(|(cell, table, attribute)| {
+                let definition = dataset()
+                    .entity(&table)
+                    .and_then(|t| t.attribute(&attribute))
+                    .unwrap_or_else(|| panic!("{}: no {table}.{attribute}", view.name));
+                // A joined column says which table it comes from.
+                let display = if cell.contains('.') {
+                    format!("{} ({table})", definition.display_name)
+                } else {
+                    definition.display_name.clone()
+                };
+                (cell, display, column_type_of(definition.attribute_type))
+            })
+            .collect();
+        let want: Vec<(&str, &str, ColumnType)> = want
+            .iter()
+            .map(|(cell, display, kind)| (cell.as_str(), display.as_str(), *kind))
+            .collect();
+        assert_eq!(got, want, "view '{}'", view.name);
+        for column in &columns {
+            assert!(
+                column.aggregations.contains(&Aggregation::Count),
+                "{}: every column can be counted",
+                column.name
+            );
+        }
+        checked += 1;
+    }
+    assert!(checked >= 20, "only {checked} views checked");
 }
 
 #[tokio::test]
