@@ -23,6 +23,8 @@ use tokio::sync::OnceCell;
 
 pub use dataverse_sim::dataset;
 
+mod device;
+
 /// A running simulator with the credentials it accepts.
 pub struct Sim {
     pub server: RunningSimulator,
@@ -300,6 +302,8 @@ impl Cli {
             .arg(self.data_dir.path())
             // One compiled plugin for every test of the binary.
             .env("GOALS_HOST_CACHE_DIR", shared_cache_dir())
+            // The key comes from the data directory unless a test gives one.
+            .env_remove("GOALS_HOST_SECRET_KEY")
             .args(args)
             .envs(env.iter().copied())
             .env_remove("GOALS_HOST_PLUGIN")
