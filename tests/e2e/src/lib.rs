@@ -302,12 +302,13 @@ impl Cli {
             .arg(self.data_dir.path())
             // One compiled plugin for every test of the binary.
             .env("GOALS_HOST_CACHE_DIR", shared_cache_dir())
-            // The key comes from the data directory unless a test gives one.
+            // The key, the plugin and the log filter are the defaults unless the
+            // test gives its own.
             .env_remove("GOALS_HOST_SECRET_KEY")
-            .args(args)
-            .envs(env.iter().copied())
             .env_remove("GOALS_HOST_PLUGIN")
             .env_remove("RUST_LOG")
+            .args(args)
+            .envs(env.iter().copied())
             .output()
             .await
             .expect("run goals-host");

@@ -443,3 +443,160 @@ async fn a_garbled_key_file_is_an_error_naming_the_file_and_what_to_do() {
         "the file is left for the operator"
     );
 }
+
+/// `goals-host ARGS -vv` at trace level, in text and in `--json`; returns both
+/// runs.
+async fn traced_both(cli: &Cli, args: &[&str], env: &[(&str, &str)]) -> [Run; 2] {
+    let mut text: Vec<&str> = args.to_vec();
+    text.push("-vv");
+    let mut json = text.clone();
+    json.push("--json");
+    let mut env = env.to_vec();
+    env.push(("RUST_LOG", TRACE_EVERYTHING));
+    [
+        cli.run_with_env(&text, &env).await,
+        cli.run_with_env(&json, &env).await,
+    ]
+}
+
+#[tokio::test]
+async fn secrets_are_never_printed_or_logged_on_failure_paths_either() {
+    let sim = Sim::start().await;
+    let cli = Cli::new();
+    let trace = [("RUST_LOG", TRACE_EVERYTHING)];
+    // A mistyped secret may be another app's real one: it is a secret too.
+    let wrong_secret = "wrong-secret-Zq81Xk";
+    let new_secret = "replaced-secret-Vb42Lp";
+    let mut outputs: Vec<String> = Vec::new();
+    let mut keep = |runs: &[Run]| {
+        for run in runs {
+            outputs.extend([run.stdout.clone(), run.stderr.clone()]);
+        }
+    };
+
+    // A service principal with a wrong secret: added, then refused.
+    let added = cli
+        .add_connection_with(&sim, "wrong", wrong_secret, &["-vv"], &trace)
+        .await;
+    assert!(added.success(), "{}", added.stderr);
+    keep(&[added]);
+    let refused = traced_both(&cli, &["connection", "test", "wrong"], &[]).await;
+    for run in &refused {
+        assert!(!run.success());
+        assert!(run.stderr.contains("AADSTS7000215"), "{}", run.stderr);
+    }
+    keep(&refused);
+
+    // The right service principal and a person, each with a linked Key Result.
+    let added = cli
+        .add_connection_with(&sim, "sim", &sim.config.client_secret, &["-vv"], &trace)
+        .await;
+    assert!(added.success(), "{}", added.stderr);
+    keep(&[added]);
+    let person = add_person_connection(&sim, &cli, "alice", TRACE_EVERYTHING).await;
+    keep(&[person]);
+    let kr_person = linked_kr(&cli, "alice", &trace).await;
+    let kr_service = linked_kr(&cli, "sim", &trace).await;
+
+    // The person's refresh token is revoked (invalid_grant) and the service
+    // principal's secret replaced (invalid_client).
+    sim.server.revoke_refresh_tokens();
+    sim.server.replace_client_secret(new_secret);
+    sim.server.expire_tokens();
+    for (kr, code) in [(&kr_person, "AADSTS50173"), (&kr_service, "AADSTS7000215")] {
+        // The first sync is refused by the identity platform, the second by
+        // the host (the connection needs sign-in now).
+        let synced = traced_both(&cli, &["kr", "sync", kr], &[]).await;
+        assert!(
+            synced[0].stdout.contains("failure: unauthorized"),
+            "{}",
+            synced[0].stdout
+        );
+        assert!(synced[0].stdout.contains(code), "{}", synced[0].stdout);
+        assert_eq!(synced[1].json()["error"]["kind"], "needs-sign-in");
+        keep(&synced);
+        let history = traced_both(&cli, &["kr", "history", kr], &[]).await;
+        let runs = history[1].json();
+        assert!(
+            runs.as_array()
+                .is_some_and(|runs| runs.iter().any(|r| r["error_message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains(code)))),
+            "the refusal is in the history: {runs}"
+        );
+        keep(&history);
+        keep(&traced_both(&cli, &["kr", "show", kr], &[]).await);
+    }
+    for name in ["alice", "sim"] {
+        let test = traced_both(&cli, &["connection", "test", name], &[]).await;
+        assert!(test.iter().all(|run| !run.success()), "{name} is refused");
+        keep(&test);
+    }
+    for step in [
+        &["run", "--once"][..],
+        &["alerts", "--all"],
+        &["connection", "list"],
+    ] {
+        let runs = traced_both(&cli, step, &[]).await;
+        assert!(runs.iter().all(Run::success), "{step:?}");
+        keep(&runs);
+    }
+
+    // Signing in again: a wrong secret first, then the new one; the person
+    // with a new device code.
+    let sign_in = ["connection", "sign-in", "sim", "--client-secret-env", "S"];
+    for (secret, works) in [(wrong_secret, false), (new_secret, true)] {
+        let runs = traced_both(&cli, &sign_in, &[("S", secret)]).await;
+        assert!(runs.iter().all(|run| run.success() == works), "{secret}");
+        keep(&runs);
+    }
+    let (signed_in, _) = cli
+        .run_approving_sign_in(
+            &sim,
+            &["connection", "sign-in", "alice", "-vv", "--json"],
+            &trace,
+        )
+        .await;
+    assert!(signed_in.success(), "{}", signed_in.stderr);
+    keep(&[signed_in]);
+    for kr in [&kr_person, &kr_service] {
+        let synced = traced_both(&cli, &["kr", "sync", kr], &[]).await;
+        assert_eq!(synced[1].json()["run"]["status"], "success");
+        keep(&synced);
+    }
+
+    let mut secrets = sim.server.issued_secrets();
+    secrets.extend([
+        sim.config.client_secret.clone(),
+        wrong_secret.to_string(),
+        new_secret.to_string(),
+    ]);
+    assert!(secrets.len() >= 8, "{} secrets", secrets.len());
+    assert!(
+        outputs.iter().any(|o| o.contains("TRACE")),
+        "the logs really were at trace level"
+    );
+    for output in &outputs {
+        for secret in &secrets {
+            assert!(
+                !output.contains(secret.as_str()),
+                "a secret leaked into output"
+            );
+        }
+        assert!(
+            !output.to_lowercase().contains("bearer ey") && !output.contains("Bearer "),
+            "an authorization header leaked"
+        );
+    }
+    for file in ["goals.db", "goals.db-wal"] {
+        let Ok(bytes) = std::fs::read(cli.data_dir().join(file)) else {
+            continue;
+        };
+        for secret in &secrets {
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "{file} holds a secret in the clear"
+            );
+        }
+    }
+}
