@@ -1,6 +1,6 @@
 //! Named connections to environments of the integrated service.
 
-use crate::db::{Database, DbError, connection_secret_context};
+use crate::db::{Database, DbError, connection_secret_context, plugin_value_context};
 use crate::secrets::Keyring;
 use rusqlite::{OptionalExtension, params};
 use std::fmt;
@@ -125,6 +125,10 @@ pub struct ConnectionRecord {
     /// The service principal's secret; `None` for a person's sign-in, or when the
     /// stored secret cannot be opened with this host's key.
     pub client_secret: Option<Secret>,
+    /// Something sealed for the connection (its client secret, or a sign-in the
+    /// plugin keeps) cannot be opened with this host's key: the key changed or
+    /// was lost, and the connection needs sign-in.
+    pub key_lost: bool,
     pub allow_loopback: bool,
     pub created_at: i64,
 }
@@ -297,12 +301,49 @@ fn new_id() -> Result<String, ConnectionError> {
 const SELECT: &str = "SELECT c.*, o.name AS organization
      FROM connections c JOIN organizations o ON o.id = c.organization_id";
 
-/// Why a connection whose secret cannot be opened needs sign-in.
-pub const UNREADABLE_SECRET: &str = "the stored client secret cannot be opened with this host's \
-     key (was the key file or GOALS_HOST_SECRET_KEY replaced?); sign in again with \
-     `goals-host connection sign-in`";
+/// Why a connection whose sealed secrets cannot be opened needs sign-in.
+pub const UNREADABLE_SECRET: &str = "the connection's stored sign-in (client secret or refresh \
+     token) cannot be opened with this host's secret key: the key file or \
+     GOALS_HOST_SECRET_KEY changed or was lost. Restore the key, or have the connection's \
+     owner sign in again with `goals-host connection sign-in`";
 
-fn from_row(row: &rusqlite::Row<'_>, keyring: &Keyring) -> rusqlite::Result<ConnectionRecord> {
+/// Whether a value the plugins keep for good (no expiry) for the connection
+/// cannot be opened. Only those hold a sign-in (a refresh token); values with an
+/// expiry are caches, which read as absent when they cannot be opened.
+fn durable_value_unreadable(
+    conn: &rusqlite::Connection,
+    keyring: &Keyring,
+    connection_id: &str,
+) -> rusqlite::Result<bool> {
+    // The key is (plugin, connection, key): the few plugin names are walked one
+    // by one (a loose index scan), so no row of other connections is read.
+    let mut statement = conn.prepare_cached(
+        "WITH RECURSIVE plugins(name) AS (
+             SELECT min(plugin) FROM plugin_kv
+             UNION ALL
+             SELECT (SELECT min(plugin) FROM plugin_kv WHERE plugin > name)
+             FROM plugins WHERE name IS NOT NULL)
+         SELECT kv.plugin, kv.key, kv.value FROM plugins
+         JOIN plugin_kv kv ON kv.plugin = plugins.name AND kv.connection_id = ?1
+         WHERE kv.expires_at IS NULL",
+    )?;
+    let mut rows = statement.query([connection_id])?;
+    while let Some(row) = rows.next()? {
+        let (plugin, key): (String, String) = (row.get(0)?, row.get(1)?);
+        let value: Vec<u8> = row.get(2)?;
+        let context = plugin_value_context(&plugin, connection_id, &key);
+        if keyring.open(&context, &value).is_err() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+fn from_row(
+    row: &rusqlite::Row<'_>,
+    keyring: &Keyring,
+    conn: &rusqlite::Connection,
+) -> rusqlite::Result<ConnectionRecord> {
     let id: String = row.get("id")?;
     let sign_in = SignIn::parse(&row.get::<_, String>("sign_in")?);
     let sealed: String = row.get("client_secret")?;
@@ -313,10 +354,13 @@ fn from_row(row: &rusqlite::Row<'_>, keyring: &Keyring) -> rusqlite::Result<Conn
             .ok()
             .map(Secret::new),
     };
+    let key_lost = (sign_in == SignIn::ClientSecret && client_secret.is_none())
+        || durable_value_unreadable(conn, keyring, &id)?;
     let mut status = Status::parse(&row.get::<_, String>("status")?);
     let mut status_reason: Option<String> = row.get("status_reason")?;
-    // A lost key must not crash anything: the connection just needs sign-in.
-    if sign_in == SignIn::ClientSecret && client_secret.is_none() {
+    // A lost key must not crash anything: the connection just needs sign-in
+    // (unless an admin switched it off, which stays the stronger reason).
+    if key_lost && status != Status::Disabled {
         status = Status::NeedsSignIn;
         status_reason = Some(UNREADABLE_SECRET.to_string());
     }
@@ -334,6 +378,7 @@ fn from_row(row: &rusqlite::Row<'_>, keyring: &Keyring) -> rusqlite::Result<Conn
         tenant: row.get("tenant")?,
         client_id: row.get("client_id")?,
         client_secret,
+        key_lost,
         allow_loopback: row.get("allow_loopback")?,
         created_at: row.get("created_at")?,
     })
@@ -399,7 +444,7 @@ pub async fn add(db: &Database, new: NewConnection) -> Result<ConnectionRecord, 
             ],
         )?;
         let record = tx.query_row(&format!("{SELECT} WHERE c.id = ?1"), [&id], |r| {
-            from_row(r, &keyring)
+            from_row(r, &keyring, &tx)
         })?;
         tx.commit()?;
         Ok(Ok(record))
@@ -416,10 +461,11 @@ pub async fn list(
     let keyring = Arc::clone(db.keyring());
     Ok(db
         .run(move |conn| {
+            let conn: &rusqlite::Connection = conn;
             let mut statement = conn.prepare(&format!(
                 "{SELECT} WHERE ?1 IS NULL OR o.name = ?1 ORDER BY o.name, c.name"
             ))?;
-            let rows = statement.query_map([organization], |r| from_row(r, &keyring))?;
+            let rows = statement.query_map([organization], |r| from_row(r, &keyring, conn))?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
         .await?)
@@ -451,9 +497,10 @@ pub async fn get_by_id(db: &Database, id: &str) -> Result<ConnectionRecord, Conn
     let wanted = id.to_string();
     let keyring = Arc::clone(db.keyring());
     db.run(move |conn| {
+        let conn: &rusqlite::Connection = conn;
         Ok(conn
             .query_row(&format!("{SELECT} WHERE c.id = ?1"), [&wanted], |r| {
-                from_row(r, &keyring)
+                from_row(r, &keyring, conn)
             })
             .optional()?)
     })
@@ -529,6 +576,46 @@ pub async fn forget_plugin_storage(
     })
     .await?;
     Ok(())
+}
+
+/// Drops what plugins stored for a connection that cannot be opened with this
+/// host's key (sealed under a key since lost): of no use to anyone, and it
+/// would keep the connection marked as needing sign-in after a new sign-in.
+pub async fn forget_unreadable_storage(
+    db: &Database,
+    connection_id: &str,
+) -> Result<usize, ConnectionError> {
+    let id = connection_id.to_string();
+    let keyring = Arc::clone(db.keyring());
+    Ok(db
+        .run(move |conn| {
+            let tx = conn.transaction()?;
+            let unreadable: Vec<(String, String)> = {
+                let mut statement = tx
+                    .prepare("SELECT plugin, key, value FROM plugin_kv WHERE connection_id = ?1")?;
+                let rows = statement.query_map([&id], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get::<_, Vec<u8>>(2)?))
+                })?;
+                rows.collect::<Result<Vec<(String, String, Vec<u8>)>, _>>()?
+                    .into_iter()
+                    .filter(|(plugin, key, value)| {
+                        keyring
+                            .open(&plugin_value_context(plugin, &id, key), value)
+                            .is_err()
+                    })
+                    .map(|(plugin, key, _)| (plugin, key))
+                    .collect()
+            };
+            for (plugin, key) in &unreadable {
+                tx.execute(
+                    "DELETE FROM plugin_kv WHERE plugin = ?1 AND connection_id = ?2 AND key = ?3",
+                    params![plugin, id, key],
+                )?;
+            }
+            tx.commit()?;
+            Ok(unreadable.len())
+        })
+        .await?)
 }
 
 /// Replaces the connection's client secret.
@@ -631,6 +718,107 @@ mod tests {
         assert!(origin("u", "https://user:pw@x.com", false).is_err());
         assert!(origin("u", "ftp://x.com", true).is_err());
         assert!(origin("u", "not a url", true).is_err());
+    }
+
+    /// Stores `value` for the connection as the plugin does (sealed under the
+    /// database's key), without expiry or with `ttl`.
+    async fn store_plugin_value(db: &Database, id: &str, key: &str, ttl: Option<i64>) {
+        let sealed = db
+            .keyring()
+            .seal(&plugin_value_context("p", id, key), b"a refresh token")
+            .unwrap();
+        let (id, key) = (id.to_string(), key.to_string());
+        db.run(move |conn| {
+            conn.execute(
+                "INSERT INTO plugin_kv (plugin, connection_id, key, value, expires_at)
+                 VALUES ('p', ?1, ?2, ?3, unixepoch() + ?4)",
+                params![id, key, sealed, ttl],
+            )?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    }
+
+    fn replace_key(dir: &std::path::Path) {
+        std::fs::write(
+            dir.join(crate::secrets::KEY_FILE),
+            format!("{}\n", "7f".repeat(32)),
+        )
+        .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_lost_key_makes_a_persons_connection_need_sign_in_saying_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(dir.path()).unwrap();
+        let mut person = new("alice");
+        person.sign_in = SignIn::DeviceCode;
+        person.client_secret = None;
+        let alice = add(&db, person).await.unwrap();
+        set_status(&db, &alice.id, Status::Ok, None).await.unwrap();
+        store_plugin_value(&db, &alice.id, "refresh", None).await;
+        // Another connection holding only a cache: a cache is not a sign-in.
+        let mut cached = new("cached");
+        cached.sign_in = SignIn::DeviceCode;
+        cached.client_secret = None;
+        let cached = add(&db, cached).await.unwrap();
+        set_status(&db, &cached.id, Status::Ok, None).await.unwrap();
+        store_plugin_value(&db, &cached.id, "token", Some(3600)).await;
+        let read = get(&db, "alice", None).await.unwrap();
+        assert_eq!(read.status, Status::Ok);
+        assert!(!read.key_lost);
+        drop(db);
+
+        replace_key(dir.path());
+        let db = Database::open(dir.path()).unwrap();
+        for listed in [get(&db, "alice", None).await.unwrap(), {
+            let all = list(&db, None).await.unwrap();
+            all.into_iter().find(|c| c.name == "alice").unwrap()
+        }] {
+            assert_eq!(listed.status, Status::NeedsSignIn);
+            assert!(listed.key_lost);
+            let reason = listed.status_reason.unwrap_or_default();
+            assert_eq!(reason, UNREADABLE_SECRET);
+            assert!(reason.contains("changed or was lost"), "{reason}");
+            assert!(reason.contains("sign in again"), "{reason}");
+        }
+        let cached = get(&db, "cached", None).await.unwrap();
+        assert_eq!(cached.status, Status::Ok, "{:?}", cached.status_reason);
+
+        // An admin's switch stays the stronger reason.
+        set_status(&db, &alice.id, Status::Disabled, Some("paused by admin"))
+            .await
+            .unwrap();
+        assert_eq!(
+            get(&db, "alice", None).await.unwrap().status,
+            Status::Disabled
+        );
+        set_status(&db, &alice.id, Status::Ok, None).await.unwrap();
+
+        // Signing in again starts by dropping what the lost key sealed.
+        assert_eq!(forget_unreadable_storage(&db, &alice.id).await.unwrap(), 1);
+        assert_eq!(forget_unreadable_storage(&db, &cached.id).await.unwrap(), 1);
+        store_plugin_value(&db, &alice.id, "refresh", None).await;
+        assert_eq!(forget_unreadable_storage(&db, &alice.id).await.unwrap(), 0);
+        let signed_in = get(&db, "alice", None).await.unwrap();
+        assert_eq!(signed_in.status, Status::Ok);
+        assert!(!signed_in.key_lost);
+    }
+
+    #[tokio::test]
+    async fn a_lost_key_makes_a_service_principal_need_sign_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(dir.path()).unwrap();
+        add(&db, new("Sales")).await.unwrap();
+        drop(db);
+        replace_key(dir.path());
+        let db = Database::open(dir.path()).unwrap();
+        let read = get(&db, "Sales", None).await.unwrap();
+        assert_eq!(read.status, Status::NeedsSignIn);
+        assert!(read.key_lost);
+        assert_eq!(read.client_secret, None);
+        assert_eq!(read.status_reason.as_deref(), Some(UNREADABLE_SECRET));
     }
 
     #[test]

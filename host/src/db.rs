@@ -142,8 +142,47 @@ pub fn plugin_value_context(plugin: &str, connection_id: &str, key: &str) -> Str
     format!("plugin_kv:{plugin}\u{0}{connection_id}\u{0}{key}")
 }
 
-/// Seals secrets that an older version stored in plaintext.
+/// Seals secrets that an older version stored in plaintext, and makes sure the
+/// plaintext does not outlive the sealing anywhere in the files: the rows are
+/// rewritten with `secure_delete` on (the space they leave is zeroed), then the
+/// database is rebuilt (`VACUUM`) and the write-ahead log written back and
+/// truncated.
 fn seal_plaintext(conn: &mut rusqlite::Connection, keyring: &Keyring) -> Result<(), DbError> {
+    let secure_delete: i64 = conn.query_row("PRAGMA secure_delete", [], |r| r.get(0))?;
+    conn.pragma_update(None, "secure_delete", true)?;
+    let sealed = seal_rows(conn, keyring);
+    conn.pragma_update(None, "secure_delete", secure_delete)?;
+    if sealed? == 0 {
+        return Ok(());
+    }
+    // Rebuilt, free pages included, where the older version's deletes left
+    // plaintext behind. Sealing is done either way, so a failure is not fatal.
+    if let Err(error) = conn.execute_batch("VACUUM") {
+        tracing::warn!(
+            "the secrets an older version stored in plaintext are sealed now, but the \
+             database could not be rebuilt to drop their old copies ({error}); run `VACUUM` \
+             on goals.db with the sqlite3 shell while goals-host is stopped"
+        );
+    }
+    let (busy, _, _): (i64, i64, i64) =
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
+    if busy != 0 {
+        // Another process is reading: the old pages stay in the log until a
+        // later checkpoint overwrites them.
+        tracing::warn!(
+            "the secrets an older version stored in plaintext are sealed now, but the \
+             database's write-ahead log could not be written back while another process \
+             reads it; the log is written back and removed when the last goals-host process \
+             using the database stops"
+        );
+    }
+    Ok(())
+}
+
+/// Seals the plaintext secrets in one transaction; returns how many there were.
+fn seal_rows(conn: &mut rusqlite::Connection, keyring: &Keyring) -> Result<usize, DbError> {
     let tx = conn.transaction()?;
     let secrets: Vec<(String, String)> = {
         let mut statement = tx.prepare(
@@ -153,6 +192,7 @@ fn seal_plaintext(conn: &mut rusqlite::Connection, keyring: &Keyring) -> Result<
         let rows = statement.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
         rows.collect::<Result<_, _>>()?
     };
+    let mut count = secrets.len();
     for (id, plaintext) in secrets {
         let sealed = keyring.seal_text(&connection_secret_context(&id), &plaintext)?;
         tx.execute(
@@ -171,6 +211,7 @@ fn seal_plaintext(conn: &mut rusqlite::Connection, keyring: &Keyring) -> Result<
             .filter(|(_, _, _, value)| !Keyring::is_sealed(value))
             .collect()
     };
+    count += values.len();
     for (plugin, connection, key, value) in values {
         let sealed = keyring.seal(&plugin_value_context(&plugin, &connection, &key), &value)?;
         tx.execute(
@@ -179,7 +220,7 @@ fn seal_plaintext(conn: &mut rusqlite::Connection, keyring: &Keyring) -> Result<
         )?;
     }
     tx.commit()?;
-    Ok(())
+    Ok(count)
 }
 
 #[cfg(test)]
@@ -189,6 +230,141 @@ mod tests {
     #[test]
     fn migrations_are_valid() {
         assert!(Migrations::from_slice(MIGRATIONS).validate().is_ok());
+    }
+
+    const CLIENT_SECRET: &str = "legacy-client-secret-Qx7";
+    const DELETED_SECRET: &str = "legacy-deleted-secret-Jw2";
+    const DELETED_TOKEN: &str = "legacy-deleted-token-Dt4";
+    /// What must not be found after sealing: the stored secrets, and those the
+    /// old version deleted.
+    const PLAINTEXTS: [&str; 4] = [
+        CLIENT_SECRET,
+        "legacy-refresh-token-",
+        DELETED_SECRET,
+        DELETED_TOKEN,
+    ];
+
+    /// A long token, so that it spills into overflow pages as real ones do.
+    fn refresh_token() -> Vec<u8> {
+        format!("legacy-refresh-token-{}", "Rt9".repeat(2000)).into_bytes()
+    }
+
+    fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+        haystack.windows(needle.len()).any(|w| w == needle)
+    }
+
+    /// Whether the database file or its write-ahead log holds `needle`.
+    fn on_disk(dir: &Path, needle: &[u8]) -> bool {
+        ["goals.db", "goals.db-wal"]
+            .iter()
+            .any(|file| std::fs::read(dir.join(file)).is_ok_and(|bytes| contains(&bytes, needle)))
+    }
+
+    /// A database as the version before sealing left it: schema 2, secrets in
+    /// the clear, with rows around them so the pages have neighbours.
+    fn old_database(dir: &Path) -> rusqlite::Connection {
+        let mut conn = rusqlite::Connection::open(dir.join("goals.db")).unwrap();
+        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+        Migrations::from_slice(&MIGRATIONS[..2])
+            .to_latest(&mut conn)
+            .unwrap();
+        // Migration 2 made the default organization, 1.
+        let organization = 1;
+        for (id, secret) in [("c1", CLIENT_SECRET), ("c2", ""), ("c3", DELETED_SECRET)] {
+            conn.execute(
+                "INSERT INTO connections (id, organization_id, name, environment_url,
+                     authority_url, tenant, client_id, client_secret, allow_loopback,
+                     added_by, status, created_at)
+                 VALUES (?1, ?2, ?1, 'https://x', 'https://y', 't', 'c', ?3, 0, 'a', 'ok', 0)",
+                rusqlite::params![id, organization, secret],
+            )
+            .unwrap();
+        }
+        // Removed by the old version, whose deletes left the bytes behind: in
+        // the page, and in free pages (the overflow of a long value).
+        conn.execute("DELETE FROM connections WHERE id = 'c3'", [])
+            .unwrap();
+        for key in ["a", "refresh", "z"] {
+            let value = if key == "refresh" {
+                refresh_token()
+            } else {
+                vec![b'.'; 300]
+            };
+            conn.execute(
+                "INSERT INTO plugin_kv (plugin, connection_id, key, value) VALUES ('p', 'c2', ?1, ?2)",
+                rusqlite::params![key, value],
+            )
+            .unwrap();
+        }
+        let deleted = DELETED_TOKEN.repeat(2000);
+        conn.execute(
+            "INSERT INTO plugin_kv (plugin, connection_id, key, value) VALUES ('p', 'c3', 'r', ?1)",
+            [deleted.as_bytes()],
+        )
+        .unwrap();
+        conn.execute("DELETE FROM plugin_kv WHERE connection_id = 'c3'", [])
+            .unwrap();
+        conn
+    }
+
+    async fn assert_sealed(dir: &Path) {
+        let db = Database::open(dir).unwrap();
+        for plaintext in PLAINTEXTS {
+            assert!(!on_disk(dir, plaintext.as_bytes()), "{plaintext} left");
+        }
+        let keyring = Arc::clone(db.keyring());
+        let (secret, value) = db
+            .run(move |c| {
+                let secret: String = c.query_row(
+                    "SELECT client_secret FROM connections WHERE id = 'c1'",
+                    [],
+                    |r| r.get(0),
+                )?;
+                let value: Vec<u8> = c.query_row(
+                    "SELECT value FROM plugin_kv WHERE key = 'refresh'",
+                    [],
+                    |r| r.get(0),
+                )?;
+                Ok((
+                    keyring.open_text(&connection_secret_context("c1"), &secret)?,
+                    keyring.open(&plugin_value_context("p", "c2", "refresh"), &value)?,
+                ))
+            })
+            .await
+            .unwrap();
+        assert_eq!(secret, CLIENT_SECRET, "sealed, not lost");
+        assert_eq!(value, refresh_token());
+        drop(db);
+        for plaintext in PLAINTEXTS {
+            assert!(!on_disk(dir, plaintext.as_bytes()), "{plaintext} left");
+        }
+    }
+
+    #[tokio::test]
+    async fn sealing_leaves_no_plaintext_in_the_database_file() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(old_database(dir.path()));
+        for plaintext in PLAINTEXTS {
+            assert!(
+                on_disk(dir.path(), plaintext.as_bytes()),
+                "set-up: {plaintext}"
+            );
+        }
+        assert_sealed(dir.path()).await;
+    }
+
+    #[tokio::test]
+    async fn sealing_leaves_no_plaintext_in_the_write_ahead_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = old_database(dir.path());
+        old.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
+        old.execute("UPDATE connections SET added_by = 'b' WHERE id = 'c1'", [])
+            .unwrap();
+        // The old version stopped without writing its log back.
+        let wal = std::fs::read(dir.path().join("goals.db-wal")).unwrap();
+        assert!(contains(&wal, CLIENT_SECRET.as_bytes()), "the set-up");
+        std::mem::forget(old);
+        assert_sealed(dir.path()).await;
     }
 
     #[tokio::test]

@@ -436,6 +436,7 @@ mod tests {
             client_id: "c".into(),
             sign_in: crate::connections::SignIn::ClientSecret,
             client_secret: Some(Secret::new("s")),
+            key_lost: false,
             allow_loopback,
             created_at: 0,
         })

@@ -525,6 +525,14 @@ impl PluginRuntime {
 /// here, for the duration of one call.
 fn wit_connection(conn: &ConnectionRecord) -> Result<Connection, CallError> {
     let credential = match (conn.sign_in, &conn.client_secret) {
+        // The person's sign-in was sealed under a key this host no longer has:
+        // say so, rather than let the plugin find no sign-in at all.
+        (SignIn::DeviceCode, _) if conn.key_lost => {
+            return Err(CallError::Plugin {
+                error: Error::Unauthorized(crate::connections::UNREADABLE_SECRET.to_string()),
+                refusals: Vec::new(),
+            });
+        }
         (SignIn::DeviceCode, _) => Credential::User,
         (SignIn::ClientSecret, Some(secret)) => {
             Credential::ClientSecret(secret.expose().to_string())

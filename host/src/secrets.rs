@@ -22,14 +22,29 @@ const NONCE_LEN: usize = 24;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
-    #[error("cannot read or create the key file {path}: {source}")]
+    #[error(
+        "cannot read or create the key file {path}: {source}; make it readable (and its \
+         directory writable) by the user running goals-host, or give the key in {KEY_ENV}"
+    )]
     KeyFile {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("the secret key from {origin} is not 64 hexadecimal digits")]
-    BadKey { origin: String },
+    /// The key file holds something that is not a key. Not the lost-key case (a
+    /// valid but different key, after which connections need sign-in): nothing
+    /// is guessed here, the operator restores the file.
+    #[error(
+        "the key file {path} does not hold a secret key (64 hexadecimal digits); restore it \
+         from a backup or give the key in {KEY_ENV}. Deleting the file makes a new key, and \
+         every connection must then be signed in again"
+    )]
+    BadKeyFile { path: PathBuf },
+    #[error(
+        "{KEY_ENV} is set but does not hold a secret key (64 hexadecimal digits); set it to \
+         the host's key, or unset it to use the key file in the data directory"
+    )]
+    BadKeyEnv,
     #[error("the system's random number generator failed")]
     Random,
     #[error("a stored secret cannot be opened with this host's key")]
@@ -53,12 +68,10 @@ fn random<const N: usize>() -> Result<[u8; N], SecretError> {
     Ok(bytes)
 }
 
-fn parse_key(text: &str, origin: &str) -> Result<[u8; 32], SecretError> {
-    let bad = || SecretError::BadKey {
-        origin: origin.to_string(),
-    };
-    let bytes = hex::decode(text.trim()).map_err(|_| bad())?;
-    bytes.try_into().map_err(|_| bad())
+/// The key in `text` (64 hex digits, surrounding whitespace ignored).
+fn parse_key(text: &[u8]) -> Option<[u8; 32]> {
+    let text = std::str::from_utf8(text).ok()?;
+    hex::decode(text.trim()).ok()?.try_into().ok()
 }
 
 impl Keyring {
@@ -74,21 +87,23 @@ impl Keyring {
     }
 
     /// The key from the environment, else from the data directory's key file,
-    /// which is created (owner-only) on first use.
+    /// which is created (owner-only) on first use. A key that cannot be read is an
+    /// error naming where it came from; a readable but different key is not
+    /// detected here (connections whose secrets it cannot open need sign-in).
     pub fn load(data_dir: &Path) -> Result<Keyring, SecretError> {
-        if let Ok(text) = std::env::var(KEY_ENV) {
-            return Ok(Self::from_key(parse_key(&text, KEY_ENV)?));
+        if let Some(text) = std::env::var_os(KEY_ENV) {
+            let key = parse_key(text.as_encoded_bytes()).ok_or(SecretError::BadKeyEnv)?;
+            return Ok(Self::from_key(key));
         }
         let path = data_dir.join(KEY_FILE);
         let file_error = |source| SecretError::KeyFile {
             path: path.clone(),
             source,
         };
-        match std::fs::read_to_string(&path) {
-            Ok(text) => Ok(Self::from_key(parse_key(
-                &text,
-                &path.display().to_string(),
-            )?)),
+        match std::fs::read(&path) {
+            Ok(text) => parse_key(&text)
+                .map(Self::from_key)
+                .ok_or_else(|| SecretError::BadKeyFile { path: path.clone() }),
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
                 let key: [u8; 32] = random()?;
                 write_owner_only(&path, format!("{}\n", hex::encode(key)).as_bytes())
@@ -243,10 +258,40 @@ mod tests {
                 .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
-        std::fs::write(dir.path().join(KEY_FILE), "not hex").unwrap();
-        assert!(matches!(
-            Keyring::load(dir.path()),
-            Err(SecretError::BadKey { .. })
-        ));
+    }
+
+    #[test]
+    fn an_unreadable_key_file_is_an_error_naming_the_file_and_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(KEY_FILE);
+        let garbled: [&[u8]; 4] = [b"not hex", b"00112233", &[0xff, 0xfe, 0x00], b""];
+        for garbled in garbled {
+            std::fs::write(&path, garbled).unwrap();
+            let error = Keyring::load(dir.path()).unwrap_err();
+            assert!(
+                matches!(&error, SecretError::BadKeyFile { path: p } if *p == path),
+                "{error:?}"
+            );
+            let message = error.to_string();
+            assert!(message.contains(&path.display().to_string()), "{message}");
+            assert!(message.contains("restore it"), "{message}");
+            assert!(message.contains(KEY_ENV), "{message}");
+        }
+        // Never replaced behind the operator's back.
+        assert_eq!(std::fs::read(&path).unwrap(), b"");
+        std::fs::write(&path, format!("  {}\n\n", "ab".repeat(32))).unwrap();
+        assert!(Keyring::load(dir.path()).is_ok(), "whitespace is ignored");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_key_file_that_cannot_be_read_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        // A directory where the file should be: reading it fails on every system,
+        // whoever runs the test.
+        std::fs::create_dir(dir.path().join(KEY_FILE)).unwrap();
+        let error = Keyring::load(dir.path()).unwrap_err();
+        assert!(matches!(error, SecretError::KeyFile { .. }), "{error:?}");
+        assert!(error.to_string().contains(KEY_FILE), "{error}");
     }
 }

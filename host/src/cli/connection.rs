@@ -171,7 +171,12 @@ pub async fn run(context: &Context<'_>, command: &ConnectionCommand) -> anyhow::
             let record = connections::get(db, name, org).await?;
             let runtime = context.runtime().await?;
             match (record.sign_in, client_secret_env) {
-                (SignIn::DeviceCode, None) => device_sign_in(db, &runtime, &record).await?,
+                (SignIn::DeviceCode, None) => {
+                    // A sign-in sealed under a lost key is of no use any more.
+                    connections::forget_unreadable_storage(db, &record.id).await?;
+                    let record = connections::get_by_id(db, &record.id).await?;
+                    device_sign_in(db, &runtime, &record).await?
+                }
                 (SignIn::DeviceCode, Some(_)) => anyhow::bail!(
                     "connection '{}' signs in as a person; sign in without --client-secret-env",
                     record.name

@@ -175,6 +175,9 @@ struct Inner {
     devices: Vec<DeviceCode>,
     /// Every access token, refresh token and device code, in issue order.
     issued: Vec<String>,
+    /// The app registration's client secret since [`TokenStore::replace_client_secret`]
+    /// (before it, the configured one).
+    client_secret: Option<String>,
 }
 
 impl Inner {
@@ -374,6 +377,23 @@ impl TokenStore {
     /// Every access token, refresh token and device code issued so far.
     pub fn issued_secrets(&self) -> Vec<String> {
         self.lock().issued.clone()
+    }
+
+    /// Replaces the app registration's client secret (as when a secret expires
+    /// and an admin adds a new one): the previous secret is refused from now on
+    /// (AADSTS7000215). Tokens already issued stay valid.
+    pub fn replace_client_secret(&self, secret: &str) {
+        self.lock().client_secret = Some(secret.to_string());
+    }
+
+    /// Whether `presented` is the app registration's current client secret.
+    fn is_client_secret(&self, config: &SimConfig, presented: &str) -> bool {
+        let inner = self.lock();
+        presented
+            == inner
+                .client_secret
+                .as_deref()
+                .unwrap_or(&config.client_secret)
     }
 }
 
@@ -593,7 +613,7 @@ impl Exchange<'_> {
                 "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
             );
         };
-        if secret != self.config.client_secret {
+        if !self.store.is_client_secret(self.config, secret) {
             return self.wrong_secret();
         }
         let scope = match self.field("scope") {
@@ -716,7 +736,7 @@ impl Exchange<'_> {
         }
         // A public client sends no secret; a confidential one may.
         if let Some(secret) = self.form.get("client_secret")
-            && secret != self.config.client_secret
+            && !self.store.is_client_secret(self.config, secret)
         {
             return self.wrong_secret();
         }

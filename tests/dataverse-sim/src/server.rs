@@ -269,6 +269,13 @@ impl RunningSimulator {
         self.state.tokens.issued_secrets()
     }
 
+    /// Replaces the app registration's client secret, as when a secret expires
+    /// and an admin adds a new one: the old secret answers `invalid_client`
+    /// (AADSTS7000215) from now on. Access tokens already issued stay valid.
+    pub fn replace_client_secret(&self, secret: &str) {
+        self.state.tokens.replace_client_secret(secret);
+    }
+
     /// Queues a fault for the next Web API request.
     pub fn inject_fault(&self, fault: Fault) {
         lock(&self.state.faults).push_back(fault);

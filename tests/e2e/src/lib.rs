@@ -23,6 +23,8 @@ use tokio::sync::OnceCell;
 
 pub use dataverse_sim::dataset;
 
+mod device;
+
 /// A running simulator with the credentials it accepts.
 pub struct Sim {
     pub server: RunningSimulator,
@@ -310,10 +312,13 @@ impl Cli {
             .arg(self.data_dir.path())
             // One compiled plugin for every test of the binary.
             .env("GOALS_HOST_CACHE_DIR", shared_cache_dir())
-            .args(args)
-            .envs(env.iter().copied())
+            // The key, the plugin and the log filter are the defaults unless the
+            // test gives its own.
+            .env_remove("GOALS_HOST_SECRET_KEY")
             .env_remove("GOALS_HOST_PLUGIN")
             .env_remove("RUST_LOG")
+            .args(args)
+            .envs(env.iter().copied())
             .output()
             .await
             .expect("run goals-host");

@@ -2,10 +2,7 @@
 //! sign-in, secrets sealed in the database file, a lost key, and a grep of every
 //! output of a full run (logs at trace level included) for known secrets.
 
-use goals_e2e::{Cli, Run, Sim, dataset, goals_host_binary};
-use std::process::Stdio;
-use std::time::Duration;
-use tokio::io::AsyncReadExt;
+use goals_e2e::{Cli, Run, Sim, dataset};
 
 /// Everything at trace level but the compiler's internals, which see compiled
 /// code only (and write gigabytes at trace).
@@ -13,86 +10,10 @@ const TRACE_EVERYTHING: &str = "trace,cranelift_codegen=off,cranelift_frontend=o
     wasmtime_internal_cranelift=off,regalloc2=off,cranelift_bforest=off";
 
 /// Adds a connection that signs in as a person, approving the code the host
-/// shows, and returns the finished command's output.
+/// shows, with `--json -vv` and `RUST_LOG=log`.
 async fn add_person_connection(sim: &Sim, cli: &Cli, name: &str, log: &str) -> Run {
-    let url = sim.url();
-    let mut child = tokio::process::Command::new(goals_host_binary())
-        .arg("--data-dir")
-        .arg(cli.data_dir())
-        .args([
-            "connection",
-            "add",
-            "--name",
-            name,
-            "--url",
-            &url,
-            "--authority",
-            &url,
-            "--tenant",
-            &sim.config.tenant,
-            "--client-id",
-            &sim.config.client_id,
-            "--sign-in",
-            "device",
-            "--allow-loopback",
-            "--json",
-            "-vv",
-        ])
-        .env("RUST_LOG", log)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start goals-host");
-    let mut stdout = child.stdout.take().expect("stdout");
-    let mut stderr = child.stderr.take().expect("stderr");
-    let out = tokio::spawn(async move {
-        let mut text = String::new();
-        stdout.read_to_string(&mut text).await.map(|_| text)
-    });
-    let err = tokio::spawn(async move {
-        let mut text = String::new();
-        stderr.read_to_string(&mut text).await.map(|_| text)
-    });
-    // The person approves the code the host is waiting on.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    let user_code = loop {
-        if let Some(code) = sim
-            .server
-            .device_codes()
-            .into_iter()
-            .find(|c| c.state == dataverse_sim::DeviceCodeState::Pending)
-        {
-            break code.user_code;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no device code was requested"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    sim.server.approve_device_code(&user_code);
-    let status = tokio::time::timeout(Duration::from_secs(60), child.wait())
+    cli.add_person_connection(sim, name, &["--json", "-vv"], &[("RUST_LOG", log)])
         .await
-        .expect("the sign-in finishes")
-        .expect("goals-host ran");
-    let stdout = out.await.expect("join").expect("read stdout");
-    let stderr = err.await.expect("join").expect("read stderr");
-    assert!(status.success(), "{stdout}\n{stderr}");
-    assert!(
-        stderr.contains(&user_code),
-        "the code is shown to the person:\n{stderr}"
-    );
-    assert!(stderr.contains("/devicelogin"), "{stderr}");
-    Run {
-        output: std::process::Output {
-            status,
-            stdout: stdout.clone().into_bytes(),
-            stderr: stderr.clone().into_bytes(),
-        },
-        stdout,
-        stderr,
-    }
 }
 
 #[tokio::test]
@@ -328,4 +249,354 @@ async fn a_lost_key_makes_connections_need_sign_in_instead_of_crashing() {
     assert!(repaired.success(), "{}", repaired.stderr);
     let sync = cli.json(&["kr", "sync", &kr]).await;
     assert_eq!(sync["run"]["status"], "success");
+}
+
+/// A Key Result linked to the count of Hot Leads through `connection`, synced
+/// once; returns its id.
+async fn linked_kr(cli: &Cli, connection: &str, env: &[(&str, &str)]) -> String {
+    let created = cli
+        .run_with_env(
+            &[
+                "kr", "create", "--title", "Hot", "--owner", "ana", "--start", "0", "--target",
+                "9000", "--json",
+            ],
+            env,
+        )
+        .await;
+    assert!(created.success(), "{}", created.stderr);
+    let kr = created.json()["id"].to_string();
+    let linked = cli
+        .run_with_env(
+            &[
+                "kr",
+                "link",
+                &kr,
+                "--connection",
+                connection,
+                "--app",
+                "Sales Hub",
+                "--entity",
+                "lead",
+                "--view",
+                "Hot Leads",
+                "--column",
+                "fullname",
+                "--aggregation",
+                "count",
+                "--json",
+            ],
+            env,
+        )
+        .await;
+    assert!(linked.success(), "{}", linked.stderr);
+    assert_eq!(linked.json()["run"]["status"], "success");
+    kr
+}
+
+const ANOTHER_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
+#[tokio::test]
+async fn a_lost_key_makes_a_persons_connection_need_sign_in_saying_why() {
+    let sim = Sim::start().await;
+    let cli = Cli::new();
+    cli.add_person_connection(&sim, "alice", &[], &[]).await;
+    let kr = linked_kr(&cli, "alice", &[]).await;
+
+    std::fs::write(
+        cli.data_dir().join("secret.key"),
+        format!("{ANOTHER_KEY}\n"),
+    )
+    .expect("replace the key");
+    let listed = cli.json(&["connection", "list"]).await;
+    assert_eq!(listed[0]["status"], "needs-sign-in", "{listed}");
+    let reason = listed[0]["status_reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("secret key"), "{reason}");
+    assert!(reason.contains("changed or was lost"), "{reason}");
+    assert!(reason.contains("sign in again"), "{reason}");
+
+    let sync = cli.run(&["kr", "sync", &kr, "--json"]).await;
+    assert!(!sync.success());
+    let error = &sync.json()["error"];
+    assert_eq!(error["kind"], "needs-sign-in");
+    let message = error["message"].as_str().unwrap_or_default();
+    assert!(message.contains("changed or was lost"), "{message}");
+    assert!(!message.contains("nobody has signed in"), "{message}");
+    let once = cli.json(&["run", "--once"]).await;
+    assert_eq!(once["succeeded"], 0, "{once}");
+
+    let test = cli.run(&["connection", "test", "alice"]).await;
+    assert!(!test.success());
+    assert!(
+        test.stderr.contains("changed or was lost"),
+        "{}",
+        test.stderr
+    );
+    assert!(
+        !test.stderr.contains("nobody has signed in"),
+        "{}",
+        test.stderr
+    );
+
+    let (signed_in, _) = cli
+        .run_approving_sign_in(&sim, &["connection", "sign-in", "alice", "--json"], &[])
+        .await;
+    assert!(signed_in.success(), "{}", signed_in.stderr);
+    assert_eq!(signed_in.json()["status"], "ok");
+    let sync = cli.json(&["kr", "sync", &kr]).await;
+    assert_eq!(sync["run"]["status"], "success", "{sync}");
+}
+
+#[tokio::test]
+async fn the_key_from_the_environment_opens_the_secrets_wherever_the_database_goes() {
+    let sim = Sim::start().await;
+    let key = [("GOALS_HOST_SECRET_KEY", ANOTHER_KEY)];
+    let first = Cli::new();
+    let added = first
+        .add_connection_with(&sim, "sim", &sim.config.client_secret, &[], &key)
+        .await;
+    assert!(added.success(), "{}", added.stderr);
+    let kr = linked_kr(&first, "sim", &key).await;
+    assert!(
+        !first.data_dir().join("secret.key").exists(),
+        "with the key in the environment no key file is made"
+    );
+
+    // The database moves to another data directory; the key goes with it in
+    // the environment.
+    let second = Cli::new();
+    for file in ["goals.db", "goals.db-wal"] {
+        if first.data_dir().join(file).exists() {
+            std::fs::copy(first.data_dir().join(file), second.data_dir().join(file))
+                .expect("copy the database");
+        }
+    }
+    let sync = second
+        .run_with_env(&["kr", "sync", &kr, "--json"], &key)
+        .await;
+    assert!(sync.success(), "{}", sync.stderr);
+    assert_eq!(sync.json()["run"]["status"], "success");
+
+    // Another key from the environment, or none (a new key file is made):
+    // the connection needs sign-in, nothing crashes.
+    let other_key = "ff".repeat(32);
+    let other: [&[(&str, &str)]; 2] = [&[("GOALS_HOST_SECRET_KEY", &other_key)], &[]];
+    for env in other {
+        let listed = second
+            .run_with_env(&["connection", "list", "--json"], env)
+            .await;
+        assert!(listed.success(), "{env:?}: {}", listed.stderr);
+        let listed = listed.json();
+        assert_eq!(listed[0]["status"], "needs-sign-in", "{env:?}: {listed}");
+        let refused = second
+            .run_with_env(&["kr", "sync", &kr, "--json"], env)
+            .await;
+        assert!(!refused.success());
+        assert_eq!(refused.json()["error"]["kind"], "needs-sign-in");
+        assert!(!refused.stderr.contains("panicked"), "{}", refused.stderr);
+    }
+    assert!(second.data_dir().join("secret.key").exists());
+
+    // The environment's key wins over the key file, and opens the secrets again.
+    let listed = second
+        .run_with_env(&["connection", "list", "--json"], &key)
+        .await;
+    assert_eq!(listed.json()[0]["status"], "ok", "{}", listed.stdout);
+    let sync = second
+        .run_with_env(&["kr", "sync", &kr, "--json"], &key)
+        .await;
+    assert_eq!(sync.json()["run"]["status"], "success", "{}", sync.stderr);
+
+    // A key that is not one is an error that names the variable.
+    let garbled = second
+        .run_with_env(
+            &["connection", "list"],
+            &[("GOALS_HOST_SECRET_KEY", "not a key")],
+        )
+        .await;
+    assert!(!garbled.success());
+    assert!(
+        garbled.stderr.contains("GOALS_HOST_SECRET_KEY is set but"),
+        "{}",
+        garbled.stderr
+    );
+    assert!(!garbled.stderr.contains("not a key"), "{}", garbled.stderr);
+}
+
+#[tokio::test]
+async fn a_garbled_key_file_is_an_error_naming_the_file_and_what_to_do() {
+    let sim = Sim::start().await;
+    let cli = Cli::new();
+    assert!(cli.add_connection(&sim, "sim").await.success());
+    let path = cli.data_dir().join("secret.key");
+    std::fs::write(&path, "garbled").expect("garble the key file");
+    let listed = cli.run(&["connection", "list", "--json"]).await;
+    assert!(!listed.success());
+    let message = listed.json()["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(message.contains(&path.display().to_string()), "{message}");
+    assert!(message.contains("restore it from a backup"), "{message}");
+    assert_eq!(
+        std::fs::read_to_string(&path).ok().as_deref(),
+        Some("garbled"),
+        "the file is left for the operator"
+    );
+}
+
+/// `goals-host ARGS -vv` at trace level, in text and in `--json`; returns both
+/// runs.
+async fn traced_both(cli: &Cli, args: &[&str], env: &[(&str, &str)]) -> [Run; 2] {
+    let mut text: Vec<&str> = args.to_vec();
+    text.push("-vv");
+    let mut json = text.clone();
+    json.push("--json");
+    let mut env = env.to_vec();
+    env.push(("RUST_LOG", TRACE_EVERYTHING));
+    [
+        cli.run_with_env(&text, &env).await,
+        cli.run_with_env(&json, &env).await,
+    ]
+}
+
+#[tokio::test]
+async fn secrets_are_never_printed_or_logged_on_failure_paths_either() {
+    let sim = Sim::start().await;
+    let cli = Cli::new();
+    let trace = [("RUST_LOG", TRACE_EVERYTHING)];
+    // A mistyped secret may be another app's real one: it is a secret too.
+    let wrong_secret = "wrong-secret-Zq81Xk";
+    let new_secret = "replaced-secret-Vb42Lp";
+    let mut outputs: Vec<String> = Vec::new();
+    let mut keep = |runs: &[Run]| {
+        for run in runs {
+            outputs.extend([run.stdout.clone(), run.stderr.clone()]);
+        }
+    };
+
+    // A service principal with a wrong secret: added, then refused.
+    let added = cli
+        .add_connection_with(&sim, "wrong", wrong_secret, &["-vv"], &trace)
+        .await;
+    assert!(added.success(), "{}", added.stderr);
+    keep(&[added]);
+    let refused = traced_both(&cli, &["connection", "test", "wrong"], &[]).await;
+    for run in &refused {
+        assert!(!run.success());
+        assert!(run.stderr.contains("AADSTS7000215"), "{}", run.stderr);
+    }
+    keep(&refused);
+
+    // The right service principal and a person, each with a linked Key Result.
+    let added = cli
+        .add_connection_with(&sim, "sim", &sim.config.client_secret, &["-vv"], &trace)
+        .await;
+    assert!(added.success(), "{}", added.stderr);
+    keep(&[added]);
+    let person = add_person_connection(&sim, &cli, "alice", TRACE_EVERYTHING).await;
+    keep(&[person]);
+    let kr_person = linked_kr(&cli, "alice", &trace).await;
+    let kr_service = linked_kr(&cli, "sim", &trace).await;
+
+    // The person's refresh token is revoked (invalid_grant) and the service
+    // principal's secret replaced (invalid_client).
+    sim.server.revoke_refresh_tokens();
+    sim.server.replace_client_secret(new_secret);
+    sim.server.expire_tokens();
+    for (kr, code) in [(&kr_person, "AADSTS50173"), (&kr_service, "AADSTS7000215")] {
+        // The first sync is refused by the identity platform, the second by
+        // the host (the connection needs sign-in now).
+        let synced = traced_both(&cli, &["kr", "sync", kr], &[]).await;
+        assert!(
+            synced[0].stdout.contains("failure: unauthorized"),
+            "{}",
+            synced[0].stdout
+        );
+        assert!(synced[0].stdout.contains(code), "{}", synced[0].stdout);
+        assert_eq!(synced[1].json()["error"]["kind"], "needs-sign-in");
+        keep(&synced);
+        let history = traced_both(&cli, &["kr", "history", kr], &[]).await;
+        let runs = history[1].json();
+        assert!(
+            runs.as_array()
+                .is_some_and(|runs| runs.iter().any(|r| r["error_message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains(code)))),
+            "the refusal is in the history: {runs}"
+        );
+        keep(&history);
+        keep(&traced_both(&cli, &["kr", "show", kr], &[]).await);
+    }
+    for name in ["alice", "sim"] {
+        let test = traced_both(&cli, &["connection", "test", name], &[]).await;
+        assert!(test.iter().all(|run| !run.success()), "{name} is refused");
+        keep(&test);
+    }
+    for step in [
+        &["run", "--once"][..],
+        &["alerts", "--all"],
+        &["connection", "list"],
+    ] {
+        let runs = traced_both(&cli, step, &[]).await;
+        assert!(runs.iter().all(Run::success), "{step:?}");
+        keep(&runs);
+    }
+
+    // Signing in again: a wrong secret first, then the new one; the person
+    // with a new device code.
+    let sign_in = ["connection", "sign-in", "sim", "--client-secret-env", "S"];
+    for (secret, works) in [(wrong_secret, false), (new_secret, true)] {
+        let runs = traced_both(&cli, &sign_in, &[("S", secret)]).await;
+        assert!(runs.iter().all(|run| run.success() == works), "{secret}");
+        keep(&runs);
+    }
+    let (signed_in, _) = cli
+        .run_approving_sign_in(
+            &sim,
+            &["connection", "sign-in", "alice", "-vv", "--json"],
+            &trace,
+        )
+        .await;
+    assert!(signed_in.success(), "{}", signed_in.stderr);
+    keep(&[signed_in]);
+    for kr in [&kr_person, &kr_service] {
+        let synced = traced_both(&cli, &["kr", "sync", kr], &[]).await;
+        assert_eq!(synced[1].json()["run"]["status"], "success");
+        keep(&synced);
+    }
+
+    let mut secrets = sim.server.issued_secrets();
+    secrets.extend([
+        sim.config.client_secret.clone(),
+        wrong_secret.to_string(),
+        new_secret.to_string(),
+    ]);
+    assert!(secrets.len() >= 8, "{} secrets", secrets.len());
+    assert!(
+        outputs.iter().any(|o| o.contains("TRACE")),
+        "the logs really were at trace level"
+    );
+    for output in &outputs {
+        for secret in &secrets {
+            assert!(
+                !output.contains(secret.as_str()),
+                "a secret leaked into output"
+            );
+        }
+        assert!(
+            !output.to_lowercase().contains("bearer ey") && !output.contains("Bearer "),
+            "an authorization header leaked"
+        );
+    }
+    for file in ["goals.db", "goals.db-wal"] {
+        let Ok(bytes) = std::fs::read(cli.data_dir().join(file)) else {
+            continue;
+        };
+        for secret in &secrets {
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "{file} holds a secret in the clear"
+            );
+        }
+    }
 }

@@ -275,3 +275,23 @@ fn the_clock_moves_error_timestamps() {
     );
     assert!(shown.ends_with('Z') && shown.contains(' '));
 }
+
+#[test]
+fn a_replaced_client_secret_refuses_the_old_one() {
+    let store = TokenStore::default();
+    let ask = |secret: &str| {
+        token_response(
+            &SimConfig::default(),
+            &store,
+            "sim-tenant",
+            body(CLIENT, secret, "http://127.0.0.1:4000/.default").as_bytes(),
+            &[ORIGIN.to_string()],
+        )
+    };
+    assert_eq!(ask("sim-secret").0, 200);
+    store.replace_client_secret("rotated-secret");
+    let (status, value) = ask("sim-secret");
+    assert_eq!(status, 401, "{value}");
+    assert_eq!(value["error_codes"][0], 7000215);
+    assert_eq!(ask("rotated-secret").0, 200);
+}
