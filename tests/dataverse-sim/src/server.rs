@@ -274,6 +274,15 @@ impl RunningSimulator {
         lock(&self.state.faults).push_back(fault);
     }
 
+    /// Drops the faults still queued and says how many there were: a test that
+    /// queued more than a client could use up knows the fault lasted to the end.
+    pub fn clear_faults(&self) -> usize {
+        let mut faults = lock(&self.state.faults);
+        let left = faults.len();
+        faults.clear();
+        left
+    }
+
     /// Applies a change to this simulator's overlay; a misuse (unknown view,
     /// table or column) is a bug in the calling test and panics.
     fn change(&self, hook: &str, apply: impl FnOnce(&mut Overlay) -> Result<(), String>) {

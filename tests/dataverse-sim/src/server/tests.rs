@@ -228,6 +228,17 @@ async fn faults_are_served_once_each() {
     );
     let elsewhere = get(&sim, "/nothing/here", Some(&access)).await;
     assert_eq!(elsewhere.status, 404);
+
+    // Faults left over are dropped, and counted.
+    assert_eq!(sim.clear_faults(), 0);
+    sim.inject_fault(Fault::HtmlOk);
+    sim.inject_fault(Fault::HtmlOk);
+    let proxy = get(&sim, "/api/data/v9.2/WhoAmI()", Some(&access)).await;
+    assert!(proxy.body.starts_with("<html>"));
+    assert_eq!(sim.clear_faults(), 1);
+    let normal = get(&sim, "/api/data/v9.2/WhoAmI()", Some(&access)).await;
+    assert_eq!(normal.status, 200);
+    assert!(normal.json()["UserId"].is_string());
     sim.shutdown().await;
 }
 
