@@ -21,7 +21,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::Response;
 use serde_json::{Value, json};
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -102,6 +102,10 @@ struct SimState {
     /// concurrency looks from the server.
     in_flight: AtomicUsize,
     peak: AtomicUsize,
+    /// The same per bearer token (in flight, most at once): a client's
+    /// connections each have their own token, so one connection's concurrency
+    /// is told apart from another's on the same simulator.
+    by_token: Mutex<HashMap<String, (usize, usize)>>,
     /// Added before every Web API answer, so concurrent clients overlap.
     latency: Mutex<Duration>,
 }
@@ -154,6 +158,7 @@ impl RunningSimulator {
             overlay: Mutex::new(Arc::new(Overlay::default())),
             in_flight: AtomicUsize::new(0),
             peak: AtomicUsize::new(0),
+            by_token: Mutex::new(HashMap::new()),
             latency: Mutex::new(Duration::ZERO),
         });
         let app = Router::new()
@@ -328,11 +333,6 @@ impl RunningSimulator {
         });
     }
 
-    /// Adds rows to a table, visible to every query of this simulator. Rows use
-    /// logical names, like [`Row`] (lookups as the referenced id, nulls absent).
-    ///
-    /// # Panics
-    /// If the table does not exist.
     /// Makes every Web API answer wait `latency` first (token answers do not).
     pub fn set_latency(&self, latency: Duration) {
         *lock(&self.state.latency) = latency;
@@ -343,6 +343,21 @@ impl RunningSimulator {
         self.state.peak.load(Ordering::SeqCst)
     }
 
+    /// For each bearer token requests came with (valid or not), the most
+    /// requests with it this simulator has answered at once; in no particular
+    /// order. Requests without a token (sign-ins) are not counted.
+    pub fn peak_concurrency_per_token(&self) -> Vec<usize> {
+        lock(&self.state.by_token)
+            .values()
+            .map(|&(_, peak)| peak)
+            .collect()
+    }
+
+    /// Adds rows to a table, visible to every query of this simulator. Rows use
+    /// logical names, like [`Row`] (lookups as the referenced id, nulls absent).
+    ///
+    /// # Panics
+    /// If the table does not exist.
     pub fn add_rows(&self, entity: &str, rows: Vec<Row>) {
         self.change("add_rows", |overlay| {
             overlay.add_rows(dataset(), entity, rows)
@@ -520,6 +535,33 @@ impl Drop for InFlight<'_> {
     }
 }
 
+/// Counts a request as in flight for its bearer token until its answer is built.
+struct TokenInFlight<'a> {
+    by_token: &'a Mutex<HashMap<String, (usize, usize)>>,
+    token: String,
+}
+
+impl<'a> TokenInFlight<'a> {
+    fn start(by_token: &'a Mutex<HashMap<String, (usize, usize)>>, token: &str) -> Self {
+        let mut counts = lock(by_token);
+        let (now, peak) = counts.entry(token.to_string()).or_default();
+        *now += 1;
+        *peak = (*peak).max(*now);
+        TokenInFlight {
+            by_token,
+            token: token.to_string(),
+        }
+    }
+}
+
+impl Drop for TokenInFlight<'_> {
+    fn drop(&mut self) {
+        if let Some((now, _)) = lock(self.by_token).get_mut(&self.token) {
+            *now -= 1;
+        }
+    }
+}
+
 async fn handle(
     State(state): State<Arc<SimState>>,
     method: Method,
@@ -537,6 +579,8 @@ async fn handle(
     let now_in_flight = state.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
     state.peak.fetch_max(now_in_flight, Ordering::SeqCst);
     let _in_flight = InFlight(&state.in_flight);
+    let _token_in_flight =
+        bearer(&headers).map(|token| TokenInFlight::start(&state.by_token, token));
     // Recorded on arrival, so concurrent requests keep their arrival order; the
     // status is filled in once the answer is known.
     let slot = {
