@@ -21,7 +21,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::Response;
 use serde_json::{Value, json};
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -102,6 +102,10 @@ struct SimState {
     /// concurrency looks from the server.
     in_flight: AtomicUsize,
     peak: AtomicUsize,
+    /// The same per bearer token (in flight, most at once): a client's
+    /// connections each have their own token, so one connection's concurrency
+    /// is told apart from another's on the same simulator.
+    by_token: Mutex<HashMap<String, (usize, usize)>>,
     /// Added before every Web API answer, so concurrent clients overlap.
     latency: Mutex<Duration>,
 }
@@ -154,6 +158,7 @@ impl RunningSimulator {
             overlay: Mutex::new(Arc::new(Overlay::default())),
             in_flight: AtomicUsize::new(0),
             peak: AtomicUsize::new(0),
+            by_token: Mutex::new(HashMap::new()),
             latency: Mutex::new(Duration::ZERO),
         });
         let app = Router::new()
@@ -281,6 +286,15 @@ impl RunningSimulator {
         lock(&self.state.faults).push_back(fault);
     }
 
+    /// Drops the faults still queued and says how many there were: a test that
+    /// queued more than a client could use up knows the fault lasted to the end.
+    pub fn clear_faults(&self) -> usize {
+        let mut faults = lock(&self.state.faults);
+        let left = faults.len();
+        faults.clear();
+        left
+    }
+
     /// Applies a change to this simulator's overlay; a misuse (unknown view,
     /// table or column) is a bug in the calling test and panics.
     fn change(&self, hook: &str, apply: impl FnOnce(&mut Overlay) -> Result<(), String>) {
@@ -345,6 +359,16 @@ impl RunningSimulator {
     /// The most requests this simulator has answered at once.
     pub fn peak_concurrency(&self) -> usize {
         self.state.peak.load(Ordering::SeqCst)
+    }
+
+    /// For each bearer token requests came with (valid or not), the most
+    /// requests with it this simulator has answered at once; in no particular
+    /// order. Requests without a token (sign-ins) are not counted.
+    pub fn peak_concurrency_per_token(&self) -> Vec<usize> {
+        lock(&self.state.by_token)
+            .values()
+            .map(|&(_, peak)| peak)
+            .collect()
     }
 
     /// Adds rows to a table, visible to every query of this simulator. Rows use
@@ -529,6 +553,33 @@ impl Drop for InFlight<'_> {
     }
 }
 
+/// Counts a request as in flight for its bearer token until its answer is built.
+struct TokenInFlight<'a> {
+    by_token: &'a Mutex<HashMap<String, (usize, usize)>>,
+    token: String,
+}
+
+impl<'a> TokenInFlight<'a> {
+    fn start(by_token: &'a Mutex<HashMap<String, (usize, usize)>>, token: &str) -> Self {
+        let mut counts = lock(by_token);
+        let (now, peak) = counts.entry(token.to_string()).or_default();
+        *now += 1;
+        *peak = (*peak).max(*now);
+        TokenInFlight {
+            by_token,
+            token: token.to_string(),
+        }
+    }
+}
+
+impl Drop for TokenInFlight<'_> {
+    fn drop(&mut self) {
+        if let Some((now, _)) = lock(self.by_token).get_mut(&self.token) {
+            *now -= 1;
+        }
+    }
+}
+
 async fn handle(
     State(state): State<Arc<SimState>>,
     method: Method,
@@ -546,6 +597,8 @@ async fn handle(
     let now_in_flight = state.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
     state.peak.fetch_max(now_in_flight, Ordering::SeqCst);
     let _in_flight = InFlight(&state.in_flight);
+    let _token_in_flight =
+        bearer(&headers).map(|token| TokenInFlight::start(&state.by_token, token));
     // Recorded on arrival, so concurrent requests keep their arrival order; the
     // status is filled in once the answer is known.
     let slot = {

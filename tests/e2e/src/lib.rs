@@ -175,9 +175,23 @@ impl World {
         column: &str,
         aggregation: Aggregation,
     ) -> Link {
+        self.link_on(&self.conn, kr, entity, view, column, aggregation)
+            .await
+    }
+
+    /// [`World::link`] through another connection `conn`.
+    pub async fn link_on(
+        &self,
+        conn: &ConnectionRecord,
+        kr: &KeyResult,
+        entity: &str,
+        view: &str,
+        column: &str,
+        aggregation: Aggregation,
+    ) -> Link {
         let chosen = linking::choose(
             &self.runtime,
-            &self.conn,
+            conn,
             &Wanted {
                 app: "Sales Hub".to_string(),
                 entity: entity.to_string(),

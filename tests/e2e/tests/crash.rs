@@ -1,7 +1,10 @@
 //! Crash safety: a scheduler process killed with SIGKILL while syncs are in
 //! flight, then started again. Nothing is lost, duplicated or applied twice, and
-//! the interrupted syncs run again, once.
+//! the interrupted syncs run again, once. The data changes while the host is
+//! down, so a value from the wrong run, or applied again, shows: each Key
+//! Result's value and its time are exactly those of its one successful run.
 
+use dataverse_sim::Row;
 use goals_e2e::{Cli, Sim, dataset, goals_host_binary};
 use goals_host::bindings::{Aggregation, CurrencyChoice};
 use goals_host::connections;
@@ -9,8 +12,10 @@ use goals_host::db::Database;
 use goals_host::goals::keyresults::{self, NewKeyResult};
 use goals_host::goals::linking::{self, Wanted};
 use goals_host::goals::progress::{Direction, Unit};
+use goals_host::goals::sync::{SyncRun, history};
 use goals_host::runtime::{PluginRuntime, PluginSource};
 use serde_json::json;
+use std::collections::{BTreeMap, BTreeSet};
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -24,6 +29,61 @@ fn hot_leads() -> f64 {
             row.get("statecode") == Some(&json!(0)) && row.get("leadqualitycode") == Some(&json!(1))
         })
         .count() as f64
+}
+
+/// Hot leads added while the host is down.
+const ADDED: usize = 7;
+
+/// `count` new open hot leads, numbered from `first`.
+fn hot_lead_rows(first: usize, count: usize) -> Vec<Row> {
+    (first..first + count)
+        .map(|i| {
+            let mut row = Row::new();
+            row.insert(
+                "leadid".into(),
+                json!(format!("0000c4a5-0000-4000-8000-{i:012}")),
+            );
+            row.insert("fullname".into(), json!(format!("Crash Lead {i}")));
+            row.insert("statecode".into(), json!(0));
+            row.insert("leadqualitycode".into(), json!(1));
+            row.insert("createdon".into(), json!("2025-06-01T12:00:00Z"));
+            row
+        })
+        .collect()
+}
+
+/// Every sync run of the Key Results, in the order they started.
+async fn runs(db: &Database, krs: &[i64]) -> Vec<SyncRun> {
+    let mut all = Vec::new();
+    for &kr in krs {
+        all.extend(history(db, kr, 100).await.expect("read the sync runs"));
+    }
+    all.sort_by_key(|run| run.id);
+    all
+}
+
+/// Each Key Result's value and its time are exactly those of its latest
+/// successful run, and a Key Result without one has no value: no value comes
+/// from a run that did not finish, nor is applied again by another.
+async fn values_follow_runs(db: &Database, krs: &[i64], when: &str) {
+    for &kr in krs {
+        let runs = history(db, kr, 100).await.unwrap();
+        // Newest first.
+        let latest = runs.iter().find(|r| r.status == "success");
+        let current = keyresults::get_by_id(db, kr).await.unwrap();
+        let expected = latest.map_or((None, None, None), |run| {
+            (run.value, run.finished_at, Some("sync".to_string()))
+        });
+        assert_eq!(
+            (
+                current.current_value,
+                current.current_at,
+                current.current_source
+            ),
+            expected,
+            "{when}: Key Result {kr}, runs {runs:?}"
+        );
+    }
 }
 
 /// (running, succeeded, interrupted) sync runs, and links with a running claim.
@@ -95,12 +155,21 @@ async fn a_killed_scheduler_loses_nothing_and_retries_what_it_interrupted_once()
         krs.push(kr.id);
     }
 
-    // Slow answers keep several syncs in flight at once.
+    // Slow answers keep several syncs in flight at once; with at most six
+    // claimed at a time, some links have not started when the host dies.
     sim.server.set_latency(Duration::from_millis(400));
     let mut scheduler = tokio::process::Command::new(goals_host_binary())
         .arg("--data-dir")
         .arg(cli.data_dir())
-        .args(["run", "--poll", "0.05", "--per-connection", "4"])
+        .args([
+            "run",
+            "--poll",
+            "0.05",
+            "--concurrency",
+            "6",
+            "--per-connection",
+            "3",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(true)
@@ -128,10 +197,50 @@ async fn a_killed_scheduler_loses_nothing_and_retries_what_it_interrupted_once()
         "every running sync holds its link's claim"
     );
     assert_eq!(interrupted, 0);
+    let at_kill = runs(&db, &krs).await;
+    let synced_before: BTreeMap<i64, i64> = at_kill
+        .iter()
+        .filter(|r| r.status == "success")
+        .map(|r| (r.key_result_id, r.id))
+        .collect();
+    let in_flight: BTreeSet<i64> = at_kill
+        .iter()
+        .filter(|r| r.status == "running")
+        .map(|r| r.key_result_id)
+        .collect();
+    let last_run_before = at_kill.iter().map(|r| r.id).max().unwrap_or(0);
+    assert_eq!(
+        synced_before.len() as i64,
+        succeeded,
+        "one success per link"
+    );
+    assert_eq!(in_flight.len() as i64, running, "one running sync per link");
+    eprintln!(
+        "at the kill: {succeeded} synced, {running} in flight, {} not started",
+        LINKS as i64 - succeeded - running
+    );
+    values_follow_runs(&db, &krs, "at the kill").await;
+
+    // The data changes while the host is down: a value measured before the kill
+    // and one measured after the restart differ.
+    let before = hot_leads();
+    let after = before + ADDED as f64;
+    sim.server.add_rows("lead", hot_lead_rows(0, ADDED));
 
     sim.server.set_latency(Duration::ZERO);
     let restarted = cli.json(&["run", "--once", "--per-connection", "8"]).await;
-    assert_eq!(restarted["recovered_interrupted"], json!(running));
+    let left = LINKS as i64 - succeeded;
+    assert_eq!(
+        restarted,
+        json!({
+            "started": left,
+            "succeeded": left,
+            "failed": 0,
+            "skipped": 0,
+            "recovered_interrupted": running,
+        }),
+        "the links not synced before the kill sync now, once"
+    );
     let (running_after, succeeded_after, interrupted_after, claimed_after) = census(&db).await;
     assert_eq!(
         (running_after, claimed_after),
@@ -146,19 +255,49 @@ async fn a_killed_scheduler_loses_nothing_and_retries_what_it_interrupted_once()
         succeeded_after as usize, LINKS,
         "every link synced exactly once: {succeeded} before the kill, the rest after"
     );
-    for kr in krs {
-        let runs = goals_host::goals::sync::history(&db, kr, 100)
-            .await
-            .unwrap();
-        let successes = runs.iter().filter(|r| r.status == "success").count();
-        assert_eq!(successes, 1, "Key Result {kr}: {runs:?}");
-        let value = keyresults::get_by_id(&db, kr).await.unwrap().current_value;
-        assert_eq!(value, Some(hot_leads()));
+    for &kr in &krs {
+        let runs = history(&db, kr, 100).await.unwrap();
+        let successes: Vec<_> = runs.iter().filter(|r| r.status == "success").collect();
+        assert_eq!(successes.len(), 1, "Key Result {kr}: {runs:?}");
+        let success = successes[0];
+        match synced_before.get(&kr) {
+            Some(&id) => {
+                assert_eq!(success.id, id, "Key Result {kr} did not sync again");
+                assert_eq!(success.value, Some(before), "Key Result {kr}");
+            }
+            None => {
+                assert!(success.id > last_run_before, "Key Result {kr}: {runs:?}");
+                assert_eq!(success.value, Some(after), "Key Result {kr}");
+            }
+        }
+        let interrupted = runs.iter().filter(|r| r.status == "interrupted").count();
+        assert_eq!(
+            interrupted,
+            usize::from(in_flight.contains(&kr)),
+            "Key Result {kr}: {runs:?}"
+        );
+        assert_eq!(runs.len(), 1 + interrupted, "Key Result {kr}: {runs:?}");
         let link = keyresults::link(&db, kr).await.unwrap().expect("linked");
         assert!(
             link.next_run_at > now,
             "the schedule moved on for Key Result {kr}"
         );
         assert!(link.running_since.is_none());
+        assert_eq!(link.last_success_at, success.finished_at, "Key Result {kr}");
     }
+    values_follow_runs(&db, &krs, "after the restart").await;
+
+    // Nothing is due any more: another start syncs nothing, though the data
+    // changed again, and every value stays as it is.
+    let settled = runs(&db, &krs).await;
+    sim.server.add_rows("lead", hot_lead_rows(ADDED, ADDED));
+    let again = cli.json(&["run", "--once"]).await;
+    assert_eq!(again["started"], json!(0), "{again}");
+    assert_eq!(again["recovered_interrupted"], json!(0), "{again}");
+    assert_eq!(
+        runs(&db, &krs).await,
+        settled,
+        "no run was added or changed"
+    );
+    values_follow_runs(&db, &krs, "after another start").await;
 }

@@ -1,6 +1,6 @@
 //! The Goals side in-process with a clock the tests control: hourly syncs with
-//! jitter, bounded concurrency, single-flight Sync now, each sync outcome, the
-//! admins' switches, check-ins and alerts.
+//! jitter, bounded concurrency (per connection and overall), single-flight Sync
+//! now, each sync outcome, the admins' switches, check-ins and alerts.
 
 use dataverse_sim::Fault;
 use goals_e2e::{World, dataset};
@@ -129,6 +129,54 @@ async fn per_connection_concurrency_is_bounded_at_the_simulator() {
         peak >= 2,
         "syncs of one connection do run concurrently (peak {peak})"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overall_concurrency_is_bounded_across_connections() {
+    // Each connection alone may run the plugin's 48 syncs at once.
+    let world = World::new().await;
+    let second = connections::add(&world.db, world.sim.new_connection("second"))
+        .await
+        .expect("add the second connection");
+    let mut krs = Vec::new();
+    for i in 0..12 {
+        let kr = world.key_result(&format!("KR {i}")).await;
+        let conn = if i % 2 == 0 { &world.conn } else { &second };
+        world
+            .link_on(
+                conn,
+                &kr,
+                "lead",
+                "Hot Leads",
+                "fullname",
+                Aggregation::Count,
+            )
+            .await;
+        krs.push(kr);
+    }
+    // Warm the token and metadata caches of both connections, so every sync is
+    // one request.
+    for kr in &krs[..2] {
+        world.syncer.sync(kr.id, Trigger::Manual).await.unwrap();
+    }
+    world.clock.advance(4000);
+    // Slow answers: the scheduler's two syncs overlap.
+    world.sim.server.set_latency(Duration::from_millis(300));
+    let round = world.scheduler(2).run_due().await.unwrap();
+    assert_eq!(round.succeeded, 12, "{round:?}");
+    let per_connection = world.sim.server.peak_concurrency_per_token();
+    assert_eq!(
+        per_connection.len(),
+        2,
+        "both connections synced, each with its own token: {per_connection:?}"
+    );
+    let peak = world.sim.server.peak_concurrency();
+    assert!(
+        peak <= 2,
+        "{peak} requests at once over both connections ({per_connection:?}), over the \
+         scheduler's limit of 2"
+    );
+    assert!(peak > 1, "syncs do run concurrently (peak {peak})");
 }
 
 #[tokio::test]

@@ -1,17 +1,27 @@
-//! Load: 10,000 links due at once against one connection. Every sync completes,
-//! none is lost, and the connection never sees more concurrent requests than the
-//! plugin's declared per-connection maximum (the simulator records the peak).
+//! Load: 10,000 links due at once, spread over two connections to one
+//! simulator. Every sync completes, none is lost, and each connection never sees
+//! more concurrent requests than the plugin's declared per-connection maximum,
+//! while both together do: the bound is per connection, not a global cap. The
+//! simulator records the peaks overall and per access token, and each
+//! connection has its own token.
 
 use goals_e2e::{World, dataset};
 use goals_host::bindings::Aggregation;
+use goals_host::connections;
 use goals_host::goals::keyresults;
+use goals_host::goals::sync::Trigger;
 use serde_json::json;
 use std::time::{Duration, Instant};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ten_thousand_due_links_all_sync_within_the_connection_limit() {
+async fn ten_thousand_due_links_on_two_connections_each_stay_within_the_connection_limit() {
     let links: i64 = 10_000;
     let world = World::new().await;
+    let first = world.conn.id.clone();
+    let second = connections::add(&world.db, world.sim.new_connection("second"))
+        .await
+        .expect("add the second connection")
+        .id;
     let template = world.key_result("template").await;
     let link = world
         .link(
@@ -22,21 +32,19 @@ async fn ten_thousand_due_links_all_sync_within_the_connection_limit() {
             Aggregation::Count,
         )
         .await;
-    // Warm the token and metadata caches.
-    world
-        .syncer
-        .sync(template.id, goals_host::goals::sync::Trigger::Manual)
-        .await
-        .unwrap();
 
-    // The other links are copies of the first, written in one transaction.
+    // The other links are copies of the first, every other one on the second
+    // connection (so both have links due all through the round), written in one
+    // transaction.
     let now = world.now();
     let template_id = template.id;
+    let (first_id, second_id) = (first.clone(), second.clone());
     world
         .db
         .run(move |conn| {
             let tx = conn.transaction()?;
-            for _ in 1..links {
+            for i in 1..links {
+                let connection = if i % 2 == 1 { &second_id } else { &first_id };
                 tx.execute(
                     "INSERT INTO key_results (organization_id, title, owner, unit, start_value,
                          target_value, direction, created_at)
@@ -49,12 +57,12 @@ async fn ten_thousand_due_links_all_sync_within_the_connection_limit() {
                          entity, entity_name, view_id, view_kind, view_name, column_name,
                          column_display, aggregation, currency, interval_seconds, state,
                          next_run_at, created_at)
-                     SELECT last_insert_rowid(), connection_id, app_id, app_name, entity,
+                     SELECT last_insert_rowid(), ?3, app_id, app_name, entity,
                          entity_name, view_id, view_kind, view_name, column_name,
                          column_display, aggregation, currency, interval_seconds, 'active',
                          ?2, ?2
                      FROM metric_links WHERE key_result_id = ?1",
-                    [template_id, now],
+                    (template_id, now, connection.as_str()),
                 )?;
             }
             tx.commit()?;
@@ -62,53 +70,94 @@ async fn ten_thousand_due_links_all_sync_within_the_connection_limit() {
         })
         .await
         .unwrap();
+    // Warm the token and metadata caches of both connections (the first copy is
+    // on the second connection); these two syncs are before the round.
+    for kr in [template_id, template_id + 1] {
+        let run = world.syncer.sync(kr, Trigger::Manual).await.unwrap();
+        assert_eq!(run.status, "success", "{run:?}");
+    }
     world.clock.advance(link.interval_seconds * 2);
 
     let limit = world.runtime.info().max_concurrent_per_connection as usize;
-    // Answers take a little while, so that syncs overlap and the limit is tested.
-    world.sim.server.set_latency(Duration::from_millis(20));
+    // Answers take long next to the host's own work for a sync, so that syncs
+    // overlap and each connection fills up to its limit.
+    world.sim.server.set_latency(Duration::from_millis(300));
     let started = Instant::now();
     let round = world.scheduler(256).run_due().await.unwrap();
     let elapsed = started.elapsed();
     assert_eq!(round.started, links as usize);
     assert_eq!(round.succeeded, links as usize, "{round:?}");
 
-    let peak = world.sim.server.peak_concurrency();
-    assert!(peak <= limit, "peak {peak} over the limit of {limit}");
-    assert!(peak > limit / 2, "the limit is actually used: peak {peak}");
+    let per_connection = world.sim.server.peak_concurrency_per_token();
+    assert_eq!(
+        per_connection.len(),
+        2,
+        "one access token per connection: {per_connection:?}"
+    );
+    for peak in &per_connection {
+        assert!(
+            *peak <= limit,
+            "a connection had {peak} requests at once, over the limit of {limit}"
+        );
+        assert!(
+            *peak > limit / 2,
+            "the limit is actually used: {per_connection:?}"
+        );
+    }
+    let overall = world.sim.server.peak_concurrency();
+    assert!(
+        overall > limit,
+        "at most {overall} requests at once over both connections, not above one \
+         connection's limit of {limit} ({per_connection:?}): a global cap would pass too"
+    );
+    assert!(overall <= 2 * limit, "{overall}");
 
-    let (successes, still_due): (i64, i64) = world
+    let (successes, still_due, synced_value) = world
         .db
         .run(move |conn| {
+            let mut successes = conn.prepare(
+                "SELECT l.connection_id, count(*) FROM sync_runs r
+                 JOIN metric_links l ON l.key_result_id = r.key_result_id
+                 WHERE r.status = 'success' GROUP BY l.connection_id ORDER BY 1",
+            )?;
+            let successes = successes
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
+                .collect::<Result<Vec<_>, _>>()?;
             Ok((
-                conn.query_row(
-                    "SELECT count(*) FROM sync_runs WHERE status = 'success'",
-                    [],
-                    |r| r.get(0),
-                )?,
+                successes,
                 conn.query_row(
                     "SELECT count(*) FROM metric_links WHERE next_run_at <= ?1",
                     [now + link.interval_seconds * 2],
-                    |r| r.get(0),
+                    |r| r.get::<_, i64>(0),
+                )?,
+                conn.query_row(
+                    "SELECT count(DISTINCT current_value), count(current_value) FROM key_results",
+                    [],
+                    |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
                 )?,
             ))
         })
         .await
         .unwrap();
-    assert_eq!(successes, links + 1, "one run per link, plus the warm-up");
+    // One run per link, plus the warm-up of each connection.
+    let mut expected = vec![(first, links / 2 + 1), (second, links / 2 + 1)];
+    expected.sort();
+    assert_eq!(successes, expected, "one sync per link, none lost");
     assert_eq!(still_due, 0, "no link left behind");
+    assert_eq!(synced_value, (1, links), "every Key Result has the value");
     // A small view: the simulator's own aggregation stays cheap next to the host.
     let active = dataset()
         .rows("account")
         .iter()
         .filter(|row| row.get("statecode") == Some(&json!(0)))
         .count() as f64;
-    let sample = keyresults::get_by_id(&world.db, template.id + links - 1)
-        .await
-        .unwrap();
-    assert_eq!(sample.current_value, Some(active));
+    for kr in [template.id, template.id + 1, template.id + links - 1] {
+        let sample = keyresults::get_by_id(&world.db, kr).await.unwrap();
+        assert_eq!(sample.current_value, Some(active));
+    }
     eprintln!(
-        "{links} syncs in {:.1} s ({:.0}/s), peak {peak} concurrent requests (limit {limit})",
+        "{links} syncs in {:.1} s ({:.0}/s), peak {overall} concurrent requests, \
+         {per_connection:?} per connection (limit {limit})",
         elapsed.as_secs_f64(),
         links as f64 / elapsed.as_secs_f64()
     );

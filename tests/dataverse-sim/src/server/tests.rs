@@ -228,6 +228,46 @@ async fn faults_are_served_once_each() {
     );
     let elsewhere = get(&sim, "/nothing/here", Some(&access)).await;
     assert_eq!(elsewhere.status, 404);
+
+    // Faults left over are dropped, and counted.
+    assert_eq!(sim.clear_faults(), 0);
+    sim.inject_fault(Fault::HtmlOk);
+    sim.inject_fault(Fault::HtmlOk);
+    let proxy = get(&sim, "/api/data/v9.2/WhoAmI()", Some(&access)).await;
+    assert!(proxy.body.starts_with("<html>"));
+    assert_eq!(sim.clear_faults(), 1);
+    let normal = get(&sim, "/api/data/v9.2/WhoAmI()", Some(&access)).await;
+    assert_eq!(normal.status, 200);
+    assert!(normal.json()["UserId"].is_string());
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrency_is_counted_overall_and_per_token() {
+    let sim = RunningSimulator::start("127.0.0.1:0".parse().unwrap(), SimConfig::default())
+        .await
+        .unwrap();
+    let first = signed_in(&sim).await;
+    let second = signed_in(&sim).await;
+    assert_ne!(first, second);
+    assert_eq!(sim.peak_concurrency_per_token(), Vec::<usize>::new());
+    // Each answer waits a second, so requests sent together overlap.
+    sim.set_latency(Duration::from_secs(1));
+    let who = "/api/data/v9.2/WhoAmI()";
+    let replies = futures_util::future::join_all([
+        get(&sim, who, Some(&first)),
+        get(&sim, who, Some(&first)),
+        get(&sim, who, Some(&first)),
+        get(&sim, who, Some(&second)),
+        get(&sim, who, Some("not-a-token")),
+    ])
+    .await;
+    let statuses: Vec<u16> = replies.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [200, 200, 200, 200, 401]);
+    assert_eq!(sim.peak_concurrency(), 5);
+    let mut per_token = sim.peak_concurrency_per_token();
+    per_token.sort_unstable();
+    assert_eq!(per_token, [1, 1, 3]);
     sim.shutdown().await;
 }
 
