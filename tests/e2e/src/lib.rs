@@ -60,6 +60,18 @@ impl Sim {
     }
 }
 
+/// What the "Hot Leads" view counts, from the seeded rows: open leads rated hot.
+pub fn hot_leads() -> f64 {
+    dataset()
+        .rows("lead")
+        .iter()
+        .filter(|row| {
+            row.get("statecode") == Some(&serde_json::json!(0))
+                && row.get("leadqualitycode") == Some(&serde_json::json!(1))
+        })
+        .count() as f64
+}
+
 /// The plugin compiled once per test binary.
 async fn compiled() -> &'static PluginRuntime {
     static COMPILED: OnceCell<PluginRuntime> = OnceCell::const_new();

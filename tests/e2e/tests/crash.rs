@@ -5,7 +5,7 @@
 //! Result's value and its time are exactly those of its one successful run.
 
 use dataverse_sim::Row;
-use goals_e2e::{Cli, Sim, dataset, goals_host_binary};
+use goals_e2e::{Cli, Sim, goals_host_binary, hot_leads};
 use goals_host::bindings::{Aggregation, CurrencyChoice};
 use goals_host::connections;
 use goals_host::db::Database;
@@ -20,16 +20,6 @@ use std::process::Stdio;
 use std::time::Duration;
 
 const LINKS: usize = 24;
-
-fn hot_leads() -> f64 {
-    dataset()
-        .rows("lead")
-        .iter()
-        .filter(|row| {
-            row.get("statecode") == Some(&json!(0)) && row.get("leadqualitycode") == Some(&json!(1))
-        })
-        .count() as f64
-}
 
 /// Hot leads added while the host is down.
 const ADDED: usize = 7;

@@ -4,7 +4,7 @@
 //! of failure.
 
 use dataverse_sim::{Fault, Row};
-use goals_e2e::{World, dataset};
+use goals_e2e::{World, hot_leads};
 use goals_host::bindings::{Aggregation, Error};
 use goals_host::goals::keyresults::{self, KeyResult};
 use goals_host::goals::sync::{self, Syncer, Trigger};
@@ -13,16 +13,6 @@ use goals_host::runtime::CallError;
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
-
-fn hot_leads() -> f64 {
-    dataset()
-        .rows("lead")
-        .iter()
-        .filter(|row| {
-            row.get("statecode") == Some(&json!(0)) && row.get("leadqualitycode") == Some(&json!(1))
-        })
-        .count() as f64
-}
 
 /// A Key Result synced once, with every cache warm.
 async fn synced_kr(world: &World) -> KeyResult {

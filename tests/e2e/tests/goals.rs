@@ -3,26 +3,15 @@
 //! now, each sync outcome, the admins' switches, check-ins and alerts.
 
 use dataverse_sim::Fault;
-use goals_e2e::{World, dataset};
+use goals_e2e::{World, dataset, hot_leads};
 use goals_host::bindings::Aggregation;
 use goals_host::connections::{self, Secret, Status};
 use goals_host::goals::admin;
 use goals_host::goals::alerts;
 use goals_host::goals::keyresults::{self, LinkState};
 use goals_host::goals::sync::{self, SyncError, Trigger};
-use serde_json::json;
 use std::collections::BTreeSet;
 use std::time::Duration;
-
-fn hot_leads() -> f64 {
-    dataset()
-        .rows("lead")
-        .iter()
-        .filter(|row| {
-            row.get("statecode") == Some(&json!(0)) && row.get("leadqualitycode") == Some(&json!(1))
-        })
-        .count() as f64
-}
 
 /// A Dataverse failure the plugin does not retry within the call (a 500), so the
 /// scheduler's backoff takes over.

@@ -2,20 +2,10 @@
 //! flags, Sync now, details, history, sign-in repair, and a scheduler process
 //! that is really stopped and started again.
 
-use goals_e2e::{Cli, Sim, dataset};
+use goals_e2e::{Cli, Sim, hot_leads};
 use serde_json::{Value, json};
 use std::process::Stdio;
 use std::time::Duration;
-
-fn hot_leads() -> f64 {
-    dataset()
-        .rows("lead")
-        .iter()
-        .filter(|row| {
-            row.get("statecode") == Some(&json!(0)) && row.get("leadqualitycode") == Some(&json!(1))
-        })
-        .count() as f64
-}
 
 async fn create_kr(cli: &Cli, extra: &[&str]) -> String {
     let mut args = vec![

@@ -3,18 +3,8 @@
 //! connection needs sign-in and an alert says so; `connection sign-in` repairs
 //! it, closes the alert and the link syncs again.
 
-use goals_e2e::{Cli, Sim, dataset};
+use goals_e2e::{Cli, Sim, hot_leads};
 use serde_json::{Value, json};
-
-fn hot_leads() -> f64 {
-    dataset()
-        .rows("lead")
-        .iter()
-        .filter(|row| {
-            row.get("statecode") == Some(&json!(0)) && row.get("leadqualitycode") == Some(&json!(1))
-        })
-        .count() as f64
-}
 
 /// A Key Result linked to the count of Hot Leads through `connection`, synced
 /// once; returns its id.
