@@ -15,7 +15,7 @@
 
 use aggregate_bench::{AGGREGATIONS, Pages, Report, median_of};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, Linker, ResourceTable, ResourceType};
@@ -146,39 +146,17 @@ fn thousands(value: f64) -> String {
 /// Builds `aggregate-bench` for wasm32-wasip2 in release and returns its command
 /// component.
 fn build_component() -> PathBuf {
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .nth(2)
-        .expect("tests/e2e lives inside the workspace")
-        .to_path_buf();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-    let output = std::process::Command::new(cargo)
-        .current_dir(&workspace)
-        .args(["build", "--quiet", "--package", "aggregate-bench"])
-        .args(["--bin", "aggregate-bench"])
-        .args(["--target", "wasm32-wasip2", "--release"])
-        .arg("--target-dir")
-        .arg(workspace.join("target").join("plugin-build"))
-        .arg("--message-format=json")
-        // Flags and wrappers meant for host builds (coverage) must not leak into
-        // the guest build.
-        .env_remove("RUSTC_WORKSPACE_WRAPPER")
-        .env_remove("RUSTC_WRAPPER")
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .env_remove("RUSTFLAGS")
-        .output()
-        .expect("run cargo build for aggregate-bench");
-    assert!(
-        output.status.success(),
-        "building aggregate-bench for wasm32-wasip2 failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .filter(|message| message["target"]["name"] == "aggregate-bench")
-        .find_map(|message| message["executable"].as_str().map(PathBuf::from))
-        .expect("cargo reported the aggregate-bench executable")
+    goals_e2e::build_guest(&[
+        "--package",
+        "aggregate-bench",
+        "--bin",
+        "aggregate-bench",
+        "--release",
+    ])
+    .into_iter()
+    .filter(|message| message["target"]["name"] == "aggregate-bench")
+    .find_map(|message| message["executable"].as_str().map(PathBuf::from))
+    .expect("cargo reported the aggregate-bench executable")
 }
 
 /// The engine as the host configures it (`host/src/runtime.rs`), so the guest runs

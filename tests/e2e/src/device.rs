@@ -98,24 +98,12 @@ impl Cli {
         env: &[(&str, &str)],
     ) -> Run {
         let url = sim.url();
-        let mut args = leading.to_vec();
-        args.extend([
-            "connection",
-            "add",
-            "--name",
-            name,
-            "--url",
-            &url,
-            "--authority",
-            &url,
-            "--tenant",
-            &sim.config.tenant,
-            "--client-id",
-            &sim.config.client_id,
-            "--sign-in",
-            "device",
-            "--allow-loopback",
-        ]);
+        let args = [
+            leading,
+            &sim.connection_add(name, &url),
+            &["--sign-in", "device"],
+        ]
+        .concat();
         let (run, user_code) = self.run_approving_sign_in(sim, &args, env).await;
         assert!(run.success(), "{}\n{}", run.stdout, run.stderr);
         assert!(

@@ -44,6 +44,26 @@ impl Sim {
         self.server.url()
     }
 
+    /// `connection add` of this simulator (reached at `url`, its own) under
+    /// `name`, allowing loopback; how it signs in is up to the caller.
+    pub fn connection_add<'a>(&'a self, name: &'a str, url: &'a str) -> Vec<&'a str> {
+        vec![
+            "connection",
+            "add",
+            "--name",
+            name,
+            "--url",
+            url,
+            "--authority",
+            url,
+            "--tenant",
+            &self.config.tenant,
+            "--client-id",
+            &self.config.client_id,
+            "--allow-loopback",
+        ]
+    }
+
     pub fn new_connection(&self, name: &str) -> NewConnection {
         NewConnection {
             organization: DEFAULT_ORGANIZATION.to_string(),
@@ -71,6 +91,44 @@ pub fn hot_leads() -> f64 {
         })
         .count() as f64
 }
+
+/// `kr link KR` to the count of the Sales Hub's "Hot Leads" view through
+/// `connection`, then `extra` arguments.
+pub fn hot_leads_link<'a>(kr: &'a str, connection: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "kr",
+        "link",
+        kr,
+        "--connection",
+        connection,
+        "--app",
+        "Sales Hub",
+        "--entity",
+        "lead",
+        "--view",
+        "Hot Leads",
+        "--column",
+        "fullname",
+        "--aggregation",
+        "count",
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
+/// `kr create` of a Key Result counting up from 0 to 10,000.
+pub const CREATE_KR: [&str; 10] = [
+    "kr",
+    "create",
+    "--title",
+    "Work hot leads",
+    "--owner",
+    "ana",
+    "--start",
+    "0",
+    "--target",
+    "10000",
+];
 
 /// The plugin compiled once per test binary.
 async fn compiled() -> &'static PluginRuntime {
@@ -373,6 +431,27 @@ impl Cli {
         run.json()
     }
 
+    /// A Key Result linked to the count of Hot Leads through `connection` and
+    /// synced once, with `env` set for both commands; returns its id.
+    pub async fn linked_hot_leads_kr(&self, connection: &str, env: &[(&str, &str)]) -> String {
+        let created = self
+            .run_with_env(&[&CREATE_KR[..], &["--json"]].concat(), env)
+            .await;
+        assert!(created.success(), "{}", created.stderr);
+        let kr = created.json()["id"].to_string();
+        let linked = self
+            .run_with_env(&hot_leads_link(&kr, connection, &["--json"]), env)
+            .await;
+        assert!(linked.success(), "{}", linked.stderr);
+        let linked = linked.json();
+        assert_eq!(linked["run"]["status"], "success", "{linked}");
+        assert_eq!(
+            linked["key_result"]["current_value"],
+            serde_json::json!(hot_leads())
+        );
+        kr
+    }
+
     /// Adds a connection named `name` to the simulator, the secret passed through
     /// an environment variable as a user would.
     pub async fn add_connection(&self, sim: &Sim, name: &str) -> Run {
@@ -392,24 +471,12 @@ impl Cli {
         env: &[(&str, &str)],
     ) -> Run {
         let url = sim.url();
-        let mut args = leading.to_vec();
-        args.extend([
-            "connection",
-            "add",
-            "--name",
-            name,
-            "--url",
-            &url,
-            "--authority",
-            &url,
-            "--tenant",
-            &sim.config.tenant,
-            "--client-id",
-            &sim.config.client_id,
-            "--client-secret-env",
-            "SIM_SECRET",
-            "--allow-loopback",
-        ]);
+        let args = [
+            leading,
+            &sim.connection_add(name, &url),
+            &["--client-secret-env", "SIM_SECRET"],
+        ]
+        .concat();
         let mut env = env.to_vec();
         env.push(("SIM_SECRET", secret));
         self.run_with_env(&args, &env).await
@@ -422,35 +489,8 @@ impl Cli {
 pub fn misbehaving_component() -> &'static Path {
     static COMPONENT: OnceLock<PathBuf> = OnceLock::new();
     COMPONENT.get_or_init(|| {
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .ancestors()
-            .nth(2)
-            .expect("tests/e2e lives inside the workspace")
-            .to_path_buf();
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-        let output = std::process::Command::new(cargo)
-            .current_dir(&workspace)
-            .args(["build", "--quiet", "--package", "misbehaving-plugin"])
-            .args(["--target", "wasm32-wasip2", "--profile", "plugin"])
-            .arg("--target-dir")
-            .arg(workspace.join("target").join("plugin-build"))
-            .arg("--message-format=json")
-            // Flags and wrappers meant for host builds (coverage) must not leak
-            // into the guest build.
-            .env_remove("RUSTC_WORKSPACE_WRAPPER")
-            .env_remove("RUSTC_WRAPPER")
-            .env_remove("CARGO_ENCODED_RUSTFLAGS")
-            .env_remove("RUSTFLAGS")
-            .output()
-            .expect("run cargo build for misbehaving-plugin");
-        assert!(
-            output.status.success(),
-            "building misbehaving-plugin failed:\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        build_guest(&["--package", "misbehaving-plugin", "--profile", "plugin"])
+            .into_iter()
             .filter(|message| message["target"]["name"] == "misbehaving_plugin")
             .filter_map(|message| message["filenames"].as_array().cloned())
             .flatten()
@@ -458,4 +498,40 @@ pub fn misbehaving_component() -> &'static Path {
             .find(|file| file.extension().is_some_and(|ext| ext == "wasm"))
             .expect("cargo reported the misbehaving_plugin.wasm component")
     })
+}
+
+/// Builds a guest of the workspace for wasm32-wasip2 (`args` name the package,
+/// target and profile) into `<workspace>/target/plugin-build`, beside the
+/// embedded plugin, and returns cargo's JSON messages.
+pub fn build_guest(args: &[&str]) -> Vec<Value> {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .expect("tests/e2e lives inside the workspace")
+        .to_path_buf();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let output = std::process::Command::new(cargo)
+        .current_dir(&workspace)
+        .args(["build", "--quiet", "--target", "wasm32-wasip2"])
+        .args(args)
+        .arg("--target-dir")
+        .arg(workspace.join("target").join("plugin-build"))
+        .arg("--message-format=json")
+        // Flags and wrappers meant for host builds (coverage) must not leak into
+        // the guest build.
+        .env_remove("RUSTC_WORKSPACE_WRAPPER")
+        .env_remove("RUSTC_WRAPPER")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("RUSTFLAGS")
+        .output()
+        .unwrap_or_else(|e| panic!("run cargo build {args:?}: {e}"));
+    assert!(
+        output.status.success(),
+        "building {args:?} for wasm32-wasip2 failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .collect()
 }

@@ -2,49 +2,18 @@
 //! flags, Sync now, details, history, sign-in repair, and a scheduler process
 //! that is really stopped and started again.
 
-use goals_e2e::{Cli, Sim, hot_leads};
+use goals_e2e::{CREATE_KR, Cli, Sim, hot_leads, hot_leads_link};
 use serde_json::{Value, json};
 use std::process::Stdio;
 use std::time::Duration;
 
 async fn create_kr(cli: &Cli, extra: &[&str]) -> String {
-    let mut args = vec![
-        "kr",
-        "create",
-        "--title",
-        "Work hot leads",
-        "--owner",
-        "ana",
-        "--start",
-        "0",
-        "--target",
-        "10000",
-    ];
-    args.extend_from_slice(extra);
-    let kr = cli.json(&args).await;
+    let kr = cli.json(&[&CREATE_KR[..], extra].concat()).await;
     kr["id"].as_i64().expect("an id").to_string()
 }
 
 async fn link_hot_leads(cli: &Cli, kr: &str, extra: &[&str]) -> Value {
-    let mut args = vec![
-        "kr",
-        "link",
-        kr,
-        "--connection",
-        "sim",
-        "--app",
-        "Sales Hub",
-        "--entity",
-        "lead",
-        "--view",
-        "Hot Leads",
-        "--column",
-        "fullname",
-        "--aggregation",
-        "count",
-    ];
-    args.extend_from_slice(extra);
-    cli.json(&args).await
+    cli.json(&hot_leads_link(kr, "sim", extra)).await
 }
 
 #[tokio::test]
@@ -167,26 +136,7 @@ async fn the_admins_switches_stop_syncs_and_the_details_say_why() {
     let kr = create_kr(&cli, &["--org", "Contoso Sales"]).await;
 
     // Both switches are off for a new tenant and organization.
-    let refused = cli
-        .run(&[
-            "kr",
-            "link",
-            &kr,
-            "--connection",
-            "sim",
-            "--app",
-            "Sales Hub",
-            "--entity",
-            "lead",
-            "--view",
-            "Hot Leads",
-            "--column",
-            "fullname",
-            "--aggregation",
-            "count",
-            "--json",
-        ])
-        .await;
+    let refused = cli.run(&hot_leads_link(&kr, "sim", &["--json"])).await;
     assert!(!refused.success());
     assert_eq!(refused.json()["error"]["kind"], "disabled");
     assert!(
@@ -368,25 +318,7 @@ async fn a_key_result_moves_to_another_connection_of_its_organization() {
     assert!(cli.add_connection(&primary, "primary").await.success());
     assert!(cli.add_connection(&backup, "backup").await.success());
     let kr = create_kr(&cli, &[]).await;
-    let linked = cli
-        .json(&[
-            "kr",
-            "link",
-            &kr,
-            "--connection",
-            "primary",
-            "--app",
-            "Sales Hub",
-            "--entity",
-            "lead",
-            "--view",
-            "Hot Leads",
-            "--column",
-            "fullname",
-            "--aggregation",
-            "count",
-        ])
-        .await;
+    let linked = cli.json(&hot_leads_link(&kr, "primary", &[])).await;
     assert_eq!(linked["run"]["status"], "success");
     let primary_view = cli.json(&["kr", "show", &kr]).await["link"]["view_id"]
         .as_str()

@@ -2,7 +2,7 @@
 //! sign-in, secrets sealed in the database file, a lost key, and a grep of every
 //! output of a full run (logs at trace level included) for known secrets.
 
-use goals_e2e::{Cli, Run, Sim, dataset};
+use goals_e2e::{CREATE_KR, Cli, Run, Sim, dataset, hot_leads_link};
 
 /// Everything at trace level but the compiler's internals, which see compiled
 /// code only (and write gigabytes at trace).
@@ -68,30 +68,9 @@ async fn secrets_are_sealed_at_rest_and_never_printed_or_logged() {
     let person = add_person_connection(&sim, &cli, "alice", TRACE_EVERYTHING).await;
     outputs.extend([person.stdout, person.stderr]);
 
-    let kr = cli
-        .json(&[
-            "kr", "create", "--title", "Hot", "--owner", "ana", "--start", "0", "--target", "9000",
-        ])
-        .await["id"]
-        .to_string();
+    let kr = cli.json(&CREATE_KR).await["id"].to_string();
     let steps: Vec<Vec<&str>> = vec![
-        vec![
-            "kr",
-            "link",
-            &kr,
-            "--connection",
-            "alice",
-            "--app",
-            "Sales Hub",
-            "--entity",
-            "lead",
-            "--view",
-            "Hot Leads",
-            "--column",
-            "fullname",
-            "--aggregation",
-            "count",
-        ],
+        hot_leads_link(&kr, "alice", &[]),
         vec!["kr", "sync", &kr],
         vec!["run", "--once"],
         vec!["kr", "show", &kr],
@@ -188,31 +167,8 @@ async fn a_lost_key_makes_connections_need_sign_in_instead_of_crashing() {
     let sim = Sim::start().await;
     let cli = Cli::new();
     assert!(cli.add_connection(&sim, "sim").await.success());
-    let kr = cli
-        .json(&[
-            "kr", "create", "--title", "Hot", "--owner", "ana", "--start", "0", "--target", "9000",
-        ])
-        .await["id"]
-        .to_string();
-    let linked = cli
-        .json(&[
-            "kr",
-            "link",
-            &kr,
-            "--connection",
-            "sim",
-            "--app",
-            "Sales Hub",
-            "--entity",
-            "lead",
-            "--view",
-            "Hot Leads",
-            "--column",
-            "fullname",
-            "--aggregation",
-            "count",
-        ])
-        .await;
+    let kr = cli.json(&CREATE_KR).await["id"].to_string();
+    let linked = cli.json(&hot_leads_link(&kr, "sim", &[])).await;
     assert_eq!(linked["run"]["status"], "success");
 
     // The key file is replaced by another key.
@@ -251,48 +207,6 @@ async fn a_lost_key_makes_connections_need_sign_in_instead_of_crashing() {
     assert_eq!(sync["run"]["status"], "success");
 }
 
-/// A Key Result linked to the count of Hot Leads through `connection`, synced
-/// once; returns its id.
-async fn linked_kr(cli: &Cli, connection: &str, env: &[(&str, &str)]) -> String {
-    let created = cli
-        .run_with_env(
-            &[
-                "kr", "create", "--title", "Hot", "--owner", "ana", "--start", "0", "--target",
-                "9000", "--json",
-            ],
-            env,
-        )
-        .await;
-    assert!(created.success(), "{}", created.stderr);
-    let kr = created.json()["id"].to_string();
-    let linked = cli
-        .run_with_env(
-            &[
-                "kr",
-                "link",
-                &kr,
-                "--connection",
-                connection,
-                "--app",
-                "Sales Hub",
-                "--entity",
-                "lead",
-                "--view",
-                "Hot Leads",
-                "--column",
-                "fullname",
-                "--aggregation",
-                "count",
-                "--json",
-            ],
-            env,
-        )
-        .await;
-    assert!(linked.success(), "{}", linked.stderr);
-    assert_eq!(linked.json()["run"]["status"], "success");
-    kr
-}
-
 const ANOTHER_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
 
 #[tokio::test]
@@ -300,7 +214,7 @@ async fn a_lost_key_makes_a_persons_connection_need_sign_in_saying_why() {
     let sim = Sim::start().await;
     let cli = Cli::new();
     cli.add_person_connection(&sim, "alice", &[], &[]).await;
-    let kr = linked_kr(&cli, "alice", &[]).await;
+    let kr = cli.linked_hot_leads_kr("alice", &[]).await;
 
     std::fs::write(
         cli.data_dir().join("secret.key"),
@@ -355,7 +269,7 @@ async fn the_key_from_the_environment_opens_the_secrets_wherever_the_database_go
         .add_connection_with(&sim, "sim", &sim.config.client_secret, &[], &key)
         .await;
     assert!(added.success(), "{}", added.stderr);
-    let kr = linked_kr(&first, "sim", &key).await;
+    let kr = first.linked_hot_leads_kr("sim", &key).await;
     assert!(
         !first.data_dir().join("secret.key").exists(),
         "with the key in the environment no key file is made"
@@ -495,8 +409,8 @@ async fn secrets_are_never_printed_or_logged_on_failure_paths_either() {
     keep(&[added]);
     let person = add_person_connection(&sim, &cli, "alice", TRACE_EVERYTHING).await;
     keep(&[person]);
-    let kr_person = linked_kr(&cli, "alice", &trace).await;
-    let kr_service = linked_kr(&cli, "sim", &trace).await;
+    let kr_person = cli.linked_hot_leads_kr("alice", &trace).await;
+    let kr_service = cli.linked_hot_leads_kr("sim", &trace).await;
 
     // The person's refresh token is revoked (invalid_grant) and the service
     // principal's secret replaced (invalid_client).

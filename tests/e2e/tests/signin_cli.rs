@@ -6,50 +6,6 @@
 use goals_e2e::{Cli, Sim, hot_leads};
 use serde_json::{Value, json};
 
-/// A Key Result linked to the count of Hot Leads through `connection`, synced
-/// once; returns its id.
-async fn linked_kr(cli: &Cli, connection: &str) -> String {
-    let kr = cli
-        .json(&[
-            "kr",
-            "create",
-            "--title",
-            "Work hot leads",
-            "--owner",
-            "ana",
-            "--start",
-            "0",
-            "--target",
-            "10000",
-        ])
-        .await["id"]
-        .as_i64()
-        .expect("an id")
-        .to_string();
-    let linked = cli
-        .json(&[
-            "kr",
-            "link",
-            &kr,
-            "--connection",
-            connection,
-            "--app",
-            "Sales Hub",
-            "--entity",
-            "lead",
-            "--view",
-            "Hot Leads",
-            "--column",
-            "fullname",
-            "--aggregation",
-            "count",
-        ])
-        .await;
-    assert_eq!(linked["run"]["status"], "success", "{linked}");
-    assert_eq!(linked["key_result"]["current_value"], json!(hot_leads()));
-    kr
-}
-
 fn connection<'a>(listed: &'a Value, name: &str) -> &'a Value {
     listed
         .as_array()
@@ -136,7 +92,7 @@ async fn a_person_signs_in_again_from_the_cli_after_the_sign_in_was_revoked() {
     let sim = Sim::start().await;
     let cli = Cli::new();
     cli.add_person_connection(&sim, "alice", &[], &[]).await;
-    let kr = linked_kr(&cli, "alice").await;
+    let kr = cli.linked_hot_leads_kr("alice", &[]).await;
 
     // A password reset: the refresh token is revoked, the access token dies.
     sim.server.revoke_refresh_tokens();
@@ -186,7 +142,7 @@ async fn a_service_principal_signs_in_again_with_a_new_secret_from_the_cli() {
     let sim = Sim::start().await;
     let cli = Cli::new();
     assert!(cli.add_connection(&sim, "sim").await.success());
-    let kr = linked_kr(&cli, "sim").await;
+    let kr = cli.linked_hot_leads_kr("sim", &[]).await;
 
     // The secret expired and an admin made a new one in Entra.
     sim.server.replace_client_secret("the-new-secret");
