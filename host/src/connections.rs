@@ -354,8 +354,14 @@ fn from_row(
             .ok()
             .map(Secret::new),
     };
-    let key_lost = (sign_in == SignIn::ClientSecret && client_secret.is_none())
-        || durable_value_unreadable(conn, keyring, &id)?;
+    // One key seals everything of a connection: a service principal's secret
+    // that opens shows the key is right, so only a person's sign-in, kept by the
+    // plugin, needs its values checked (and a scheduled sync of a service
+    // principal reads nothing more).
+    let key_lost = match sign_in {
+        SignIn::ClientSecret => client_secret.is_none(),
+        SignIn::DeviceCode => durable_value_unreadable(conn, keyring, &id)?,
+    };
     let mut status = Status::parse(&row.get::<_, String>("status")?);
     let mut status_reason: Option<String> = row.get("status_reason")?;
     // A lost key must not crash anything: the connection just needs sign-in
