@@ -30,6 +30,13 @@ fn main() {
             workspace.join(watched).display()
         );
     }
+    watch_git_head(&workspace);
+    println!(
+        "cargo:rustc-env=GOALS_HOST_LONG_VERSION={} ({}, accepts {})",
+        env!("CARGO_PKG_VERSION"),
+        commit(&workspace),
+        wit_package(&workspace)
+    );
 
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("set by cargo"));
     // The outer cargo holds the lock on its target directory, so the guest gets a
@@ -62,6 +69,62 @@ fn main() {
         .join("plugin")
         .join(PLUGIN_FILE);
     std::fs::copy(&built, out_dir.join(PLUGIN_FILE)).expect("copy the plugin component");
+}
+
+/// The commit for `--version` changes with HEAD, and with the branch HEAD names
+/// when a commit moves it; outside a git checkout nothing is watched.
+fn watch_git_head(workspace: &Path) {
+    let git = workspace.join(".git");
+    let head = git.join("HEAD");
+    if !head.is_file() {
+        return;
+    }
+    println!("cargo:rerun-if-changed={}", head.display());
+    let branch = std::fs::read_to_string(&head)
+        .ok()
+        .and_then(|text| text.trim().strip_prefix("ref: ").map(|r| git.join(r)));
+    if let Some(branch) = branch.filter(|path| path.is_file()) {
+        println!("cargo:rerun-if-changed={}", branch.display());
+    }
+}
+
+/// `commit 1bff5d8`, or `commit unknown` without git or outside a checkout.
+fn commit(workspace: &Path) -> String {
+    let hash = Command::new("git")
+        .current_dir(workspace)
+        .args(["rev-parse", "--short", "HEAD"])
+        .output()
+        .ok()
+        .filter(|output| output.status.success())
+        .and_then(|output| String::from_utf8(output.stdout).ok())
+        .map(|hash| hash.trim().to_string())
+        .filter(|hash| !hash.is_empty() && hash.chars().all(|c| c.is_ascii_hexdigit()));
+    match hash {
+        Some(hash) => format!("commit {hash}"),
+        None => "commit unknown".to_string(),
+    }
+}
+
+/// The WIT package the host is generated from, e.g. `goals:integration@0.1.0`,
+/// from its `package goals:integration@X;` line.
+fn wit_package(workspace: &Path) -> String {
+    const PACKAGE: &str = "goals:integration";
+    let version = std::fs::read_to_string(workspace.join("wit").join("integration.wit"))
+        .ok()
+        .and_then(|wit| {
+            wit.lines().find_map(|line| {
+                let rest = line
+                    .trim()
+                    .strip_prefix("package ")?
+                    .strip_prefix(PACKAGE)?;
+                let version = rest.strip_prefix('@')?.split(';').next()?.trim();
+                (!version.is_empty()).then(|| version.to_string())
+            })
+        });
+    match version {
+        Some(version) => format!("{PACKAGE}@{version}"),
+        None => format!("{PACKAGE} (version unknown)"),
+    }
 }
 
 /// `<target>/<profile>/build/<package>-<hash>/out` → `<target>`.

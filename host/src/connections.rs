@@ -133,6 +133,23 @@ pub struct ConnectionRecord {
     pub created_at: i64,
 }
 
+impl ConnectionRecord {
+    /// The command that signs this connection in again, for messages that say
+    /// it needs sign-in.
+    pub fn sign_in_command(&self) -> String {
+        let org = if self.organization == DEFAULT_ORGANIZATION {
+            String::new()
+        } else {
+            format!(" --org '{}'", self.organization)
+        };
+        let secret = match self.sign_in {
+            SignIn::ClientSecret => " --client-secret-env VAR",
+            SignIn::DeviceCode => "",
+        };
+        format!("goals-host connection sign-in '{}'{org}{secret}", self.name)
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectionError {
     #[error(
@@ -140,8 +157,12 @@ pub enum ConnectionError {
          name or remove it first"
     )]
     DuplicateName { organization: String, name: String },
-    #[error("no connection named '{name}'{}", known_names(.known))]
-    NotFound { name: String, known: Vec<String> },
+    #[error("no connection named '{name}'{}{}", in_organization(.organization.as_deref()), known_names(.known))]
+    NotFound {
+        name: String,
+        organization: Option<String>,
+        known: Vec<String>,
+    },
     #[error(
         "several organizations have a connection named '{name}' ({}); name the organization \
          with --org",
@@ -166,6 +187,12 @@ pub enum ConnectionError {
     },
     #[error(transparent)]
     Db(#[from] DbError),
+}
+
+fn in_organization(organization: Option<&str>) -> String {
+    organization
+        .map(|name| format!(" in organization '{name}'"))
+        .unwrap_or_default()
 }
 
 fn known_names(known: &[String]) -> String {
@@ -458,6 +485,64 @@ pub async fn add(db: &Database, new: NewConnection) -> Result<ConnectionRecord, 
     .await?
 }
 
+/// What `new` would be once added, without saving anything: checked and
+/// normalised, under a throwaway id, so its credentials can be tried first. The
+/// caller forgets the plugin storage of that id afterwards.
+pub async fn candidate(
+    db: &Database,
+    new: NewConnection,
+) -> Result<ConnectionRecord, ConnectionError> {
+    let new = new.validated()?;
+    let Some(organization_id) = organization_id(db, &new.organization).await? else {
+        return Err(ConnectionError::NoOrganization(new.organization));
+    };
+    if list(db, Some(&new.organization))
+        .await?
+        .iter()
+        .any(|c| c.name == new.name)
+    {
+        return Err(ConnectionError::DuplicateName {
+            organization: new.organization,
+            name: new.name,
+        });
+    }
+    Ok(ConnectionRecord {
+        id: format!("candidate-{}", new_id()?),
+        organization_id,
+        organization: new.organization,
+        added_by: new.added_by,
+        status: Status::Ok,
+        status_reason: None,
+        name: new.name,
+        environment_url: new.environment_url,
+        authority_url: new
+            .authority_url
+            .unwrap_or_else(|| DEFAULT_AUTHORITY.to_string()),
+        tenant: new.tenant,
+        client_id: new.client_id,
+        sign_in: new.sign_in,
+        client_secret: new.client_secret,
+        key_lost: false,
+        allow_loopback: new.allow_loopback,
+        created_at: 0,
+    })
+}
+
+async fn organization_id(db: &Database, name: &str) -> Result<Option<i64>, ConnectionError> {
+    let name = name.to_string();
+    Ok(db
+        .run(move |conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT id FROM organizations WHERE name = ?1",
+                    [name],
+                    |r| r.get(0),
+                )
+                .optional()?)
+        })
+        .await?)
+}
+
 /// Connections, of one organization or of all.
 pub async fn list(
     db: &Database,
@@ -513,6 +598,7 @@ pub async fn get_by_id(db: &Database, id: &str) -> Result<ConnectionRecord, Conn
     .await?
     .ok_or_else(|| ConnectionError::NotFound {
         name: id.to_string(),
+        organization: None,
         known: Vec::new(),
     })
 }
@@ -650,12 +736,22 @@ pub async fn set_secret(db: &Database, id: &str, secret: &Secret) -> Result<(), 
 }
 
 async fn not_found(db: &Database, name: &str, organization: Option<&str>) -> ConnectionError {
+    if let Some(organization) = organization
+        && organization_id(db, organization)
+            .await
+            .ok()
+            .flatten()
+            .is_none()
+    {
+        return ConnectionError::NoOrganization(organization.to_string());
+    }
     let known = list(db, organization)
         .await
         .map(|all| all.into_iter().map(|c| c.name).collect())
         .unwrap_or_default();
     ConnectionError::NotFound {
         name: name.to_string(),
+        organization: organization.map(str::to_string),
         known,
     }
 }

@@ -206,7 +206,7 @@ async fn walk(
             measurement.bytes_received,
             measured_at.elapsed().as_millis()
         ),
-        render::measurement(measurement).json,
+        render::measurement(measurement, true).json,
     );
 
     // Two Key Results, linked and then synced by the scheduler.

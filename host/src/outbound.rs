@@ -9,6 +9,7 @@ use http_body_util::BodyExt;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
@@ -251,6 +252,41 @@ impl Resolve for FixedResolver {
     }
 }
 
+/// Requests sent to environments and response bytes received, counted by the
+/// host for every call of a runtime: the evidence of a command is what really
+/// went over the network, name look-ups and sign-ins included.
+#[derive(Debug, Default)]
+pub struct Traffic {
+    requests: AtomicU64,
+    bytes_received: AtomicU64,
+}
+
+/// A reading of [`Traffic`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TrafficReading {
+    pub requests: u64,
+    pub bytes_received: u64,
+}
+
+impl Traffic {
+    pub fn reading(&self) -> TrafficReading {
+        TrafficReading {
+            requests: self.requests.load(Ordering::Relaxed),
+            bytes_received: self.bytes_received.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl TrafficReading {
+    /// What was sent and received since `earlier`.
+    pub fn since(self, earlier: TrafficReading) -> TrafficReading {
+        TrafficReading {
+            requests: self.requests.saturating_sub(earlier.requests),
+            bytes_received: self.bytes_received.saturating_sub(earlier.bytes_received),
+        }
+    }
+}
+
 /// The wasi:http hooks of one plugin call: every outgoing request passes the
 /// policy first, and no response body larger than the limit reaches the plugin.
 /// Refusals are recorded so the host can say why a call failed.
@@ -259,15 +295,22 @@ pub struct OutboundHooks {
     resolver: Arc<dyn Resolve>,
     refusals: Arc<Mutex<Vec<String>>>,
     body_limit: u64,
+    traffic: Arc<Traffic>,
 }
 
 impl OutboundHooks {
-    pub fn new(policy: OutboundPolicy, body_limit: u64, resolver: Arc<dyn Resolve>) -> Self {
+    pub fn new(
+        policy: OutboundPolicy,
+        body_limit: u64,
+        resolver: Arc<dyn Resolve>,
+        traffic: Arc<Traffic>,
+    ) -> Self {
         OutboundHooks {
             policy: Arc::new(policy),
             resolver,
             refusals: Arc::default(),
             body_limit,
+            traffic,
         }
     }
 
@@ -300,6 +343,7 @@ impl WasiHttpHooks for OutboundHooks {
         let resolver = Arc::clone(&self.resolver);
         let refusals = Arc::clone(&self.refusals);
         let body_limit = self.body_limit;
+        let traffic = Arc::clone(&self.traffic);
         Box::new(async move {
             let refuse = |reason: String| {
                 tracing::warn!(target: "goals_host::outbound", "refused: {reason}");
@@ -338,6 +382,7 @@ impl WasiHttpHooks for OutboundHooks {
                 .into_iter()
                 .map(|address| SocketAddr::new(address, port))
                 .collect();
+            traffic.requests.fetch_add(1, Ordering::Relaxed);
             let (response, io) = send::send_to(request, checked, options).await?;
             let declared = response
                 .headers()
@@ -353,6 +398,7 @@ impl WasiHttpHooks for OutboundHooks {
                     remaining: body_limit,
                     limit: body_limit,
                     refusals,
+                    traffic,
                 }
                 .boxed_unsync()
             });
@@ -377,6 +423,7 @@ struct CappedBody {
     remaining: u64,
     limit: u64,
     refusals: Arc<Mutex<Vec<String>>>,
+    traffic: Arc<Traffic>,
 }
 
 impl http_body::Body for CappedBody {
@@ -403,6 +450,9 @@ impl http_body::Body for CappedBody {
                 )))));
             }
             self.remaining -= length;
+            self.traffic
+                .bytes_received
+                .fetch_add(length, Ordering::Relaxed);
         }
         polled
     }

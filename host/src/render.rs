@@ -1,7 +1,7 @@
 //! Presenting plugin results to people (text) and programs (JSON).
 
 use crate::bindings::{App, Column, Entity, Measurement, MetricValue, PluginInfo, View};
-use crate::connections::ConnectionRecord;
+use crate::connections::{ConnectionRecord, SignIn};
 use serde_json::{Value, json};
 
 /// A command's result in both forms.
@@ -46,12 +46,16 @@ pub fn connection(record: &ConnectionRecord) -> Value {
         "added_by": record.added_by,
         "status": record.status.as_str(),
         "status_reason": record.status_reason,
+        "sign_in": match record.sign_in {
+            SignIn::ClientSecret => "secret",
+            SignIn::DeviceCode => "device",
+        },
         "environment_url": record.environment_url,
         "authority_url": record.authority_url,
-        "tenant": record.tenant,
+        "directory_tenant": record.tenant,
         "client_id": record.client_id,
         "allow_loopback": record.allow_loopback,
-        "created_at": record.created_at,
+        "created_at": crate::goals::clock::json(record.created_at),
     })
 }
 
@@ -142,7 +146,7 @@ pub fn entities(entities: &[Entity]) -> Report {
         json: Value::Array(
             entities
                 .iter()
-                .map(|e| json!({ "logical_name": e.logical_name, "display_name": e.display_name }))
+                .map(|e| json!({ "logical_name": e.logical_name, "name": e.display_name }))
                 .collect(),
         ),
     }
@@ -213,9 +217,8 @@ pub fn columns(columns: &[Column]) -> Report {
                     json!({
                         // A column is identified by its cell name (`attribute`
                         // or `alias.attribute`), which `--column` takes.
-                        "id": c.name,
-                        "name": c.name,
-                        "display_name": c.display_name,
+                        "logical_name": c.name,
+                        "name": c.display_name,
                         "type": column_type_name(c.column_type),
                         "aggregations": names(c),
                     })
@@ -269,7 +272,9 @@ fn group(fixed: &str) -> String {
     }
 }
 
-pub fn measurement(m: &Measurement) -> Report {
+/// A measurement; the query it ran is in the JSON always, in the text only when
+/// asked for (`-v`): FetchXML is for auditing, not for reading every time.
+pub fn measurement(m: &Measurement, show_query: bool) -> Report {
     let value = match &m.value {
         Some(MetricValue::Number(n)) => json!(n),
         Some(MetricValue::DateTime(text)) => json!(text),
@@ -281,15 +286,25 @@ pub fn measurement(m: &Measurement) -> Report {
         None => "none",
     };
     Report {
-        text: format!(
-            "value      {}\ncurrency   {}\nrecords    {}\nrequests   {}\nreceived   {} bytes\nquery      {}",
-            value_text(&m.value),
-            m.currency.as_deref().unwrap_or("-"),
-            m.records,
-            m.requests,
-            m.bytes_received,
-            m.query.replace('\n', "\n           ")
-        ),
+        text: {
+            let mut text = format!(
+                "value      {}\ncurrency   {}\nrecords    {}\nrequests   {}\nreceived   {} bytes",
+                value_text(&m.value),
+                m.currency
+                    .as_deref()
+                    .unwrap_or("none (not an amount of money)"),
+                m.records,
+                m.requests,
+                m.bytes_received,
+            );
+            if show_query {
+                text.push_str(&format!(
+                    "\nquery      {}",
+                    m.query.replace('\n', "\n           ")
+                ));
+            }
+            text
+        },
         json: json!({
             "value": value,
             "value_type": value_type,

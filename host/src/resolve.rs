@@ -1,4 +1,5 @@
-//! Finding an app or a view from what a person typed: its id or its exact name.
+//! Finding an app or a view from what a person typed: its id, or its name in
+//! any case (an app also by its unique name).
 
 use crate::bindings::{App, View};
 use crate::connections::ConnectionRecord;
@@ -39,7 +40,8 @@ fn shown(names: &[String]) -> String {
     list
 }
 
-/// An item by exact id, else by exact name (which must be unique).
+/// An item by id, else by name ignoring case (which must then be unique; an
+/// exact-case match wins over others).
 pub fn pick<T>(
     items: Vec<T>,
     wanted: &str,
@@ -51,13 +53,19 @@ pub fn pick<T>(
     let mut by_name = Vec::new();
     let mut available = Vec::new();
     for item in items {
-        if id(&item) == wanted {
+        if id(&item).eq_ignore_ascii_case(wanted) {
             return Ok(item);
         }
         available.push(name(&item).to_string());
-        if name(&item) == wanted {
+        if name(&item).to_lowercase() == wanted.to_lowercase() {
             by_name.push(item);
         }
+    }
+    if by_name.len() > 1
+        && let Some(exact) = by_name.iter().position(|item| name(item) == wanted)
+        && by_name.iter().filter(|item| name(item) == wanted).count() == 1
+    {
+        return Ok(by_name.swap_remove(exact));
     }
     match by_name.len() {
         1 => Ok(by_name.remove(0)),
@@ -79,8 +87,17 @@ pub async fn app(
     conn: &ConnectionRecord,
     wanted: &str,
 ) -> anyhow::Result<App> {
-    let apps = runtime.list_apps(conn).await?;
-    Ok(pick(apps, wanted, "app", |a| &a.id, |a| &a.name)?)
+    Ok(pick_app(runtime.list_apps(conn).await?, wanted)?)
+}
+
+/// An app by id, unique name (an identifier too: the one `apps` prints for
+/// scripts) or display name, in any case.
+pub fn pick_app(apps: Vec<App>, wanted: &str) -> Result<App, ResolveError> {
+    let by_unique = |a: &App| a.unique_name.eq_ignore_ascii_case(wanted.trim());
+    if let Some(app) = apps.iter().find(|a| by_unique(a)) {
+        return Ok(app.clone());
+    }
+    pick(apps, wanted, "app", |a| &a.id, |a| &a.name)
 }
 
 pub async fn view(
@@ -110,6 +127,7 @@ mod tests {
         let pick = |wanted: &str| pick(items(), wanted, "view", |i| &i.0, |i| &i.1);
         assert_eq!(pick("2").unwrap().1, "Won");
         assert_eq!(pick("Open").unwrap().0, "1");
+        assert_eq!(pick("open").unwrap().0, "1", "names in any case");
         assert!(
             matches!(pick("Won"), Err(ResolveError::Ambiguous { ids, .. }) if ids == ["2", "3"])
         );

@@ -8,8 +8,10 @@ use crate::bindings::{
 use crate::connections::{ConnectionRecord, SignIn};
 use crate::db::Database;
 use crate::limits::{Limit, Limits};
-use crate::outbound::{OutboundHooks, OutboundPolicy, Resolve, SystemResolver};
-use crate::state::{HostState, PluginStorage};
+use crate::outbound::{
+    OutboundHooks, OutboundPolicy, Resolve, SystemResolver, Traffic, TrafficReading,
+};
+use crate::state::{HostState, LogObserver, PluginStorage};
 use anyhow::Context;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -94,6 +96,8 @@ pub struct PluginRuntime {
     slots: Option<Arc<Semaphore>>,
     pooled: bool,
     resolver: Arc<dyn Resolve>,
+    traffic: Arc<Traffic>,
+    observer: Option<LogObserver>,
 }
 
 /// How often the engine's epoch advances: the granularity of call deadlines.
@@ -211,6 +215,8 @@ impl PluginRuntime {
             pooled,
             limits: Arc::new(limits),
             resolver: Arc::new(SystemResolver),
+            traffic: Arc::default(),
+            observer: None,
         };
         // `describe` needs no connection: no origins, storage under an empty id.
         let (mut store, plugin, _slot) = runtime
@@ -235,6 +241,8 @@ impl PluginRuntime {
             slots: self.slots.clone(),
             pooled: self.pooled,
             resolver: Arc::clone(&self.resolver),
+            traffic: Arc::clone(&self.traffic),
+            observer: self.observer.clone(),
         }
     }
 
@@ -248,6 +256,8 @@ impl PluginRuntime {
             slots: self.slots.clone(),
             pooled: self.pooled,
             resolver: Arc::clone(&self.resolver),
+            traffic: Arc::clone(&self.traffic),
+            observer: self.observer.clone(),
         }
     }
 
@@ -261,7 +271,20 @@ impl PluginRuntime {
             slots: self.slots.clone(),
             pooled: self.pooled,
             resolver,
+            traffic: Arc::clone(&self.traffic),
+            observer: self.observer.clone(),
         }
+    }
+
+    /// The same runtime, telling `observer` of each info line the plugin writes.
+    pub fn observed_by(mut self, observer: LogObserver) -> PluginRuntime {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// Requests and bytes of every call of this runtime so far.
+    pub fn traffic(&self) -> TrafficReading {
+        self.traffic.reading()
     }
 
     pub fn database(&self) -> &Database {
@@ -459,11 +482,13 @@ impl PluginRuntime {
                 policy,
                 self.limits.response_body_bytes,
                 Arc::clone(&self.resolver),
+                Arc::clone(&self.traffic),
             ),
             PluginStorage::new(self.db.clone(), &self.info.name, connection_id),
             Arc::clone(&self.limits),
             deadline,
-        );
+        )
+        .observed_by(self.observer.clone());
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|state| &mut state.memory);
         store.set_epoch_deadline(1);

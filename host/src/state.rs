@@ -31,6 +31,10 @@ impl PluginStorage {
     }
 }
 
+/// Sees the plugin's info lines as they are written: a face shows them as
+/// progress ("reading page 7 ...") while a long call runs.
+pub type LogObserver = Arc<dyn Fn(&str) + Send + Sync>;
+
 pub struct HostState {
     wasi: WasiCtx,
     http: WasiHttpCtx,
@@ -41,6 +45,7 @@ pub struct HostState {
     limits: Arc<Limits>,
     /// When the call is stopped (see [`Limits::call_timeout`]).
     deadline: Instant,
+    observer: Option<LogObserver>,
 }
 
 impl HostState {
@@ -60,7 +65,14 @@ impl HostState {
             storage,
             limits,
             deadline,
+            observer: None,
         }
+    }
+
+    /// With `observer` told of each info line the plugin writes.
+    pub fn observed_by(mut self, observer: Option<LogObserver>) -> Self {
+        self.observer = observer;
+        self
     }
 
     /// When the call is stopped.
@@ -209,7 +221,12 @@ impl log::Host for HostState {
         match level {
             log::Level::Trace => tracing::trace!(target: "plugin", plugin, connection, "{message}"),
             log::Level::Debug => tracing::debug!(target: "plugin", plugin, connection, "{message}"),
-            log::Level::Info => tracing::info!(target: "plugin", plugin, connection, "{message}"),
+            log::Level::Info => {
+                if let Some(observer) = &self.observer {
+                    observer(&message);
+                }
+                tracing::info!(target: "plugin", plugin, connection, "{message}")
+            }
             log::Level::Warn => tracing::warn!(target: "plugin", plugin, connection, "{message}"),
             log::Level::Error => tracing::error!(target: "plugin", plugin, connection, "{message}"),
         }

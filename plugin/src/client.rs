@@ -252,8 +252,7 @@ impl<'a> Session<'a> {
         let token = match auth::cached_token(self.platform, self.conn) {
             Some(token) => token,
             None => {
-                self.platform
-                    .log(Level::Debug, "requesting an access token");
+                self.platform.log(Level::Info, "signing in");
                 let request = auth::token_request(self.platform, self.conn)?;
                 let response = self.send(&request)?;
                 auth::accept_token_response(self.platform, self.conn, &response)?

@@ -137,7 +137,12 @@ impl Platform for Host {
 fn transport_error(error: anyhow::Error) -> TransportError {
     use waki::ErrorCode as Code;
     let Some(code) = error.downcast_ref::<Code>() else {
-        return TransportError::Failed(error.to_string());
+        // Stream errors carry Rust debug text: the detail is for `-v`, the message
+        // for people.
+        log::write(log::Level::Debug, &format!("transport error: {error:#}"));
+        return TransportError::Failed(
+            "the connection broke while the answer was read".to_string(),
+        );
     };
     let reason = match code {
         Code::HttpRequestDenied => {
@@ -159,7 +164,10 @@ fn transport_error(error: anyhow::Error) -> TransportError {
         Code::TlsCertificateError => "the server's TLS certificate was rejected",
         Code::TlsProtocolError | Code::TlsAlertReceived(_) => "the TLS handshake failed",
         Code::HttpResponseBodySize(_) => "the answer was larger than the host allows",
-        other => return TransportError::Failed(format!("HTTP failure {other:?}")),
+        other => {
+            log::write(log::Level::Debug, &format!("transport error: {other:?}"));
+            return TransportError::Failed("the HTTP exchange failed".to_string());
+        }
     };
     TransportError::Failed(reason.to_string())
 }

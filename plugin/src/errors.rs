@@ -117,11 +117,12 @@ pub fn from_identity(response: &HttpResponse, client_id: &str, tenant: &str) -> 
         .filter(|code| code.starts_with("AADSTS"))
         .unwrap_or_default();
     let what_to_do = match aadsts {
-        "AADSTS7000215" => "the client secret is wrong: create a new client secret for the \
-             app registration and add the connection again with it"
+        "AADSTS7000215" => "the client secret is wrong (often its Secret ID was copied \
+             instead of its Value): give the secret's Value, or create a new client secret for \
+             the app registration, and sign the connection in again with it"
             .to_string(),
         "AADSTS7000222" => "the client secret has expired: create a new client secret for the \
-             app registration and add the connection again with it"
+             app registration and sign the connection in again with it"
             .to_string(),
         "AADSTS700016" => format!(
             "application {client_id} does not exist in tenant {tenant}: check the client id \
@@ -201,7 +202,8 @@ pub fn from_transport(error: &TransportError, url: &str) -> Error {
              decide where the plugin may connect"
         )),
         TransportError::Failed(reason) => Error::Upstream(format!(
-            "could not reach {origin} ({reason}); check the URL, the sync will be retried"
+            "could not reach {origin}: {reason}; check the environment URL and that this \
+             machine can reach it; the sync will be retried"
         )),
     }
 }

@@ -15,7 +15,7 @@ use crate::errors;
 use crate::fetchxml::{ColumnRef, Function, Join, MetricQuery, ViewQuery};
 use crate::metadata::{self, Collection, ViewDefinition};
 use crate::paging::{self, PageRead};
-use crate::platform::HttpResponse;
+use crate::platform::{HttpResponse, Level};
 use crate::split::SplitPlan;
 use crate::types::{Aggregation, ColumnType, CurrencyChoice, Error, Measurement, MetricSpec};
 use crate::{layout, odata};
@@ -106,6 +106,15 @@ fn measure(session: &mut Session, spec: &MetricSpec) -> Result<Measurement, Fail
             Some(split) if split.len() > MAX_PARTS => break,
             Some(split) => split.parts().into_iter().map(Some).collect(),
         };
+        if parts.len() > 1 {
+            session.platform().log(
+                Level::Info,
+                &format!(
+                    "the view is over the aggregate limit: aggregating it in {} parts",
+                    parts.len()
+                ),
+            );
+        }
         let queries = parts
             .iter()
             .map(|part| {

@@ -7,6 +7,7 @@ use crate::client::Session;
 use crate::errors;
 use crate::fetchxml::{ColumnRef, MetricQuery};
 use crate::odata;
+use crate::platform::Level;
 use crate::types::{Aggregation, Error};
 use crate::xml::Element;
 use percent_encoding::percent_decode_str;
@@ -46,6 +47,7 @@ pub fn read(session: &mut Session, read: &PageRead) -> Result<(Partial, String),
     let mut accumulator = Accumulator::new(read.aggregation);
     let mut cookie: Option<String> = None;
     let mut first_query = String::new();
+    let mut rows_read: u64 = 0;
     for page_number in 1..=MAX_PAGES {
         let fetch = read
             .query
@@ -81,6 +83,12 @@ pub fn read(session: &mut Session, read: &PageRead) -> Result<(Partial, String),
         for row in &page.value {
             accumulator.add(row.get(read.value_key));
         }
+        rows_read += page.value.len() as u64;
+        // Hosts show info lines as progress of a long read.
+        session.platform().log(
+            Level::Info,
+            &format!("read page {page_number} of the view ({rows_read} rows so far)"),
+        );
         if !page.more_records {
             return Ok((accumulator.finish(), first_query));
         }

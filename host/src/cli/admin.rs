@@ -9,11 +9,28 @@ use serde_json::{Value, json};
 #[derive(Debug, Subcommand)]
 pub enum TenantCommand {
     /// Create a tenant (integration off until enabled)
-    Create { name: String },
+    #[command(after_long_help = "Examples:
+  goals-host tenant create Contoso
+  goals-host tenant enable Contoso")]
+    Create {
+        /// Name of the new tenant: unique, at most 100 characters
+        name: String,
+    },
     /// Switch the integration on for every organization of the tenant
-    Enable { name: String },
+    #[command(after_long_help = "Examples:
+  goals-host tenant enable Contoso
+  goals-host org enable Sales")]
+    Enable {
+        /// Tenant: its exact name, as `tenant list` shows
+        name: String,
+    },
     /// Switch the integration off for every organization of the tenant
-    Disable { name: String },
+    #[command(after_long_help = "Examples:
+  goals-host tenant disable Contoso")]
+    Disable {
+        /// Tenant: its exact name, as `tenant list` shows
+        name: String,
+    },
     /// List tenants
     List,
 }
@@ -21,15 +38,31 @@ pub enum TenantCommand {
 #[derive(Debug, Subcommand)]
 pub enum OrgCommand {
     /// Create an organization in a tenant (integration off until enabled)
+    #[command(after_long_help = "Examples:
+  goals-host org create Sales --tenant Contoso
+  goals-host org enable Sales")]
     Create {
+        /// Name of the new organization: unique over all tenants, at most 100 characters
         name: String,
+        /// Tenant the organization belongs to: its exact name, as `tenant list` shows
         #[arg(long)]
         tenant: String,
     },
     /// Enable the integration for one organization (the tenant's switch must be on too)
-    Enable { name: String },
+    #[command(after_long_help = "Examples:
+  goals-host tenant enable Contoso
+  goals-host org enable Sales")]
+    Enable {
+        /// Organization: its exact name, as `org list` shows
+        name: String,
+    },
     /// Disable the integration for one organization
-    Disable { name: String },
+    #[command(after_long_help = "Examples:
+  goals-host org disable Sales")]
+    Disable {
+        /// Organization: its exact name, as `org list` shows
+        name: String,
+    },
     /// List organizations
     List,
 }

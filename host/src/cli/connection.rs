@@ -2,7 +2,7 @@
 //! as a service principal (client secret) or as a person (device code).
 
 use super::Context;
-use crate::bindings::SignInStatus;
+use crate::bindings::{Identity, SignInStatus};
 use crate::connections::{self, ConnectionRecord, NewConnection, Secret, SignIn, Status};
 use crate::db::Database;
 use crate::goals::alerts::{self, AlertKind};
@@ -24,7 +24,16 @@ pub enum SignInArg {
 #[derive(Debug, Subcommand)]
 pub enum ConnectionCommand {
     /// Add a named connection; a service principal's secret is read from an environment variable
+    #[command(after_long_help = "Examples:
+  export CONTOSO_SECRET='the client secret of the app registration'
+  goals-host connection add --name Contoso --url https://contoso.crm.dynamics.com \\
+    --tenant contoso.onmicrosoft.com --client-id 2f1c7a52-8d3e-4b6a-9c0d-5e7f8a9b0c1d \\
+    --client-secret-env CONTOSO_SECRET
+  goals-host --org Sales connection add --name Sandbox --sign-in device \\
+    --url https://contoso-sandbox.crm.dynamics.com \\
+    --tenant contoso.onmicrosoft.com --client-id 2f1c7a52-8d3e-4b6a-9c0d-5e7f8a9b0c1d")]
     Add {
+        /// Name of the new connection: unique in its organization (--org)
         #[arg(long)]
         name: String,
         /// Environment URL, e.g. https://contoso.crm.dynamics.com
@@ -51,30 +60,73 @@ pub enum ConnectionCommand {
         /// Who adds the connection, for the record [default: $USER]
         #[arg(long)]
         added_by: Option<String>,
+        /// Save without signing in first (offline set-up); `connection test` checks it later
+        #[arg(long)]
+        no_verify: bool,
     },
     /// List connections (of --org when given)
     List,
     /// Remove a connection and what the plugin cached for it
-    Remove { name: String },
+    #[command(after_long_help = "Examples:
+  goals-host connection remove Contoso
+  goals-host --org Sales connection remove Sandbox")]
+    Remove {
+        /// Connection: its exact name (with --org when several organizations use it)
+        name: String,
+    },
     /// Sign a connection in again: a person with a new device code, or a service
     /// principal with a new secret. Its links resume.
+    #[command(after_long_help = "Examples:
+  goals-host connection sign-in Sandbox
+  export CONTOSO_SECRET='the new client secret'
+  goals-host connection sign-in Contoso --client-secret-env CONTOSO_SECRET")]
     SignIn {
+        /// Connection: its exact name (with --org when several organizations use it)
         name: String,
         /// For a service principal: the environment variable holding the new secret
         #[arg(long, value_name = "VAR")]
         client_secret_env: Option<String>,
     },
     /// Check a connection: whom it signs in as (WhoAmI), or why it cannot
-    Test { name: String },
+    #[command(after_long_help = "Examples:
+  goals-host connection test Contoso
+  goals-host --org Sales connection test Sandbox --json")]
+    Test {
+        /// Connection: its exact name (with --org when several organizations use it)
+        name: String,
+    },
     /// Stop every sync through a connection (its links say why) until it is enabled
+    #[command(after_long_help = "Examples:
+  goals-host connection disable Contoso --reason 'secret rotation until Monday'")]
     Disable {
+        /// Connection: its exact name (with --org when several organizations use it)
         name: String,
         /// Why, shown on its links and Key Results
         #[arg(long)]
         reason: Option<String>,
     },
     /// Let a disabled connection sync again; its links run at once
-    Enable { name: String },
+    #[command(after_long_help = "Examples:
+  goals-host connection enable Contoso")]
+    Enable {
+        /// Connection: its exact name (with --org when several organizations use it)
+        name: String,
+    },
+}
+
+impl ConnectionCommand {
+    /// Whether the command signs in with a client secret (and prints nothing of
+    /// its own while it waits).
+    pub fn signs_in_with_a_secret(&self) -> bool {
+        match self {
+            ConnectionCommand::Add { sign_in, .. } => *sign_in == SignInArg::Secret,
+            ConnectionCommand::SignIn {
+                client_secret_env, ..
+            } => client_secret_env.is_some(),
+            ConnectionCommand::Test { .. } => true,
+            _ => false,
+        }
+    }
 }
 
 fn secret_from(variable: &str) -> anyhow::Result<Secret> {
@@ -101,6 +153,7 @@ pub async fn run(context: &Context<'_>, command: &ConnectionCommand) -> anyhow::
             authority,
             allow_loopback,
             added_by,
+            no_verify,
         } => {
             let (sign_in, client_secret) = match sign_in {
                 SignInArg::Secret => (
@@ -117,25 +170,30 @@ pub async fn run(context: &Context<'_>, command: &ConnectionCommand) -> anyhow::
                     (SignIn::DeviceCode, None)
                 }
             };
-            let record = connections::add(
-                db,
-                NewConnection {
-                    organization: context.cli.org().to_string(),
-                    added_by: added_by
-                        .clone()
-                        .or_else(|| std::env::var("USER").ok())
-                        .unwrap_or_default(),
-                    name: name.clone(),
-                    environment_url: url.clone(),
-                    authority_url: authority.clone(),
-                    tenant: tenant.clone(),
-                    client_id: client_id.clone(),
-                    sign_in,
-                    client_secret,
-                    allow_loopback: *allow_loopback,
-                },
-            )
-            .await?;
+            let new = NewConnection {
+                organization: context.cli.org().to_string(),
+                added_by: added_by
+                    .clone()
+                    .or_else(|| std::env::var("USER").ok())
+                    .unwrap_or_default(),
+                name: name.clone(),
+                environment_url: url.clone(),
+                authority_url: authority.clone(),
+                tenant: tenant.clone(),
+                client_id: client_id.clone(),
+                sign_in,
+                client_secret,
+                allow_loopback: *allow_loopback,
+            };
+            // A service principal's credentials are proven before anything is
+            // saved: a wrong secret, tenant or client id is said now, not at the
+            // first sync.
+            let identity = if sign_in == SignIn::ClientSecret && !no_verify {
+                Some(verify(context, new.clone()).await?)
+            } else {
+                None
+            };
+            let record = connections::add(db, new).await?;
             if sign_in == SignIn::DeviceCode {
                 // Nothing half-made stays behind: a connection nobody could sign in
                 // to is removed again.
@@ -148,12 +206,29 @@ pub async fn run(context: &Context<'_>, command: &ConnectionCommand) -> anyhow::
                 }
             }
             let record = connections::get_by_id(db, &record.id).await?;
+            let mut json = render::connection(&record);
+            json["verified_as"] = match &identity {
+                Some(identity) => json!({
+                    "user_id": identity.user_id,
+                    "organization_id": identity.organization_id,
+                }),
+                None => serde_json::Value::Null,
+            };
             Ok(Report {
                 text: format!(
-                    "added connection '{}' of organization '{}' to {}",
-                    record.name, record.organization, record.environment_url
+                    "added connection '{}' of organization '{}' to {}{}",
+                    record.name,
+                    record.organization,
+                    record.environment_url,
+                    match &identity {
+                        Some(identity) => format!("; signed in as user {}", identity.user_id),
+                        None if *no_verify => "; not verified (--no-verify): check it with \
+                            `goals-host connection test`"
+                            .to_string(),
+                        None => String::new(),
+                    }
                 ),
-                json: render::connection(&record),
+                json,
             })
         }
         ConnectionCommand::List => Ok(render::connections(&connections::list(db, org).await?)),
@@ -269,6 +344,22 @@ pub async fn run(context: &Context<'_>, command: &ConnectionCommand) -> anyhow::
             })
         }
     }
+}
+
+/// Signs in with the credentials of a connection not yet saved and asks WhoAmI;
+/// nothing stays behind either way.
+async fn verify(context: &Context<'_>, new: NewConnection) -> anyhow::Result<Identity> {
+    let candidate = connections::candidate(&context.db, new).await?;
+    let runtime = context.runtime().await?;
+    let verified = runtime.who_am_i(&candidate).await;
+    connections::forget_plugin_storage(&context.db, &candidate.id).await?;
+    verified.map_err(|error| {
+        anyhow::Error::from(error).context(format!(
+            "connection '{}' was not added: signing in to {} failed (nothing was saved; \
+             --no-verify saves without signing in)",
+            candidate.name, candidate.environment_url
+        ))
+    })
 }
 
 /// A person signs in: the code and address go to the terminal (stderr, so that

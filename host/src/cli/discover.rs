@@ -2,57 +2,94 @@
 //! by step, as separate commands.
 
 use super::{AggregationArg, Context, CurrencyArg};
-use crate::bindings::{MetricSpec, ViewRef};
+use crate::bindings::{Error as PluginError, MetricSpec, ViewRef};
 use crate::connections;
+use crate::goals::linking;
 use crate::render::{self, Report};
 use crate::resolve;
+use crate::runtime::CallError;
 use clap::Subcommand;
 
 /// Commands that call the integration.
 #[derive(Debug, Subcommand)]
 pub enum PluginCommand {
     /// Show what the loaded integration is
+    #[command(after_long_help = "Examples:
+  goals-host describe
+  goals-host --plugin ./my_integration.wasm describe --json")]
     Describe,
     /// List the apps of a connection's environment
+    #[command(after_long_help = "Examples:
+  goals-host apps --connection Contoso
+  goals-host --org Sales apps --connection Sandbox --json")]
     Apps {
+        /// Connection: its exact name, as `connection list` shows
         #[arg(long)]
         connection: String,
     },
-    /// List the entities an app shows (APP: id or exact name)
+    /// List the entities an app shows
+    #[command(after_long_help = "Examples:
+  goals-host entities --connection Contoso --app 'Sales Hub'
+  goals-host entities --connection Contoso --app 'sales hub' --json")]
     Entities {
+        /// Connection: its exact name, as `connection list` shows
         #[arg(long)]
         connection: String,
+        /// App: its id, unique name or display name (any case), as `apps` lists
         #[arg(long)]
         app: String,
     },
     /// List the views of an entity, optionally searching their names
+    #[command(after_long_help = "Examples:
+  goals-host views --connection Contoso --entity opportunity
+  goals-host views --connection Contoso --entity opportunity --search open
+  goals-host views --connection Contoso --entity lead --search 'hot leads'")]
     Views {
+        /// Connection: its exact name, as `connection list` shows
         #[arg(long)]
         connection: String,
+        /// Table: its logical name (e.g. opportunity), as `entities` lists
         #[arg(long)]
         entity: String,
+        /// Only views whose name contains this text (any case, no wildcards)
         #[arg(long)]
         search: Option<String>,
     },
-    /// List the columns of a view (VIEW: id or exact name)
+    /// List the columns of a view
+    #[command(after_long_help = "Examples:
+  goals-host columns --connection Contoso --entity opportunity --view 'Open Opportunities'
+  goals-host columns --connection Contoso --entity lead --view 'hot leads' --json")]
     Columns {
+        /// Connection: its exact name, as `connection list` shows
         #[arg(long)]
         connection: String,
+        /// Table: its logical name (e.g. opportunity), as `entities` lists
         #[arg(long)]
         entity: String,
+        /// View: its id or name (any case), as `views` lists
         #[arg(long)]
         view: String,
     },
     /// Measure a metric now: the preview shown before a link is saved
+    #[command(after_long_help = "Examples:
+  goals-host measure --connection Contoso --entity opportunity \\
+    --view 'Open Opportunities' --column estimatedvalue --aggregation sum
+  goals-host measure --connection Contoso --entity lead --view 'Hot Leads' \\
+    --column fullname --aggregation count --json")]
     Measure {
+        /// Connection: its exact name, as `connection list` shows
         #[arg(long)]
         connection: String,
+        /// Table: its logical name (e.g. opportunity), as `entities` lists
         #[arg(long)]
         entity: String,
+        /// View: its id or name (any case), as `views` lists
         #[arg(long)]
         view: String,
+        /// Column: its name as `columns` lists (e.g. estimatedvalue, or alias.attribute for a joined table)
         #[arg(long)]
         column: String,
+        /// How the column's values are reduced to one number; `columns` lists those it allows
         #[arg(long, value_enum)]
         aggregation: AggregationArg,
         /// Currency of money results
@@ -112,20 +149,44 @@ pub async fn run(context: &Context<'_>, command: &PluginCommand) -> anyhow::Resu
             currency,
         } => {
             let conn = connections::get(db, connection, org).await?;
+            context.progress.step(format!(
+                "measuring view '{view}' of connection '{connection}'"
+            ));
+            let before = runtime.traffic();
             let view = resolve::view(&runtime, &conn, entity, view).await?;
+            let view_ref = ViewRef {
+                id: view.id.clone(),
+                kind: view.kind,
+            };
             let spec = MetricSpec {
                 entity: entity.clone(),
-                view: ViewRef {
-                    id: view.id,
-                    kind: view.kind,
-                },
+                view: view_ref.clone(),
                 column: column.clone(),
                 aggregation: (*aggregation).into(),
                 currency: (*currency).into(),
             };
-            Ok(render::measurement(
-                &runtime.fetch_and_aggregate(&conn, &spec).await?,
-            ))
+            let mut measured = match runtime.fetch_and_aggregate(&conn, &spec).await {
+                Ok(measured) => measured,
+                // A column the view never had is a typing mistake, not a removed
+                // column: list what the view offers.
+                Err(
+                    error @ CallError::Plugin {
+                        error: PluginError::NotFound(_),
+                        ..
+                    },
+                ) => {
+                    let columns = runtime.list_columns(&conn, entity, &view_ref).await?;
+                    linking::find_column(&view, columns, column)?;
+                    return Err(error.into());
+                }
+                Err(error) => return Err(error.into()),
+            };
+            // The evidence is every request the command made, the name look-ups
+            // and a sign-in included, as the host counted them.
+            let spent = runtime.traffic().since(before);
+            measured.requests = u32::try_from(spent.requests).unwrap_or(u32::MAX);
+            measured.bytes_received = spent.bytes_received;
+            Ok(render::measurement(&measured, context.cli.verbose > 0))
         }
     }
 }

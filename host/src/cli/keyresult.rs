@@ -1,15 +1,17 @@
 //! `goals-host kr ...`: Key Results, their links, Sync now, details and history.
 
+use super::failure::{CommandFailed, UsageError};
 use super::{AggregationArg, Context, CurrencyArg, wizard};
 use crate::connections::{self, ConnectionRecord};
 use crate::db::Database;
 use crate::goals::admin;
 use crate::goals::clock::{self, Timestamp};
-use crate::goals::keyresults::{self, KeyResult, Link, LinkState, NewKeyResult};
+use crate::goals::keyresults::{self, KeyResult, Link, LinkState, NewKeyResult, Scope};
 use crate::goals::linking::{self, Wanted};
 use crate::goals::progress::{self, Direction, Unit};
 use crate::goals::sync::{self, SyncError, SyncRun, Syncer, Trigger};
 use crate::names::{aggregation_name, currency_name, view_kind_name};
+use crate::outbound::TrafficReading;
 use crate::render::{self, Report, table};
 use crate::runtime::PluginRuntime;
 use anyhow::Context as _;
@@ -20,34 +22,51 @@ use std::sync::Arc;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum UnitArg {
+    /// A plain number, e.g. a count of leads
     Number,
+    /// A percentage
     Percent,
+    /// An amount of money, in the currency of --currency-code
     Currency,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum DirectionArg {
+    /// Progress as the value rises from start to target
     Increase,
+    /// Progress as the value falls from start to target
     Decrease,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum KrCommand {
     /// Create a Key Result in the organization (--org)
+    #[command(after_long_help = "Examples:
+  goals-host kr create --title 'Work hot leads' --owner ana --start 0 --target 50
+  goals-host --org Sales kr create --title 'Open pipeline' --owner ana \\
+    --unit currency --currency-code USD --start 0 --target 5000000
+  goals-host kr create --title 'Open cases' --owner ben --start 120 --target 30 \\
+    --direction decrease")]
     Create {
+        /// Title: 1 to 200 characters, unique in the organization
         #[arg(long)]
         title: String,
+        /// Who owns the Key Result (any name, for the record)
         #[arg(long)]
         owner: String,
+        /// What the value is: a plain number, a percentage or an amount of money
         #[arg(long, value_enum, default_value_t = UnitArg::Number)]
         unit: UnitArg,
         /// ISO code of a currency Key Result, e.g. EUR
         #[arg(long)]
         currency_code: Option<String>,
+        /// Value at the start: 0% progress
         #[arg(long, allow_negative_numbers = true)]
         start: f64,
+        /// Value to reach: 100% progress (not equal to --start)
         #[arg(long, allow_negative_numbers = true)]
         target: f64,
+        /// Whether progress means the value going up or down from --start
         #[arg(long, value_enum, default_value_t = DirectionArg::Increase)]
         direction: DirectionArg,
     },
@@ -55,26 +74,71 @@ pub enum KrCommand {
     List,
     /// Link a Key Result to a metric: with every flag, or as a wizard in a terminal.
     /// With only --connection on a linked Key Result, move it to that connection.
+    #[command(after_long_help = "Examples:
+  goals-host kr link 1 --connection Contoso --app 'Sales Hub' --entity opportunity \\
+    --view 'Open Opportunities' --column estimatedvalue --aggregation sum --interval 1h
+  goals-host kr link 'Work hot leads' --connection Contoso --app 'Sales Hub' \\
+    --entity lead --view 'Hot Leads' --column fullname --aggregation count
+  goals-host kr link 1                                      # the wizard asks each step
+  goals-host kr link 1 --connection Contoso --interactive   # the wizard, from that connection
+  goals-host kr link 1 --connection Sandbox                 # move a linked Key Result there")]
     Link(LinkArgs),
     /// Remove the Key Result's link; its value stays
-    Unlink { kr: String },
-    /// Stop scheduled syncs of the Key Result's link
-    Pause { kr: String },
-    /// Resume scheduled syncs (the next runs at once)
-    Resume { kr: String },
-    /// Record a value by hand; the next sync replaces it unless the link is paused
-    Checkin {
+    #[command(after_long_help = "Examples:
+  goals-host kr unlink 1")]
+    Unlink {
+        /// Key Result: its id or exact title
         kr: String,
+    },
+    /// Stop scheduled syncs of the Key Result's link
+    #[command(after_long_help = "Examples:
+  goals-host kr pause 'Work hot leads'")]
+    Pause {
+        /// Key Result: its id or exact title
+        kr: String,
+    },
+    /// Resume scheduled syncs (the next runs at once)
+    #[command(after_long_help = "Examples:
+  goals-host kr resume 'Work hot leads'")]
+    Resume {
+        /// Key Result: its id or exact title
+        kr: String,
+    },
+    /// Record a value by hand; the next sync replaces it unless the link is paused
+    #[command(after_long_help = "Examples:
+  goals-host kr pause 1
+  goals-host kr checkin 1 42")]
+    Checkin {
+        /// Key Result: its id or exact title
+        kr: String,
+        /// The value, in the Key Result's unit (e.g. 42, or 1250000 for money)
         #[arg(allow_negative_numbers = true)]
         value: f64,
     },
     /// Sync now, through the same path as the scheduler
-    Sync { kr: String },
-    /// What the integration details popover shows
-    Show { kr: String },
-    /// The Key Result's sync runs, newest first
-    History {
+    #[command(after_long_help = "Examples:
+  goals-host kr sync 1
+  goals-host --org Sales kr sync 'Open pipeline' --json")]
+    Sync {
+        /// Key Result: its id or exact title
         kr: String,
+    },
+    /// What the integration details popover shows
+    #[command(after_long_help = "Examples:
+  goals-host kr show 1
+  goals-host kr show 'Work hot leads' --json")]
+    Show {
+        /// Key Result: its id or exact title
+        kr: String,
+    },
+    /// The Key Result's sync runs, newest first
+    #[command(after_long_help = "Examples:
+  goals-host kr history 1
+  goals-host kr history 'Work hot leads' --limit 5 --json")]
+    History {
+        /// Key Result: its id or exact title
+        kr: String,
+        /// How many runs to show, newest first
         #[arg(long, default_value_t = 20)]
         limit: usize,
     },
@@ -82,24 +146,32 @@ pub enum KrCommand {
 
 #[derive(Debug, clap::Args)]
 pub struct LinkArgs {
-    /// Key Result id or exact title
+    /// Key Result: its id or exact title
     pub kr: String,
+    /// Connection: its exact name, in the Key Result's organization
     #[arg(long)]
     pub connection: Option<String>,
+    /// App: its id, unique name or display name (any case), as `apps` lists
     #[arg(long)]
     pub app: Option<String>,
+    /// Table: its logical name (e.g. opportunity) or display name, as `entities` lists
     #[arg(long)]
     pub entity: Option<String>,
+    /// View: its id or name (any case), as `views` lists
     #[arg(long)]
     pub view: Option<String>,
+    /// Column: its name as `columns` lists (e.g. estimatedvalue, or alias.attribute for a joined table)
     #[arg(long)]
     pub column: Option<String>,
+    /// How the column's values are reduced to one number; `columns` lists those it allows
     #[arg(long, value_enum)]
     pub aggregation: Option<AggregationArg>,
+    /// Currency of money results (a column that is not money ignores it)
     #[arg(long, value_enum, default_value_t = CurrencyArg::Base)]
     pub currency: CurrencyArg,
-    /// Seconds between syncs [default: the integration's, hourly]
-    #[arg(long)]
+    /// Time between syncs: 1h, 30m, 90s or plain seconds, from 1 s to 31 days
+    /// [default: the integration's, hourly]
+    #[arg(long, value_parser = parse_interval, value_name = "DURATION")]
     pub interval: Option<i64>,
     /// Run the wizard even when flags are given
     #[arg(long)]
@@ -153,13 +225,25 @@ pub async fn run(context: &Context<'_>, command: &KrCommand) -> anyhow::Result<R
                 None => None,
             };
             let krs = keyresults::list(db, org_id).await?;
+            let organizations: std::collections::HashMap<i64, String> = admin::organizations(db)
+                .await?
+                .into_iter()
+                .map(|o| (o.id, o.name))
+                .collect();
+            let org_name = |kr: &KeyResult| {
+                organizations
+                    .get(&kr.organization_id)
+                    .cloned()
+                    .unwrap_or_default()
+            };
             Ok(Report {
                 text: table(
-                    &["ID", "TITLE", "OWNER", "VALUE", "PROGRESS"],
+                    &["ID", "ORGANIZATION", "TITLE", "OWNER", "VALUE", "PROGRESS"],
                     &krs.iter()
                         .map(|kr| {
                             vec![
                                 kr.id.to_string(),
+                                org_name(kr),
                                 kr.title.clone(),
                                 kr.owner.clone(),
                                 value_text(kr),
@@ -168,12 +252,20 @@ pub async fn run(context: &Context<'_>, command: &KrCommand) -> anyhow::Result<R
                         })
                         .collect::<Vec<_>>(),
                 ),
-                json: Value::Array(krs.iter().map(kr_json).collect()),
+                json: Value::Array(
+                    krs.iter()
+                        .map(|kr| {
+                            let mut json = kr_json(kr);
+                            json["organization"] = json!(org_name(kr));
+                            json
+                        })
+                        .collect(),
+                ),
             })
         }
         KrCommand::Link(args) => link(context, args).await,
         KrCommand::Unlink { kr } => {
-            let kr = keyresults::find(db, kr).await?;
+            let kr = find(context, kr).await?;
             keyresults::unlink(db, kr.id, now).await?;
             Ok(Report {
                 text: format!("Key Result {} is no longer linked; its value stays", kr.id),
@@ -182,7 +274,7 @@ pub async fn run(context: &Context<'_>, command: &KrCommand) -> anyhow::Result<R
         }
         KrCommand::Pause { kr } | KrCommand::Resume { kr } => {
             let paused = matches!(command, KrCommand::Pause { .. });
-            let kr = keyresults::find(db, kr).await?;
+            let kr = find(context, kr).await?;
             let link = keyresults::set_paused(db, kr.id, paused, now).await?;
             Ok(Report {
                 text: format!(
@@ -194,11 +286,11 @@ pub async fn run(context: &Context<'_>, command: &KrCommand) -> anyhow::Result<R
                         "resumed; the next sync runs at once"
                     }
                 ),
-                json: link_json(&link, None, None),
+                json: link_json(&link, None, None, None),
             })
         }
         KrCommand::Checkin { kr, value } => {
-            let kr = keyresults::find(db, kr).await?;
+            let kr = find(context, kr).await?;
             let kr = keyresults::check_in(db, kr.id, *value, now).await?;
             let link = keyresults::link(db, kr.id).await?;
             Ok(Report {
@@ -212,18 +304,27 @@ pub async fn run(context: &Context<'_>, command: &KrCommand) -> anyhow::Result<R
             })
         }
         KrCommand::Sync { kr } => {
-            let kr = keyresults::find(db, kr).await?;
+            let kr = find(context, kr).await?;
+            context
+                .progress
+                .step(format!("syncing Key Result {} '{}'", kr.id, kr.title));
             let syncer = syncer(context, context.runtime().await?, usize::MAX);
             let run = syncer.sync(kr.id, Trigger::Manual).await?;
             let kr = keyresults::get_by_id(db, kr.id).await?;
-            Ok(Report {
-                text: format!("{}\n{}", run_text(&run), value_line(&kr)),
-                json: json!({ "run": run_json(&run), "key_result": kr_json(&kr) }),
-            })
+            ran(
+                &run,
+                Report {
+                    text: format!("{}\n{}", run_text(&run), value_line(&kr)),
+                    json: json!({ "run": run_json(&run), "key_result": kr_json(&kr) }),
+                },
+            )
         }
-        KrCommand::Show { kr } => details(db, now, kr).await,
+        KrCommand::Show { kr } => {
+            let kr = find(context, kr).await?;
+            details(db, now, &kr.id.to_string()).await
+        }
         KrCommand::History { kr, limit } => {
-            let kr = keyresults::find(db, kr).await?;
+            let kr = find(context, kr).await?;
             let runs = sync::history(db, kr.id, *limit).await?;
             Ok(Report {
                 text: table(
@@ -253,6 +354,57 @@ pub async fn run(context: &Context<'_>, command: &KrCommand) -> anyhow::Result<R
     }
 }
 
+/// `--interval`: a humantime duration (`1h`, `30m`, `1h 30m`) or plain seconds,
+/// within 1 s and 31 days.
+pub fn parse_interval(text: &str) -> Result<i64, String> {
+    let text = text.trim();
+    let seconds = match text.parse::<i64>() {
+        Ok(seconds) => seconds,
+        Err(_) => humantime::parse_duration(text)
+            .map_err(|e| format!("'{text}' is not a duration ({e}); write e.g. 1h, 30m or 3600"))
+            .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))?,
+    };
+    if !(1..=keyresults::MAX_INTERVAL_SECONDS).contains(&seconds) {
+        return Err(format!(
+            "the interval must be between 1 second and 31 days, not {text}"
+        ));
+    }
+    Ok(seconds)
+}
+
+/// The Key Result a command names, inside `--org` when it is given.
+async fn find(context: &Context<'_>, reference: &str) -> anyhow::Result<KeyResult> {
+    let kr = match &context.cli.org {
+        Some(name) => {
+            let org = admin::organization(&context.db, name).await?;
+            keyresults::find(
+                &context.db,
+                reference,
+                Scope {
+                    organization: Some((org.id, &org.name)),
+                },
+            )
+            .await?
+        }
+        None => keyresults::find(&context.db, reference, Scope::ALL).await?,
+    };
+    Ok(kr)
+}
+
+/// A sync ran: its report, or, when the run failed, the same report as a failed
+/// command (exit code and `error` beside the run).
+fn ran(run: &SyncRun, report: Report) -> anyhow::Result<Report> {
+    if run.status == "success" {
+        return Ok(report);
+    }
+    let kind = run.error_kind.as_deref().unwrap_or("sync-failed");
+    let message = run
+        .error_message
+        .clone()
+        .unwrap_or_else(|| format!("the sync ended {}", run.status));
+    Err(CommandFailed::new(report, kind, &message).into())
+}
+
 pub fn syncer(context: &Context<'_>, runtime: Arc<PluginRuntime>, per_connection: usize) -> Syncer {
     Syncer::new(
         context.db.clone(),
@@ -264,13 +416,14 @@ pub fn syncer(context: &Context<'_>, runtime: Arc<PluginRuntime>, per_connection
 
 async fn link(context: &Context<'_>, args: &LinkArgs) -> anyhow::Result<Report> {
     let db = &context.db;
-    let kr = keyresults::find(db, &args.kr).await?;
+    let kr = find(context, &args.kr).await?;
     let org = admin::organization_by_id(db, kr.organization_id).await?;
     if let Some(reason) = org.disabled_reason() {
         return Err(SyncError::Disabled(format!("{reason}; nothing was linked")).into());
     }
     let existing = keyresults::link(db, kr.id).await?;
     let runtime = context.runtime().await?;
+    let before = runtime.traffic();
     let flags_given = [&args.app, &args.entity, &args.view, &args.column]
         .iter()
         .any(|f| f.is_some())
@@ -314,6 +467,7 @@ async fn link(context: &Context<'_>, args: &LinkArgs) -> anyhow::Result<Report> 
                 )
             })?,
         };
+        linking::check_currency(&kr, &chosen)?;
         keyresults::save_link(
             db,
             kr.id,
@@ -322,7 +476,16 @@ async fn link(context: &Context<'_>, args: &LinkArgs) -> anyhow::Result<Report> 
             context.clock.now(),
         )
         .await?;
-        return saved(context, runtime, &kr, &conn, chosen.preview, "moved to").await;
+        return saved(
+            context,
+            runtime,
+            &kr,
+            &conn,
+            chosen.preview,
+            before,
+            "moved to",
+        )
+        .await;
     }
 
     let interval = args
@@ -355,6 +518,8 @@ async fn link(context: &Context<'_>, args: &LinkArgs) -> anyhow::Result<Report> 
         let chosen = linking::choose(&runtime, &conn, &wanted).await?;
         (conn, chosen)
     } else if std::io::stdin().is_terminal() || args.interactive {
+        // The wizard's prompts own the terminal.
+        context.progress.finish();
         match wizard::run(db, &runtime, &org.name, args).await? {
             Some(picked) => picked,
             None => {
@@ -365,14 +530,25 @@ async fn link(context: &Context<'_>, args: &LinkArgs) -> anyhow::Result<Report> 
             }
         }
     } else {
-        anyhow::bail!(
+        return Err(UsageError(format!(
             "give --connection, --app, --entity, --view, --column and --aggregation, or run \
              `goals-host kr link {}` in a terminal for the wizard",
             kr.id
-        );
+        ))
+        .into());
     };
+    linking::check_currency(&kr, &chosen)?;
     keyresults::save_link(db, kr.id, chosen.metric, interval, context.clock.now()).await?;
-    saved(context, runtime, &kr, &conn, chosen.preview, "linked to").await
+    saved(
+        context,
+        runtime,
+        &kr,
+        &conn,
+        chosen.preview,
+        before,
+        "linked to",
+    )
+    .await
 }
 
 /// After a link is saved: the first sync, through the scheduler's path, gives the
@@ -382,33 +558,42 @@ async fn saved(
     runtime: Arc<PluginRuntime>,
     kr: &KeyResult,
     conn: &ConnectionRecord,
-    preview: crate::bindings::Measurement,
+    mut preview: crate::bindings::Measurement,
+    before: TrafficReading,
     verb: &str,
 ) -> anyhow::Result<Report> {
+    // The preview's evidence is every request made to choose and measure the
+    // metric, the look-ups of app, entity, view and column included.
+    let spent = runtime.traffic().since(before);
+    preview.requests = u32::try_from(spent.requests).unwrap_or(u32::MAX);
+    preview.bytes_received = spent.bytes_received;
     let syncer = syncer(context, runtime, usize::MAX);
     let run = syncer.sync(kr.id, Trigger::Manual).await?;
     let kr = keyresults::get_by_id(&context.db, kr.id).await?;
-    Ok(Report {
-        text: format!(
-            "preview: {} ({} records)\nKey Result {} {verb} connection '{}'\n{}\n{}",
-            render::value_text(&preview.value),
-            preview.records,
-            kr.id,
-            conn.name,
-            run_text(&run),
-            value_line(&kr)
-        ),
-        json: json!({
-            "preview": render::measurement(&preview).json,
-            "run": run_json(&run),
-            "key_result": kr_json(&kr),
-        }),
-    })
+    ran(
+        &run,
+        Report {
+            text: format!(
+                "preview: {} ({} records)\nKey Result {} {verb} connection '{}'\n{}\n{}",
+                render::value_text(&preview.value),
+                preview.records,
+                kr.id,
+                conn.name,
+                run_text(&run),
+                value_line(&kr)
+            ),
+            json: json!({
+                "preview": render::measurement(&preview, true).json,
+                "run": run_json(&run),
+                "key_result": kr_json(&kr),
+            }),
+        },
+    )
 }
 
 /// What the integration details popover shows for a Key Result.
 pub async fn details(db: &Database, now: Timestamp, reference: &str) -> anyhow::Result<Report> {
-    let kr = keyresults::find(db, reference).await?;
+    let kr = keyresults::find(db, reference, Scope::ALL).await?;
     let org = admin::organization_by_id(db, kr.organization_id).await?;
     let link = keyresults::link(db, kr.id).await?;
     let mut text = vec![
@@ -432,23 +617,38 @@ pub async fn details(db: &Database, now: Timestamp, reference: &str) -> anyhow::
         text.push("  not linked to a metric".to_string());
         return Ok(Report {
             text: text.join("\n"),
-            json: json!({ "key_result": kr_json(&kr), "link": Value::Null }),
+            json: json!({
+                "key_result": kr_json(&kr),
+                "organization": org.name,
+                "link": Value::Null,
+                "last_run": Value::Null,
+                "stale": false,
+            }),
         });
     };
     let conn = connections::get_by_id(db, &link.metric.connection_id).await?;
     let last_run = sync::history(db, kr.id, 1).await?.into_iter().next();
-    let stopped = org.disabled_reason().or_else(|| {
-        let (what, otherwise) = match conn.status {
-            connections::Status::Ok => return None,
-            connections::Status::NeedsSignIn => ("needs sign-in", "sign in again"),
-            connections::Status::Disabled => ("is disabled", "an admin can enable it again"),
-        };
-        Some(format!(
-            "connection '{}' {what}: {}",
+    let stopped = org.disabled_reason().or_else(|| match conn.status {
+        connections::Status::Ok => None,
+        connections::Status::NeedsSignIn => Some(format!(
+            "connection '{}' needs sign-in: {}; fix: {}",
             conn.name,
-            conn.status_reason.as_deref().unwrap_or(otherwise)
-        ))
+            conn.status_reason
+                .as_deref()
+                .unwrap_or("its credential was refused"),
+            conn.sign_in_command()
+        )),
+        connections::Status::Disabled => Some(format!(
+            "connection '{}' is disabled: {}",
+            conn.name,
+            conn.status_reason
+                .as_deref()
+                .unwrap_or("an admin can enable it again")
+        )),
     });
+    let measured_currency = sync::last_success(db, kr.id)
+        .await?
+        .and_then(|run| run.currency);
     let stale = is_stale(&link, now);
     let m = &link.metric;
     text.extend([
@@ -462,16 +662,24 @@ pub async fn details(db: &Database, now: Timestamp, reference: &str) -> anyhow::
             view_kind_name(m.view.kind)
         ),
         format!("  column          {} ({})", m.column_display, m.column),
+        format!("  aggregation     {}", aggregation_name(m.aggregation)),
         format!(
-            "  aggregation     {} ({} currency)",
-            aggregation_name(m.aggregation),
-            currency_name(m.currency)
+            "  currency        {}",
+            match &measured_currency {
+                Some(code) => format!("{code} ({} currency)", currency_name(m.currency)),
+                None => "none (not an amount of money)".to_string(),
+            }
         ),
         format!(
             "  state           {}",
             state_text(&link, stopped.as_deref())
         ),
-        format!("  interval        {} s", link.interval_seconds),
+        format!(
+            "  interval        {}",
+            humantime::format_duration(std::time::Duration::from_secs(
+                link.interval_seconds.max(0) as u64
+            ))
+        ),
         format!(
             "  last success    {}",
             link.last_success_at
@@ -503,7 +711,7 @@ pub async fn details(db: &Database, now: Timestamp, reference: &str) -> anyhow::
         json: json!({
             "key_result": kr_json(&kr),
             "organization": org.name,
-            "link": link_json(&link, Some(&conn), stopped.as_deref()),
+            "link": link_json(&link, Some(&conn), stopped.as_deref(), measured_currency.as_deref()),
             "last_run": last_run.as_ref().map(run_json),
             "stale": stale,
         }),
@@ -612,39 +820,50 @@ pub fn kr_json(kr: &KeyResult) -> Value {
         "title": kr.title,
         "owner": kr.owner,
         "unit": kr.unit.as_str(),
-        "currency_code": kr.currency_code,
+        "currency": kr.currency_code,
         "start": kr.start,
         "target": kr.target,
         "direction": kr.direction.as_str(),
         "current_value": kr.current_value,
         "current_source": kr.current_source,
-        "current_at": kr.current_at,
+        "current_at": clock::json_opt(kr.current_at),
         "progress_percent": raw.map(progress::display_percent),
         "progress_raw_percent": raw,
     })
 }
 
-fn link_json(link: &Link, conn: Option<&ConnectionRecord>, stopped: Option<&str>) -> Value {
+/// `currency` is the ISO code of the amounts the link measures (none for a
+/// metric that is not money); `currency_mode` says how they are converted.
+fn link_json(
+    link: &Link,
+    conn: Option<&ConnectionRecord>,
+    stopped: Option<&str>,
+    currency: Option<&str>,
+) -> Value {
     let m = &link.metric;
     json!({
         "connection": conn.map(|c| c.name.clone()),
         "connection_status": conn.map(|c| c.status.as_str()),
-        "app": m.app_name,
         "app_id": m.app_id,
-        "entity": m.entity,
-        "view": m.view_name,
+        "app_name": m.app_name,
+        "entity_logical_name": m.entity,
+        "entity_name": m.entity_name,
         "view_id": m.view.id,
-        "column": m.column,
+        "view_name": m.view_name,
+        "view_kind": view_kind_name(m.view.kind),
+        "column_logical_name": m.column,
+        "column_name": m.column_display,
         "aggregation": aggregation_name(m.aggregation),
-        "currency": currency_name(m.currency),
+        "currency": currency,
+        "currency_mode": currency_name(m.currency),
         "state": link.state.as_str(),
         "state_reason": link.state_reason,
         "stopped_because": stopped,
         "interval_seconds": link.interval_seconds,
-        "next_run_at": link.next_run_at,
+        "next_run_at": clock::json(link.next_run_at),
         "failures": link.failures,
-        "last_success_at": link.last_success_at,
-        "last_attempt_at": link.last_attempt_at,
+        "last_success_at": clock::json_opt(link.last_success_at),
+        "last_attempt_at": clock::json_opt(link.last_attempt_at),
     })
 }
 
@@ -652,15 +871,37 @@ pub fn run_json(run: &SyncRun) -> Value {
     json!({
         "id": run.id,
         "trigger": run.trigger,
-        "started_at": run.started_at,
-        "finished_at": run.finished_at,
+        "started_at": clock::json(run.started_at),
+        "finished_at": clock::json_opt(run.finished_at),
         "status": run.status,
         "value": run.value,
         "currency": run.currency,
         "records": run.records,
         "requests": run.requests,
-        "bytes": run.bytes,
+        "bytes_received": run.bytes,
         "error_kind": run.error_kind,
         "error_message": run.error_message,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intervals_read_as_people_write_them() {
+        assert_eq!(parse_interval("1h"), Ok(3600));
+        assert_eq!(parse_interval("30m"), Ok(1800));
+        assert_eq!(parse_interval("3600s"), Ok(3600));
+        assert_eq!(parse_interval("90"), Ok(90));
+        assert_eq!(parse_interval("1h 30m"), Ok(5400));
+        assert!(parse_interval("0").is_err());
+        assert!(parse_interval("32days").is_err());
+        assert!(parse_interval("9223372036854775807").is_err());
+        assert!(
+            parse_interval("soon")
+                .unwrap_err()
+                .contains("not a duration")
+        );
+    }
 }

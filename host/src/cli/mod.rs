@@ -3,7 +3,9 @@
 mod admin;
 mod connection;
 mod discover;
+pub mod failure;
 mod keyresult;
+pub mod progress;
 mod schedule;
 mod wizard;
 
@@ -14,7 +16,7 @@ use crate::goals::clock::{Clock, SystemClock};
 use crate::limits::Limits;
 use crate::render::Report;
 use crate::runtime::{PluginRuntime, PluginSource};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,46 +29,102 @@ pub use keyresult::{KrCommand, details};
 #[derive(Debug, Parser)]
 #[command(
     name = "goals-host",
-    version,
+    version = env!("GOALS_HOST_LONG_VERSION"),
     about = "Reference host of the Goals integration world, with the Dynamics 365 plugin built in."
 )]
 pub struct Cli {
     /// Directory of the host's database [default: $XDG_DATA_HOME/goals-host]
-    #[arg(long, global = true, env = "GOALS_HOST_DATA_DIR")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        env = "GOALS_HOST_DATA_DIR"
+    )]
     pub data_dir: Option<PathBuf>,
     /// Integration component to load instead of the built-in Dynamics 365 plugin
-    #[arg(long, global = true, env = "GOALS_HOST_PLUGIN")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        env = "GOALS_HOST_PLUGIN"
+    )]
     pub plugin: Option<PathBuf>,
     /// Where compiled plugins are kept between runs [default: DATA_DIR/precompiled]
-    #[arg(long, global = true, env = "GOALS_HOST_CACHE_DIR")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        env = "GOALS_HOST_CACHE_DIR"
+    )]
     pub cache_dir: Option<PathBuf>,
     /// Organization the command acts in [default: "default", or the connection's]
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Global options")]
     pub org: Option<String>,
     /// Print one JSON document on stdout instead of text
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Global options")]
     pub json: bool,
     /// More log output on stderr (-v info, -vv debug); RUST_LOG overrides
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(
+        short,
+        long,
+        global = true,
+        help_heading = "Global options",
+        action = clap::ArgAction::Count
+    )]
     pub verbose: u8,
     /// Seconds one plugin call may take, waiting included
-    #[arg(long, global = true, default_value_t = 60.0, value_name = "SECONDS")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        default_value_t = 60.0,
+        value_name = "SECONDS"
+    )]
     pub call_timeout: f64,
     /// Memory one plugin instance may use
-    #[arg(long, global = true, default_value_t = 128, value_name = "MIB")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        default_value_t = 128,
+        value_name = "MIB"
+    )]
     pub memory_limit: usize,
     /// Largest HTTP response body passed to a plugin
-    #[arg(long, global = true, default_value_t = 32, value_name = "MIB")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        default_value_t = 32,
+        value_name = "MIB"
+    )]
     pub response_limit: u64,
     /// Storage of one plugin for one connection
-    #[arg(long, global = true, default_value_t = 4096, value_name = "KIB")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        default_value_t = 4096,
+        value_name = "KIB"
+    )]
     pub storage_limit: u64,
     /// Keys in the storage of one plugin for one connection
-    #[arg(long, global = true, default_value_t = 1000)]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        default_value_t = 1000
+    )]
     pub storage_keys: u64,
     /// Plugin instances alive at once, kept in a pre-reserved pool; 0 allocates
     /// each on demand
-    #[arg(long, global = true, default_value_t = 256, value_name = "N")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        default_value_t = 256,
+        value_name = "N"
+    )]
     pub instance_slots: u32,
     #[command(subcommand)]
     pub command: Command,
@@ -87,8 +145,15 @@ pub enum Command {
     #[command(subcommand)]
     Kr(KrCommand),
     /// Run the scheduler: sync every due link, every interval
+    #[command(after_long_help = "Examples:
+  goals-host run
+  goals-host run --once
+  goals-host run --concurrency 16 --per-connection 4 --duration 3600")]
     Run(schedule::RunArgs),
     /// Open problems: connections needing sign-in, broken links, stale Key Results
+    #[command(after_long_help = "Examples:
+  goals-host alerts
+  goals-host alerts --all --json")]
     Alerts {
         /// Include closed alerts
         #[arg(long)]
@@ -99,8 +164,19 @@ pub enum Command {
     /// Measure the host (overhead per sync, throughput, cold start, memory)
     /// against the built-in simulator; run it from a release build
     Bench {
+        /// What to measure; `all` measures each in turn
         #[arg(value_enum, default_value = "all")]
         kind: crate::bench::BenchKind,
+    },
+    /// Print a completion script for a shell
+    #[command(after_long_help = "Examples:
+  goals-host completions bash > ~/.local/share/bash-completion/completions/goals-host
+  goals-host completions zsh > ~/.zfunc/_goals-host
+  goals-host completions fish > ~/.config/fish/completions/goals-host.fish")]
+    Completions {
+        /// Shell to write the script for
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
     },
     #[command(flatten)]
     Plugin(PluginCommand),
@@ -108,12 +184,19 @@ pub enum Command {
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum AggregationArg {
+    /// Number of rows in the view
     Count,
+    /// Number of rows whose column has a value
     CountValues,
+    /// Number of distinct values of the column
     CountDistinct,
+    /// Total of the column's values (numbers and money)
     Sum,
+    /// Mean of the column's values (numbers and money)
     Average,
+    /// Smallest value (numbers, money and dates)
     Min,
+    /// Largest value (numbers, money and dates)
     Max,
 }
 
@@ -133,7 +216,9 @@ impl From<AggregationArg> for Aggregation {
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum CurrencyArg {
+    /// The organization's base currency: every record converted at its exchange rate
     Base,
+    /// The records' own transaction currency; only when they all share one
     Transaction,
 }
 
@@ -198,34 +283,64 @@ pub struct Context<'a> {
     pub cli: &'a Cli,
     pub db: Database,
     pub clock: Arc<dyn Clock>,
+    pub progress: progress::Progress,
 }
 
 impl Context<'_> {
     pub async fn runtime(&self) -> anyhow::Result<Arc<PluginRuntime>> {
-        Ok(Arc::new(
-            PluginRuntime::load_with_limits(
-                &self.cli.plugin_source(),
-                self.db.clone(),
-                self.cli.limits(),
-                Some(&self.cli.cache_dir()),
-            )
-            .await?,
-        ))
+        let runtime = PluginRuntime::load_with_limits(
+            &self.cli.plugin_source(),
+            self.db.clone(),
+            self.cli.limits(),
+            Some(&self.cli.cache_dir()),
+        )
+        .await?;
+        Ok(Arc::new(match self.progress.observer() {
+            Some(observer) => runtime.observed_by(observer),
+            None => runtime,
+        }))
     }
 }
 
 pub async fn run(cli: &Cli) -> anyhow::Result<Report> {
     // The demo and the benches bring their own simulator and data directory.
+    let progress = if shows_progress(&cli.command) {
+        progress::Progress::on_stderr()
+    } else {
+        progress::Progress::none()
+    };
     let context = || -> anyhow::Result<Context<'_>> {
         Ok(Context {
             cli,
             db: Database::open(&cli.data_dir())?,
             clock: Arc::new(SystemClock),
+            progress: progress.clone(),
         })
     };
+    let result = dispatch(cli, context).await;
+    progress.finish();
+    result
+}
+
+/// Commands that wait on an environment show a spinner; the scheduler, the
+/// demo and the benches print their own, and a person's sign-in prints a code.
+fn shows_progress(command: &Command) -> bool {
+    match command {
+        Command::Plugin(_) => true,
+        Command::Kr(kr) => matches!(kr, KrCommand::Sync { .. } | KrCommand::Link(_)),
+        Command::Connection(connection) => connection.signs_in_with_a_secret(),
+        _ => false,
+    }
+}
+
+async fn dispatch<'a>(
+    cli: &'a Cli,
+    context: impl Fn() -> anyhow::Result<Context<'a>>,
+) -> anyhow::Result<Report> {
     match &cli.command {
         Command::Demo => crate::demo::run(cli.plugin_source()).await,
         Command::Bench { kind } => crate::bench::run(*kind, cli.plugin_source()).await,
+        Command::Completions { shell } => Ok(completions(*shell)),
         Command::Tenant(command) => admin::tenant(&context()?, command).await,
         Command::Org(command) => admin::org(&context()?, command).await,
         Command::Connection(command) => connection::run(&context()?, command).await,
@@ -236,79 +351,13 @@ pub async fn run(cli: &Cli) -> anyhow::Result<Report> {
     }
 }
 
-/// The JSON form of a failed command: `{"error": {"kind", "message", ...}}`, where
-/// `kind` is stable for programs to act on.
-pub fn error_json(error: &anyhow::Error) -> serde_json::Value {
-    use crate::bindings::Error as PluginError;
-    use crate::connections::ConnectionError;
-    use crate::goals::admin::AdminError;
-    use crate::goals::keyresults::KeyResultError;
-    use crate::goals::sync::SyncError;
-    use crate::resolve::ResolveError;
-    use crate::runtime::{CallError, error_kind, error_message};
-    use serde_json::json;
-
-    if let Some(call) = error.downcast_ref::<CallError>() {
-        return match call {
-            CallError::Plugin { error, refusals } => {
-                let retry_after = match error {
-                    PluginError::Throttled(t) => Some(t.retry_after_seconds),
-                    _ => None,
-                };
-                json!({ "error": {
-                    "kind": error_kind(error),
-                    "message": error_message(error),
-                    "retry_after_seconds": retry_after,
-                    "host_refusals": refusals,
-                }})
-            }
-            CallError::Trap(_) => {
-                json!({ "error": { "kind": "plugin-failure", "message": format!("{error:#}") } })
-            }
-            CallError::HostLimit(message) => {
-                json!({ "error": { "kind": "host-limit", "message": message } })
-            }
-        };
+/// `goals-host completions SHELL`: the script on stdout, or in `{"shell", "script"}`.
+fn completions(shell: clap_complete::Shell) -> Report {
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "goals-host", &mut script);
+    let script = String::from_utf8_lossy(&script).into_owned();
+    Report {
+        text: script.trim_end_matches('\n').to_string(),
+        json: serde_json::json!({ "shell": shell.to_string(), "script": script }),
     }
-    let kind = if let Some(connection) = error.downcast_ref::<ConnectionError>() {
-        match connection {
-            ConnectionError::DuplicateName { .. } => "duplicate",
-            ConnectionError::NotFound { .. } | ConnectionError::NoOrganization(_) => "not-found",
-            ConnectionError::Ambiguous { .. } => "ambiguous",
-            ConnectionError::Invalid { .. } => "invalid",
-            ConnectionError::InUse { .. } => "in-use",
-            ConnectionError::Db(_) => "storage",
-        }
-    } else if let Some(resolve) = error.downcast_ref::<ResolveError>() {
-        match resolve {
-            ResolveError::NotFound { .. } => "not-found",
-            ResolveError::Ambiguous { .. } => "ambiguous",
-        }
-    } else if let Some(admin) = error.downcast_ref::<AdminError>() {
-        match admin {
-            AdminError::Duplicate { .. } => "duplicate",
-            AdminError::NotFound { .. } => "not-found",
-            AdminError::BadName { .. } => "invalid",
-            AdminError::Db(_) => "storage",
-        }
-    } else if let Some(kr) = error.downcast_ref::<KeyResultError>() {
-        match kr {
-            KeyResultError::NotFound(_) => "not-found",
-            KeyResultError::Ambiguous { .. } => "ambiguous",
-            KeyResultError::NotLinked(_) => "not-linked",
-            KeyResultError::Invalid(_) => "invalid",
-            KeyResultError::Db(_) => "storage",
-        }
-    } else if let Some(sync) = error.downcast_ref::<SyncError>() {
-        match sync {
-            SyncError::NotLinked(_) => "not-linked",
-            SyncError::AlreadyRunning { .. } => "already-running",
-            SyncError::Disabled(_) => "disabled",
-            SyncError::ConnectionUnavailable(_) => "needs-sign-in",
-            SyncError::Db(_) => "storage",
-        }
-    } else {
-        "error"
-    };
-    json!({ "error": { "kind": kind, "message": format!("{error:#}") } })
 }

@@ -18,17 +18,18 @@ pub struct RunArgs {
     #[arg(long)]
     pub once: bool,
     /// Seconds between checks for due links
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_name = "SECONDS")]
     pub poll: f64,
-    /// Stop after this many seconds (default: run until interrupted)
-    #[arg(long)]
+    /// Stop after this many seconds [default: run until interrupted]
+    #[arg(long, value_name = "SECONDS")]
     pub duration: Option<f64>,
     /// Syncs running at once over all connections
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, value_name = "N")]
     pub concurrency: usize,
-    /// Syncs running at once per connection (capped by the integration's maximum)
-    #[arg(long, default_value_t = usize::MAX)]
-    pub per_connection: usize,
+    /// Syncs running at once per connection (capped at the integration's maximum)
+    /// [default: the integration's maximum]
+    #[arg(long, value_name = "N")]
+    pub per_connection: Option<usize>,
 }
 
 fn round_json(round: &Round, recovered: usize) -> Value {
@@ -44,7 +45,12 @@ fn round_json(round: &Round, recovered: usize) -> Value {
 pub async fn run(context: &Context<'_>, args: &RunArgs) -> anyhow::Result<Report> {
     let runtime = context.runtime().await?;
     let scheduler = Scheduler::new(
-        Arc::new(syncer(context, runtime, args.per_connection)),
+        // The syncer caps it at the integration's declared maximum.
+        Arc::new(syncer(
+            context,
+            runtime,
+            args.per_connection.unwrap_or(usize::MAX),
+        )),
         args.concurrency,
     );
     let recovered = scheduler.recover().await?;
@@ -118,8 +124,8 @@ pub async fn alerts(context: &Context<'_>, all: bool) -> anyhow::Result<Report> 
             "subject": alert.subject,
             "about": about,
             "message": alert.message,
-            "opened_at": alert.opened_at,
-            "closed_at": alert.closed_at,
+            "opened_at": clock::json(alert.opened_at),
+            "closed_at": clock::json_opt(alert.closed_at),
         }));
     }
     Ok(Report {

@@ -49,7 +49,7 @@ pub async fn run(
 
     let mut apps = runtime.list_apps(&conn).await?;
     let app = match &args.app {
-        Some(wanted) => resolve::pick(apps, wanted, "app", |a| &a.id, |a| &a.name)?,
+        Some(wanted) => resolve::pick_app(apps, wanted)?,
         None => {
             let names: Vec<String> = apps.iter().map(|a| a.name.clone()).collect();
             apps.swap_remove(pick(&theme, "App", &names)?)

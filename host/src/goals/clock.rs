@@ -44,6 +44,16 @@ impl Clock for ManualClock {
     }
 }
 
+/// A timestamp as RFC 3339 UTC, the form JSON output uses for every time.
+pub fn json(timestamp: Timestamp) -> serde_json::Value {
+    serde_json::Value::String(format(timestamp))
+}
+
+/// An optional timestamp as RFC 3339 UTC, or null.
+pub fn json_opt(timestamp: Option<Timestamp>) -> serde_json::Value {
+    timestamp.map_or(serde_json::Value::Null, json)
+}
+
 /// A timestamp as RFC 3339, for people.
 pub fn format(timestamp: Timestamp) -> String {
     let time = UNIX_EPOCH + std::time::Duration::from_secs(timestamp.max(0) as u64);

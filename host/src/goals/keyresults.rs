@@ -11,6 +11,13 @@ use rusqlite::{OptionalExtension, params};
 pub enum KeyResultError {
     #[error("no Key Result '{0}'; list them with `goals-host kr list`")]
     NotFound(String),
+    #[error(
+        "no Key Result '{reference}' in organization '{organization}'; list them with `goals-host kr list --org {organization}`"
+    )]
+    NotInOrganization {
+        reference: String,
+        organization: String,
+    },
     #[error("several Key Results are titled '{title}' (ids {}); use an id", .ids.iter().map(i64::to_string).collect::<Vec<_>>().join(", "))]
     Ambiguous { title: String, ids: Vec<i64> },
     #[error("Key Result {0} is not linked to a metric; link it with `goals-host kr link`")]
@@ -20,6 +27,9 @@ pub enum KeyResultError {
     #[error(transparent)]
     Db(#[from] DbError),
 }
+
+/// The longest interval between syncs a link may have.
+pub const MAX_INTERVAL_SECONDS: i64 = 31 * 24 * 3600;
 
 #[derive(Debug, Clone)]
 pub struct NewKeyResult {
@@ -205,7 +215,18 @@ pub async fn create(
     }
     let id = db
         .run(move |conn| {
-            Ok(conn.query_row(
+            let taken: bool = conn.query_row(
+                "SELECT EXISTS (SELECT 1 FROM key_results WHERE organization_id = ?1 AND title = ?2)",
+                params![new.organization_id, title],
+                |r| r.get(0),
+            )?;
+            if taken {
+                return Ok(Err(KeyResultError::Invalid(format!(
+                    "the organization already has a Key Result titled '{title}'; titles are \
+                     unique per organization"
+                ))));
+            }
+            Ok(Ok(conn.query_row(
                 "INSERT INTO key_results (organization_id, title, owner, unit, currency_code,
                      start_value, target_value, direction, created_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING id",
@@ -221,9 +242,9 @@ pub async fn create(
                     now
                 ],
                 |r| r.get::<_, i64>(0),
-            )?)
+            )?))
         })
-        .await?;
+        .await??;
     get_by_id(db, id).await
 }
 
@@ -241,22 +262,55 @@ pub async fn get_by_id(db: &Database, id: i64) -> Result<KeyResult, KeyResultErr
     .ok_or_else(|| KeyResultError::NotFound(id.to_string()))
 }
 
-/// A Key Result by id or exact title.
-pub async fn find(db: &Database, reference: &str) -> Result<KeyResult, KeyResultError> {
+/// Where a Key Result is looked for: one organization (`--org`), or all.
+#[derive(Debug, Clone, Copy)]
+pub struct Scope<'a> {
+    pub organization: Option<(i64, &'a str)>,
+}
+
+impl Scope<'_> {
+    pub const ALL: Scope<'static> = Scope { organization: None };
+
+    fn not_found(&self, reference: &str) -> KeyResultError {
+        match self.organization {
+            Some((_, name)) => KeyResultError::NotInOrganization {
+                reference: reference.to_string(),
+                organization: name.to_string(),
+            },
+            None => KeyResultError::NotFound(reference.to_string()),
+        }
+    }
+}
+
+/// A Key Result by id or exact title, inside `scope`.
+pub async fn find(
+    db: &Database,
+    reference: &str,
+    scope: Scope<'_>,
+) -> Result<KeyResult, KeyResultError> {
+    let organization = scope.organization.map(|(id, _)| id);
+    let outside = |kr: &KeyResult| organization.is_some_and(|id| kr.organization_id != id);
     if let Ok(id) = reference.trim().parse::<i64>() {
-        return get_by_id(db, id).await;
+        return match get_by_id(db, id).await {
+            Ok(kr) if outside(&kr) => Err(scope.not_found(reference)),
+            Err(KeyResultError::NotFound(_)) => Err(scope.not_found(reference)),
+            other => other,
+        };
     }
     let title = reference.trim().to_string();
     let mut found = db
         .run(move |conn| {
-            let mut statement = conn.prepare("SELECT * FROM key_results WHERE title = ?1")?;
-            let rows = statement.query_map([&title], key_result_row)?;
+            let mut statement = conn.prepare(
+                "SELECT * FROM key_results WHERE title = ?1
+                     AND (?2 IS NULL OR organization_id = ?2)",
+            )?;
+            let rows = statement.query_map(params![&title, organization], key_result_row)?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
         .await?;
     match found.len() {
         1 => Ok(found.remove(0)),
-        0 => Err(KeyResultError::NotFound(reference.to_string())),
+        0 => Err(scope.not_found(reference)),
         _ => Err(KeyResultError::Ambiguous {
             title: reference.to_string(),
             ids: found.iter().map(|k| k.id).collect(),
@@ -329,9 +383,9 @@ pub async fn save_link(
     interval_seconds: i64,
     now: Timestamp,
 ) -> Result<Link, KeyResultError> {
-    if interval_seconds <= 0 {
+    if !(1..=MAX_INTERVAL_SECONDS).contains(&interval_seconds) {
         return Err(KeyResultError::Invalid(
-            "the sync interval must be at least one second".to_string(),
+            "the sync interval must be between one second and 31 days".to_string(),
         ));
     }
     db.run(move |conn| {

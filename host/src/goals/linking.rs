@@ -7,7 +7,8 @@ use crate::bindings::{
     ViewRef,
 };
 use crate::connections::ConnectionRecord;
-use crate::goals::keyresults::MetricChoice;
+use crate::goals::keyresults::{KeyResult, MetricChoice};
+use crate::goals::progress::Unit;
 use crate::names::aggregation_name;
 use crate::resolve;
 use crate::runtime::PluginRuntime;
@@ -44,6 +45,27 @@ pub enum LinkError {
         allowed: Vec<&'static str>,
     },
     #[error(
+        "the metric is in {metric} ({mode}) but Key Result '{key_result}' is in {key_result_currency}; \
+         link a view whose rows are all in {key_result_currency} with --currency transaction, or \
+         create the Key Result in {metric}"
+    )]
+    CurrencyMismatch {
+        metric: String,
+        mode: &'static str,
+        key_result: String,
+        key_result_currency: String,
+    },
+    #[error(
+        "Key Result '{key_result}' is an amount in {key_result_currency}, but the {aggregation} of \
+         column '{column}' is not an amount of money; choose a money column, or a number Key Result"
+    )]
+    NotMoney {
+        key_result: String,
+        key_result_currency: String,
+        aggregation: &'static str,
+        column: String,
+    },
+    #[error(
         "the {aggregation} of column '{column}' is a date, and a Key Result's value must be a number; choose a count instead"
     )]
     NotANumber {
@@ -56,7 +78,10 @@ pub fn find_entity(app: &App, entities: Vec<Entity>, wanted: &str) -> Result<Ent
     let available: Vec<String> = entities.iter().map(|e| e.logical_name.clone()).collect();
     entities
         .into_iter()
-        .find(|e| e.logical_name == wanted || e.display_name == wanted)
+        .find(|e| {
+            e.logical_name.eq_ignore_ascii_case(wanted.trim())
+                || e.display_name.to_lowercase() == wanted.trim().to_lowercase()
+        })
         .ok_or_else(|| LinkError::NoEntity {
             app: app.name.clone(),
             wanted: wanted.to_string(),
@@ -68,7 +93,7 @@ pub fn find_column(view: &View, columns: Vec<Column>, wanted: &str) -> Result<Co
     let available: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
     columns
         .into_iter()
-        .find(|c| c.name == wanted || c.display_name == wanted)
+        .find(|c| c.name.eq_ignore_ascii_case(wanted.trim()) || c.display_name == wanted)
         .ok_or_else(|| LinkError::NoColumn {
             view: view.name.clone(),
             wanted: wanted.to_string(),
@@ -89,6 +114,32 @@ pub fn check_aggregation(column: &Column, aggregation: Aggregation) -> Result<()
                 .map(|a| aggregation_name(*a))
                 .collect(),
         })
+    }
+}
+
+/// Refuses a metric whose amounts are in another currency than the Key Result's:
+/// a total in USD must never be shown as euros.
+pub fn check_currency(kr: &KeyResult, chosen: &Chosen) -> Result<(), LinkError> {
+    let (Unit::Currency, Some(wanted)) = (kr.unit, kr.currency_code.as_deref()) else {
+        return Ok(());
+    };
+    match chosen.preview.currency.as_deref() {
+        Some(metric) if metric.eq_ignore_ascii_case(wanted) => Ok(()),
+        Some(metric) => Err(LinkError::CurrencyMismatch {
+            metric: metric.to_string(),
+            mode: match chosen.metric.currency {
+                CurrencyChoice::Base => "the organization's base currency",
+                CurrencyChoice::Transaction => "the rows' transaction currency",
+            },
+            key_result: kr.title.clone(),
+            key_result_currency: wanted.to_string(),
+        }),
+        None => Err(LinkError::NotMoney {
+            key_result: kr.title.clone(),
+            key_result_currency: wanted.to_string(),
+            aggregation: aggregation_name(chosen.metric.aggregation),
+            column: chosen.metric.column.clone(),
+        }),
     }
 }
 

@@ -217,11 +217,15 @@ impl Syncer {
             aggregation: claimed.link.metric.aggregation,
             currency: claimed.link.metric.currency,
         };
+        let started = std::time::Instant::now();
         let result = self
             .runtime
             .fetch_and_aggregate(&claimed.connection, &spec)
             .await;
-        self.record(claimed, result).await
+        let connection = claimed.connection.name.clone();
+        let run = self.record(claimed, result).await?;
+        log_run(&run, &connection, started.elapsed());
+        Ok(run)
     }
 
     async fn claim(&self, key_result_id: i64, trigger: Trigger) -> Result<Claimed, SyncError> {
@@ -249,18 +253,20 @@ impl Syncer {
             return Err(SyncError::Disabled(reason));
         }
         if connection.status != Status::Ok {
-            return Err(SyncError::ConnectionUnavailable(format!(
-                "connection '{}' {}: {}",
-                connection.name,
-                match connection.status {
-                    Status::NeedsSignIn => "needs sign-in",
-                    _ => "is disabled",
-                },
-                connection
-                    .status_reason
-                    .as_deref()
-                    .unwrap_or("ask its admin")
-            )));
+            let reason = connection.status_reason.as_deref();
+            return Err(SyncError::ConnectionUnavailable(match connection.status {
+                Status::NeedsSignIn => format!(
+                    "connection '{}' needs sign-in: {}; fix: {}",
+                    connection.name,
+                    reason.unwrap_or("its credential was refused"),
+                    connection.sign_in_command()
+                ),
+                _ => format!(
+                    "connection '{}' is disabled: {}",
+                    connection.name,
+                    reason.unwrap_or("ask its admin")
+                ),
+            }));
         }
         let owner = self.db.lease().id().to_string();
         let claim = self
@@ -342,6 +348,12 @@ impl Syncer {
                             }
                             None => None,
                         };
+                        if let Some(reason) = currency_changed(&tx, kr, measurement.currency.as_deref())? {
+                            failed(&tx, run_id, now, "invalid", &reason)?;
+                            backoff_after_failure(&tx, &link, now)?;
+                            tx.commit()?;
+                            return Ok(());
+                        }
                         tx.execute(
                             "UPDATE sync_runs SET finished_at = ?2, status = 'success', value = ?3,
                                  currency = ?4, records = ?5, requests = ?6, bytes = ?7, query = ?8
@@ -403,8 +415,9 @@ impl Syncer {
                                     AlertKind::NeedsSignIn,
                                     &alerts::connection_subject(&connection.id),
                                     &format!(
-                                        "connection '{}' needs sign-in: {message}",
-                                        connection.name
+                                        "connection '{}' needs sign-in: {message}; fix: {}",
+                                        connection.name,
+                                        connection.sign_in_command()
                                     ),
                                     now,
                                 )?;
@@ -446,6 +459,57 @@ impl Syncer {
             .await?;
         Ok(run)
     }
+}
+
+/// One line per sync at info level: what an operator reads in `goals-host run`'s
+/// log. Only recorded fields, never a credential.
+fn log_run(run: &SyncRun, connection: &str, took: std::time::Duration) {
+    let millis = took.as_millis();
+    match run.status.as_str() {
+        "success" => tracing::info!(
+            target: "goals_host::sync",
+            "sync kr={} connection='{connection}' trigger={} outcome=success value={} \
+             records={} requests={} took={millis}ms",
+            run.key_result_id,
+            run.trigger,
+            run.value.map_or_else(|| "none".to_string(), |v| v.to_string()),
+            run.records.unwrap_or_default(),
+            run.requests.unwrap_or_default(),
+        ),
+        status => tracing::info!(
+            target: "goals_host::sync",
+            "sync kr={} connection='{connection}' trigger={} outcome={status} kind={} \
+             took={millis}ms: {}",
+            run.key_result_id,
+            run.trigger,
+            run.error_kind.as_deref().unwrap_or("-"),
+            run.error_message.as_deref().unwrap_or_default(),
+        ),
+    }
+}
+
+/// Why a measured amount cannot be the Key Result's value: its currency is not
+/// the Key Result's (links are checked when saved, so the view's rows or the
+/// organization's base currency changed since).
+fn currency_changed(
+    tx: &Transaction<'_>,
+    key_result_id: i64,
+    measured: Option<&str>,
+) -> rusqlite::Result<Option<String>> {
+    let (unit, wanted): (String, Option<String>) = tx.query_row(
+        "SELECT unit, currency_code FROM key_results WHERE id = ?1",
+        [key_result_id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let (Some(wanted), Some(measured)) = (wanted.filter(|_| unit == "currency"), measured) else {
+        return Ok(None);
+    };
+    Ok((!measured.eq_ignore_ascii_case(&wanted)).then(|| {
+        format!(
+            "the metric is now in {measured}, not the Key Result's {wanted}; the value is kept \
+             until the view's rows are in {wanted} again or the link is redone"
+        )
+    }))
 }
 
 fn failed(
@@ -554,6 +618,21 @@ pub async fn recover_interrupted(db: &Database, now: Timestamp) -> Result<usize,
         }
         tx.commit()?;
         Ok(interrupted)
+    })
+    .await
+}
+
+/// The Key Result's newest successful run.
+pub async fn last_success(db: &Database, key_result_id: i64) -> Result<Option<SyncRun>, DbError> {
+    db.run(move |conn| {
+        Ok(conn
+            .query_row(
+                "SELECT * FROM sync_runs WHERE key_result_id = ?1 AND status = 'success'
+                 ORDER BY id DESC LIMIT 1",
+                [key_result_id],
+                run_row,
+            )
+            .optional()?)
     })
     .await
 }

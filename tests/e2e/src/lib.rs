@@ -25,6 +25,13 @@ pub use dataverse_sim::dataset;
 
 mod device;
 
+/// Unix seconds of a JSON time (RFC 3339, as every time in the CLI's JSON).
+pub fn seconds(time: &Value) -> Option<i64> {
+    let parsed = humantime::parse_rfc3339(time.as_str()?).ok()?;
+    let since = parsed.duration_since(std::time::UNIX_EPOCH).ok()?;
+    i64::try_from(since.as_secs()).ok()
+}
+
 /// A running simulator with the credentials it accepts.
 pub struct Sim {
     pub server: RunningSimulator,
@@ -434,9 +441,12 @@ impl Cli {
     /// A Key Result linked to the count of Hot Leads through `connection` and
     /// synced once, with `env` set for both commands; returns its id.
     pub async fn linked_hot_leads_kr(&self, connection: &str, env: &[(&str, &str)]) -> String {
-        let created = self
-            .run_with_env(&[&CREATE_KR[..], &["--json"]].concat(), env)
-            .await;
+        // Titles are unique per organization: one Key Result per connection.
+        let title = format!("Work hot leads through {connection}");
+        let mut create: Vec<&str> = CREATE_KR.to_vec();
+        create[3] = &title;
+        create.push("--json");
+        let created = self.run_with_env(&create, env).await;
         assert!(created.success(), "{}", created.stderr);
         let kr = created.json()["id"].to_string();
         let linked = self
@@ -470,11 +480,39 @@ impl Cli {
         leading: &[&str],
         env: &[(&str, &str)],
     ) -> Run {
+        self.add_connection_flags(sim, name, secret, leading, &[], env)
+            .await
+    }
+
+    /// [`Cli::add_connection_with`] with `--no-verify`: saved without signing
+    /// in, so a wrong secret is found only by a later call.
+    pub async fn add_unverified_connection(
+        &self,
+        sim: &Sim,
+        name: &str,
+        secret: &str,
+        leading: &[&str],
+        env: &[(&str, &str)],
+    ) -> Run {
+        self.add_connection_flags(sim, name, secret, leading, &["--no-verify"], env)
+            .await
+    }
+
+    async fn add_connection_flags(
+        &self,
+        sim: &Sim,
+        name: &str,
+        secret: &str,
+        leading: &[&str],
+        flags: &[&str],
+        env: &[(&str, &str)],
+    ) -> Run {
         let url = sim.url();
         let args = [
             leading,
             &sim.connection_add(name, &url),
             &["--client-secret-env", "SIM_SECRET"],
+            flags,
         ]
         .concat();
         let mut env = env.to_vec();

@@ -1,7 +1,7 @@
 //! The `goals-host` binary end to end: connections, JSON output, errors, and the
 //! demo, against a simulator on a loopback port chosen at run time.
 
-use goals_e2e::{Cli, Sim, dataset};
+use goals_e2e::{CREATE_KR, Cli, Sim, dataset, hot_leads_link};
 
 #[tokio::test]
 async fn connections_are_added_listed_and_removed_without_echoing_the_secret() {
@@ -115,7 +115,7 @@ async fn list_commands_print_json_arrays_with_ids_and_names() {
         .collect();
     assert!(logical.contains(&"opportunity"), "{logical:?}");
     for entity in entities.as_array().into_iter().flatten() {
-        assert!(entity["display_name"].is_string());
+        assert!(entity["name"].is_string());
     }
 
     let views = cli
@@ -152,13 +152,13 @@ async fn list_commands_print_json_arrays_with_ids_and_names() {
         .as_array()
         .expect("array of columns")
         .iter()
-        .find(|c| c["name"] == "estimatedvalue")
+        .find(|c| c["logical_name"] == "estimatedvalue")
         .expect("estimatedvalue column");
     assert_eq!(estimated["type"], "money");
     assert!(
-        columns
-            .as_array()
-            .is_some_and(|all| all.iter().all(|c| c["id"] == c["name"])),
+        columns.as_array().is_some_and(|all| all
+            .iter()
+            .all(|c| c["logical_name"].is_string() && c["name"].is_string())),
         "every column has the id --column takes: {columns}"
     );
     assert!(
@@ -213,16 +213,16 @@ async fn measure_prints_value_records_currency_and_requests() {
     assert!((value - base_sum).abs() < 0.01, "{value} vs {base_sum}");
     assert_eq!(measured["currency"], "USD");
     assert_eq!(measured["records"], serde_json::json!(open.len()));
-    // The command first finds the view among the entity's views (its own
-    // calls); every other request the simulator saw is the measurement's.
+    // Every request the command made counts, finding the view among the
+    // entity's views included.
     let seen = sim.server.requests();
-    let finding_the_view = seen
-        .iter()
-        .filter(|r| r.path.ends_with("/savedqueries") || r.path.ends_with("/userqueries"))
-        .count();
+    assert!(
+        seen.iter().any(|r| r.path.ends_with("/savedqueries")),
+        "the view was found by name: {seen:#?}"
+    );
     assert_eq!(
         measured["requests"],
-        serde_json::json!(seen.len() - finding_the_view),
+        serde_json::json!(seen.len()),
         "{seen:#?}"
     );
     assert!(
@@ -232,6 +232,7 @@ async fn measure_prints_value_records_currency_and_requests() {
     );
 
     // The preview a person reads says the same.
+    sim.server.clear_requests();
     let text = cli.run(&args).await;
     assert!(text.success(), "{}", text.stderr);
     let field = |label: &str| -> String {
@@ -245,7 +246,8 @@ async fn measure_prints_value_records_currency_and_requests() {
     assert!((shown - base_sum).abs() < 0.01, "{shown} vs {base_sum}");
     assert_eq!(field("currency"), "USD");
     assert_eq!(field("records"), open.len().to_string());
-    assert_eq!(field("requests"), "1", "a second measure is one request");
+    let seen = sim.server.requests();
+    assert_eq!(field("requests"), seen.len().to_string(), "{seen:#?}");
 }
 
 #[tokio::test]
@@ -289,8 +291,58 @@ async fn errors_have_a_kind_and_a_message_in_json() {
 async fn a_wrong_client_secret_is_unauthorized_with_the_aadsts_code() {
     let sim = Sim::start().await;
     let cli = Cli::new();
+    // Checked when added: refused, and nothing saved.
+    let refused = cli
+        .add_connection_with(&sim, "wrong", "not-the-secret", &["--json"], &[])
+        .await;
+    assert_eq!(refused.output.status.code(), Some(4), "{}", refused.stderr);
+    let error = &refused.json()["error"];
+    assert_eq!(error["kind"], "unauthorized", "{error}");
+    for words in [
+        "was not added",
+        "AADSTS7000215",
+        "Secret ID",
+        "sign the connection in again",
+    ] {
+        assert!(
+            refused.stderr.contains(words),
+            "{words}: {}",
+            refused.stderr
+        );
+    }
+    assert_eq!(
+        cli.json(&["connection", "list"]).await,
+        serde_json::json!([])
+    );
+    let wrong_client = cli
+        .run_with_env(
+            &[
+                &sim.connection_add("other", &sim.url())
+                    .into_iter()
+                    .map(|a| {
+                        if a == sim.config.client_id {
+                            "no-such-app"
+                        } else {
+                            a
+                        }
+                    })
+                    .collect::<Vec<_>>()[..],
+                &["--client-secret-env", "S"],
+            ]
+            .concat(),
+            &[("S", &sim.config.client_secret)],
+        )
+        .await;
+    assert!(!wrong_client.success());
+    assert!(
+        wrong_client.stderr.contains("client id"),
+        "{}",
+        wrong_client.stderr
+    );
+
+    // Saved unverified, it is refused at its first call.
     let added = cli
-        .add_connection_with(&sim, "wrong", "not-the-secret", &[], &[])
+        .add_unverified_connection(&sim, "wrong", "not-the-secret", &[], &[])
         .await;
     assert!(added.success(), "{}", added.stderr);
     let run = cli.run(&["apps", "--connection", "wrong", "--json"]).await;
@@ -346,6 +398,8 @@ async fn loopback_is_refused_without_the_opt_in() {
                 "add",
                 "--name",
                 "sneaky",
+                // Saved unverified, so that the refusal is seen at a call.
+                "--no-verify",
                 "--url",
                 &https_loopback,
                 "--authority",
@@ -423,7 +477,7 @@ async fn the_demo_walks_the_flow_and_measures_a_value() {
     assert!(pipeline.windows(2).all(|w| w[1] > w[0]), "{pipeline:?}");
     let details = &steps[10]["result"];
     assert_eq!(details["link"]["state"], "active");
-    assert_eq!(details["link"]["view"], "Open Opportunities");
+    assert_eq!(details["link"]["view_name"], "Open Opportunities");
     assert!(details["key_result"]["progress_percent"].is_number());
 }
 
@@ -519,12 +573,15 @@ async fn the_simulator_binary_announces_its_address_first_and_takes_credentials(
     let apps = cli.json(&["apps", "--connection", "given"]).await;
     assert!(apps.as_array().is_some_and(|a| !a.is_empty()), "{apps}");
 
-    // The default secret is not accepted once another was given.
-    assert!(add("default", "sim-secret").await.success());
-    let refused = cli
-        .run(&["apps", "--connection", "default", "--json"])
-        .await;
-    assert_eq!(refused.json()["error"]["kind"], "unauthorized");
+    // The default secret is not accepted once another was given: the
+    // connection is refused when added.
+    let refused = add("default", "sim-secret").await;
+    assert!(!refused.success());
+    assert!(
+        refused.stderr.contains("AADSTS7000215"),
+        "{}",
+        refused.stderr
+    );
     let _ = simulator.kill().await;
 }
 
@@ -545,5 +602,407 @@ async fn the_plugin_flag_loads_another_component() {
         missing.stderr.contains("/nonexistent/plugin.wasm"),
         "the error names the file: {}",
         missing.stderr
+    );
+}
+
+#[tokio::test]
+async fn the_version_names_the_commit_and_the_wit_package() {
+    let run = Cli::new().run(&["--version"]).await;
+    assert!(run.success(), "{}", run.stderr);
+    let version = run.stdout.trim();
+    assert!(
+        version.starts_with("goals-host ") && version.contains("goals:integration@0.1.0"),
+        "{version}"
+    );
+    let commit = version
+        .split("commit ")
+        .nth(1)
+        .and_then(|rest| rest.split([',', ')']).next())
+        .unwrap_or_default();
+    assert!(
+        commit == "unknown" || (commit.len() >= 7 && commit.chars().all(|c| c.is_ascii_hexdigit())),
+        "a commit hash or 'unknown': {version}"
+    );
+}
+
+/// Every command of the tree, clap's own `help` commands left out.
+fn every_command(command: &clap::Command) -> Vec<&clap::Command> {
+    let mut all = vec![command];
+    for sub in command
+        .get_subcommands()
+        .filter(|sub| sub.get_name() != "help")
+    {
+        all.extend(every_command(sub));
+    }
+    all
+}
+
+fn built_cli() -> clap::Command {
+    use clap::CommandFactory;
+    let mut command = goals_host::cli::Cli::command();
+    // Propagates the global options into every subcommand.
+    command.build();
+    command
+}
+
+#[tokio::test]
+async fn every_argument_has_help_and_global_options_their_own_heading() {
+    let command = built_cli();
+    let mut missing = Vec::new();
+    let mut misplaced = Vec::new();
+    for sub in every_command(&command) {
+        for arg in sub.get_arguments() {
+            let id = arg.get_id().as_str();
+            if id == "help" || id == "version" {
+                continue;
+            }
+            let help = arg.get_long_help().or(arg.get_help());
+            if help.is_none_or(|help| help.to_string().trim().is_empty()) {
+                missing.push(format!("{} {id}", sub.get_name()));
+            }
+            if arg.is_global_set() && arg.get_help_heading() != Some("Global options") {
+                misplaced.push(format!("{} {id}", sub.get_name()));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "arguments without help: {missing:?}");
+    assert!(
+        misplaced.is_empty(),
+        "global options outside \"Global options\": {misplaced:?}"
+    );
+    let globals = command
+        .get_arguments()
+        .filter(|a| a.is_global_set())
+        .count();
+    assert!(globals >= 10, "{globals} global options");
+}
+
+/// Splits an example as a shell would: words, '…' and "…" quoting, a `#`
+/// comment or a `>` redirection ending it.
+fn shell_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word: Option<String> = None;
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' | '"' => {
+                let quoted = word.get_or_insert_with(String::new);
+                for inner in chars.by_ref() {
+                    if inner == c {
+                        break;
+                    }
+                    quoted.push(inner);
+                }
+            }
+            '#' | '>' if word.is_none() => break,
+            c if c.is_whitespace() => words.extend(word.take()),
+            c => word.get_or_insert_with(String::new).push(c),
+        }
+    }
+    words.extend(word);
+    words
+}
+
+#[tokio::test]
+async fn every_example_in_the_help_parses() {
+    use clap::Parser;
+    let command = built_cli();
+    let mut examples = 0;
+    for sub in every_command(&command) {
+        let Some(text) = sub.get_after_long_help() else {
+            continue;
+        };
+        let text = text.to_string().replace("\\\n", " ");
+        for line in text.lines().map(str::trim) {
+            if !line.starts_with("goals-host ") {
+                continue;
+            }
+            examples += 1;
+            let words = shell_words(line);
+            if let Err(error) = goals_host::cli::Cli::try_parse_from(&words) {
+                panic!(
+                    "the example `{line}` of `{}` does not parse:\n{error}",
+                    sub.get_name()
+                );
+            }
+        }
+    }
+    assert!(examples >= 30, "only {examples} examples");
+}
+
+#[tokio::test]
+async fn main_commands_show_examples_in_their_long_help() {
+    let cli = Cli::new();
+    for command in [
+        &["tenant", "create"][..],
+        &["tenant", "enable"],
+        &["org", "create"],
+        &["org", "enable"],
+        &["connection", "add"],
+        &["connection", "sign-in"],
+        &["connection", "test"],
+        &["apps"],
+        &["entities"],
+        &["views"],
+        &["columns"],
+        &["measure"],
+        &["kr", "create"],
+        &["kr", "link"],
+        &["kr", "sync"],
+        &["kr", "show"],
+        &["kr", "history"],
+        &["run"],
+        &["alerts"],
+        &["completions"],
+    ] {
+        let run = cli.run(&[command, &["--help"]].concat()).await;
+        assert!(run.success(), "{command:?}: {}", run.stderr);
+        let examples = run.stdout.split_once("Examples:\n").map(|(_, e)| e);
+        assert!(
+            examples.is_some_and(|e| e.contains(&format!("  goals-host {}", command.join(" ")))),
+            "{command:?}:\n{}",
+            run.stdout
+        );
+        assert!(
+            run.stdout.contains("Global options:"),
+            "{command:?}:\n{}",
+            run.stdout
+        );
+    }
+    let link = cli.run(&["kr", "link", "--help"]).await.stdout;
+    for words in [
+        "--connection Contoso --interactive",
+        "--view 'Open Opportunities'",
+    ] {
+        assert!(link.contains(words), "{words}:\n{link}");
+    }
+    let add = cli.run(&["connection", "add", "--help"]).await.stdout;
+    for words in [
+        "export CONTOSO_SECRET=",
+        "--client-secret-env CONTOSO_SECRET",
+    ] {
+        assert!(add.contains(words), "{words}:\n{add}");
+    }
+    let run = cli.run(&["run", "--help"]).await.stdout;
+    assert!(run.contains("--per-connection"), "{run}");
+    assert!(!run.contains(&usize::MAX.to_string()), "{run}");
+    assert!(!run.contains("18446744073709551615"), "{run}");
+}
+
+#[tokio::test]
+async fn completions_print_a_script_for_the_shell() {
+    let cli = Cli::new();
+    let bash = cli.run(&["completions", "bash"]).await;
+    assert!(bash.success(), "{}", bash.stderr);
+    assert!(
+        bash.stdout.contains("goals-host") && bash.stdout.contains("complete "),
+        "{}",
+        bash.stdout
+    );
+    assert!(bash.stdout.contains("--per-connection"), "{}", bash.stdout);
+    let json = cli.json(&["completions", "zsh"]).await;
+    assert_eq!(json["shell"], "zsh");
+    assert!(
+        json["script"]
+            .as_str()
+            .is_some_and(|s| s.contains("#compdef goals-host")),
+        "{json}"
+    );
+    let unknown = cli.run(&["completions", "cmd.exe"]).await;
+    assert_eq!(unknown.output.status.code(), Some(2), "{}", unknown.stderr);
+}
+
+/// Every command's `--json` document, checked against the published schema
+/// (`docs/cli.schema.json`): a renamed or undocumented field fails here.
+#[tokio::test]
+async fn every_commands_json_follows_the_published_schema() {
+    let schema_path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/cli.schema.json");
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(&schema_path).expect("read docs/cli.schema.json"),
+    )
+    .expect("the schema is JSON");
+    let documented: Vec<String> = schema["commands"]
+        .as_object()
+        .expect("the schema maps commands to definitions")
+        .values()
+        .map(|name| name.as_str().expect("a definition name").to_string())
+        .collect();
+    let mut checked = std::collections::BTreeSet::new();
+    let mut check = |definition: &str, document: &serde_json::Value| {
+        let mut rooted = schema.clone();
+        rooted["$ref"] = serde_json::json!(format!("#/$defs/{definition}"));
+        let validator = jsonschema::validator_for(&rooted).expect("the schema compiles");
+        let errors: Vec<String> = validator
+            .iter_errors(document)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
+        assert!(errors.is_empty(), "{definition}: {errors:#?}\n{document:#}");
+        checked.insert(definition.to_string());
+    };
+
+    let sim = Sim::start().await;
+    let cli = Cli::new();
+    let json = |run: goals_e2e::Run| run.json();
+
+    check("tenant", &cli.json(&["tenant", "create", "acme"]).await);
+    check("tenant", &cli.json(&["tenant", "disable", "acme"]).await);
+    check("tenants", &cli.json(&["tenant", "list"]).await);
+    check(
+        "organization",
+        &cli.json(&["org", "create", "sales", "--tenant", "acme"])
+            .await,
+    );
+    check(
+        "organization",
+        &cli.json(&["org", "disable", "sales"]).await,
+    );
+    check("organizations", &cli.json(&["org", "list"]).await);
+
+    let added = cli
+        .add_connection_with(&sim, "sim", &sim.config.client_secret, &["--json"], &[])
+        .await;
+    assert!(added.success(), "{}", added.stderr);
+    let added = added.json();
+    assert!(added["verified_as"]["user_id"].is_string(), "{added}");
+    check("connection_added", &added);
+    let spare = cli
+        .add_unverified_connection(&sim, "spare", "not-yet", &["--json"], &[])
+        .await;
+    assert!(spare.success(), "{}", spare.stderr);
+    check("connection_added", &spare.json());
+    check("connections", &cli.json(&["connection", "list"]).await);
+    check("identity", &cli.json(&["connection", "test", "sim"]).await);
+    let signed_in = cli
+        .run_with_env(
+            &[
+                "connection",
+                "sign-in",
+                "spare",
+                "--client-secret-env",
+                "S",
+                "--json",
+            ],
+            &[("S", &sim.config.client_secret)],
+        )
+        .await;
+    assert!(signed_in.success(), "{}", signed_in.stderr);
+    check("connection", &signed_in.json());
+    check(
+        "connection",
+        &cli.json(&["connection", "disable", "spare"]).await,
+    );
+    check(
+        "connection",
+        &cli.json(&["connection", "enable", "spare"]).await,
+    );
+    check(
+        "connection",
+        &cli.json(&["connection", "remove", "spare"]).await,
+    );
+
+    check("plugin_info", &cli.json(&["describe"]).await);
+    check("apps", &cli.json(&["apps", "--connection", "sim"]).await);
+    let entities = cli
+        .json(&["entities", "--connection", "sim", "--app", "Sales Hub"])
+        .await;
+    check("entities", &entities);
+    check(
+        "views",
+        &cli.json(&[
+            "views",
+            "--connection",
+            "sim",
+            "--entity",
+            "lead",
+            "--search",
+            "hot",
+        ])
+        .await,
+    );
+    let columns = [
+        "--connection",
+        "sim",
+        "--entity",
+        "opportunity",
+        "--view",
+        "Open Opportunities",
+    ];
+    check(
+        "columns",
+        &cli.json(&[&["columns"][..], &columns].concat()).await,
+    );
+    let measured = cli
+        .json(
+            &[
+                &["measure"][..],
+                &columns,
+                &["--column", "estimatedvalue", "--aggregation", "sum"],
+            ]
+            .concat(),
+        )
+        .await;
+    assert_eq!(measured["currency"], "USD");
+    check("measurement", &measured);
+
+    let kr = cli.json(&CREATE_KR).await;
+    check("key_result", &kr);
+    let kr = kr["id"].to_string();
+    check("details", &cli.json(&["kr", "show", &kr]).await);
+    check(
+        "link_result",
+        &cli.json(&hot_leads_link(&kr, "sim", &[])).await,
+    );
+    check("key_results", &cli.json(&["kr", "list"]).await);
+    check("sync_result", &cli.json(&["kr", "sync", &kr]).await);
+    check("details", &cli.json(&["kr", "show", &kr]).await);
+    check("runs", &cli.json(&["kr", "history", &kr]).await);
+    check("link", &cli.json(&["kr", "pause", &kr]).await);
+    check("key_result", &cli.json(&["kr", "checkin", &kr, "12"]).await);
+    check("link", &cli.json(&["kr", "resume", &kr]).await);
+    check("round", &cli.json(&["run", "--once"]).await);
+
+    // Work that ran and failed, and failures before any work.
+    sim.server.inject_fault(dataverse_sim::Fault::Status {
+        status: 429,
+        retry_after_seconds: Some(600),
+    });
+    let failed = json(cli.run(&["kr", "sync", &kr, "--json"]).await);
+    assert_eq!(failed["error"]["kind"], "throttled", "{failed}");
+    check("sync_result", &failed);
+    sim.server.clear_faults();
+    check(
+        "failure",
+        &json(cli.run(&["kr", "show", "999", "--json"]).await),
+    );
+    check(
+        "failure",
+        &json(cli.run(&["kr", "show", "--json", "--nonsense"]).await),
+    );
+    check(
+        "failure",
+        &json(
+            cli.run(&["apps", "--connection", "nowhere", "--json"])
+                .await,
+        ),
+    );
+    sim.server.replace_client_secret("rotated");
+    sim.server.expire_tokens();
+    check(
+        "sync_result",
+        &json(cli.run(&["kr", "sync", &kr, "--json"]).await),
+    );
+    check("alerts", &cli.json(&["alerts", "--all"]).await);
+    check("key_result", &cli.json(&["kr", "unlink", &kr]).await);
+    check("details", &cli.json(&["kr", "show", &kr]).await);
+    check("completions", &cli.json(&["completions", "bash"]).await);
+
+    let unchecked: Vec<&String> = documented
+        .iter()
+        .filter(|d| !checked.contains(*d))
+        .collect();
+    assert!(
+        unchecked.is_empty(),
+        "documented but never checked: {unchecked:?}"
     );
 }

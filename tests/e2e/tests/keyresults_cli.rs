@@ -44,10 +44,10 @@ async fn a_key_result_linked_by_flags_syncs_and_shows_its_details() {
     let details = cli.json(&["kr", "show", &kr]).await;
     let link = &details["link"];
     assert_eq!(link["connection"], "sim");
-    assert_eq!(link["app"], "Sales Hub");
-    assert_eq!(link["entity"], "lead");
-    assert_eq!(link["view"], "Hot Leads");
-    assert_eq!(link["column"], "fullname");
+    assert_eq!(link["app_name"], "Sales Hub");
+    assert_eq!(link["entity_logical_name"], "lead");
+    assert_eq!(link["view_name"], "Hot Leads");
+    assert_eq!(link["column_logical_name"], "fullname");
     assert_eq!(link["aggregation"], "count");
     assert_eq!(link["state"], "active");
     assert_eq!(
@@ -56,7 +56,7 @@ async fn a_key_result_linked_by_flags_syncs_and_shows_its_details() {
     );
     assert_eq!(details["stale"], false);
     assert_eq!(details["last_run"]["status"], "success");
-    assert!(link["next_run_at"].as_i64().is_some());
+    assert!(goals_e2e::seconds(&link["next_run_at"]).is_some());
 
     let text = cli.run(&["kr", "show", &kr]).await;
     for label in ["Dynamics 365 link", "last success", "next sync", "stale"] {
@@ -261,10 +261,8 @@ async fn a_stopped_scheduler_catches_up_once_when_started_again() {
         "caught up once, not per missed run"
     );
     let details = cli.json(&["kr", "show", &kr]).await;
-    let next = details["link"]["next_run_at"].as_i64().expect("next run");
-    let last = details["link"]["last_success_at"]
-        .as_i64()
-        .expect("last success");
+    let next = goals_e2e::seconds(&details["link"]["next_run_at"]).expect("next run");
+    let last = goals_e2e::seconds(&details["link"]["last_success_at"]).expect("last success");
     assert_eq!(next, last + 1, "the next run follows the interval from now");
 }
 
@@ -336,7 +334,7 @@ async fn a_key_result_moves_to_another_connection_of_its_organization() {
     let details = cli.json(&["kr", "show", &kr]).await;
     assert_eq!(details["link"]["connection"], "backup");
     assert_eq!(
-        details["link"]["view"], "Hot Leads",
+        details["link"]["view_name"], "Hot Leads",
         "the metric stays the same"
     );
     assert_eq!(
@@ -429,9 +427,13 @@ async fn a_deleted_view_breaks_the_link_with_one_alert_until_it_is_unlinked() {
         .to_string();
     sim.server.delete_view(&view);
 
-    // Sync now ran, and reports the failed sync it recorded.
-    let failed = cli.json(&["kr", "sync", &kr]).await;
+    // Sync now ran, and reports the failed sync it recorded, exiting with the
+    // code of a missing thing.
+    let failed = cli.run(&["kr", "sync", &kr, "--json"]).await;
+    assert_eq!(code(&failed), Some(3), "{}", failed.stderr);
+    let failed = failed.json();
     assert_eq!(failed["run"]["status"], "failure", "{failed}");
+    assert_eq!(failed["error"]["kind"], "not-found", "{failed}");
     let details = cli.json(&["kr", "show", &kr]).await;
     assert_eq!(details["link"]["state"], "broken", "{details}");
     let reason = details["link"]["state_reason"].as_str().unwrap_or_default();
@@ -480,7 +482,7 @@ async fn a_deleted_view_breaks_the_link_with_one_alert_until_it_is_unlinked() {
     assert_eq!(details["key_result"]["current_value"], json!(hot_leads()));
     let closed = cli.json(&["alerts", "--all"]).await;
     assert!(
-        closed[0]["closed_at"].as_i64() >= closed[0]["opened_at"].as_i64(),
+        goals_e2e::seconds(&closed[0]["closed_at"]) >= goals_e2e::seconds(&closed[0]["opened_at"]),
         "{closed}"
     );
 }
@@ -526,4 +528,342 @@ async fn a_disabled_connection_stops_its_links_and_says_why_until_enabled() {
     let again = cli.run(&["connection", "enable", "sim"]).await;
     assert!(!again.success());
     assert!(again.stderr.contains("is not disabled"), "{}", again.stderr);
+}
+
+/// The exit code of a finished `goals-host` run.
+fn code(run: &goals_e2e::Run) -> Option<i32> {
+    run.output.status.code()
+}
+
+#[tokio::test]
+async fn exit_codes_tell_a_failed_sync_a_missing_thing_a_usage_error_and_a_sign_in_apart() {
+    let sim = Sim::start().await;
+    let cli = Cli::new();
+    assert!(cli.add_connection(&sim, "sim").await.success());
+    let kr = create_kr(&cli, &[]).await;
+    link_hot_leads(&cli, &kr, &[]).await;
+
+    let missing = cli.run(&["kr", "show", "999", "--json"]).await;
+    assert_eq!(code(&missing), Some(3), "{}", missing.stderr);
+    assert_eq!(missing.json()["error"]["kind"], "not-found");
+
+    let usage = cli.run(&["kr", "show", &kr, "--json", "--bogus"]).await;
+    assert_eq!(code(&usage), Some(2), "{}", usage.stderr);
+    let error = &usage.json()["error"];
+    assert_eq!(error["kind"], "usage", "{error}");
+    assert!(error["message"].to_string().contains("--bogus"), "{error}");
+
+    // Throttled for longer than a call may wait: the sync runs, fails and says so.
+    sim.server.inject_fault(dataverse_sim::Fault::Status {
+        status: 429,
+        retry_after_seconds: Some(600),
+    });
+    let failed = cli.run(&["kr", "sync", &kr, "--json"]).await;
+    assert_eq!(code(&failed), Some(5), "{}", failed.stderr);
+    let failed = failed.json();
+    assert_eq!(failed["run"]["status"], "failure", "{failed}");
+    assert_eq!(failed["error"]["kind"], "throttled", "{failed}");
+    assert_eq!(failed["key_result"]["current_value"], json!(hot_leads()));
+    sim.server.clear_faults();
+    let text = cli.run(&["kr", "sync", &kr]).await;
+    assert_eq!(code(&text), Some(0), "{}", text.stderr);
+
+    // The secret was replaced at the tenant: the sync needs a new sign-in, and
+    // every message says which command gives it.
+    sim.server.replace_client_secret("rotated");
+    sim.server.expire_tokens();
+    let refused = cli.run(&["kr", "sync", &kr, "--json"]).await;
+    assert_eq!(code(&refused), Some(4), "{}", refused.stderr);
+    assert_eq!(refused.json()["error"]["kind"], "unauthorized");
+    let fix = "goals-host connection sign-in 'sim' --client-secret-env VAR";
+    let shown = cli.run(&["kr", "show", &kr]).await;
+    assert!(shown.stdout.contains(fix), "{}", shown.stdout);
+    let alerts = cli.json(&["alerts"]).await.to_string();
+    assert!(alerts.contains(fix), "{alerts}");
+    assert!(!alerts.contains("add the connection again"), "{alerts}");
+    let waiting = cli.run(&["kr", "sync", &kr, "--json"]).await;
+    assert_eq!(code(&waiting), Some(4), "{}", waiting.stderr);
+    assert!(waiting.stderr.contains(fix), "{}", waiting.stderr);
+}
+
+#[tokio::test]
+async fn a_money_metric_in_another_currency_than_the_key_result_is_refused() {
+    let sim = Sim::start().await;
+    let cli = Cli::new();
+    assert!(cli.add_connection(&sim, "sim").await.success());
+    let euro_kr = create_currency_kr(&cli, "Pipeline in euro", "EUR").await;
+    let link = |kr: &str, view: &str, currency: &str| {
+        [
+            "kr",
+            "link",
+            kr,
+            "--connection",
+            "sim",
+            "--app",
+            "Sales Hub",
+            "--entity",
+            "opportunity",
+            "--view",
+            view,
+            "--column",
+            "estimatedvalue",
+            "--aggregation",
+            "sum",
+            "--currency",
+            currency,
+            "--json",
+        ]
+        .map(str::to_string)
+    };
+    let args = link(&euro_kr, "Open Opportunities", "base");
+    let refused = cli
+        .run(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        .await;
+    assert_eq!(code(&refused), Some(2), "{}", refused.stderr);
+    let message = refused.json()["error"]["message"].to_string();
+    for word in ["USD", "EUR", "--currency transaction"] {
+        assert!(message.contains(word), "{word}: {message}");
+    }
+    let shown = cli.json(&["kr", "show", &euro_kr]).await;
+    assert!(shown["link"].is_null(), "nothing was linked: {shown}");
+
+    // A view of euro rows in their own currency is euros.
+    let args = link(&euro_kr, "Open Deals in Euro", "transaction");
+    let linked = cli
+        .json(&args.iter().map(String::as_str).collect::<Vec<_>>()[..args.len() - 1])
+        .await;
+    assert_eq!(linked["preview"]["currency"], "EUR", "{linked}");
+    assert_eq!(linked["run"]["currency"], "EUR", "{linked}");
+    let shown = cli.json(&["kr", "show", &euro_kr]).await;
+    assert_eq!(shown["link"]["currency"], "EUR", "{shown}");
+    assert_eq!(shown["link"]["currency_mode"], "transaction", "{shown}");
+
+    // A count has no currency, and says so.
+    let kr = create_kr(&cli, &[]).await;
+    link_hot_leads(&cli, &kr, &[]).await;
+    let shown = cli.json(&["kr", "show", &kr]).await;
+    assert!(shown["link"]["currency"].is_null(), "{shown}");
+    let text = cli.run(&["kr", "show", &kr]).await.stdout;
+    assert!(!text.contains("base currency"), "{text}");
+    assert!(text.contains("not an amount of money"), "{text}");
+}
+
+async fn create_currency_kr(cli: &Cli, title: &str, code: &str) -> String {
+    let kr = cli
+        .json(&[
+            "kr",
+            "create",
+            "--title",
+            title,
+            "--owner",
+            "ana",
+            "--unit",
+            "currency",
+            "--currency-code",
+            code,
+            "--start",
+            "0",
+            "--target",
+            "1000000",
+        ])
+        .await;
+    kr["id"].as_i64().expect("an id").to_string()
+}
+
+#[tokio::test]
+async fn org_scopes_every_key_result_command() {
+    let sim = Sim::start().await;
+    let cli = Cli::new();
+    assert!(cli.add_connection(&sim, "sim").await.success());
+    let kr = create_kr(&cli, &[]).await;
+    assert!(cli.run(&["tenant", "create", "other"]).await.success());
+    assert!(
+        cli.run(&["org", "create", "elsewhere", "--tenant", "other"])
+            .await
+            .success()
+    );
+    for command in [
+        vec!["kr", "show", &kr],
+        vec!["kr", "sync", &kr],
+        vec!["kr", "history", &kr],
+        hot_leads_link(&kr, "sim", &[]),
+    ] {
+        let args = [&command[..], &["--org", "elsewhere", "--json"]].concat();
+        let run = cli.run(&args).await;
+        assert_eq!(code(&run), Some(3), "{command:?}: {}", run.stderr);
+        let message = run.json()["error"]["message"].to_string();
+        assert!(
+            message.contains("organization 'elsewhere'"),
+            "{command:?}: {message}"
+        );
+        let args = [&command[..], &["--org", "Nope", "--json"]].concat();
+        let run = cli.run(&args).await;
+        assert_eq!(code(&run), Some(3), "{command:?}: {}", run.stderr);
+        assert!(run.stderr.contains("Nope"), "{}", run.stderr);
+    }
+    let shown = cli.json(&["kr", "show", &kr, "--org", "default"]).await;
+    assert_eq!(shown["key_result"]["id"].to_string(), kr);
+
+    let listed = cli.json(&["kr", "list"]).await;
+    assert_eq!(listed[0]["organization"], "default", "{listed}");
+    let text = cli.run(&["kr", "list"]).await.stdout;
+    assert!(text.contains("ORGANIZATION"), "{text}");
+
+    let duplicate = cli.run(&[&CREATE_KR[..], &["--json"]].concat()).await;
+    assert_eq!(
+        code(&duplicate),
+        Some(2),
+        "titles are unique per organization"
+    );
+}
+
+#[tokio::test]
+async fn intervals_are_read_as_durations_and_bounded() {
+    let sim = Sim::start().await;
+    let cli = Cli::new();
+    assert!(cli.add_connection(&sim, "sim").await.success());
+    let kr = create_kr(&cli, &[]).await;
+    for refused in ["0", "9223372036854775807", "32d", "soon"] {
+        let run = cli
+            .run(&hot_leads_link(
+                &kr,
+                "sim",
+                &["--interval", refused, "--json"],
+            ))
+            .await;
+        assert_eq!(code(&run), Some(2), "{refused}: {}", run.stderr);
+        assert!(run.stderr.contains("--interval"), "{}", run.stderr);
+    }
+    let linked = link_hot_leads(&cli, &kr, &["--interval", "90m"]).await;
+    assert_eq!(linked["run"]["status"], "success");
+    let shown = cli.json(&["kr", "show", &kr]).await;
+    assert_eq!(shown["link"]["interval_seconds"], 5400);
+    let text = cli.run(&["kr", "show", &kr]).await.stdout;
+    assert!(text.contains("1h 30m"), "{text}");
+}
+
+#[tokio::test]
+async fn measure_reports_every_request_it_made_and_lists_columns_for_a_typo() {
+    let sim = Sim::start().await;
+    let cli = Cli::new();
+    assert!(cli.add_connection(&sim, "sim").await.success());
+    let measure = |column: &'static str| {
+        vec![
+            "measure",
+            "--connection",
+            "sim",
+            "--entity",
+            "lead",
+            "--view",
+            "hot leads",
+            "--column",
+            column,
+            "--aggregation",
+            "count",
+        ]
+    };
+    sim.server.clear_requests();
+    let measured = cli.json(&measure("fullname")).await;
+    let sent = sim.server.requests().len();
+    assert_eq!(measured["value"], json!(hot_leads()));
+    assert!(sent > 1, "the view's name was looked up: {sent} requests");
+    assert_eq!(measured["requests"], json!(sent), "{measured}");
+    assert!(measured["bytes_received"].as_u64() > Some(0));
+    assert!(
+        measured["query"]
+            .as_str()
+            .is_some_and(|q| q.contains("<fetch"))
+    );
+
+    let text = cli.run(&measure("fullname")).await.stdout;
+    assert!(!text.contains("<fetch"), "FetchXML only with -v:\n{text}");
+    let verbose = cli
+        .run(&[&measure("fullname")[..], &["-v"]].concat())
+        .await
+        .stdout;
+    assert!(verbose.contains("<fetch"), "{verbose}");
+
+    let typo = cli
+        .run(&[&measure("fulname")[..], &["--json"]].concat())
+        .await;
+    assert_eq!(code(&typo), Some(3), "{}", typo.stderr);
+    let message = typo.json()["error"]["message"].to_string();
+    assert!(
+        message.contains("no column 'fulname'") && message.contains("fullname"),
+        "{message}"
+    );
+    assert!(!message.contains("removed or renamed"), "{message}");
+
+    // `kr link`'s preview counts the look-ups of app, entity, view and column
+    // too; with the first sync's requests, that is all the simulator saw.
+    let kr = create_kr(&cli, &[]).await;
+    sim.server.clear_requests();
+    let linked = link_hot_leads(&cli, &kr, &[]).await;
+    let sent = sim.server.requests().len() as u64;
+    let preview = linked["preview"]["requests"]
+        .as_u64()
+        .expect("preview requests");
+    let first_sync = linked["run"]["requests"].as_u64().expect("run requests");
+    assert!(preview > 1, "{linked}");
+    assert_eq!(preview + first_sync, sent, "{linked}");
+}
+
+#[tokio::test]
+async fn apps_are_found_by_unique_name_and_any_case() {
+    let sim = Sim::start().await;
+    let cli = Cli::new();
+    assert!(cli.add_connection(&sim, "sim").await.success());
+    let apps = cli.json(&["apps", "--connection", "sim"]).await;
+    let sales = apps
+        .as_array()
+        .and_then(|apps| apps.iter().find(|a| a["name"] == "Sales Hub"))
+        .expect("the Sales Hub app")
+        .clone();
+    let unique = sales["unique_name"].as_str().expect("a unique name");
+    let by_name = cli
+        .json(&["entities", "--connection", "sim", "--app", "Sales Hub"])
+        .await;
+    for app in [
+        unique,
+        &unique.to_uppercase(),
+        "sales hub",
+        sales["id"].as_str().expect("id"),
+    ] {
+        let entities = cli
+            .json(&["entities", "--connection", "sim", "--app", app])
+            .await;
+        assert_eq!(entities, by_name, "--app {app}");
+    }
+}
+
+#[tokio::test]
+async fn the_scheduler_logs_one_line_per_sync_at_info() {
+    let sim = Sim::start().await;
+    let cli = Cli::new();
+    assert!(cli.add_connection(&sim, "sim").await.success());
+    let kr = create_kr(&cli, &[]).await;
+    link_hot_leads(&cli, &kr, &["--interval", "1"]).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let run = cli.run(&["run", "--once", "-v"]).await;
+    assert!(run.success(), "{}", run.stderr);
+    let lines: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|line| line.contains(&format!("sync kr={kr} ")))
+        .collect();
+    assert_eq!(lines.len(), 1, "{}", run.stderr);
+    for field in [
+        "connection='sim'",
+        "trigger=scheduled",
+        "outcome=success",
+        "requests=1",
+        "took=",
+    ] {
+        assert!(lines[0].contains(field), "{field}: {}", lines[0]);
+    }
+    assert!(!run.stderr.contains(&sim.config.client_secret));
+    assert!(
+        !run.stderr.contains('\u{1b}'),
+        "no colour when stderr is not a terminal"
+    );
 }

@@ -33,7 +33,7 @@ async fn a_wrong_connection_test_says_why() {
     let sim = Sim::start().await;
     let cli = Cli::new();
     let added = cli
-        .add_connection_with(&sim, "wrong", "not-the-secret", &[], &[])
+        .add_unverified_connection(&sim, "wrong", "not-the-secret", &[], &[])
         .await;
     assert!(added.success());
     let test = cli.run(&["connection", "test", "wrong"]).await;
@@ -388,12 +388,22 @@ async fn secrets_are_never_printed_or_logged_on_failure_paths_either() {
         }
     };
 
-    // A service principal with a wrong secret: added, then refused.
-    let added = cli
+    // A service principal with a wrong secret: refused when added, then added
+    // unverified and refused at its first call.
+    let refused_add = cli
         .add_connection_with(&sim, "wrong", wrong_secret, &["-vv"], &trace)
         .await;
+    assert!(!refused_add.success());
+    assert!(
+        refused_add.stderr.contains("AADSTS7000215"),
+        "{}",
+        refused_add.stderr
+    );
+    let added = cli
+        .add_unverified_connection(&sim, "wrong", wrong_secret, &["-vv"], &trace)
+        .await;
     assert!(added.success(), "{}", added.stderr);
-    keep(&[added]);
+    keep(&[refused_add, added]);
     let refused = traced_both(&cli, &["connection", "test", "wrong"], &[]).await;
     for run in &refused {
         assert!(!run.success());

@@ -66,7 +66,10 @@ async fn assert_resumed(cli: &Cli, kr: &str, name: &str) {
     let all = cli.json(&["alerts", "--all"]).await;
     let closed = needs_sign_in_alerts(&all);
     assert_eq!(closed.len(), 1, "{all}");
-    assert!(closed[0]["closed_at"].is_i64(), "{all}");
+    assert!(
+        goals_e2e::seconds(&closed[0]["closed_at"]).is_some(),
+        "{all}"
+    );
 
     let before = cli.json(&["kr", "history", kr]).await;
     let once = cli.json(&["run", "--once"]).await;
@@ -97,7 +100,15 @@ async fn a_person_signs_in_again_from_the_cli_after_the_sign_in_was_revoked() {
     // A password reset: the refresh token is revoked, the access token dies.
     sim.server.revoke_refresh_tokens();
     sim.server.expire_tokens();
-    let failed = cli.json(&["kr", "sync", &kr]).await;
+    let failed = cli.run(&["kr", "sync", &kr, "--json"]).await;
+    assert_eq!(
+        failed.output.status.code(),
+        Some(4),
+        "needs sign-in: {}",
+        failed.stderr
+    );
+    let failed = failed.json();
+    assert_eq!(failed["error"]["kind"], "unauthorized", "{failed}");
     assert_eq!(failed["run"]["status"], "failure", "{failed}");
     assert_eq!(failed["run"]["error_kind"], "unauthorized", "{failed}");
     assert_eq!(failed["key_result"]["current_value"], json!(hot_leads()));
@@ -147,7 +158,15 @@ async fn a_service_principal_signs_in_again_with_a_new_secret_from_the_cli() {
     // The secret expired and an admin made a new one in Entra.
     sim.server.replace_client_secret("the-new-secret");
     sim.server.expire_tokens();
-    let failed = cli.json(&["kr", "sync", &kr]).await;
+    let failed = cli.run(&["kr", "sync", &kr, "--json"]).await;
+    assert_eq!(
+        failed.output.status.code(),
+        Some(4),
+        "needs sign-in: {}",
+        failed.stderr
+    );
+    let failed = failed.json();
+    assert_eq!(failed["error"]["kind"], "unauthorized", "{failed}");
     assert_eq!(failed["run"]["status"], "failure", "{failed}");
     assert_eq!(failed["run"]["error_kind"], "unauthorized", "{failed}");
     assert_stopped(&cli, &kr, "sim", "AADSTS7000215").await;

@@ -294,10 +294,11 @@ async fn the_wizard_links_a_key_result_to_the_open_pipeline() {
 
     let details = cli.json(&["kr", "show", &id]).await;
     let link = &details["link"];
-    assert_eq!(link["view"], "Open Opportunities", "{details}");
-    assert_eq!(link["column"], "estimatedvalue", "{details}");
+    assert_eq!(link["view_name"], "Open Opportunities", "{details}");
+    assert_eq!(link["column_logical_name"], "estimatedvalue", "{details}");
     assert_eq!(link["aggregation"], "sum", "{details}");
-    assert_eq!(link["currency"], "base", "{details}");
+    assert_eq!(link["currency_mode"], "base", "{details}");
+    assert_eq!(link["currency"], "USD", "{details}");
     let value = details["key_result"]["current_value"]
         .as_f64()
         .unwrap_or_else(|| panic!("the first sync gave no value: {details}"));
