@@ -867,3 +867,49 @@ async fn the_scheduler_logs_one_line_per_sync_at_info() {
         "no colour when stderr is not a terminal"
     );
 }
+
+#[tokio::test]
+async fn an_unreachable_environment_is_one_line_in_plain_words() {
+    let cli = Cli::new();
+    // A loopback port nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let added = cli
+        .run_with_env(
+            &[
+                "connection",
+                "add",
+                "--name",
+                "down",
+                "--url",
+                &url,
+                "--authority",
+                &url,
+                "--tenant",
+                "t",
+                "--client-id",
+                "c",
+                "--client-secret-env",
+                "S",
+                "--allow-loopback",
+                "--no-verify",
+            ],
+            &[("S", "s")],
+        )
+        .await;
+    assert!(added.success(), "{}", added.stderr);
+    let run = cli.run(&["apps", "--connection", "down"]).await;
+    assert_eq!(code(&run), Some(5), "{}", run.stderr);
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "one line: {}", run.stderr);
+    let unreachable = format!("could not reach {url}");
+    for words in [unreachable.as_str(), "refused"] {
+        assert!(lines[0].contains(words), "{words}: {}", lines[0]);
+    }
+    for noise in ["WARN", "Os {", "StreamError", "\u{1b}["] {
+        assert!(!run.stderr.contains(noise), "{noise}: {}", run.stderr);
+    }
+}

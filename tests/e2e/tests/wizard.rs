@@ -341,3 +341,40 @@ async fn declining_to_save_leaves_the_key_result_unlinked() {
         "{details}"
     );
 }
+
+/// A slow call on a terminal shows a spinner with what is happening, the
+/// plugin's own progress included, then the result.
+#[tokio::test]
+async fn a_slow_call_shows_its_progress_on_a_terminal() {
+    let sim = Sim::start().await;
+    let cli = Cli::new();
+    let added = cli.add_connection(&sim, "sim").await;
+    assert!(added.success(), "{}", added.stderr);
+    // Every answer takes longer than the spinner waits before it shows.
+    sim.server
+        .set_latency(std::time::Duration::from_millis(700));
+    let transcript = converse(move || {
+        let mut terminal = Terminal::spawn(
+            &cli,
+            &[
+                "measure",
+                "--connection",
+                "sim",
+                "--entity",
+                "lead",
+                "--view",
+                "Hot Leads",
+                "--column",
+                "fullname",
+                "--aggregation",
+                "count",
+            ],
+        );
+        terminal.expect("measuring view 'Hot Leads' of connection 'sim'");
+        terminal.expect("signing in");
+        terminal.expect("value");
+        terminal.finish()
+    })
+    .await;
+    assert!(transcript.contains("requests"), "{transcript}");
+}
