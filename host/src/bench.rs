@@ -32,6 +32,8 @@ pub enum BenchKind {
     ColdStart,
     /// Resident memory with 10,000 links scheduled, and per concurrent sync
     Memory,
+    /// Database bytes per 100,000 sync runs, query text in each run or kept once
+    History,
     All,
 }
 
@@ -227,10 +229,96 @@ pub async fn run(kind: BenchKind, plugin: PluginSource) -> anyhow::Result<Report
         text.push(section);
         document.insert("cold_start".into(), value);
     }
+    if all || kind == BenchKind::History {
+        let (section, value) = history_size(&plugin).await?;
+        text.push(section);
+        document.insert("history".into(), value);
+    }
     Ok(Report {
         text: text.join("\n\n"),
         json: Value::Object(document),
     })
+}
+
+/// Database bytes for 100,000 runs of one real sync (its FetchXML as the plugin
+/// sent it): as versions before 0.6 of the schema stored them (the query text in
+/// every run) and as they are stored now (the text once, runs refer to it).
+async fn history_size(plugin: &PluginSource) -> anyhow::Result<(String, Value)> {
+    const RUNS: i64 = 100_000;
+    let rig = Rig::start(plugin).await?;
+    let kr = rig.links(1).await?;
+    let run = rig.syncer(usize::MAX).sync(kr, Trigger::Manual).await?;
+    let query = run.query.context("the bench run's query")?;
+    let mut sizes = Vec::new();
+    for text_in_each_run in [true, false] {
+        let dir = tempfile::Builder::new()
+            .prefix("goals-bench-history-")
+            .tempdir()?;
+        let db = Database::open(dir.path())?;
+        let query = query.clone();
+        let bytes = db
+            .run(move |conn| {
+                let tx = conn.transaction()?;
+                tx.execute(
+                    "INSERT INTO key_results (id, organization_id, title, owner, unit,
+                         start_value, target_value, direction, created_at)
+                     VALUES (1, 1, 'bench', 'bench', 'number', 0, 1000, 'increase', 0)",
+                    rusqlite::params![],
+                )?;
+                let query_id: i64 = tx.query_row(
+                    "INSERT INTO sync_queries (text) VALUES (?1) RETURNING id",
+                    [&query],
+                    |r| r.get(0),
+                )?;
+                let mut insert = tx.prepare(
+                    "INSERT INTO sync_runs (key_result_id, trigger, started_at, finished_at,
+                         status, value, records, requests, bytes, query, query_id, owner)
+                     VALUES (1, 'scheduled', ?1, ?1, 'success', ?2, 1088, 1, 862, ?3, ?4,
+                         '12345-0123456789abcdef')",
+                )?;
+                for i in 0..RUNS {
+                    let (text, id) = if text_in_each_run {
+                        (Some(query.as_str()), None)
+                    } else {
+                        (None, Some(query_id))
+                    };
+                    insert.execute(rusqlite::params![
+                        1_800_000_000 + i * 3600,
+                        5000.0 + i as f64,
+                        text,
+                        id
+                    ])?;
+                }
+                drop(insert);
+                tx.commit()?;
+                conn.execute_batch("VACUUM")?;
+                let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+                let page_size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+                Ok(pages * page_size)
+            })
+            .await?;
+        sizes.push(bytes);
+    }
+    let [before, after] = sizes[..] else {
+        anyhow::bail!("two layouts measured");
+    };
+    let mib = |bytes: i64| bytes as f64 / f64::from(1 << 20);
+    Ok((
+        format!(
+            "History, {RUNS} runs of a {}-byte query:\n  query text in every run  {:.1} MiB\n  \
+             query text kept once     {:.1} MiB ({:.0}% less)",
+            query.len(),
+            mib(before),
+            mib(after),
+            100.0 - after as f64 * 100.0 / before.max(1) as f64
+        ),
+        serde_json::json!({
+            "runs": RUNS,
+            "query_bytes": query.len(),
+            "bytes_with_text_in_each_run": before,
+            "bytes_with_text_once": after,
+        }),
+    ))
 }
 
 async fn overhead(plugin: &PluginSource) -> anyhow::Result<(String, Value)> {

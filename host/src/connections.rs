@@ -208,7 +208,10 @@ impl NewConnection {
     /// become bare origins (`scheme://host[:port]`).
     fn validated(self) -> Result<NewConnection, ConnectionError> {
         let name = self.name.trim().to_string();
-        if name.is_empty() || name.len() > MAX_NAME_LEN || name.chars().any(char::is_control) {
+        if name.is_empty()
+            || name.len() > MAX_NAME_LEN
+            || crate::names::hidden_character(&name).is_some()
+        {
             return Err(ConnectionError::Invalid {
                 field: "name",
                 value: self.name,

@@ -14,6 +14,8 @@ const MIGRATIONS: &[M<'_>] = &[
     M::up(include_str!("../migrations/0002_goals.sql")),
     M::up(include_str!("../migrations/0003_sign_in.sql")),
     M::up(include_str!("../migrations/0004_sync_owners.sql")),
+    M::up(include_str!("../migrations/0005_claim_leases.sql")),
+    M::up(include_str!("../migrations/0006_history_retention.sql")),
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -13,6 +13,19 @@ pub const AGGREGATIONS: [Aggregation; 7] = [
     Aggregation::Max,
 ];
 
+/// A character a name may not hold: control characters, and the bidirectional
+/// formatting marks that make a name display as something else (U+202E shows
+/// "Sales\u{202E}gnp" as "Salespng").
+pub fn hidden_character(text: &str) -> Option<char> {
+    text.chars().find(|c| {
+        c.is_control()
+            || matches!(
+                c,
+                '\u{200E}' | '\u{200F}' | '\u{061C}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+            )
+    })
+}
+
 pub fn aggregation_name(aggregation: Aggregation) -> &'static str {
     match aggregation {
         Aggregation::Count => "count",
@@ -63,6 +76,14 @@ pub fn currency_name(currency: CurrencyChoice) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_may_not_hide_characters() {
+        assert_eq!(hidden_character("Sales Hub – Europe"), None);
+        assert_eq!(hidden_character("Sales\u{202E}gnp"), Some('\u{202E}'));
+        assert_eq!(hidden_character("a\u{2067}b"), Some('\u{2067}'));
+        assert_eq!(hidden_character("tab\there"), Some('\t'));
+    }
 
     #[test]
     fn aggregation_names_round_trip() {

@@ -25,11 +25,20 @@ impl Origin {
         let url = url::Url::parse(url).ok()?;
         Some(Origin {
             scheme: url.scheme().to_string(),
-            host: url.host_str()?.to_ascii_lowercase(),
+            // Without the brackets of an IPv6 literal, as requests are compared.
+            host: url
+                .host_str()?
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_ascii_lowercase(),
             port: url.port_or_known_default()?,
         })
     }
 }
+
+/// How long adding a connection waits for a name to resolve before it leaves
+/// the check to the calls (offline set-up must not hang).
+const DOOR_LOOKUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The outbound rules of one connection.
 #[derive(Debug, Clone)]
@@ -81,6 +90,35 @@ impl OutboundPolicy {
                 "{}://{}:{} is not one of this connection's origins (its environment and authority URLs)",
                 requested.scheme, requested.host, requested.port
             ));
+        }
+        Ok(())
+    }
+
+    /// The check a connection meets when it is added, before any call: each of
+    /// its origins' addresses (an IP literal as written, in any of the forms a
+    /// URL allows; a name as `resolver` answers now) against the same rules as
+    /// every request. A name that does not resolve now is not refused here: each
+    /// request checks again.
+    pub async fn check_origins(&self, resolver: &dyn Resolve) -> Result<(), String> {
+        for origin in &self.origins {
+            let addresses = match origin.host.parse::<IpAddr>() {
+                Ok(literal) => vec![literal],
+                Err(_) => {
+                    let lookup = resolver.resolve(&origin.host);
+                    match tokio::time::timeout(DOOR_LOOKUP_TIMEOUT, lookup).await {
+                        Ok(Ok(addresses)) => addresses,
+                        Ok(Err(error)) => {
+                            tracing::debug!("{} does not resolve now ({error})", origin.host);
+                            continue;
+                        }
+                        Err(_) => {
+                            tracing::debug!("no answer for {} in time", origin.host);
+                            continue;
+                        }
+                    }
+                }
+            };
+            self.check_addresses(&origin.host, &addresses)?;
         }
         Ok(())
     }
@@ -635,5 +673,109 @@ mod tests {
             let address: IpAddr = public.parse().unwrap();
             assert_eq!(classify(address), AddressClass::Public, "{public}");
         }
+    }
+
+    /// Every form of an internal address a connection URL can take is refused
+    /// when the connection is added, loopback unless allowed.
+    #[tokio::test]
+    async fn connection_urls_meet_the_policy_when_added() {
+        let resolver = FixedResolver::new()
+            .with("metadata.internal", ["169.254.169.254".parse().unwrap()])
+            .with("dataverse.example", ["20.1.2.3".parse().unwrap()]);
+        let check = |url: &str, allow_loopback: bool| {
+            let policy = OutboundPolicy {
+                origins: Origin::parse(url).into_iter().collect(),
+                allow_loopback,
+            };
+            let resolver = resolver.clone();
+            async move { policy.check_origins(&resolver).await }
+        };
+        let internal = [
+            "https://169.254.169.254",
+            "https://10.0.0.1",
+            "https://172.16.0.1",
+            "https://192.168.1.10",
+            "https://100.64.0.1",
+            "https://0.0.0.0",
+            "https://192.0.0.8",
+            "https://[fd00:ec2::254]",
+            "https://[fe80::1]",
+            "https://[::]",
+            "https://[ff02::1]",
+            "https://[::a00:1]",
+            "https://[64:ff9b::a00:1]",
+            "https://[64:ff9b::7f00:1]",
+            "https://[64:ff9b:1::a00:1]",
+            "https://[2002:a00:1::]",
+            "https://[2002:7f00:1::]",
+            "https://[::ffff:10.0.0.1]",
+            "https://[::ffff:169.254.169.254]",
+            "https://0xa9fea9fe",
+            "https://2852039166",
+            "https://0251.0376.0251.0376",
+            "https://metadata.internal",
+        ];
+        for url in internal {
+            for allow_loopback in [false, true] {
+                let refused = check(url, allow_loopback).await;
+                assert!(
+                    refused
+                        .as_ref()
+                        .is_err_and(|e| e.contains("may never reach")),
+                    "{url} (loopback allowed: {allow_loopback}): {refused:?}"
+                );
+            }
+        }
+        let loopback = [
+            "https://127.0.0.1",
+            "https://127.1",
+            "https://0x7f000001",
+            "https://2130706433",
+            "https://0177.0.0.1",
+            "https://[::1]",
+            "https://[::ffff:127.0.0.1]",
+        ];
+        for url in loopback {
+            let refused = check(url, false).await;
+            assert!(
+                refused
+                    .as_ref()
+                    .is_err_and(|e| e.contains("--allow-loopback")),
+                "{url}: {refused:?}"
+            );
+            assert_eq!(
+                check(url, true).await,
+                Ok(()),
+                "{url} with --allow-loopback"
+            );
+        }
+        for public in [
+            "https://dataverse.example",
+            "https://20.1.2.3",
+            "https://[2606:4700:4700::1111]",
+            "https://[64:ff9b::1401:203]",
+            "https://does-not-resolve.example",
+        ] {
+            assert_eq!(check(public, false).await, Ok(()), "{public}");
+        }
+    }
+
+    #[test]
+    fn a_public_ipv6_literal_origin_is_reachable() {
+        let policy = OutboundPolicy {
+            origins: Origin::parse("https://[2606:4700:4700::1111]")
+                .into_iter()
+                .collect(),
+            allow_loopback: false,
+        };
+        assert_eq!(
+            policy.check_uri(&uri("https://[2606:4700:4700::1111]/api/data/v9.2/WhoAmI")),
+            Ok(())
+        );
+        assert!(
+            policy
+                .check_uri(&uri("https://[2606:4700:4700::1112]/"))
+                .is_err()
+        );
     }
 }

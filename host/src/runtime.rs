@@ -50,6 +50,11 @@ pub enum CallError {
     /// The call reached one of the host's limits and was stopped.
     #[error("{0}")]
     HostLimit(String),
+    /// The host refused requests of the call (an address outside the policy, a
+    /// response over --response-limit): the host's doing, never the
+    /// environment's, so it says nothing about the view or column.
+    #[error("the host refused a request: {}", .refusals.join("; "))]
+    Refused { refusals: Vec<String> },
 }
 
 /// The case of a contract error as a stable, kebab-case word.
@@ -532,14 +537,13 @@ impl PluginRuntime {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(error)) => {
                 let refusals = store.data().hooks.refusals();
-                // A request the host refused can surface in the plugin as a broken
-                // stream rather than a denial; the host knows better, and retrying
-                // cannot help.
-                let error = match error {
-                    Error::Upstream(message) if !refusals.is_empty() => Error::Invalid(message),
-                    other => other,
-                };
-                Err(CallError::Plugin { error, refusals })
+                // Whatever the plugin made of a request the host refused (a denial,
+                // a broken stream, a missing answer), the cause is the host's.
+                if refusals.is_empty() {
+                    Err(CallError::Plugin { error, refusals })
+                } else {
+                    Err(CallError::Refused { refusals })
+                }
             }
             Err(trap) => Err(self.trap(store, anyhow::Error::from(trap))),
         }

@@ -10,14 +10,14 @@ use std::time::Duration;
 
 const API_PATH: &str = "/api/data/v9.2/";
 
-/// Waits between retries of a transient failure (a 502/503/504, a dropped
-/// connection, a garbled answer): doubling, as Microsoft's retry policy does.
-const BACKOFF: [Duration; 4] = [
-    Duration::from_millis(500),
-    Duration::from_secs(1),
-    Duration::from_secs(2),
-    Duration::from_secs(4),
-];
+/// The wait before the one retry a call makes of a transient failure (a
+/// 502/503/504, a dropped connection, a garbled answer). One retry rides out a
+/// blip; an outage is the scheduler's to wait out (it backs off between syncs),
+/// so a failing sync costs two requests, not five.
+pub const RETRY_PAUSE: Duration = Duration::from_secs(1);
+
+/// Retries one call makes in all, of transient failures and throttling alike.
+pub const MAX_RETRIES: u32 = 1;
 
 /// The most one call waits in total for retries and `Retry-After`, so it ends
 /// well inside the host's call deadline (60 s by default). A longer
@@ -79,15 +79,19 @@ impl<'a> Session<'a> {
         true
     }
 
-    /// Waits the next backoff step; false when retries are used up.
-    fn back_off(&mut self) -> bool {
-        match BACKOFF.get(self.retries as usize) {
-            Some(pause) if self.wait(*pause) => {
-                self.retries += 1;
-                true
-            }
-            _ => false,
+    /// Waits `pause` before the call's one retry; false when it was used, or the
+    /// wait does not fit the budget or the deadline.
+    fn retry_after(&mut self, pause: Duration) -> bool {
+        if self.retries >= MAX_RETRIES || !self.wait(pause) {
+            return false;
         }
+        self.retries += 1;
+        true
+    }
+
+    /// Waits before retrying a transient failure; false when it cannot.
+    fn back_off(&mut self) -> bool {
+        self.retry_after(RETRY_PAUSE)
     }
 
     /// The platform, borrowed for as long as the session's own borrow of it.
@@ -223,18 +227,29 @@ impl<'a> Session<'a> {
                     auth::forget_token(self.platform, self.conn);
                 }
                 429 => {
-                    let seconds = response
-                        .header("retry-after")
-                        .and_then(|v| v.trim().parse::<u32>().ok())
-                        .unwrap_or(DEFAULT_RETRY_AFTER_SECONDS);
+                    let seconds =
+                        retry_after_seconds(&response).unwrap_or(DEFAULT_RETRY_AFTER_SECONDS);
                     // At least a second, so `Retry-After: 0` still spends the budget
                     // and a server that always answers so is not asked forever.
                     let pause = Duration::from_secs(u64::from(seconds.max(1)));
-                    if !self.wait(pause) {
+                    if !self.retry_after(pause) {
                         return Err(Error::Throttled(Throttle {
                             retry_after_seconds: seconds,
                             message: format!(
                                 "Dataverse is throttling requests; retry after {seconds} s"
+                            ),
+                        }));
+                    }
+                }
+                // Unavailable for a stated while: waited out when it fits the
+                // call, else handed to the scheduler to wait, like a 429.
+                503 if let Some(seconds) = retry_after_seconds(&response) => {
+                    let pause = Duration::from_secs(u64::from(seconds.max(1)));
+                    if !self.retry_after(pause) {
+                        return Err(Error::Throttled(Throttle {
+                            retry_after_seconds: seconds,
+                            message: format!(
+                                "Dataverse is unavailable (HTTP 503); retry after {seconds} s"
                             ),
                         }));
                     }
@@ -279,6 +294,14 @@ impl<'a> Session<'a> {
         self.bytes_received += response.body.len() as u64;
         Ok(response)
     }
+}
+
+/// `Retry-After` in seconds, when the answer gives it as a number (Dataverse
+/// does; an HTTP date is not used by it).
+fn retry_after_seconds(response: &HttpResponse) -> Option<u32> {
+    response
+        .header("retry-after")
+        .and_then(|v| v.trim().parse::<u32>().ok())
 }
 
 #[cfg(test)]
@@ -331,25 +354,85 @@ mod tests {
     }
 
     #[test]
-    fn transient_failures_are_retried_with_backoff() {
+    fn a_transient_failure_is_retried_once() {
+        for failure in [Answer::Status(503), Answer::Reset, Answer::Garbled] {
+            let platform = FakePlatform::default();
+            platform.respond(200, &[], TOKEN);
+            failure.give(&platform);
+            platform.respond(200, &[], r#"{"value":[]}"#);
+            let conn = connection();
+            let mut session = Session::new(&platform, &conn);
+            let _: serde_json::Value = session.get_json("appmodules", "apps").unwrap();
+            assert_eq!(session.requests(), 3, "{failure:?}");
+            assert_eq!(*platform.slept.borrow(), [RETRY_PAUSE], "{failure:?}");
+        }
+        // A second failure in the same call is the scheduler's to retry.
+        let platform = FakePlatform::default();
+        platform.respond(200, &[], TOKEN);
+        Answer::Status(502).give(&platform);
+        Answer::Reset.give(&platform);
+        platform.respond(200, &[], r#"{"value":[]}"#);
+        let conn = connection();
+        let mut session = Session::new(&platform, &conn);
+        assert!(matches!(
+            session.get_json::<serde_json::Value>("appmodules", "apps"),
+            Err(Error::Upstream(_))
+        ));
+        assert_eq!(
+            session.requests(),
+            3,
+            "the token, the request and one retry"
+        );
+    }
+
+    /// A transient failure the fake platform gives.
+    #[derive(Debug, Clone, Copy)]
+    enum Answer {
+        Status(u16),
+        Reset,
+        Garbled,
+    }
+
+    impl Answer {
+        fn give(self, platform: &FakePlatform) {
+            match self {
+                Answer::Status(status) => {
+                    platform.respond(status, &[], "");
+                }
+                Answer::Reset => {
+                    platform.fail(crate::platform::TransportError::Failed("reset".into()));
+                }
+                Answer::Garbled => {
+                    platform.respond(200, &[], "<html>a proxy's page</html>");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_503_with_retry_after_is_waited_out_or_handed_on_as_throttled() {
         let platform = FakePlatform::default();
         platform
             .respond(200, &[], TOKEN)
-            .respond(503, &[], "")
-            .fail(crate::platform::TransportError::Failed("reset".into()))
-            .respond(200, &[], "<html>a proxy's page</html>")
-            .respond(200, &[], r#"{"value":[]}"#);
+            .respond(503, &[("Retry-After", "3")], "")
+            .respond(200, &[], "{}");
         let conn = connection();
         let mut session = Session::new(&platform, &conn);
-        let _: serde_json::Value = session.get_json("appmodules", "apps").unwrap();
-        assert_eq!(session.requests(), 5);
-        assert_eq!(
-            *platform.slept.borrow(),
-            [
-                Duration::from_millis(500),
-                Duration::from_secs(1),
-                Duration::from_secs(2)
-            ]
+        session.get("WhoAmI", "identity").unwrap();
+        assert_eq!(*platform.slept.borrow(), [Duration::from_secs(3)]);
+
+        let platform = FakePlatform::default();
+        platform
+            .respond(200, &[], TOKEN)
+            .respond(503, &[("Retry-After", "600")], "");
+        let mut session = Session::new(&platform, &conn);
+        match session.get("WhoAmI", "identity") {
+            Err(Error::Throttled(throttle)) => assert_eq!(throttle.retry_after_seconds, 600),
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            platform.slept.borrow().is_empty(),
+            "600 s do not fit a call"
         );
     }
 
@@ -366,7 +449,12 @@ mod tests {
             session.get("appmodules", "apps"),
             Err(Error::Upstream(_))
         ));
-        assert_eq!(platform.slept.borrow().len(), BACKOFF.len());
+        assert_eq!(platform.slept.borrow().len(), MAX_RETRIES as usize);
+        assert_eq!(
+            platform.sent.borrow().len(),
+            3,
+            "the token, the request, one retry"
+        );
     }
 
     #[test]
@@ -425,7 +513,7 @@ mod tests {
     #[test]
     fn backoff_stops_where_the_call_deadline_leaves_no_room() {
         let platform = FakePlatform {
-            deadline: Some(Duration::from_secs(3)),
+            deadline: Some(Duration::from_millis(2500)),
             ..FakePlatform::default()
         };
         platform.respond(200, &[], TOKEN);
@@ -438,8 +526,8 @@ mod tests {
             session.get("appmodules", "apps"),
             Err(Error::Upstream(_))
         ));
-        // 0.5 s and the margin fit in 3 s; 1 s more does not.
-        assert_eq!(*platform.slept.borrow(), [Duration::from_millis(500)]);
+        // The pause and the margin do not fit in 2.5 s.
+        assert!(platform.slept.borrow().is_empty());
     }
 
     #[test]

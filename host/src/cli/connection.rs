@@ -3,9 +3,12 @@
 
 use super::Context;
 use crate::bindings::{Identity, SignInStatus};
-use crate::connections::{self, ConnectionRecord, NewConnection, Secret, SignIn, Status};
+use crate::connections::{
+    self, ConnectionError, ConnectionRecord, NewConnection, Secret, SignIn, Status,
+};
 use crate::db::Database;
 use crate::goals::alerts::{self, AlertKind};
+use crate::outbound::{OutboundPolicy, SystemResolver};
 use crate::render::{self, Report};
 use crate::runtime::PluginRuntime;
 use anyhow::Context as _;
@@ -185,11 +188,21 @@ pub async fn run(context: &Context<'_>, command: &ConnectionCommand) -> anyhow::
                 client_secret,
                 allow_loopback: *allow_loopback,
             };
-            // A service principal's credentials are proven before anything is
-            // saved: a wrong secret, tenant or client id is said now, not at the
-            // first sync.
+            // Checked before anything is saved: the URLs against the outbound
+            // policy every call meets (an internal address is refused now, not at
+            // the first call), then a service principal's credentials, so a wrong
+            // secret, tenant or client id is said now, not at the first sync.
+            let candidate = connections::candidate(db, new.clone()).await?;
+            OutboundPolicy::for_connection(&candidate)
+                .check_origins(&SystemResolver)
+                .await
+                .map_err(|reason| ConnectionError::Invalid {
+                    field: "environment or authority URL",
+                    value: candidate.environment_url.clone(),
+                    reason: format!("{reason}; nothing was saved"),
+                })?;
             let identity = if sign_in == SignIn::ClientSecret && !no_verify {
-                Some(verify(context, new.clone()).await?)
+                Some(verify(context, &candidate).await?)
             } else {
                 None
             };
@@ -348,10 +361,9 @@ pub async fn run(context: &Context<'_>, command: &ConnectionCommand) -> anyhow::
 
 /// Signs in with the credentials of a connection not yet saved and asks WhoAmI;
 /// nothing stays behind either way.
-async fn verify(context: &Context<'_>, new: NewConnection) -> anyhow::Result<Identity> {
-    let candidate = connections::candidate(&context.db, new).await?;
+async fn verify(context: &Context<'_>, candidate: &ConnectionRecord) -> anyhow::Result<Identity> {
     let runtime = context.runtime().await?;
-    let verified = runtime.who_am_i(&candidate).await;
+    let verified = runtime.who_am_i(candidate).await;
     connections::forget_plugin_storage(&context.db, &candidate.id).await?;
     verified.map_err(|error| {
         anyhow::Error::from(error).context(format!(

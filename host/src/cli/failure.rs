@@ -77,8 +77,8 @@ pub fn exit_for_kind(kind: &str) -> Exit {
         }
         "not-found" => Exit::NotFound,
         "unauthorized" | "needs-sign-in" => Exit::NeedsSignIn,
-        "throttled" | "upstream" | "limit" | "invalid" | "host-limit" | "plugin-failure"
-        | "sync-failed" => Exit::RanAndFailed,
+        "throttled" | "upstream" | "limit" | "invalid" | "host-limit" | "host-refused"
+        | "plugin-failure" | "sync-failed" => Exit::RanAndFailed,
         _ => Exit::Failure,
     }
 }
@@ -97,6 +97,7 @@ pub fn kind(error: &anyhow::Error) -> &'static str {
             CallError::Plugin { error, .. } => error_kind(error),
             CallError::Trap(_) => "plugin-failure",
             CallError::HostLimit(_) => "host-limit",
+            CallError::Refused { .. } => "host-refused",
         };
     }
     if let Some(connection) = error.downcast_ref::<ConnectionError>() {
@@ -142,6 +143,7 @@ pub fn kind(error: &anyhow::Error) -> &'static str {
         return match sync {
             SyncError::NotLinked(_) => "not-linked",
             SyncError::AlreadyRunning { .. } => "already-running",
+            SyncError::Throttled { .. } => "throttled",
             SyncError::Disabled(_) => "disabled",
             SyncError::ConnectionUnavailable(_) => "needs-sign-in",
             SyncError::Db(_) => "storage",
@@ -175,6 +177,13 @@ pub fn error_json(error: &anyhow::Error) -> Value {
             "kind": kind,
             "message": error_message(error),
             "retry_after_seconds": retry_after,
+            "host_refusals": refusals,
+        }});
+    }
+    if let Some(CallError::Refused { refusals }) = error.downcast_ref::<CallError>() {
+        return json!({ "error": {
+            "kind": kind,
+            "message": format!("{error:#}"),
             "host_refusals": refusals,
         }});
     }

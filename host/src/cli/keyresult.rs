@@ -97,7 +97,8 @@ pub enum KrCommand {
         /// Key Result: its id or exact title
         kr: String,
     },
-    /// Resume scheduled syncs (the next runs at once)
+    /// Resume scheduled syncs (the next runs at once); a broken link is checked
+    /// again first and resumes only if its view and column are there
     #[command(after_long_help = "Examples:
   goals-host kr resume 'Work hot leads'")]
     Resume {
@@ -115,13 +116,17 @@ pub enum KrCommand {
         #[arg(allow_negative_numbers = true)]
         value: f64,
     },
-    /// Sync now, through the same path as the scheduler
+    /// Sync now, through the same path as the scheduler; inside a throttle
+    /// window Dataverse asked for, it says until when and sends nothing
     #[command(after_long_help = "Examples:
   goals-host kr sync 1
   goals-host --org Sales kr sync 'Open pipeline' --json")]
     Sync {
         /// Key Result: its id or exact title
         kr: String,
+        /// Send even while Dataverse's Retry-After asks to wait
+        #[arg(long)]
+        force: bool,
     },
     /// What the integration details popover shows
     #[command(after_long_help = "Examples:
@@ -272,6 +277,10 @@ pub async fn run(context: &Context<'_>, command: &KrCommand) -> anyhow::Result<R
                 json: kr_json(&kr),
             })
         }
+        KrCommand::Resume { kr } if is_broken(context, kr).await? => {
+            let kr = find(context, kr).await?;
+            recheck(context, &kr).await
+        }
         KrCommand::Pause { kr } | KrCommand::Resume { kr } => {
             let paused = matches!(command, KrCommand::Pause { .. });
             let kr = find(context, kr).await?;
@@ -303,8 +312,15 @@ pub async fn run(context: &Context<'_>, command: &KrCommand) -> anyhow::Result<R
                 json: kr_json(&kr),
             })
         }
-        KrCommand::Sync { kr } => {
+        KrCommand::Sync { kr, force } => {
             let kr = find(context, kr).await?;
+            if !force && let Some(until) = throttled_until(db, kr.id, now).await? {
+                return Err(SyncError::Throttled {
+                    key_result: kr.id,
+                    until,
+                }
+                .into());
+            }
             context
                 .progress
                 .step(format!("syncing Key Result {} '{}'", kr.id, kr.title));
@@ -389,6 +405,61 @@ async fn find(context: &Context<'_>, reference: &str) -> anyhow::Result<KeyResul
         None => keyresults::find(&context.db, reference, Scope::ALL).await?,
     };
     Ok(kr)
+}
+
+async fn is_broken(context: &Context<'_>, reference: &str) -> anyhow::Result<bool> {
+    let kr = find(context, reference).await?;
+    Ok(keyresults::link(&context.db, kr.id)
+        .await?
+        .is_some_and(|link| link.state == LinkState::Broken))
+}
+
+/// `kr resume` of a broken link: a sync now decides. If the view and column are
+/// there again the link is active; if not it stays broken and says why.
+async fn recheck(context: &Context<'_>, kr: &KeyResult) -> anyhow::Result<Report> {
+    keyresults::reactivate(&context.db, kr.id, context.clock.now()).await?;
+    let syncer = syncer(context, context.runtime().await?, usize::MAX);
+    let run = syncer.sync(kr.id, Trigger::Manual).await?;
+    let link = keyresults::link(&context.db, kr.id)
+        .await?
+        .ok_or(keyresults::KeyResultError::NotLinked(kr.id))?;
+    let report = Report {
+        text: match link.state {
+            LinkState::Active if run.status == "success" => format!(
+                "Key Result {}: the view and column are there again; link resumed\n{}",
+                kr.id,
+                run_text(&run)
+            ),
+            _ => format!(
+                "Key Result {}: link still {}: {}",
+                kr.id,
+                link.state.as_str(),
+                link.state_reason
+                    .as_deref()
+                    .unwrap_or("see `goals-host kr show`")
+            ),
+        },
+        json: link_json(&link, None, None, run.currency.as_deref()),
+    };
+    ran(&run, report)
+}
+
+/// When the link's last run was throttled and its retry is still ahead: the
+/// time Dataverse asked to wait until.
+async fn throttled_until(
+    db: &Database,
+    key_result_id: i64,
+    now: Timestamp,
+) -> anyhow::Result<Option<Timestamp>> {
+    let Some(link) = keyresults::link(db, key_result_id).await? else {
+        return Ok(None);
+    };
+    let last = sync::history(db, key_result_id, 1)
+        .await?
+        .into_iter()
+        .next();
+    let throttled = last.is_some_and(|run| run.error_kind.as_deref() == Some("throttled"));
+    Ok((throttled && link.next_run_at > now).then_some(link.next_run_at))
 }
 
 /// A sync ran: its report, or, when the run failed, the same report as a failed
@@ -627,7 +698,18 @@ pub async fn details(db: &Database, now: Timestamp, reference: &str) -> anyhow::
         });
     };
     let conn = connections::get_by_id(db, &link.metric.connection_id).await?;
-    let last_run = sync::history(db, kr.id, 1).await?.into_iter().next();
+    let mut last_run = sync::history(db, kr.id, 1).await?.into_iter().next();
+    // A run still marked running whose process is gone was interrupted: the
+    // next sync (scheduled or Sync now) takes its link over and runs it again.
+    if let Some(run) = &mut last_run
+        && run.status == "running"
+        && !run
+            .owner
+            .as_deref()
+            .is_some_and(|owner| db.lease().is_alive(owner))
+    {
+        run.status = "interrupted".to_string();
+    }
     let stopped = org.disabled_reason().or_else(|| match conn.status {
         connections::Status::Ok => None,
         connections::Status::NeedsSignIn => Some(format!(
@@ -695,7 +777,7 @@ pub async fn details(db: &Database, now: Timestamp, reference: &str) -> anyhow::
         ),
         format!(
             "  next sync       {}",
-            next_sync_text(&link, stopped.as_deref())
+            next_sync_text(&link, stopped.as_deref(), now)
         ),
         format!(
             "  stale           {}",
@@ -720,7 +802,8 @@ pub async fn details(db: &Database, now: Timestamp, reference: &str) -> anyhow::
 
 /// No successful sync for more than two intervals.
 pub fn is_stale(link: &Link, now: Timestamp) -> bool {
-    now - link.last_success_at.unwrap_or(link.created_at) > 2 * link.interval_seconds
+    now.saturating_sub(link.last_success_at.unwrap_or(link.created_at))
+        > link.interval_seconds.saturating_mul(2)
 }
 
 fn state_text(link: &Link, stopped: Option<&str>) -> String {
@@ -738,9 +821,14 @@ fn state_text(link: &Link, stopped: Option<&str>) -> String {
     }
 }
 
-fn next_sync_text(link: &Link, stopped: Option<&str>) -> String {
+fn next_sync_text(link: &Link, stopped: Option<&str>, now: Timestamp) -> String {
     if link.state != LinkState::Active || stopped.is_some() {
         "none until the problem above is fixed".to_string()
+    } else if link.next_run_at <= now {
+        format!(
+            "due since {} (the scheduler, `goals-host run`, runs it)",
+            clock::format(link.next_run_at)
+        )
     } else {
         clock::format(link.next_run_at)
     }

@@ -26,6 +26,14 @@ pub struct RunArgs {
     /// Syncs running at once over all connections
     #[arg(long, default_value_t = 64, value_name = "N")]
     pub concurrency: usize,
+    /// Days sync runs are kept; each link's latest run of each outcome stays for good
+    #[arg(long, default_value_t = crate::goals::history::DEFAULT_KEEP_DAYS, value_name = "DAYS",
+          value_parser = clap::value_parser!(u32).range(1..=36500))]
+    pub keep_history_days: u32,
+    /// On SIGTERM or Ctrl-C: seconds running syncs get to finish before they are
+    /// recorded as interrupted
+    #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
+    pub grace: f64,
     /// Syncs running at once per connection (capped at the integration's maximum)
     /// [default: the integration's maximum]
     #[arg(long, value_name = "N")]
@@ -38,6 +46,7 @@ fn round_json(round: &Round, recovered: usize) -> Value {
         "succeeded": round.succeeded,
         "failed": round.failed,
         "skipped": round.skipped,
+        "interrupted": round.interrupted,
         "recovered_interrupted": recovered,
     })
 }
@@ -52,7 +61,9 @@ pub async fn run(context: &Context<'_>, args: &RunArgs) -> anyhow::Result<Report
             args.per_connection.unwrap_or(usize::MAX),
         )),
         args.concurrency,
-    );
+    )
+    .with_grace(Duration::from_secs_f64(args.grace.clamp(0.0, 3600.0)))
+    .with_keep_days(args.keep_history_days);
     let recovered = scheduler.recover().await?;
     let round = if args.once {
         scheduler.run_due().await?
@@ -63,10 +74,7 @@ pub async fn run(context: &Context<'_>, args: &RunArgs) -> anyhow::Result<Report
                 Some(seconds) => {
                     tokio::time::sleep(Duration::from_secs_f64(seconds.max(0.0))).await
                 }
-                None => {
-                    // Without a signal handler the process simply stops on Ctrl-C.
-                    let _ = tokio::signal::ctrl_c().await;
-                }
+                None => stop_signal().await,
             }
         };
         scheduler
@@ -75,11 +83,12 @@ pub async fn run(context: &Context<'_>, args: &RunArgs) -> anyhow::Result<Report
     };
     Ok(Report {
         text: format!(
-            "{} sync(s): {} succeeded, {} failed, {} skipped{}",
+            "{} sync(s): {} succeeded, {} failed, {} skipped, {} interrupted{}",
             round.started,
             round.succeeded,
             round.failed,
             round.skipped,
+            round.interrupted,
             if recovered > 0 {
                 format!("; {recovered} interrupted sync(s) from the last run were retried")
             } else {
@@ -88,6 +97,32 @@ pub async fn run(context: &Context<'_>, args: &RunArgs) -> anyhow::Result<Report
         ),
         json: round_json(&round, recovered),
     })
+}
+
+/// SIGTERM (systemd, containers) or SIGINT (Ctrl-C): either starts a graceful
+/// stop, bounded by `--grace`.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = terminate.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(error) => {
+                tracing::warn!("no SIGTERM handler ({error}); only Ctrl-C stops gracefully");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    tracing::info!("stop requested");
 }
 
 pub async fn alerts(context: &Context<'_>, all: bool) -> anyhow::Result<Report> {

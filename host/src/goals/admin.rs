@@ -59,7 +59,7 @@ impl Organization {
 
 fn check_name(what: &'static str, name: &str) -> Result<String, AdminError> {
     let name = name.trim();
-    if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
+    if name.is_empty() || name.len() > 100 || crate::names::hidden_character(name).is_some() {
         return Err(AdminError::BadName { what });
     }
     Ok(name.to_string())

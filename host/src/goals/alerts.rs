@@ -91,7 +91,7 @@ pub async fn open_stale(db: &Database, now: Timestamp) -> Result<(), DbError> {
                 &kr_subject(kr),
                 &format!(
                     "Key Result {kr} has had no successful sync for more than two intervals ({} s)",
-                    2 * interval
+                    interval.saturating_mul(2)
                 ),
                 now,
             )?;

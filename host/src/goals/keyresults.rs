@@ -188,6 +188,15 @@ pub async fn create(
             "the title must be 1 to 200 characters".to_string(),
         ));
     }
+    for (what, text) in [("title", &title), ("owner", &new.owner)] {
+        if let Some(hidden) = names::hidden_character(text) {
+            return Err(KeyResultError::Invalid(format!(
+                "the {what} holds the invisible character U+{:04X}; type it without control or \
+                 text-direction characters",
+                u32::from(hidden)
+            )));
+        }
+    }
     if !new.start.is_finite() || !new.target.is_finite() || new.start == new.target {
         return Err(KeyResultError::Invalid(
             "start and target must be different numbers".to_string(),
@@ -449,6 +458,28 @@ pub async fn unlink(
             )?;
             tx.commit()?;
             Ok(changed)
+        })
+        .await?;
+    if changed == 0 {
+        return Err(KeyResultError::NotLinked(key_result_id));
+    }
+    Ok(())
+}
+
+/// A broken link made active and due now, for a re-check: the sync that follows
+/// confirms it, or breaks it again.
+pub async fn reactivate(
+    db: &Database,
+    key_result_id: i64,
+    now: Timestamp,
+) -> Result<(), KeyResultError> {
+    let changed = db
+        .run(move |conn| {
+            Ok(conn.execute(
+                "UPDATE metric_links SET state = 'active', state_reason = NULL, failures = 0,
+                     next_run_at = ?2 WHERE key_result_id = ?1 AND state = 'broken'",
+                params![key_result_id, now],
+            )?)
         })
         .await?;
     if changed == 0 {

@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod alerts;
 pub mod clock;
+pub mod history;
 pub mod keyresults;
 pub mod linking;
 pub mod progress;

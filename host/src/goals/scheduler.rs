@@ -2,9 +2,9 @@
 //! concurrency overall (and per connection, inside the syncer).
 
 use crate::db::{Database, DbError};
-use crate::goals::alerts;
 use crate::goals::clock::Timestamp;
 use crate::goals::sync::{self, SyncError, SyncRun, Syncer, Trigger};
+use crate::goals::{alerts, history};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,12 +20,25 @@ pub struct Round {
     pub failed: usize,
     /// Skipped because a sync of the same link was running (e.g. "Sync now").
     pub skipped: usize,
+    /// Still running when a stop's grace period ended: recorded as interrupted,
+    /// and run again by the next scheduler.
+    pub interrupted: usize,
 }
+
+/// How long a stop waits for running syncs unless told otherwise.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(30);
 
 pub struct Scheduler {
     syncer: Arc<Syncer>,
     slots: Arc<Semaphore>,
+    grace: Duration,
+    keep_days: u32,
+    /// When history was last swept; swept at most hourly.
+    last_sweep: std::sync::Mutex<Option<Timestamp>>,
 }
+
+/// How often the scheduler sweeps old runs.
+const SWEEP_EVERY_SECONDS: i64 = 3600;
 
 /// A link that is due, and the connection whose slots it waits for.
 struct DueLink {
@@ -43,7 +56,8 @@ async fn due_links(db: &Database, now: Timestamp) -> Result<Vec<DueLink>, DbErro
              JOIN organizations o ON o.id = c.organization_id
              JOIN tenants t ON t.id = o.tenant_id
              WHERE l.state = 'active' AND l.next_run_at <= ?1
-               AND (l.running_since IS NULL OR l.running_since <= ?1 - ?2)
+               AND (l.running_since IS NULL
+                    OR coalesce(l.claim_expires_at, l.running_since + ?2) <= ?1)
                AND c.status = 'ok' AND o.integration_enabled AND t.integration_enabled
              ORDER BY l.next_run_at",
         )?;
@@ -124,7 +138,46 @@ impl Scheduler {
         Scheduler {
             syncer,
             slots: Arc::new(Semaphore::new(concurrency.max(1))),
+            grace: DEFAULT_GRACE,
+            keep_days: history::DEFAULT_KEEP_DAYS,
+            last_sweep: std::sync::Mutex::new(None),
         }
+    }
+
+    /// Runs are kept `days` days (and each link's latest of each outcome for good).
+    pub fn with_keep_days(mut self, days: u32) -> Scheduler {
+        self.keep_days = days.max(1);
+        self
+    }
+
+    /// Sweeps the history when the last sweep is an hour old (or never ran).
+    async fn sweep_when_due(&self, now: Timestamp) -> Result<(), DbError> {
+        {
+            let mut last = self
+                .last_sweep
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if last.is_some_and(|at| now.saturating_sub(at) < SWEEP_EVERY_SECONDS) {
+                return Ok(());
+            }
+            *last = Some(now);
+        }
+        let swept = history::sweep(self.syncer.db(), now, self.keep_days).await?;
+        if swept.runs > 0 {
+            tracing::info!(
+                "history: {} run(s) older than {} days removed, {} query text(s) no longer used",
+                swept.runs,
+                self.keep_days,
+                swept.queries
+            );
+        }
+        Ok(())
+    }
+
+    /// How long a stop waits for running syncs to finish and be recorded.
+    pub fn with_grace(mut self, grace: Duration) -> Scheduler {
+        self.grace = grace;
+        self
     }
 
     /// Prepares for running after a stop: syncs interrupted by it run again once.
@@ -143,6 +196,15 @@ impl Scheduler {
         stopping: &Arc<AtomicBool>,
     ) -> Result<(), DbError> {
         let now = self.syncer.clock().now();
+        // A peer that died mid-sync (kill -9, a lost machine) left claims that
+        // no one will finish: they are taken over within a poll of the lapse.
+        self.sweep_when_due(now).await?;
+        let recovered = sync::recover_interrupted(self.syncer.db(), now).await?;
+        if recovered > 0 {
+            tracing::info!(
+                "{recovered} sync(s) of stopped processes marked interrupted; they run again"
+            );
+        }
         alerts::open_stale(self.syncer.db(), now).await?;
         // Links already in flight, looked up once rather than per due link.
         let in_flight: HashSet<i64> = flight.links.values().copied().collect();
@@ -217,9 +279,24 @@ impl Scheduler {
             }
         }
         stopping.store(true, Ordering::SeqCst);
-        flight.finish(&mut total).await?;
+        tracing::info!(
+            "stopping: {} sync(s) in flight get up to {:?} to finish",
+            flight.links.len(),
+            self.grace
+        );
+        if tokio::time::timeout(self.grace, flight.finish(&mut total))
+            .await
+            .is_err()
+        {
+            // Past the grace period: what still runs is cut off and recorded as
+            // interrupted, so the next scheduler runs it again, once.
+            flight.tasks.abort_all();
+            while flight.tasks.join_next().await.is_some() {}
+            total.interrupted =
+                sync::interrupt_own(self.syncer.db(), self.syncer.clock().now()).await?;
+        }
         // Queued syncs that stopped before claiming their link did not start.
-        total.started = total.succeeded + total.failed + total.skipped;
+        total.started = total.succeeded + total.failed + total.skipped + total.interrupted;
         Ok(total)
     }
 }

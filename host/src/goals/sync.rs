@@ -9,16 +9,20 @@ use crate::db::{Database, DbError};
 use crate::goals::admin;
 use crate::goals::alerts::{self, AlertKind};
 use crate::goals::clock::{Clock, Timestamp};
+use crate::goals::history;
 use crate::goals::keyresults::{Link, LinkState, link_row};
+use crate::lease::ProcessLease;
 use crate::runtime::{CallError, PluginRuntime, error_kind, error_message};
 use rusqlite::{OptionalExtension, Transaction, params};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// A claim older than this belongs to a sync that died (a crashed host): it no
-/// longer blocks the link.
-pub const CLAIM_LEASE_SECONDS: i64 = 15 * 60;
+/// How long a claim holds without renewal: a sync renews its claim every
+/// [`CLAIM_RENEW_EVERY`] while it runs, so a claim that lapses belongs to a host
+/// that stopped (or lost the database) and the next sync takes the link over.
+pub const CLAIM_LEASE_SECONDS: i64 = 30;
+pub const CLAIM_RENEW_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// First retry after a failure; doubled per consecutive failure up to the cap.
 pub const BACKOFF_BASE_SECONDS: i64 = 60;
@@ -46,6 +50,8 @@ pub enum SyncError {
     NotLinked(i64),
     #[error("a sync of Key Result {key_result} is already running (since {}); its result will show in `goals-host kr show {key_result}`", crate::goals::clock::format(*.since))]
     AlreadyRunning { key_result: i64, since: Timestamp },
+    #[error("Dataverse asked to wait: Key Result {key_result} syncs again at {} (give --force to send now anyway)", crate::goals::clock::format(*.until))]
+    Throttled { key_result: i64, until: Timestamp },
     #[error("{0}")]
     Disabled(String),
     #[error("{0}")]
@@ -72,7 +78,13 @@ pub struct SyncRun {
     pub error_kind: Option<String>,
     pub error_message: Option<String>,
     pub query: Option<String>,
+    /// The process that ran (or runs) it.
+    pub owner: Option<String>,
 }
+
+/// Runs with their query's text (kept once per distinct query).
+const SELECT_RUNS: &str = "SELECT r.*, coalesce(q.text, r.query) AS query_text
+     FROM sync_runs r LEFT JOIN sync_queries q ON q.id = r.query_id";
 
 pub(crate) fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SyncRun> {
     Ok(SyncRun {
@@ -89,7 +101,8 @@ pub(crate) fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SyncRun> {
         bytes: r.get("bytes")?,
         error_kind: r.get("error_kind")?,
         error_message: r.get("error_message")?,
-        query: r.get("query")?,
+        query: r.get("query_text")?,
+        owner: r.get("owner")?,
     })
 }
 
@@ -100,16 +113,33 @@ pub(crate) fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SyncRun> {
 pub fn next_run(now: Timestamp, interval: i64, key_result_id: i64) -> Timestamp {
     let interval = interval.max(1);
     let phase = fastrand::Rng::with_seed(key_result_id as u64).i64(0..interval);
-    phase + ((now - phase).div_euclid(interval) + 1) * interval
+    let slots = now
+        .saturating_sub(phase)
+        .div_euclid(interval)
+        .saturating_add(1);
+    phase.saturating_add(slots.saturating_mul(interval))
 }
 
-/// Delay before retrying after `failures` consecutive failures.
-pub fn backoff(failures: i64, interval: i64) -> i64 {
+/// Delay before retrying after `failures` consecutive failures: doubling from a
+/// minute, never longer than the link's interval or an hour, and up to a fifth
+/// earlier by a jitter fixed per link and attempt, so links that failed together
+/// in an outage do not all come back at the same second.
+pub fn backoff(failures: i64, interval: i64, key_result_id: i64) -> i64 {
     let exponent = failures.clamp(1, 32) - 1;
-    let delay = BACKOFF_BASE_SECONDS.saturating_mul(1_i64 << exponent.min(30));
-    delay
+    let full = BACKOFF_BASE_SECONDS
+        .saturating_mul(1_i64 << exponent.min(30))
         .min(BACKOFF_CAP_SECONDS)
-        .min(interval.max(BACKOFF_BASE_SECONDS))
+        .min(interval.max(1));
+    let seed = (key_result_id as u64)
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .wrapping_add(failures as u64);
+    full - fastrand::Rng::with_seed(seed).i64(0..=full / 5)
+}
+
+/// The longest wait a Retry-After may impose: the link's interval or a day,
+/// whichever is longer. A bogus header (99999999 s) must not park a link for years.
+pub fn retry_after_cap(interval: i64) -> i64 {
+    interval.max(24 * 3600)
 }
 
 /// Runs syncs; shared by the scheduler and "Sync now".
@@ -125,6 +155,30 @@ pub struct Syncer {
 pub struct ConnectionSlot {
     connection_id: String,
     _permit: OwnedSemaphorePermit,
+}
+
+/// A link's claim as recorded.
+struct Claim {
+    since: Option<Timestamp>,
+    owner: Option<String>,
+    expires_at: Option<Timestamp>,
+}
+
+impl Claim {
+    /// Held by a live sync: its owner's process is alive (when this host can
+    /// tell) and it was renewed in time.
+    fn is_live(&self, lease: &ProcessLease, now: Timestamp) -> bool {
+        let Some(since) = self.since else {
+            return false;
+        };
+        // This process knows its own syncs are running, renewed or not.
+        if self.owner.as_deref() == Some(lease.id()) {
+            return true;
+        }
+        let expires_at = self.expires_at.unwrap_or(since + CLAIM_LEASE_SECONDS);
+        let owner_alive = self.owner.as_deref().is_some_and(|id| lease.is_alive(id));
+        owner_alive && now < expires_at
+    }
 }
 
 /// What a claim gives the sync.
@@ -218,14 +272,62 @@ impl Syncer {
             currency: claimed.link.metric.currency,
         };
         let started = std::time::Instant::now();
-        let result = self
-            .runtime
-            .fetch_and_aggregate(&claimed.connection, &spec)
+        let mut result = self
+            .renewing(
+                claimed.link.key_result_id,
+                self.runtime.fetch_and_aggregate(&claimed.connection, &spec),
+            )
             .await;
+        // A link breaks only when the view or column is confirmed gone: a
+        // not-found must survive one re-check (a replica behind, a view being
+        // re-published) before the scheduler stops the link for good.
+        if matches!(
+            result,
+            Err(CallError::Plugin {
+                error: PluginError::NotFound(_),
+                ..
+            })
+        ) {
+            result = self
+                .renewing(
+                    claimed.link.key_result_id,
+                    self.runtime.fetch_and_aggregate(&claimed.connection, &spec),
+                )
+                .await;
+        }
         let connection = claimed.connection.name.clone();
         let run = self.record(claimed, result).await?;
         log_run(&run, &connection, started.elapsed());
         Ok(run)
+    }
+
+    /// Runs `work` while renewing this host's claim of the link, so other hosts
+    /// see the sync is alive however long it takes.
+    async fn renewing<T>(&self, key_result_id: i64, work: impl Future<Output = T>) -> T {
+        let renew = async {
+            loop {
+                tokio::time::sleep(CLAIM_RENEW_EVERY).await;
+                let now = self.clock.now();
+                let owner = self.db.lease().id().to_string();
+                let renewed = self
+                    .db
+                    .run(move |conn| {
+                        Ok(conn.execute(
+                            "UPDATE metric_links SET claim_expires_at = ?2
+                             WHERE key_result_id = ?1 AND running_owner = ?3",
+                            params![key_result_id, now + CLAIM_LEASE_SECONDS, owner],
+                        )?)
+                    })
+                    .await;
+                if let Err(error) = renewed {
+                    tracing::warn!("renewing the claim of Key Result {key_result_id}: {error}");
+                }
+            }
+        };
+        tokio::select! {
+            done = work => done,
+            never = renew => never,
+        }
     }
 
     async fn claim(&self, key_result_id: i64, trigger: Trigger) -> Result<Claimed, SyncError> {
@@ -268,33 +370,49 @@ impl Syncer {
                 ),
             }));
         }
-        let owner = self.db.lease().id().to_string();
+        let lease = Arc::clone(self.db.lease());
+        let owner = lease.id().to_string();
         let claim = self
             .db
             .run(move |conn| {
                 let tx = conn.transaction()?;
-                let running: Option<Option<Timestamp>> = tx
+                let claim: Option<Claim> = tx
                     .query_row(
-                        "SELECT running_since FROM metric_links WHERE key_result_id = ?1",
+                        "SELECT running_since, running_owner, claim_expires_at
+                         FROM metric_links WHERE key_result_id = ?1",
                         [key_result_id],
-                        |r| r.get(0),
+                        |r| {
+                            Ok(Claim {
+                                since: r.get(0)?,
+                                owner: r.get(1)?,
+                                expires_at: r.get(2)?,
+                            })
+                        },
                     )
                     .optional()?;
-                let Some(running) = running else {
+                let Some(claim) = claim else {
                     return Ok(Err(SyncError::NotLinked(key_result_id)));
                 };
-                if let Some(since) = running
-                    && now - since < CLAIM_LEASE_SECONDS
-                {
-                    return Ok(Err(SyncError::AlreadyRunning {
-                        key_result: key_result_id,
-                        since,
-                    }));
+                if let Some(since) = claim.since {
+                    if claim.is_live(&lease, now) {
+                        return Ok(Err(SyncError::AlreadyRunning {
+                            key_result: key_result_id,
+                            since,
+                        }));
+                    }
+                    // The claim's owner is gone: its sync will never be recorded.
+                    // It counts as interrupted, and this sync is its retry.
+                    tx.execute(
+                        "UPDATE sync_runs SET status = 'interrupted', finished_at = ?2
+                         WHERE key_result_id = ?1 AND status = 'running'",
+                        params![key_result_id, now],
+                    )?;
                 }
                 tx.execute(
-                    "UPDATE metric_links SET running_since = ?2, running_owner = ?3
+                    "UPDATE metric_links SET running_since = ?2, running_owner = ?3,
+                         claim_expires_at = ?4
                      WHERE key_result_id = ?1",
-                    params![key_result_id, now, owner],
+                    params![key_result_id, now, owner, now + CLAIM_LEASE_SECONDS],
                 )?;
                 let run_id: i64 = tx.query_row(
                     "INSERT INTO sync_runs (key_result_id, trigger, started_at, status, owner)
@@ -354,9 +472,11 @@ impl Syncer {
                             tx.commit()?;
                             return Ok(());
                         }
+                        let query_id = history::query_id(&tx, &measurement.query)?;
                         tx.execute(
                             "UPDATE sync_runs SET finished_at = ?2, status = 'success', value = ?3,
-                                 currency = ?4, records = ?5, requests = ?6, bytes = ?7, query = ?8
+                                 currency = ?4, records = ?5, requests = ?6, bytes = ?7,
+                                 query_id = ?8
                              WHERE id = ?1",
                             params![
                                 run_id,
@@ -366,7 +486,7 @@ impl Syncer {
                                 measurement.records as i64,
                                 i64::from(measurement.requests),
                                 measurement.bytes_received as i64,
-                                measurement.query
+                                query_id
                             ],
                         )?;
                         // An empty view has no average: the Key Result keeps its value.
@@ -378,7 +498,7 @@ impl Syncer {
                             )?;
                         }
                         tx.execute(
-                            "UPDATE metric_links SET running_since = NULL, running_owner = NULL, failures = 0,
+                            "UPDATE metric_links SET running_since = NULL, running_owner = NULL, claim_expires_at = NULL, failures = 0,
                                  last_success_at = ?2, last_attempt_at = ?2, next_run_at = ?3,
                                  state = CASE state WHEN 'paused' THEN 'paused' ELSE 'active' END,
                                  state_reason = CASE state WHEN 'paused' THEN state_reason END
@@ -400,7 +520,10 @@ impl Syncer {
                                     &tx,
                                     kr,
                                     now,
-                                    now + i64::from(throttle.retry_after_seconds.max(1)),
+                                    now.saturating_add(
+                                        i64::from(throttle.retry_after_seconds.max(1))
+                                            .min(retry_after_cap(link.interval_seconds)),
+                                    ),
                                     false,
                                 )?;
                             }
@@ -422,18 +545,23 @@ impl Syncer {
                                     now,
                                 )?;
                                 tx.execute(
-                                    "UPDATE metric_links SET running_since = NULL, running_owner = NULL,
+                                    "UPDATE metric_links SET running_since = NULL, running_owner = NULL, claim_expires_at = NULL,
                                          last_attempt_at = ?2 WHERE key_result_id = ?1",
                                     params![kr, now],
                                 )?;
                             }
-                            PluginError::NotFound(_) | PluginError::Invalid(_) => {
+                            PluginError::NotFound(_) => {
                                 let reason = format!(
                                     "view or column was deleted or renamed: relink ({message})"
                                 );
                                 mark_broken(&tx, &link, now, &reason)?;
                             }
-                            PluginError::Limit(_) | PluginError::Upstream(_) => {
+                            // A query the environment refuses today (rows in several
+                            // currencies, a view too large) may pass tomorrow: the
+                            // link retries, and says why meanwhile.
+                            PluginError::Invalid(_)
+                            | PluginError::Limit(_)
+                            | PluginError::Upstream(_) => {
                                 backoff_after_failure(&tx, &link, now)?;
                             }
                         }
@@ -446,6 +574,10 @@ impl Syncer {
                         failed(&tx, run_id, now, "host-limit", &limit)?;
                         backoff_after_failure(&tx, &link, now)?;
                     }
+                    Err(refused @ CallError::Refused { .. }) => {
+                        failed(&tx, run_id, now, "host-refused", &refused.to_string())?;
+                        backoff_after_failure(&tx, &link, now)?;
+                    }
                 }
                 tx.commit()?;
                 Ok(())
@@ -454,7 +586,7 @@ impl Syncer {
         let run = self
             .db
             .run(move |conn| {
-                Ok(conn.query_row("SELECT * FROM sync_runs WHERE id = ?1", [run_id], run_row)?)
+                Ok(conn.query_row(&format!("{SELECT_RUNS} WHERE r.id = ?1"), [run_id], run_row)?)
             })
             .await?;
         Ok(run)
@@ -535,7 +667,7 @@ fn retry_at(
     count_failure: bool,
 ) -> rusqlite::Result<()> {
     tx.execute(
-        "UPDATE metric_links SET running_since = NULL, running_owner = NULL, last_attempt_at = ?2,
+        "UPDATE metric_links SET running_since = NULL, running_owner = NULL, claim_expires_at = NULL, last_attempt_at = ?2,
              next_run_at = ?3,
              failures = failures + ?4 WHERE key_result_id = ?1",
         params![key_result_id, now, at, i64::from(count_failure)],
@@ -548,8 +680,12 @@ fn backoff_after_failure(
     link: &Link,
     now: Timestamp,
 ) -> rusqlite::Result<()> {
-    let delay = backoff(link.failures + 1, link.interval_seconds);
-    retry_at(tx, link.key_result_id, now, now + delay, true)
+    let delay = backoff(
+        link.failures.saturating_add(1),
+        link.interval_seconds,
+        link.key_result_id,
+    );
+    retry_at(tx, link.key_result_id, now, now.saturating_add(delay), true)
 }
 
 fn mark_broken(
@@ -559,7 +695,7 @@ fn mark_broken(
     reason: &str,
 ) -> rusqlite::Result<()> {
     tx.execute(
-        "UPDATE metric_links SET running_since = NULL, running_owner = NULL, last_attempt_at = ?2,
+        "UPDATE metric_links SET running_since = NULL, running_owner = NULL, claim_expires_at = NULL, last_attempt_at = ?2,
              state = 'broken',
              state_reason = ?3 WHERE key_result_id = ?1",
         params![link.key_result_id, now, reason],
@@ -591,26 +727,53 @@ fn broken(
 pub async fn recover_interrupted(db: &Database, now: Timestamp) -> Result<usize, DbError> {
     let lease = Arc::clone(db.lease());
     db.run(move |conn| {
-        let tx = conn.transaction()?;
-        let owners: Vec<Option<String>> = tx
+        // Read first: the scheduler asks every poll, and nearly always nothing
+        // needs the write lock.
+        let owners: Vec<Option<String>> = conn
             .prepare(
                 "SELECT owner FROM sync_runs WHERE status = 'running'
                  UNION SELECT running_owner FROM metric_links WHERE running_since IS NOT NULL",
             )?
             .query_map([], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
+        let gone: Vec<Option<String>> = owners
+            .into_iter()
+            .filter(|owner| !owner.as_deref().is_some_and(|id| lease.is_alive(id)))
+            .collect();
+        let lapsed: Vec<i64> = conn
+            .prepare(
+                "SELECT key_result_id FROM metric_links WHERE running_since IS NOT NULL
+                   AND coalesce(claim_expires_at, running_since + ?2) <= ?1
+                   AND running_owner IS NOT ?3",
+            )?
+            .query_map(params![now, CLAIM_LEASE_SECONDS, lease.id()], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        if gone.is_empty() && lapsed.is_empty() {
+            return Ok(0);
+        }
+        let tx = conn.transaction()?;
         let mut interrupted = 0;
-        for owner in owners {
-            if owner.as_deref().is_some_and(|id| lease.is_alive(id)) {
-                continue;
-            }
+        for key_result_id in lapsed {
+            interrupted += tx.execute(
+                "UPDATE sync_runs SET status = 'interrupted', finished_at = ?2
+                 WHERE key_result_id = ?1 AND status = 'running'",
+                params![key_result_id, now],
+            )?;
+            tx.execute(
+                "UPDATE metric_links SET running_since = NULL, running_owner = NULL,
+                     claim_expires_at = NULL, next_run_at = min(next_run_at, ?2)
+                 WHERE key_result_id = ?1",
+                params![key_result_id, now],
+            )?;
+        }
+        for owner in gone {
             interrupted += tx.execute(
                 "UPDATE sync_runs SET status = 'interrupted', finished_at = ?1
                  WHERE status = 'running' AND owner IS ?2",
                 params![now, owner],
             )?;
             tx.execute(
-                "UPDATE metric_links SET running_since = NULL, running_owner = NULL,
+                "UPDATE metric_links SET running_since = NULL, running_owner = NULL, claim_expires_at = NULL,
                      next_run_at = min(next_run_at, ?1)
                  WHERE running_since IS NOT NULL AND running_owner IS ?2",
                 params![now, owner],
@@ -622,13 +785,38 @@ pub async fn recover_interrupted(db: &Database, now: Timestamp) -> Result<usize,
     .await
 }
 
+/// This process's syncs still running, cut off by a stop: recorded as
+/// interrupted and their links due again. Returns how many.
+pub async fn interrupt_own(db: &Database, now: Timestamp) -> Result<usize, DbError> {
+    let owner = db.lease().id().to_string();
+    db.run(move |conn| {
+        let tx = conn.transaction()?;
+        let interrupted = tx.execute(
+            "UPDATE sync_runs SET status = 'interrupted', finished_at = ?1
+             WHERE status = 'running' AND owner = ?2",
+            params![now, owner],
+        )?;
+        tx.execute(
+            "UPDATE metric_links SET running_since = NULL, running_owner = NULL,
+                 claim_expires_at = NULL, next_run_at = min(next_run_at, ?1)
+             WHERE running_owner = ?2",
+            params![now, owner],
+        )?;
+        tx.commit()?;
+        Ok(interrupted)
+    })
+    .await
+}
+
 /// The Key Result's newest successful run.
 pub async fn last_success(db: &Database, key_result_id: i64) -> Result<Option<SyncRun>, DbError> {
     db.run(move |conn| {
         Ok(conn
             .query_row(
-                "SELECT * FROM sync_runs WHERE key_result_id = ?1 AND status = 'success'
-                 ORDER BY id DESC LIMIT 1",
+                &format!(
+                    "{SELECT_RUNS} WHERE r.key_result_id = ?1 AND r.status = 'success'
+                     ORDER BY r.id DESC LIMIT 1"
+                ),
                 [key_result_id],
                 run_row,
             )
@@ -643,9 +831,9 @@ pub async fn history(
     limit: usize,
 ) -> Result<Vec<SyncRun>, DbError> {
     db.run(move |conn| {
-        let mut statement = conn.prepare(
-            "SELECT * FROM sync_runs WHERE key_result_id = ?1 ORDER BY id DESC LIMIT ?2",
-        )?;
+        let mut statement = conn.prepare(&format!(
+            "{SELECT_RUNS} WHERE r.key_result_id = ?1 ORDER BY r.id DESC LIMIT ?2"
+        ))?;
         let rows = statement.query_map(params![key_result_id, limit as i64], run_row)?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     })
@@ -693,11 +881,35 @@ mod tests {
     }
 
     #[test]
-    fn backoff_doubles_up_to_a_cap() {
-        let delays: Vec<i64> = (1..=9).map(|f| backoff(f, 3600)).collect();
-        assert_eq!(delays, [60, 120, 240, 480, 960, 1920, 3600, 3600, 3600]);
-        assert_eq!(backoff(40, 3600), 3600);
-        assert_eq!(backoff(3, 300), 240);
-        assert_eq!(backoff(4, 300), 300, "never longer than the interval");
+    fn backoff_doubles_up_to_a_cap_with_jitter_below_it() {
+        let full = [60, 120, 240, 480, 960, 1920, 3600, 3600, 3600];
+        for kr in 1..=50 {
+            for (failures, full) in (1..).zip(full) {
+                let delay = backoff(failures, 3600, kr);
+                assert!(
+                    (full - full / 5..=full).contains(&delay),
+                    "failure {failures}: {delay} s, full {full} s"
+                );
+                assert_eq!(delay, backoff(failures, 3600, kr), "the same every time");
+            }
+            assert!(backoff(40, 3600, kr) <= 3600);
+            assert!(backoff(4, 300, kr) <= 300, "never longer than the interval");
+            assert!(
+                (16..=20).contains(&backoff(3, 20, kr)),
+                "a 20 s link retries within 20 s"
+            );
+        }
+        let spread: std::collections::BTreeSet<i64> =
+            (1..=50).map(|kr| backoff(5, 3600, kr)).collect();
+        assert!(
+            spread.len() > 25,
+            "links back off at different times: {spread:?}"
+        );
+    }
+
+    #[test]
+    fn a_retry_after_waits_at_most_a_day_or_the_interval() {
+        assert_eq!(retry_after_cap(3600), 86_400);
+        assert_eq!(retry_after_cap(31 * 86_400), 31 * 86_400);
     }
 }

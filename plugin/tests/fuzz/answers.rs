@@ -276,8 +276,8 @@ fn with_refresh_token(
     platform
 }
 
-/// Retries a session makes of a transient failure (`client::BACKOFF`).
-const RETRIES: usize = 4;
+/// Retries a session makes of a transient failure (`client::MAX_RETRIES`).
+const RETRIES: usize = 1;
 
 /// Every request beyond the script fails; each call asks once more, and a
 /// session retries only a few times. A flow that asks for more ignores errors.

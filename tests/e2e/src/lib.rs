@@ -397,8 +397,11 @@ impl Cli {
         self.data_dir.path()
     }
 
-    pub async fn run_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
-        let output = tokio::process::Command::new(goals_host_binary())
+    /// `goals-host` with this data directory and `args`, not started yet: for
+    /// tests that signal or kill the process.
+    pub fn command(&self, args: &[&str]) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(goals_host_binary());
+        command
             .arg("--data-dir")
             .arg(self.data_dir.path())
             // One compiled plugin for every test of the binary.
@@ -409,6 +412,13 @@ impl Cli {
             .env_remove("GOALS_HOST_PLUGIN")
             .env_remove("RUST_LOG")
             .args(args)
+            .kill_on_drop(true);
+        command
+    }
+
+    pub async fn run_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let output = self
+            .command(args)
             .envs(env.iter().copied())
             .output()
             .await

@@ -387,10 +387,12 @@ async fn loopback_is_refused_without_the_opt_in() {
         refused.stderr
     );
 
-    // ...and an https URL that resolves to loopback is refused by the host at
-    // request time, before any byte leaves: the simulator sees nothing.
+    // ...and so is an https URL whose name resolves to loopback: the URLs meet
+    // the outbound policy when the connection is added, before any byte leaves
+    // (each request meets it again; the limits tests show that).
     let port = url.rsplit(':').next().expect("port");
     let https_loopback = format!("https://localhost:{port}");
+    sim.server.clear_requests();
     let added = cli
         .run_with_env(
             &[
@@ -398,7 +400,6 @@ async fn loopback_is_refused_without_the_opt_in() {
                 "add",
                 "--name",
                 "sneaky",
-                // Saved unverified, so that the refusal is seen at a call.
                 "--no-verify",
                 "--url",
                 &https_loopback,
@@ -410,21 +411,68 @@ async fn loopback_is_refused_without_the_opt_in() {
                 "c",
                 "--client-secret-env",
                 "S",
+                "--json",
             ],
             &[("S", "x")],
         )
         .await;
-    assert!(added.success(), "{}", added.stderr);
-    sim.server.clear_requests();
-    let run = cli.run(&["apps", "--connection", "sneaky", "--json"]).await;
-    assert!(!run.success());
-    let error = &run.json()["error"];
-    assert_eq!(error["kind"], "invalid", "{error}");
-    let refusals = error["host_refusals"].to_string();
-    assert!(refusals.contains("loopback"), "{refusals}");
+    assert_eq!(added.output.status.code(), Some(2), "{}", added.stderr);
+    let message = added.json()["error"]["message"].to_string();
+    for words in ["loopback", "--allow-loopback", "nothing was saved"] {
+        assert!(message.contains(words), "{words}: {message}");
+    }
+    assert_eq!(
+        cli.json(&["connection", "list"]).await,
+        serde_json::json!([])
+    );
     assert!(
         sim.server.requests().is_empty(),
         "no request may reach the simulator"
+    );
+
+    // Internal addresses, in any of the forms a URL allows, never pass.
+    for internal in [
+        "https://169.254.169.254",
+        "https://10.0.0.1",
+        "https://[::ffff:127.0.0.1]",
+        "https://0x7f000001",
+        "https://[fd00:ec2::254]",
+    ] {
+        let refused = cli
+            .run_with_env(
+                &[
+                    "connection",
+                    "add",
+                    "--name",
+                    "inside",
+                    "--no-verify",
+                    "--url",
+                    internal,
+                    "--tenant",
+                    "t",
+                    "--client-id",
+                    "c",
+                    "--client-secret-env",
+                    "S",
+                ],
+                &[("S", "x")],
+            )
+            .await;
+        assert_eq!(
+            refused.output.status.code(),
+            Some(2),
+            "{internal}: {}",
+            refused.stderr
+        );
+        assert!(
+            refused.stderr.contains("nothing was saved"),
+            "{}",
+            refused.stderr
+        );
+    }
+    assert_eq!(
+        cli.json(&["connection", "list"]).await,
+        serde_json::json!([])
     );
 }
 
@@ -971,6 +1019,9 @@ async fn every_commands_json_follows_the_published_schema() {
     assert_eq!(failed["error"]["kind"], "throttled", "{failed}");
     check("sync_result", &failed);
     sim.server.clear_faults();
+    let waiting = json(cli.run(&["kr", "sync", &kr, "--json"]).await);
+    assert_eq!(waiting["error"]["kind"], "throttled", "{waiting}");
+    check("failure", &waiting);
     check(
         "failure",
         &json(cli.run(&["kr", "show", "999", "--json"]).await),
@@ -988,10 +1039,9 @@ async fn every_commands_json_follows_the_published_schema() {
     );
     sim.server.replace_client_secret("rotated");
     sim.server.expire_tokens();
-    check(
-        "sync_result",
-        &json(cli.run(&["kr", "sync", &kr, "--json"]).await),
-    );
+    let refused = json(cli.run(&["kr", "sync", &kr, "--force", "--json"]).await);
+    assert_eq!(refused["error"]["kind"], "unauthorized", "{refused}");
+    check("sync_result", &refused);
     check("alerts", &cli.json(&["alerts", "--all"]).await);
     check("key_result", &cli.json(&["kr", "unlink", &kr]).await);
     check("details", &cli.json(&["kr", "show", &kr]).await);

@@ -227,6 +227,7 @@ async fn a_killed_scheduler_loses_nothing_and_retries_what_it_interrupted_once()
             "succeeded": left,
             "failed": 0,
             "skipped": 0,
+            "interrupted": 0,
             "recovered_interrupted": running,
         }),
         "the links not synced before the kill sync now, once"

@@ -65,7 +65,7 @@ async fn transient_faults_are_retried_inside_the_call() {
 }
 
 /// How often a persistent fault is queued: far more than one call can use up
-/// (the plugin retries a transient failure four times), so every request of
+/// (the plugin retries a transient failure once), so every request of
 /// the failing sync meets it and some are left over.
 const PERSISTENT: usize = 20;
 
@@ -149,6 +149,17 @@ fn every_fault() -> Vec<PersistentFault> {
             metric: Metric::HotLeads,
             kind: "throttled",
             says: "retry after 300 s",
+            retried: false,
+        },
+        PersistentFault {
+            // Unavailable for longer than a call waits: for the scheduler too.
+            fault: Fault::Status {
+                status: 503,
+                retry_after_seconds: Some(300),
+            },
+            metric: Metric::HotLeads,
+            kind: "throttled",
+            says: "HTTP 503); retry after 300 s",
             retried: false,
         },
         PersistentFault {
@@ -267,7 +278,7 @@ async fn persistent(case: PersistentFault) {
     );
     assert!(left > 0, "{label}: the fault lasted to the end of the sync");
     if case.retried {
-        assert!(met > 1, "{label}: retried in the call, {met} faults met");
+        assert_eq!(met, 2, "{label}: one retry in the call, {met} faults met");
     } else {
         assert_eq!(met, 1, "{label}: not retried in the call");
     }
@@ -291,7 +302,7 @@ async fn persistent(case: PersistentFault) {
         assert_eq!(link.failures, 1, "{label}");
         assert_eq!(
             link.next_run_at,
-            world.now() + sync::backoff(1, link.interval_seconds),
+            world.now() + sync::backoff(1, link.interval_seconds, kr.id),
             "{label}: the scheduler backs off"
         );
     }
@@ -399,5 +410,94 @@ async fn an_expired_token_is_replaced_once_and_the_sync_succeeds() {
         statuses,
         [401, 200, 200],
         "one 401, one new token, one retry"
+    );
+}
+
+/// A Syncer over the same database and clock as `world`, its plugin calls under
+/// `limits`.
+fn syncer_with(world: &World, limits: Limits) -> Syncer {
+    Syncer::new(
+        world.db.clone(),
+        Arc::new(world.runtime.with_limits(limits)),
+        Arc::new(world.clock.clone()),
+        usize::MAX,
+    )
+}
+
+#[tokio::test]
+async fn a_host_limit_or_refusal_fails_the_run_and_never_breaks_the_link() {
+    let world = World::new().await;
+    let kr = synced_kr(&world).await;
+    // An answer over the response limit: the host's limit, not the view's fault.
+    let tight = syncer_with(
+        &world,
+        Limits {
+            response_body_bytes: 64,
+            ..Limits::default()
+        },
+    );
+    world.clock.advance(60);
+    let run = tight.sync(kr.id, Trigger::Manual).await.unwrap();
+    assert_eq!(run.status, "failure", "{run:?}");
+    assert_eq!(run.error_kind.as_deref(), Some("host-refused"), "{run:?}");
+    let message = run.error_message.clone().unwrap_or_default();
+    assert!(message.contains("--response-limit"), "{message}");
+    let link = world.link_of(&kr).await;
+    assert_eq!(link.state.as_str(), "active", "{:?}", link.state_reason);
+    assert_eq!(link.failures, 1);
+    assert!(
+        link.next_run_at > world.now() && link.next_run_at <= world.now() + 60,
+        "backs off like any failure"
+    );
+    assert_eq!(world.value_of(&kr).await, Some(hot_leads()));
+    let alerts = goals_host::goals::alerts::list(&world.db, false)
+        .await
+        .unwrap();
+    assert!(alerts.is_empty(), "no broken-link alert: {alerts:?}");
+
+    // The limit lifted, the link syncs again by itself.
+    world.clock.advance(60);
+    let run = world.syncer.sync(kr.id, Trigger::Manual).await.unwrap();
+    assert_eq!(run.status, "success", "{run:?}");
+}
+
+#[tokio::test]
+async fn a_not_found_is_checked_again_before_the_link_breaks() {
+    let world = World::new().await;
+    let kr = synced_kr(&world).await;
+    let not_found = || Fault::Status {
+        status: 404,
+        retry_after_seconds: None,
+    };
+    // Once: a passing 404 (a replica behind) is checked again and passes.
+    world.sim.server.inject_fault(not_found());
+    let run = world.syncer.sync(kr.id, Trigger::Manual).await.unwrap();
+    assert_eq!(run.status, "success", "{run:?}");
+    assert_eq!(world.link_of(&kr).await.state.as_str(), "active");
+    assert_eq!(world.sim.server.clear_faults(), 0, "the one 404 was met");
+
+    // Twice in a row: confirmed, the link breaks.
+    world.sim.server.inject_fault(not_found());
+    world.sim.server.inject_fault(not_found());
+    let run = world.syncer.sync(kr.id, Trigger::Manual).await.unwrap();
+    assert_eq!(run.error_kind.as_deref(), Some("not-found"), "{run:?}");
+    assert_eq!(world.link_of(&kr).await.state.as_str(), "broken");
+    assert_eq!(world.value_of(&kr).await, Some(hot_leads()));
+}
+
+#[tokio::test]
+async fn a_huge_retry_after_waits_a_day_at_most() {
+    let world = World::new().await;
+    let kr = synced_kr(&world).await;
+    world.sim.server.inject_fault(Fault::Status {
+        status: 429,
+        retry_after_seconds: Some(99_999_999),
+    });
+    let run = world.syncer.sync(kr.id, Trigger::Manual).await.unwrap();
+    assert_eq!(run.error_kind.as_deref(), Some("throttled"), "{run:?}");
+    assert_eq!(
+        world.link_of(&kr).await.next_run_at,
+        world.now() + sync::retry_after_cap(3600),
+        "capped at a day for an hourly link, not 3.2 years"
     );
 }

@@ -290,7 +290,16 @@ async fn upstream_failures_back_off_exponentially_and_keep_the_value() {
         assert_eq!(run.error_kind.as_deref(), Some("upstream"));
         delays.push(world.link_of(&kr).await.next_run_at - world.now());
     }
-    assert_eq!(delays, [60, 120, 240]);
+    let expected: Vec<i64> = (1..=3)
+        .map(|failures| sync::backoff(failures, 3600, kr.id))
+        .collect();
+    assert_eq!(delays, expected);
+    for (delay, full) in delays.iter().zip([60, 120, 240]) {
+        assert!(
+            (full - full / 5..=full).contains(delay),
+            "{delays:?}: doubling, jittered"
+        );
+    }
     assert_eq!(world.value_of(&kr).await, Some(hot_leads()));
     let run = world.syncer.sync(kr.id, Trigger::Manual).await.unwrap();
     assert_eq!(run.status, "success");
@@ -589,4 +598,71 @@ async fn connection_names_are_unique_per_organization() {
         .await
         .unwrap();
     assert_eq!(found.organization, "Fabrikam Sales");
+}
+
+#[tokio::test]
+async fn the_scheduler_sweeps_old_runs_and_keeps_each_outcomes_latest() {
+    let world = World::new().await;
+    let kr = hot_leads_kr(&world, "Hot leads").await;
+    let mut failed_run = None;
+    // A hundred days of daily Sync now; on day 5 the view's answer fails.
+    for day in 0..100 {
+        if day == 5 {
+            world.sim.server.inject_fault(Fault::Status {
+                status: 500,
+                retry_after_seconds: None,
+            });
+        }
+        let run = world.syncer.sync(kr.id, Trigger::Manual).await.unwrap();
+        if day == 5 {
+            assert_eq!(run.status, "failure", "{run:?}");
+            failed_run = Some(run.id);
+        }
+        world.clock.advance(86_400);
+    }
+    let count = |sql: &'static str| {
+        let db = world.db.clone();
+        async move {
+            db.run(move |conn| Ok(conn.query_row(sql, [], |r| r.get::<_, i64>(0))?))
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(count("SELECT count(*) FROM sync_runs").await, 100);
+    assert_eq!(
+        count("SELECT count(*) FROM sync_queries").await,
+        1,
+        "a hundred runs of one query keep its text once"
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM sync_runs WHERE query IS NOT NULL").await,
+        0
+    );
+
+    world
+        .scheduler(4)
+        .with_keep_days(30)
+        .run_due()
+        .await
+        .unwrap();
+    let kept = sync::history(&world.db, kr.id, 1000).await.unwrap();
+    let cutoff = world.now() - 30 * 86_400;
+    let (recent, old): (Vec<_>, Vec<_>) = kept.iter().partition(|r| r.started_at >= cutoff);
+    assert_eq!(
+        recent.len(),
+        31,
+        "the last 30 days' runs are all kept, and the round's own sync"
+    );
+    assert_eq!(
+        old.iter().map(|r| r.id).collect::<Vec<_>>(),
+        [failed_run.expect("the failed run")],
+        "of older runs only the latest failure stays"
+    );
+    assert!(
+        recent
+            .iter()
+            .all(|r| r.query.as_deref().is_some_and(|q| q.contains("<fetch"))),
+        "runs still show their query"
+    );
+    assert_eq!(count("SELECT count(*) FROM sync_queries").await, 1);
 }

@@ -565,7 +565,16 @@ async fn exit_codes_tell_a_failed_sync_a_missing_thing_a_usage_error_and_a_sign_
     assert_eq!(failed["error"]["kind"], "throttled", "{failed}");
     assert_eq!(failed["key_result"]["current_value"], json!(hot_leads()));
     sim.server.clear_faults();
-    let text = cli.run(&["kr", "sync", &kr]).await;
+    // Inside the window Dataverse asked for, Sync now says until when and sends
+    // nothing, unless forced.
+    sim.server.clear_requests();
+    let waiting = cli.run(&["kr", "sync", &kr, "--json"]).await;
+    assert_eq!(code(&waiting), Some(5), "{}", waiting.stderr);
+    let error = &waiting.json()["error"];
+    assert_eq!(error["kind"], "throttled", "{error}");
+    assert!(error["message"].to_string().contains("--force"), "{error}");
+    assert!(sim.server.requests().is_empty(), "nothing was sent");
+    let text = cli.run(&["kr", "sync", &kr, "--force"]).await;
     assert_eq!(code(&text), Some(0), "{}", text.stderr);
 
     // The secret was replaced at the tenant: the sync needs a new sign-in, and
@@ -905,11 +914,188 @@ async fn an_unreachable_environment_is_one_line_in_plain_words() {
     assert_eq!(code(&run), Some(5), "{}", run.stderr);
     let lines: Vec<&str> = run.stderr.lines().collect();
     assert_eq!(lines.len(), 1, "one line: {}", run.stderr);
-    let unreachable = format!("could not reach {url}");
-    for words in [unreachable.as_str(), "refused"] {
+    // How the failure shows (a refused connection, or one that broke) depends
+    // on timing; that it names the origin in plain words does not.
+    let unreachable = format!("could not reach {url}: ");
+    for words in [unreachable.as_str(), "check the environment URL"] {
         assert!(lines[0].contains(words), "{words}: {}", lines[0]);
     }
     for noise in ["WARN", "Os {", "StreamError", "\u{1b}["] {
         assert!(!run.stderr.contains(noise), "{noise}: {}", run.stderr);
+    }
+}
+
+/// The statuses of a Key Result's runs, newest first.
+async fn run_statuses(cli: &Cli, kr: &str) -> Vec<String> {
+    cli.json(&["kr", "history", kr])
+        .await
+        .as_array()
+        .map(|runs| {
+            runs.iter()
+                .map(|r| r["status"].as_str().unwrap_or_default().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Waits until a sync of `kr` is recorded as running.
+async fn until_running(cli: &Cli, kr: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while run_statuses(cli, kr).await.first().map(String::as_str) != Some("running") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the sync never started"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_sync_whose_process_died_is_taken_over_at_once() {
+    let sim = Sim::start().await;
+    let cli = Cli::new();
+    assert!(cli.add_connection(&sim, "sim").await.success());
+    let kr = create_kr(&cli, &[]).await;
+    link_hot_leads(&cli, &kr, &[]).await;
+    sim.server.set_latency(Duration::from_secs(30));
+    let mut stuck = cli
+        .command(&["kr", "sync", &kr])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start a Sync now");
+    until_running(&cli, &kr).await;
+    // Ctrl-C, kill -9, a lost machine: the process ends mid-sync.
+    stuck.start_kill().expect("kill the Sync now");
+    let _ = stuck.wait().await;
+
+    let shown = cli.json(&["kr", "show", &kr]).await;
+    assert_eq!(shown["last_run"]["status"], "interrupted", "{shown}");
+    let text = cli.run(&["kr", "show", &kr]).await.stdout;
+    assert!(text.contains("interrupted"), "{text}");
+
+    // The next Sync now takes the link over: no "already running".
+    sim.server.set_latency(Duration::ZERO);
+    let started = tokio::time::Instant::now();
+    let again = cli.run(&["kr", "sync", &kr, "--json"]).await;
+    assert_eq!(code(&again), Some(0), "{}", again.stderr);
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        run_statuses(&cli, &kr).await,
+        ["success", "interrupted", "success"]
+    );
+}
+
+#[tokio::test]
+async fn sigterm_lets_running_syncs_finish_and_exits_zero() {
+    let sim = Sim::start().await;
+    let cli = Cli::new();
+    assert!(cli.add_connection(&sim, "sim").await.success());
+    let kr = create_kr(&cli, &[]).await;
+    link_hot_leads(&cli, &kr, &["--interval", "1"]).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+
+    for (grace, latency, outcome) in [("30", 3, "success"), ("0.5", 20, "interrupted")] {
+        sim.server.set_latency(Duration::from_secs(latency));
+        let scheduler = cli
+            .command(&["run", "--grace", grace, "--json"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the scheduler");
+        until_running(&cli, &kr).await;
+        let pid = scheduler.id().expect("a pid").to_string();
+        let signalled = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("send SIGTERM");
+        assert!(signalled.success());
+        let done = tokio::time::timeout(Duration::from_secs(60), scheduler.wait_with_output())
+            .await
+            .expect("the scheduler stops within its grace")
+            .expect("the scheduler's output");
+        let stderr = String::from_utf8_lossy(&done.stderr);
+        assert_eq!(done.status.code(), Some(0), "grace {grace}: {stderr}");
+        let round: Value = serde_json::from_slice(&done.stdout).expect("one JSON document");
+        assert_eq!(
+            run_statuses(&cli, &kr).await.first().map(String::as_str),
+            Some(outcome),
+            "grace {grace}: {round}"
+        );
+        if outcome == "interrupted" {
+            assert_eq!(round["interrupted"], 1, "{round}");
+            let link = cli.json(&["kr", "show", &kr]).await["link"].clone();
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or_default();
+            assert!(
+                goals_e2e::seconds(&link["next_run_at"]).is_some_and(|at| at <= now),
+                "the cut-off sync is due again: {link}"
+            );
+        } else {
+            assert_eq!(round["succeeded"], 1, "{round}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn kr_resume_checks_a_broken_link_again() {
+    let sim = Sim::start().await;
+    let cli = Cli::new();
+    assert!(cli.add_connection(&sim, "sim").await.success());
+    let kr = create_kr(&cli, &[]).await;
+    link_hot_leads(&cli, &kr, &[]).await;
+    let not_found = || dataverse_sim::Fault::Status {
+        status: 404,
+        retry_after_seconds: None,
+    };
+    for _ in 0..10 {
+        sim.server.inject_fault(not_found());
+    }
+    let broke = cli.run(&["kr", "sync", &kr]).await;
+    assert_eq!(code(&broke), Some(3), "{}", broke.stderr);
+    let shown = cli.json(&["kr", "show", &kr]).await;
+    assert_eq!(shown["link"]["state"], "broken", "{shown}");
+
+    // Still missing: resume says so and the link stays broken.
+    let still = cli.run(&["kr", "resume", &kr, "--json"]).await;
+    assert_eq!(code(&still), Some(3), "{}", still.stderr);
+    assert_eq!(still.json()["state"], "broken", "{}", still.stdout);
+
+    // Back again: resume checks, and the link is active with a fresh value.
+    sim.server.clear_faults();
+    let resumed = cli.run(&["kr", "resume", &kr, "--json"]).await;
+    assert_eq!(code(&resumed), Some(0), "{}", resumed.stderr);
+    assert_eq!(resumed.json()["state"], "active", "{}", resumed.stdout);
+    let shown = cli.json(&["kr", "show", &kr]).await;
+    assert_eq!(shown["link"]["state"], "active", "{shown}");
+    assert_eq!(shown["last_run"]["status"], "success", "{shown}");
+}
+
+#[tokio::test]
+async fn names_with_hidden_characters_are_refused() {
+    let cli = Cli::new();
+    for args in [
+        vec![
+            "kr",
+            "create",
+            "--title",
+            "Deals\u{202E}gnp",
+            "--owner",
+            "ana",
+            "--start",
+            "0",
+            "--target",
+            "1",
+        ],
+        vec!["tenant", "create", "acme\u{2066}"],
+    ] {
+        let run = cli.run(&[&args[..], &["--json"]].concat()).await;
+        assert_eq!(code(&run), Some(2), "{args:?}: {}", run.stderr);
     }
 }

@@ -524,3 +524,78 @@ async fn secrets_are_never_printed_or_logged_on_failure_paths_either() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_lost_key_is_an_open_alert_naming_the_key_and_the_fix() {
+    let sim = Sim::start().await;
+    let cli = Cli::new();
+    assert!(cli.add_connection(&sim, "sim").await.success());
+    assert_eq!(cli.json(&["alerts"]).await, serde_json::json!([]));
+    // The key file is lost: a new one is made, and nothing stored opens.
+    std::fs::remove_file(cli.data_dir().join("secret.key")).expect("remove the key file");
+    let alerts = cli.json(&["alerts"]).await;
+    let open = alerts.as_array().expect("alerts");
+    assert_eq!(open.len(), 1, "{alerts}");
+    assert_eq!(open[0]["kind"], "needs-sign-in", "{alerts}");
+    let message = open[0]["message"].as_str().unwrap_or_default();
+    for words in [
+        "secret.key",
+        "Restore the key",
+        "goals-host connection sign-in 'sim' --client-secret-env VAR",
+    ] {
+        assert!(message.contains(words), "{words}: {message}");
+    }
+    // Signing in again closes it.
+    let repaired = cli
+        .run_with_env(
+            &["connection", "sign-in", "sim", "--client-secret-env", "S"],
+            &[("S", &sim.config.client_secret)],
+        )
+        .await;
+    assert!(repaired.success(), "{}", repaired.stderr);
+    assert_eq!(cli.json(&["alerts"]).await, serde_json::json!([]));
+}
+
+#[tokio::test]
+async fn an_empty_database_file_or_a_missing_data_directory_is_an_error() {
+    let cli = Cli::new();
+    std::fs::write(cli.data_dir().join("goals.db"), b"").expect("an empty goals.db");
+    let run = cli.run(&["kr", "list", "--json"]).await;
+    assert_eq!(run.output.status.code(), Some(1), "{}", run.stderr);
+    assert!(run.stderr.contains("0 bytes"), "{}", run.stderr);
+    assert_eq!(
+        std::fs::metadata(cli.data_dir().join("goals.db"))
+            .map(|m| m.len())
+            .ok(),
+        Some(0),
+        "left as it was"
+    );
+
+    let missing = cli.data_dir().join("typo");
+    for read in [&["kr", "list"][..], &["alerts"], &["connection", "list"]] {
+        let run = tokio::process::Command::new(goals_e2e::goals_host_binary())
+            .arg("--data-dir")
+            .arg(&missing)
+            .args(read)
+            .arg("--json")
+            .output()
+            .await
+            .expect("run goals-host");
+        assert_eq!(run.status.code(), Some(3), "{read:?}");
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(stderr.contains("does not exist"), "{read:?}: {stderr}");
+        assert!(!missing.exists(), "{read:?} created the directory");
+    }
+    let created = tokio::process::Command::new(goals_e2e::goals_host_binary())
+        .arg("--data-dir")
+        .arg(&missing)
+        .args(["tenant", "create", "acme"])
+        .output()
+        .await
+        .expect("run goals-host");
+    assert!(created.status.success());
+    assert!(
+        missing.join("goals.db").exists(),
+        "a command that writes creates it"
+    );
+}

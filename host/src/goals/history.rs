@@ -1,0 +1,61 @@
+//! Sync history that stays bounded: each query's text is stored once, and runs
+//! older than the retention period are swept, keeping each link's latest run
+//! of every outcome so its details can always say what happened last.
+
+use crate::db::{Database, DbError};
+use crate::goals::clock::Timestamp;
+use rusqlite::{OptionalExtension, Transaction, params};
+
+/// How long runs are kept unless configured otherwise.
+pub const DEFAULT_KEEP_DAYS: u32 = 90;
+
+/// The id of `text` in the table of query texts, adding it when new.
+pub(crate) fn query_id(tx: &Transaction<'_>, text: &str) -> rusqlite::Result<i64> {
+    let known: Option<i64> = tx
+        .query_row("SELECT id FROM sync_queries WHERE text = ?1", [text], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    match known {
+        Some(id) => Ok(id),
+        None => tx.query_row(
+            "INSERT INTO sync_queries (text) VALUES (?1) RETURNING id",
+            [text],
+            |r| r.get(0),
+        ),
+    }
+}
+
+/// What a sweep removed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Swept {
+    pub runs: usize,
+    pub queries: usize,
+}
+
+/// Removes finished runs that started more than `keep_days` before `now`,
+/// except each link's newest run of each status, and the query texts no run
+/// refers to any more.
+pub async fn sweep(db: &Database, now: Timestamp, keep_days: u32) -> Result<Swept, DbError> {
+    let cutoff = now.saturating_sub(i64::from(keep_days).saturating_mul(86_400));
+    db.run(move |conn| {
+        let tx = conn.transaction()?;
+        let runs = tx.execute(
+            "DELETE FROM sync_runs
+             WHERE started_at < ?1 AND status != 'running'
+               AND id NOT IN (
+                   SELECT max(id) FROM sync_runs GROUP BY key_result_id, status
+               )",
+            [cutoff],
+        )?;
+        let queries = tx.execute(
+            "DELETE FROM sync_queries WHERE NOT EXISTS (
+                 SELECT 1 FROM sync_runs WHERE sync_runs.query_id = sync_queries.id
+             )",
+            params![],
+        )?;
+        tx.commit()?;
+        Ok(Swept { runs, queries })
+    })
+    .await
+}
