@@ -26,6 +26,16 @@ pub enum DbError {
         #[source]
         source: rusqlite::Error,
     },
+    #[error(
+        "{path} is empty (0 bytes), not a database: restore it from a backup, or move it \
+         away to start with a new, empty one"
+    )]
+    EmptyFile { path: String },
+    #[error(
+        "the data directory {path} does not exist: check --data-dir (or GOALS_HOST_DATA_DIR); \
+         commands that add something create it"
+    )]
+    NoDataDir { path: String },
     #[error("cannot create the data directory {path}: {source}")]
     CreateDir {
         path: String,
@@ -64,6 +74,13 @@ impl Database {
             source,
         })?;
         let path = data_dir.join("goals.db");
+        // SQLite takes an empty file for a new database: a goals.db truncated by
+        // a bad copy or a full disk would silently start over, empty.
+        if std::fs::metadata(&path).is_ok_and(|m| m.len() == 0) {
+            return Err(DbError::EmptyFile {
+                path: path.display().to_string(),
+            });
+        }
         let conn = rusqlite::Connection::open(&path).map_err(|source| DbError::Open {
             path: path.display().to_string(),
             source,
@@ -73,6 +90,18 @@ impl Database {
             source,
         })?;
         Self::prepare(conn, Keyring::load(data_dir)?, lease)
+    }
+
+    /// [`Database::open`] for commands that only read: a data directory that
+    /// does not exist is an error (a mistyped --data-dir must not show an empty
+    /// list), never created.
+    pub fn open_existing(data_dir: &Path) -> Result<Database, DbError> {
+        if !data_dir.is_dir() {
+            return Err(DbError::NoDataDir {
+                path: data_dir.display().to_string(),
+            });
+        }
+        Self::open(data_dir)
     }
 
     pub fn open_in_memory() -> Result<Database, DbError> {

@@ -54,6 +54,8 @@ pub enum SecretError {
 /// The key sealing and opening stored secrets.
 pub struct Keyring {
     cipher: XChaCha20Poly1305,
+    /// Where the key came from, for messages about secrets it cannot open.
+    source: String,
 }
 
 impl std::fmt::Debug for Keyring {
@@ -76,14 +78,24 @@ fn parse_key(text: &[u8]) -> Option<[u8; 32]> {
 
 impl Keyring {
     pub fn from_key(key: [u8; 32]) -> Keyring {
+        Self::with_source(key, "a key given by the caller".to_string())
+    }
+
+    fn with_source(key: [u8; 32], source: String) -> Keyring {
         Keyring {
             cipher: XChaCha20Poly1305::new(&Key::from(key)),
+            source,
         }
+    }
+
+    /// Where the key came from: the environment variable or the key file.
+    pub fn source(&self) -> &str {
+        &self.source
     }
 
     /// A key that lives only as long as the process (in-memory databases).
     pub fn ephemeral() -> Result<Keyring, SecretError> {
-        Ok(Self::from_key(random()?))
+        Ok(Self::with_source(random()?, "an in-memory key".to_string()))
     }
 
     /// The key from the environment, else from the data directory's key file,
@@ -93,7 +105,10 @@ impl Keyring {
     pub fn load(data_dir: &Path) -> Result<Keyring, SecretError> {
         if let Some(text) = std::env::var_os(KEY_ENV) {
             let key = parse_key(text.as_encoded_bytes()).ok_or(SecretError::BadKeyEnv)?;
-            return Ok(Self::from_key(key));
+            return Ok(Self::with_source(
+                key,
+                format!("the environment variable {KEY_ENV}"),
+            ));
         }
         let path = data_dir.join(KEY_FILE);
         let file_error = |source| SecretError::KeyFile {
@@ -102,13 +117,16 @@ impl Keyring {
         };
         match std::fs::read(&path) {
             Ok(text) => parse_key(&text)
-                .map(Self::from_key)
+                .map(|key| Self::with_source(key, format!("the key file {}", path.display())))
                 .ok_or_else(|| SecretError::BadKeyFile { path: path.clone() }),
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
                 let key: [u8; 32] = random()?;
                 write_owner_only(&path, format!("{}\n", hex::encode(key)).as_bytes())
                     .map_err(file_error)?;
-                Ok(Self::from_key(key))
+                Ok(Self::with_source(
+                    key,
+                    format!("the key file {} (new: none was there)", path.display()),
+                ))
             }
             Err(error) => Err(file_error(error)),
         }

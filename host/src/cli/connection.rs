@@ -244,7 +244,13 @@ pub async fn run(context: &Context<'_>, command: &ConnectionCommand) -> anyhow::
                 json,
             })
         }
-        ConnectionCommand::List => Ok(render::connections(&connections::list(db, org).await?)),
+        ConnectionCommand::List => {
+            // An organization that does not exist is an error, not an empty list.
+            if let Some(name) = org {
+                crate::goals::admin::organization(db, name).await?;
+            }
+            Ok(render::connections(&connections::list(db, org).await?))
+        }
         ConnectionCommand::Remove { name } => {
             let record = connections::remove(db, name, org).await?;
             Ok(Report {

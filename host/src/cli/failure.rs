@@ -152,6 +152,12 @@ pub fn kind(error: &anyhow::Error) -> &'static str {
     if error.downcast_ref::<UsageError>().is_some() {
         return "usage";
     }
+    if let Some(db) = error.downcast_ref::<crate::db::DbError>() {
+        return match db {
+            crate::db::DbError::NoDataDir { .. } => "not-found",
+            _ => "storage",
+        };
+    }
     "error"
 }
 

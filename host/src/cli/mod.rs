@@ -309,10 +309,15 @@ pub async fn run(cli: &Cli) -> anyhow::Result<Report> {
     } else {
         progress::Progress::none()
     };
+    let reads_only = only_reads(&cli.command);
     let context = || -> anyhow::Result<Context<'_>> {
         Ok(Context {
             cli,
-            db: Database::open(&cli.data_dir())?,
+            db: if reads_only {
+                Database::open_existing(&cli.data_dir())?
+            } else {
+                Database::open(&cli.data_dir())?
+            },
             clock: Arc::new(SystemClock),
             progress: progress.clone(),
         })
@@ -320,6 +325,19 @@ pub async fn run(cli: &Cli) -> anyhow::Result<Report> {
     let result = dispatch(cli, context).await;
     progress.finish();
     result
+}
+
+/// Commands that only read the host's data: they never create a data
+/// directory, so a mistyped --data-dir is an error, not an empty answer.
+fn only_reads(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Tenant(TenantCommand::List)
+            | Command::Org(OrgCommand::List)
+            | Command::Connection(ConnectionCommand::List)
+            | Command::Kr(KrCommand::List | KrCommand::Show { .. } | KrCommand::History { .. })
+            | Command::Alerts { .. }
+    )
 }
 
 /// Commands that wait on an environment show a spinner; the scheduler, the

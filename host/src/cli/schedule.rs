@@ -128,6 +128,7 @@ async fn stop_signal() {
 pub async fn alerts(context: &Context<'_>, all: bool) -> anyhow::Result<Report> {
     let db = &context.db;
     alerts::open_stale(db, context.clock.now()).await?;
+    alerts::open_lost_keys(db, context.clock.now()).await?;
     let list = alerts::list(db, all).await?;
     let mut rows = Vec::with_capacity(list.len());
     let mut documents = Vec::with_capacity(list.len());

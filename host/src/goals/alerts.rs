@@ -114,6 +114,46 @@ fn alert_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Alert> {
 }
 
 /// Alerts, open ones only unless `all`.
+/// Opens a needs-sign-in alert for each connection whose stored sign-in this
+/// host's secret key cannot open (the key file was lost or replaced): the
+/// problem shows in `alerts` before any sync fails on it.
+pub async fn open_lost_keys(db: &Database, now: Timestamp) -> Result<(), DbError> {
+    let lost: Vec<crate::connections::ConnectionRecord> = crate::connections::list(db, None)
+        .await
+        .map_err(|error| match error {
+            crate::connections::ConnectionError::Db(error) => error,
+            other => DbError::Task(other.to_string()),
+        })?
+        .into_iter()
+        .filter(|c| c.key_lost)
+        .collect();
+    if lost.is_empty() {
+        return Ok(());
+    }
+    let source = db.keyring().source().to_string();
+    db.run(move |conn| {
+        let tx = conn.transaction()?;
+        for connection in &lost {
+            open(
+                &tx,
+                AlertKind::NeedsSignIn,
+                &connection_subject(&connection.id),
+                &format!(
+                    "connection '{}' needs sign-in: its stored sign-in cannot be opened with \
+                     the secret key from {source}. Restore the key it was sealed with (it is \
+                     backed up with goals.db), or sign in again: {}",
+                    connection.name,
+                    connection.sign_in_command()
+                ),
+                now,
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    })
+    .await
+}
+
 pub async fn list(db: &Database, all: bool) -> Result<Vec<Alert>, DbError> {
     db.run(move |conn| {
         let mut statement = conn

@@ -206,6 +206,7 @@ impl Scheduler {
             );
         }
         alerts::open_stale(self.syncer.db(), now).await?;
+        alerts::open_lost_keys(self.syncer.db(), now).await?;
         // Links already in flight, looked up once rather than per due link.
         let in_flight: HashSet<i64> = flight.links.values().copied().collect();
         for due in due_links(self.syncer.db(), now).await? {

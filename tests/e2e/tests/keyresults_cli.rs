@@ -710,6 +710,12 @@ async fn org_scopes_every_key_result_command() {
         assert_eq!(code(&run), Some(3), "{command:?}: {}", run.stderr);
         assert!(run.stderr.contains("Nope"), "{}", run.stderr);
     }
+    for listing in [["kr", "list"], ["connection", "list"]] {
+        let run = cli
+            .run(&[&listing[..], &["--org", "Nope", "--json"]].concat())
+            .await;
+        assert_eq!(code(&run), Some(3), "{listing:?}: {}", run.stderr);
+    }
     let shown = cli.json(&["kr", "show", &kr, "--org", "default"]).await;
     assert_eq!(shown["key_result"]["id"].to_string(), kr);
 
