@@ -100,6 +100,57 @@ pub fn pick_app(apps: Vec<App>, wanted: &str) -> Result<App, ResolveError> {
     pick(apps, wanted, "app", |a| &a.id, |a| &a.name)
 }
 
+/// A table by logical name, or by display name (any case) among the tables the
+/// environment's apps show. A logical name (lower case, no spaces) is taken as
+/// it is, without a request: the plugin says if it does not exist.
+pub async fn entity(
+    runtime: &PluginRuntime,
+    conn: &ConnectionRecord,
+    wanted: &str,
+) -> anyhow::Result<String> {
+    let wanted = wanted.trim();
+    if is_logical_name(wanted) {
+        return Ok(wanted.to_string());
+    }
+    let mut available = Vec::new();
+    let mut found = Vec::new();
+    for app in runtime.list_apps(conn).await? {
+        for entity in runtime.list_entities(conn, &app.id).await? {
+            if entity.display_name.to_lowercase() == wanted.to_lowercase()
+                && !found.contains(&entity.logical_name)
+            {
+                found.push(entity.logical_name.clone());
+            }
+            if !available.contains(&entity.display_name) {
+                available.push(entity.display_name);
+            }
+        }
+    }
+    match found.len() {
+        1 => Ok(found.remove(0)),
+        0 => Err(ResolveError::NotFound {
+            what: "table",
+            wanted: wanted.to_string(),
+            available,
+        }
+        .into()),
+        _ => Err(ResolveError::Ambiguous {
+            what: "table",
+            wanted: wanted.to_string(),
+            ids: found,
+        }
+        .into()),
+    }
+}
+
+/// How Dataverse spells logical names: lower-case letters, digits, underscores.
+fn is_logical_name(text: &str) -> bool {
+    !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
 pub async fn view(
     runtime: &PluginRuntime,
     conn: &ConnectionRecord,
@@ -120,6 +171,16 @@ mod tests {
             ("2".into(), "Won".into()),
             ("3".into(), "Won".into()),
         ]
+    }
+
+    #[test]
+    fn logical_names_are_told_from_display_names() {
+        for logical in ["opportunity", "new_project_task", "account2"] {
+            assert!(is_logical_name(logical), "{logical}");
+        }
+        for display in ["Opportunity", "Project Task", "", "lead "] {
+            assert!(!is_logical_name(display), "{display:?}");
+        }
     }
 
     #[test]

@@ -48,7 +48,7 @@ pub enum PluginCommand {
         /// Connection: its exact name, as `connection list` shows
         #[arg(long)]
         connection: String,
-        /// Table: its logical name (e.g. opportunity), as `entities` lists
+        /// Table: its logical name (e.g. opportunity) or display name (any case), as `entities` lists
         #[arg(long)]
         entity: String,
         /// Only views whose name contains this text (any case, no wildcards)
@@ -63,7 +63,7 @@ pub enum PluginCommand {
         /// Connection: its exact name, as `connection list` shows
         #[arg(long)]
         connection: String,
-        /// Table: its logical name (e.g. opportunity), as `entities` lists
+        /// Table: its logical name (e.g. opportunity) or display name (any case), as `entities` lists
         #[arg(long)]
         entity: String,
         /// View: its id or name (any case), as `views` lists
@@ -80,7 +80,7 @@ pub enum PluginCommand {
         /// Connection: its exact name, as `connection list` shows
         #[arg(long)]
         connection: String,
-        /// Table: its logical name (e.g. opportunity), as `entities` lists
+        /// Table: its logical name (e.g. opportunity) or display name (any case), as `entities` lists
         #[arg(long)]
         entity: String,
         /// View: its id or name (any case), as `views` lists
@@ -121,8 +121,11 @@ pub async fn run(context: &Context<'_>, command: &PluginCommand) -> anyhow::Resu
             search,
         } => {
             let conn = connections::get(db, connection, org).await?;
+            let entity = resolve::entity(&runtime, &conn, entity).await?;
             Ok(render::views(
-                &runtime.list_views(&conn, entity, search.as_deref()).await?,
+                &runtime
+                    .list_views(&conn, &entity, search.as_deref())
+                    .await?,
             ))
         }
         PluginCommand::Columns {
@@ -131,13 +134,14 @@ pub async fn run(context: &Context<'_>, command: &PluginCommand) -> anyhow::Resu
             view,
         } => {
             let conn = connections::get(db, connection, org).await?;
-            let view = resolve::view(&runtime, &conn, entity, view).await?;
+            let entity = resolve::entity(&runtime, &conn, entity).await?;
+            let view = resolve::view(&runtime, &conn, &entity, view).await?;
             let view = ViewRef {
                 id: view.id,
                 kind: view.kind,
             };
             Ok(render::columns(
-                &runtime.list_columns(&conn, entity, &view).await?,
+                &runtime.list_columns(&conn, &entity, &view).await?,
             ))
         }
         PluginCommand::Measure {
@@ -153,6 +157,7 @@ pub async fn run(context: &Context<'_>, command: &PluginCommand) -> anyhow::Resu
                 "measuring view '{view}' of connection '{connection}'"
             ));
             let before = runtime.traffic();
+            let entity = &resolve::entity(&runtime, &conn, entity).await?;
             let view = resolve::view(&runtime, &conn, entity, view).await?;
             let view_ref = ViewRef {
                 id: view.id.clone(),

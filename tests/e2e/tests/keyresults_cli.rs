@@ -530,6 +530,11 @@ async fn a_disabled_connection_stops_its_links_and_says_why_until_enabled() {
     assert!(again.stderr.contains("is not disabled"), "{}", again.stderr);
 }
 
+/// Borrowed arguments from owned ones.
+fn strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
 /// The exit code of a finished `goals-host` run.
 fn code(run: &goals_e2e::Run) -> Option<i32> {
     run.output.status.code()
@@ -849,6 +854,38 @@ async fn apps_are_found_by_unique_name_and_any_case() {
             .await;
         assert_eq!(entities, by_name, "--app {app}");
     }
+
+    // Tables by display name too, in any case, for the commands without an app.
+    let lead = by_name
+        .as_array()
+        .and_then(|all| all.iter().find(|e| e["logical_name"] == "lead"))
+        .expect("the lead table");
+    let display = lead["name"]
+        .as_str()
+        .expect("a display name")
+        .to_uppercase();
+    let views = |entity: &str| {
+        let args = [
+            "views",
+            "--connection",
+            "sim",
+            "--entity",
+            entity,
+            "--search",
+            "hot",
+        ];
+        args.map(str::to_string)
+    };
+    let by_logical = cli.json(&strs(&views("lead"))).await;
+    let by_display = cli.json(&strs(&views(&display))).await;
+    assert_eq!(by_display, by_logical, "--entity {display}");
+    let unknown = cli.run(&strs(&views("No Such Table"))).await;
+    assert_eq!(code(&unknown), Some(3), "{}", unknown.stderr);
+    assert!(
+        unknown.stderr.contains("no table 'No Such Table'"),
+        "{}",
+        unknown.stderr
+    );
 }
 
 #[tokio::test]
