@@ -36,6 +36,11 @@ pub enum DbError {
          commands that add something create it"
     )]
     NoDataDir { path: String },
+    #[error(
+        "{path} is from an older version and its directory cannot be written, so it \
+         cannot be upgraded: run goals-host once where the data directory is writable"
+    )]
+    ReadOnlyOutdated { path: String },
     #[error("cannot create the data directory {path}: {source}")]
     CreateDir {
         path: String,
@@ -64,6 +69,7 @@ pub struct Database {
     conn: Arc<Mutex<rusqlite::Connection>>,
     keyring: Arc<Keyring>,
     lease: Arc<ProcessLease>,
+    read_only: bool,
 }
 
 impl Database {
@@ -101,7 +107,74 @@ impl Database {
                 path: data_dir.display().to_string(),
             });
         }
+        // A directory this process cannot write to (a read-only mount, a backup
+        // being inspected) is still readable.
+        if tempfile::tempfile_in(data_dir).is_err() {
+            return Self::open_read_only(data_dir);
+        }
         Self::open(data_dir)
+    }
+
+    /// The database of a data directory that cannot be written: no migration, no
+    /// lease file, no new key file, and no write ever.
+    fn open_read_only(data_dir: &Path) -> Result<Database, DbError> {
+        let path = data_dir.join("goals.db");
+        let open_error = |source| DbError::Open {
+            path: path.display().to_string(),
+            source,
+        };
+        match std::fs::metadata(&path) {
+            Ok(meta) if meta.len() == 0 => {
+                return Err(DbError::EmptyFile {
+                    path: path.display().to_string(),
+                });
+            }
+            Ok(_) => {}
+            Err(_) => {
+                return Err(DbError::NoDataDir {
+                    path: path.display().to_string(),
+                });
+            }
+        }
+        // A database closed cleanly has no -wal file and is read as immutable (no
+        // -shm to create); after a crash its -wal holds committed frames that must
+        // be read, which SQLite does read-only while the -shm beside it exists.
+        let mode = if data_dir.join("goals.db-wal").exists() {
+            "mode=ro"
+        } else {
+            "immutable=1"
+        };
+        let mut uri = url::Url::from_file_path(&path).map_err(|()| DbError::NoDataDir {
+            path: path.display().to_string(),
+        })?;
+        uri.set_query(Some(mode));
+        let conn = rusqlite::Connection::open_with_flags(
+            uri.as_str(),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+                | rusqlite::OpenFlags::SQLITE_OPEN_URI
+                | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(open_error)?;
+        let version: usize = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(open_error)?;
+        if version != MIGRATIONS.len() {
+            return Err(DbError::ReadOnlyOutdated {
+                path: path.display().to_string(),
+            });
+        }
+        Ok(Database {
+            conn: Arc::new(Mutex::new(conn)),
+            keyring: Arc::new(Keyring::load_existing(data_dir)?),
+            lease: Arc::new(ProcessLease::private()),
+            read_only: true,
+        })
+    }
+
+    /// Whether this database is open only for reading (its directory cannot be
+    /// written): commands then show what is recorded and record nothing.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
     }
 
     pub fn open_in_memory() -> Result<Database, DbError> {
@@ -132,6 +205,7 @@ impl Database {
             conn: Arc::new(Mutex::new(conn)),
             keyring: Arc::new(keyring),
             lease: Arc::new(lease),
+            read_only: false,
         })
     }
 

@@ -132,6 +132,21 @@ impl Keyring {
         }
     }
 
+    /// [`Keyring::load`] that never creates the key file (a read-only data
+    /// directory): without a key, stored secrets simply cannot be opened.
+    pub fn load_existing(data_dir: &Path) -> Result<Keyring, SecretError> {
+        if std::env::var_os(KEY_ENV).is_some() || data_dir.join(KEY_FILE).exists() {
+            return Self::load(data_dir);
+        }
+        Ok(Self::with_source(
+            random()?,
+            format!(
+                "no key: the read-only data directory {} has no {KEY_FILE}",
+                data_dir.display()
+            ),
+        ))
+    }
+
     /// Seals `plaintext` for the place `context` names.
     pub fn seal(&self, context: &str, plaintext: &[u8]) -> Result<Vec<u8>, SecretError> {
         let nonce: [u8; NONCE_LEN] = random()?;

@@ -127,8 +127,11 @@ async fn stop_signal() {
 
 pub async fn alerts(context: &Context<'_>, all: bool) -> anyhow::Result<Report> {
     let db = &context.db;
-    alerts::open_stale(db, context.clock.now()).await?;
-    alerts::open_lost_keys(db, context.clock.now()).await?;
+    // Alerts found now are recorded, unless the data directory is read-only.
+    if !db.is_read_only() {
+        alerts::open_stale(db, context.clock.now()).await?;
+        alerts::open_lost_keys(db, context.clock.now()).await?;
+    }
     let list = alerts::list(db, all).await?;
     let mut rows = Vec::with_capacity(list.len());
     let mut documents = Vec::with_capacity(list.len());

@@ -599,3 +599,83 @@ async fn an_empty_database_file_or_a_missing_data_directory_is_an_error() {
         "a command that writes creates it"
     );
 }
+
+/// `goals-host ARGS` with the data directory mounted read-only in a mount
+/// namespace of its own (`unshare -m`, which needs root); `None` where the
+/// machine cannot do that.
+async fn on_a_read_only_mount(cli: &Cli, args: &[&str]) -> Option<std::process::Output> {
+    let dir = cli.data_dir().display().to_string();
+    let script = format!(
+        "mount --bind '{dir}' '{dir}' && mount -o remount,bind,ro '{dir}' && \
+         touch '{dir}/probe' 2>/dev/null && exit 97; exec \"$0\" \"$@\""
+    );
+    let output = tokio::process::Command::new("unshare")
+        .args(["-m", "sh", "-c", &script])
+        .arg(goals_e2e::goals_host_binary())
+        .arg("--data-dir")
+        .arg(cli.data_dir())
+        .args(args)
+        .env("GOALS_HOST_CACHE_DIR", goals_e2e::shared_cache_dir())
+        .env_remove("GOALS_HOST_SECRET_KEY")
+        .output()
+        .await
+        .ok()?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // The mount itself failed (not root, no mount namespaces), or the
+    // directory stayed writable: this machine cannot show it.
+    if output.status.code() == Some(97) || stderr.contains("unshare:") || stderr.contains("mount:")
+    {
+        return None;
+    }
+    Some(output)
+}
+
+#[tokio::test]
+async fn read_commands_work_on_a_read_only_data_directory() {
+    let sim = Sim::start().await;
+    let cli = Cli::new();
+    assert!(cli.add_connection(&sim, "sim").await.success());
+    let kr = cli.linked_hot_leads_kr("sim", &[]).await;
+    let Some(listed) = on_a_read_only_mount(&cli, &["kr", "list", "--json"]).await else {
+        let required = std::env::var_os("GOALS_E2E_REQUIRE_ALL").is_some();
+        assert!(
+            !required,
+            "GOALS_E2E_REQUIRE_ALL is set, but this machine cannot mount a directory read-only (needs root and unshare)"
+        );
+        eprintln!("skipped: mounting a directory read-only needs root and unshare(1)");
+        return;
+    };
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).expect("JSON");
+    assert_eq!(listed[0]["id"].to_string(), kr, "{listed}");
+    for read in [
+        &["kr", "show", &kr, "--json"][..],
+        &["kr", "history", &kr, "--json"],
+        &["connection", "list", "--json"],
+        &["alerts", "--json"],
+    ] {
+        let run = on_a_read_only_mount(&cli, read)
+            .await
+            .expect("the mount worked once");
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(run.status.success(), "{read:?}: {stderr}");
+    }
+    let shown = on_a_read_only_mount(&cli, &["kr", "show", &kr, "--json"])
+        .await
+        .expect("the mount worked once");
+    let shown: serde_json::Value = serde_json::from_slice(&shown.stdout).expect("JSON");
+    assert_eq!(shown["link"]["view_name"], "Hot Leads", "{shown}");
+    // Writing is refused, and nothing changed.
+    let write = on_a_read_only_mount(&cli, &["tenant", "create", "acme"])
+        .await
+        .expect("the mount worked once");
+    assert!(!write.status.success());
+    assert_eq!(
+        cli.json(&["tenant", "list"]).await.as_array().map(Vec::len),
+        Some(1)
+    );
+}
