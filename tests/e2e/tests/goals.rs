@@ -666,3 +666,47 @@ async fn the_scheduler_sweeps_old_runs_and_keeps_each_outcomes_latest() {
     );
     assert_eq!(count("SELECT count(*) FROM sync_queries").await, 1);
 }
+
+#[tokio::test]
+async fn a_running_scheduler_takes_over_the_claim_of_a_peer_that_died() {
+    let world = World::new().await;
+    let kr = hot_leads_kr(&world, "Hot leads").await;
+    world.syncer.sync(kr.id, Trigger::Manual).await.unwrap();
+    // A peer host claimed the link and died mid-sync: its process lock is gone
+    // (this host cannot see it alive), its lease not yet lapsed.
+    let now = world.now();
+    world
+        .db
+        .run(move |conn| {
+            conn.execute(
+                "UPDATE metric_links SET running_since = ?2, running_owner = '4242-00000000000000aa',
+                     claim_expires_at = ?2 + 30, next_run_at = ?2 WHERE key_result_id = ?1",
+                [kr.id, now],
+            )?;
+            conn.execute(
+                "INSERT INTO sync_runs (key_result_id, trigger, started_at, status, owner)
+                 VALUES (?1, 'scheduled', ?2, 'running', '4242-00000000000000aa')",
+                [kr.id, now],
+            )?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let scheduler = world.scheduler(4);
+    let round = scheduler
+        .run(
+            Duration::from_millis(20),
+            tokio::time::sleep(Duration::from_secs(2)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(round.succeeded, 1, "{round:?}");
+    let statuses: Vec<String> = sync::history(&world.db, kr.id, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(statuses, ["success", "interrupted", "success"]);
+    assert!(world.link_of(&kr).await.running_since.is_none());
+}
