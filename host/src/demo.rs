@@ -316,7 +316,7 @@ async fn walk(
         Value::Array(hours),
     );
 
-    let shown = details(&db, clock.now(), &pipeline_kr.id.to_string()).await?;
+    let shown = details(&db, clock.now(), pipeline_kr.id).await?;
     steps.push("details", String::new(), shown.json);
     steps.text.push(shown.text);
 

@@ -101,21 +101,16 @@ impl OutboundPolicy {
     /// request checks again.
     pub async fn check_origins(&self, resolver: &dyn Resolve) -> Result<(), String> {
         for origin in &self.origins {
-            let addresses = match origin.host.parse::<IpAddr>() {
-                Ok(literal) => vec![literal],
+            let lookup = addresses_of(resolver, &origin.host);
+            let addresses = match tokio::time::timeout(DOOR_LOOKUP_TIMEOUT, lookup).await {
+                Ok(Ok(addresses)) => addresses,
+                Ok(Err(error)) => {
+                    tracing::debug!("{} does not resolve now ({error})", origin.host);
+                    continue;
+                }
                 Err(_) => {
-                    let lookup = resolver.resolve(&origin.host);
-                    match tokio::time::timeout(DOOR_LOOKUP_TIMEOUT, lookup).await {
-                        Ok(Ok(addresses)) => addresses,
-                        Ok(Err(error)) => {
-                            tracing::debug!("{} does not resolve now ({error})", origin.host);
-                            continue;
-                        }
-                        Err(_) => {
-                            tracing::debug!("no answer for {} in time", origin.host);
-                            continue;
-                        }
-                    }
+                    tracing::debug!("no answer for {} in time", origin.host);
+                    continue;
                 }
             };
             self.check_addresses(&origin.host, &addresses)?;
@@ -239,6 +234,15 @@ pub type Resolution<'a> = Pin<Box<dyn Future<Output = std::io::Result<Vec<IpAddr
 /// answer between the check and the connection (rebinding) gains nothing.
 pub trait Resolve: Send + Sync {
     fn resolve<'a>(&'a self, host: &'a str) -> Resolution<'a>;
+}
+
+/// The addresses `host` stands for: an IP literal is itself, a name is what
+/// `resolver` answers now.
+async fn addresses_of(resolver: &dyn Resolve, host: &str) -> std::io::Result<Vec<IpAddr>> {
+    match host.parse::<IpAddr>() {
+        Ok(literal) => Ok(vec![literal]),
+        Err(_) => resolver.resolve(host).await,
+    }
 }
 
 /// The operating system's resolver.
@@ -399,16 +403,13 @@ impl WasiHttpHooks for OutboundHooks {
             };
             let port = request.uri().port_u16().unwrap_or(default_port);
             let name = host.trim_start_matches('[').trim_end_matches(']');
-            let addresses = match name.parse::<IpAddr>() {
-                Ok(literal) => vec![literal],
-                Err(_) => resolver.resolve(name).await.map_err(|error| {
-                    tracing::debug!(target: "goals_host::outbound", "resolving {name}: {error}");
-                    HttpError::DnsError {
-                        rcode: Some("lookup failed".to_string()),
-                        info_code: None,
-                    }
-                })?,
-            };
+            let addresses = addresses_of(&*resolver, name).await.map_err(|error| {
+                tracing::debug!(target: "goals_host::outbound", "resolving {name}: {error}");
+                HttpError::DnsError {
+                    rcode: Some("lookup failed".to_string()),
+                    info_code: None,
+                }
+            })?;
             if addresses.is_empty() {
                 return Err(HttpError::DnsError {
                     rcode: Some("no addresses".to_string()),

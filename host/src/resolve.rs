@@ -61,11 +61,13 @@ pub fn pick<T>(
             by_name.push(item);
         }
     }
-    if by_name.len() > 1
-        && let Some(exact) = by_name.iter().position(|item| name(item) == wanted)
-        && by_name.iter().filter(|item| name(item) == wanted).count() == 1
-    {
-        return Ok(by_name.swap_remove(exact));
+    if by_name.len() > 1 {
+        let exact: Vec<usize> = (0..by_name.len())
+            .filter(|&i| name(&by_name[i]) == wanted)
+            .collect();
+        if let [only] = exact[..] {
+            return Ok(by_name.swap_remove(only));
+        }
     }
     match by_name.len() {
         1 => Ok(by_name.remove(0)),
@@ -112,11 +114,12 @@ pub async fn entity(
     if is_logical_name(wanted) {
         return Ok(wanted.to_string());
     }
+    let lowercase = wanted.to_lowercase();
     let mut available = Vec::new();
     let mut found = Vec::new();
     for app in runtime.list_apps(conn).await? {
         for entity in runtime.list_entities(conn, &app.id).await? {
-            if entity.display_name.to_lowercase() == wanted.to_lowercase()
+            if entity.display_name.to_lowercase() == lowercase
                 && !found.contains(&entity.logical_name)
             {
                 found.push(entity.logical_name.clone());

@@ -38,12 +38,8 @@ pub enum PluginSource {
 #[derive(Debug, thiserror::Error)]
 pub enum CallError {
     /// The plugin answered with one of the contract's errors.
-    #[error("{}{}", plugin_error_text(.error), refusal_text(.refusals))]
-    Plugin {
-        error: Error,
-        /// Requests the host refused during the call, with the reasons.
-        refusals: Vec<String>,
-    },
+    #[error("{}: {}", error_kind(.error), error_message(.error))]
+    Plugin { error: Error },
     /// The plugin trapped or could not be instantiated.
     #[error("the plugin failed: {0:#}")]
     Trap(anyhow::Error),
@@ -77,18 +73,6 @@ pub fn error_message(error: &Error) -> &str {
         | Error::Limit(m)
         | Error::Upstream(m) => m,
         Error::Throttled(throttle) => &throttle.message,
-    }
-}
-
-fn plugin_error_text(error: &Error) -> String {
-    format!("{}: {}", error_kind(error), error_message(error))
-}
-
-fn refusal_text(refusals: &[String]) -> String {
-    if refusals.is_empty() {
-        String::new()
-    } else {
-        format!(" [host: {}]", refusals.join("; "))
     }
 }
 
@@ -540,7 +524,7 @@ impl PluginRuntime {
                 // Whatever the plugin made of a request the host refused (a denial,
                 // a broken stream, a missing answer), the cause is the host's.
                 if refusals.is_empty() {
-                    Err(CallError::Plugin { error, refusals })
+                    Err(CallError::Plugin { error })
                 } else {
                     Err(CallError::Refused { refusals })
                 }
@@ -559,7 +543,6 @@ fn wit_connection(conn: &ConnectionRecord) -> Result<Connection, CallError> {
         (SignIn::DeviceCode, _) if conn.key_lost => {
             return Err(CallError::Plugin {
                 error: Error::Unauthorized(crate::connections::UNREADABLE_SECRET.to_string()),
-                refusals: Vec::new(),
             });
         }
         (SignIn::DeviceCode, _) => Credential::User,
@@ -569,7 +552,6 @@ fn wit_connection(conn: &ConnectionRecord) -> Result<Connection, CallError> {
         (SignIn::ClientSecret, None) => {
             return Err(CallError::Plugin {
                 error: Error::Unauthorized(crate::connections::UNREADABLE_SECRET.to_string()),
-                refusals: Vec::new(),
             });
         }
     };

@@ -186,11 +186,8 @@ pub async fn run(context: &Context<'_>, command: &PluginCommand) -> anyhow::Resu
                 }
                 Err(error) => return Err(error.into()),
             };
-            // The evidence is every request the command made, the name look-ups
-            // and a sign-in included, as the host counted them.
-            let spent = runtime.traffic().since(before);
-            measured.requests = u32::try_from(spent.requests).unwrap_or(u32::MAX);
-            measured.bytes_received = spent.bytes_received;
+            // The name look-ups and a sign-in count too.
+            super::count_everything(&mut measured, &runtime, before);
             Ok(render::measurement(&measured, context.cli.verbose > 0))
         }
     }

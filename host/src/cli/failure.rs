@@ -174,7 +174,7 @@ pub fn error_json(error: &anyhow::Error) -> Value {
         return failed.json.clone();
     }
     let kind = kind(error);
-    if let Some(CallError::Plugin { error, refusals }) = error.downcast_ref::<CallError>() {
+    if let Some(CallError::Plugin { error }) = error.downcast_ref::<CallError>() {
         let retry_after = match error {
             PluginError::Throttled(t) => Some(t.retry_after_seconds),
             _ => None,
@@ -183,7 +183,6 @@ pub fn error_json(error: &anyhow::Error) -> Value {
             "kind": kind,
             "message": error_message(error),
             "retry_after_seconds": retry_after,
-            "host_refusals": refusals,
         }});
     }
     if let Some(CallError::Refused { refusals }) = error.downcast_ref::<CallError>() {

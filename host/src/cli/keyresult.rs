@@ -277,13 +277,15 @@ pub async fn run(context: &Context<'_>, command: &KrCommand) -> anyhow::Result<R
                 json: kr_json(&kr),
             })
         }
-        KrCommand::Resume { kr } if is_broken(context, kr).await? => {
-            let kr = find(context, kr).await?;
-            recheck(context, &kr).await
-        }
         KrCommand::Pause { kr } | KrCommand::Resume { kr } => {
             let paused = matches!(command, KrCommand::Pause { .. });
             let kr = find(context, kr).await?;
+            let broken = keyresults::link(db, kr.id)
+                .await?
+                .is_some_and(|link| link.state == LinkState::Broken);
+            if broken && !paused {
+                return recheck(context, &kr).await;
+            }
             let link = keyresults::set_paused(db, kr.id, paused, now).await?;
             Ok(Report {
                 text: format!(
@@ -314,7 +316,7 @@ pub async fn run(context: &Context<'_>, command: &KrCommand) -> anyhow::Result<R
         }
         KrCommand::Sync { kr, force } => {
             let kr = find(context, kr).await?;
-            if !force && let Some(until) = throttled_until(db, kr.id, now).await? {
+            if !force && let Some(until) = sync::throttled_until(db, kr.id, now).await? {
                 return Err(SyncError::Throttled {
                     key_result: kr.id,
                     until,
@@ -337,7 +339,7 @@ pub async fn run(context: &Context<'_>, command: &KrCommand) -> anyhow::Result<R
         }
         KrCommand::Show { kr } => {
             let kr = find(context, kr).await?;
-            details(db, now, &kr.id.to_string()).await
+            details(db, now, kr.id).await
         }
         KrCommand::History { kr, limit } => {
             let kr = find(context, kr).await?;
@@ -407,13 +409,6 @@ async fn find(context: &Context<'_>, reference: &str) -> anyhow::Result<KeyResul
     Ok(kr)
 }
 
-async fn is_broken(context: &Context<'_>, reference: &str) -> anyhow::Result<bool> {
-    let kr = find(context, reference).await?;
-    Ok(keyresults::link(&context.db, kr.id)
-        .await?
-        .is_some_and(|link| link.state == LinkState::Broken))
-}
-
 /// `kr resume` of a broken link: a sync now decides. If the view and column are
 /// there again the link is active; if not it stays broken and says why.
 async fn recheck(context: &Context<'_>, kr: &KeyResult) -> anyhow::Result<Report> {
@@ -442,24 +437,6 @@ async fn recheck(context: &Context<'_>, kr: &KeyResult) -> anyhow::Result<Report
         json: link_json(&link, None, None, run.currency.as_deref()),
     };
     ran(&run, report)
-}
-
-/// When the link's last run was throttled and its retry is still ahead: the
-/// time Dataverse asked to wait until.
-async fn throttled_until(
-    db: &Database,
-    key_result_id: i64,
-    now: Timestamp,
-) -> anyhow::Result<Option<Timestamp>> {
-    let Some(link) = keyresults::link(db, key_result_id).await? else {
-        return Ok(None);
-    };
-    let last = sync::history(db, key_result_id, 1)
-        .await?
-        .into_iter()
-        .next();
-    let throttled = last.is_some_and(|run| run.error_kind.as_deref() == Some("throttled"));
-    Ok((throttled && link.next_run_at > now).then_some(link.next_run_at))
 }
 
 /// A sync ran: its report, or, when the run failed, the same report as a failed
@@ -538,11 +515,10 @@ async fn link(context: &Context<'_>, args: &LinkArgs) -> anyhow::Result<Report> 
                 )
             })?,
         };
-        linking::check_currency(&kr, &chosen)?;
-        keyresults::save_link(
+        linking::save(
             db,
-            kr.id,
-            chosen.metric,
+            &kr,
+            &chosen,
             existing.interval_seconds,
             context.clock.now(),
         )
@@ -608,8 +584,7 @@ async fn link(context: &Context<'_>, args: &LinkArgs) -> anyhow::Result<Report> 
         ))
         .into());
     };
-    linking::check_currency(&kr, &chosen)?;
-    keyresults::save_link(db, kr.id, chosen.metric, interval, context.clock.now()).await?;
+    linking::save(db, &kr, &chosen, interval, context.clock.now()).await?;
     saved(
         context,
         runtime,
@@ -635,9 +610,7 @@ async fn saved(
 ) -> anyhow::Result<Report> {
     // The preview's evidence is every request made to choose and measure the
     // metric, the look-ups of app, entity, view and column included.
-    let spent = runtime.traffic().since(before);
-    preview.requests = u32::try_from(spent.requests).unwrap_or(u32::MAX);
-    preview.bytes_received = spent.bytes_received;
+    super::count_everything(&mut preview, &runtime, before);
     let syncer = syncer(context, runtime, usize::MAX);
     let run = syncer.sync(kr.id, Trigger::Manual).await?;
     let kr = keyresults::get_by_id(&context.db, kr.id).await?;
@@ -663,8 +636,8 @@ async fn saved(
 }
 
 /// What the integration details popover shows for a Key Result.
-pub async fn details(db: &Database, now: Timestamp, reference: &str) -> anyhow::Result<Report> {
-    let kr = keyresults::find(db, reference, Scope::ALL).await?;
+pub async fn details(db: &Database, now: Timestamp, key_result_id: i64) -> anyhow::Result<Report> {
+    let kr = keyresults::get_by_id(db, key_result_id).await?;
     let org = admin::organization_by_id(db, kr.organization_id).await?;
     let link = keyresults::link(db, kr.id).await?;
     let mut text = vec![

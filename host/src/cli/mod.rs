@@ -327,6 +327,18 @@ pub async fn run(cli: &Cli) -> anyhow::Result<Report> {
     result
 }
 
+/// Makes a measurement's evidence everything the command sent since `before`,
+/// as the host counted it, not only the plugin's measuring call.
+fn count_everything(
+    measurement: &mut crate::bindings::Measurement,
+    runtime: &PluginRuntime,
+    before: crate::outbound::TrafficReading,
+) {
+    let spent = runtime.traffic().since(before);
+    measurement.requests = u32::try_from(spent.requests).unwrap_or(u32::MAX);
+    measurement.bytes_received = spent.bytes_received;
+}
+
 /// Commands that only read the host's data: they never create a data
 /// directory, so a mistyped --data-dir is an error, not an empty answer.
 fn only_reads(command: &Command) -> bool {

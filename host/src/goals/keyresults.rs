@@ -224,7 +224,10 @@ pub async fn create(
     }
     let id = db
         .run(move |conn| {
-            let taken: bool = conn.query_row(
+            // Check and insert under one write lock: two processes creating the
+            // same title at once cannot both pass the check.
+            let tx = conn.transaction()?;
+            let taken: bool = tx.query_row(
                 "SELECT EXISTS (SELECT 1 FROM key_results WHERE organization_id = ?1 AND title = ?2)",
                 params![new.organization_id, title],
                 |r| r.get(0),
@@ -235,7 +238,7 @@ pub async fn create(
                      unique per organization"
                 ))));
             }
-            Ok(Ok(conn.query_row(
+            let id = tx.query_row(
                 "INSERT INTO key_results (organization_id, title, owner, unit, currency_code,
                      start_value, target_value, direction, created_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING id",
@@ -251,7 +254,9 @@ pub async fn create(
                     now
                 ],
                 |r| r.get::<_, i64>(0),
-            )?))
+            )?;
+            tx.commit()?;
+            Ok(Ok(id))
         })
         .await??;
     get_by_id(db, id).await

@@ -7,7 +7,9 @@ use crate::bindings::{
     ViewRef,
 };
 use crate::connections::ConnectionRecord;
-use crate::goals::keyresults::{KeyResult, MetricChoice};
+use crate::db::Database;
+use crate::goals::clock::Timestamp;
+use crate::goals::keyresults::{self, KeyResult, Link, MetricChoice};
 use crate::goals::progress::Unit;
 use crate::names::aggregation_name;
 use crate::resolve;
@@ -76,12 +78,10 @@ pub enum LinkError {
 
 pub fn find_entity(app: &App, entities: Vec<Entity>, wanted: &str) -> Result<Entity, LinkError> {
     let available: Vec<String> = entities.iter().map(|e| e.logical_name.clone()).collect();
+    let lowercase = wanted.trim().to_lowercase();
     entities
         .into_iter()
-        .find(|e| {
-            e.logical_name.eq_ignore_ascii_case(wanted.trim())
-                || e.display_name.to_lowercase() == wanted.trim().to_lowercase()
-        })
+        .find(|e| e.logical_name == lowercase || e.display_name.to_lowercase() == lowercase)
         .ok_or_else(|| LinkError::NoEntity {
             app: app.name.clone(),
             wanted: wanted.to_string(),
@@ -117,9 +117,21 @@ pub fn check_aggregation(column: &Column, aggregation: Aggregation) -> Result<()
     }
 }
 
-/// Refuses a metric whose amounts are in another currency than the Key Result's:
-/// a total in USD must never be shown as euros.
-pub fn check_currency(kr: &KeyResult, chosen: &Chosen) -> Result<(), LinkError> {
+/// Saves the chosen metric as the Key Result's link, due at once. A metric
+/// whose amounts are in another currency than the Key Result's is refused here,
+/// whichever face links it: a total in USD must never be shown as euros.
+pub async fn save(
+    db: &Database,
+    kr: &KeyResult,
+    chosen: &Chosen,
+    interval_seconds: i64,
+    now: Timestamp,
+) -> anyhow::Result<Link> {
+    check_currency(kr, chosen)?;
+    Ok(keyresults::save_link(db, kr.id, chosen.metric.clone(), interval_seconds, now).await?)
+}
+
+fn check_currency(kr: &KeyResult, chosen: &Chosen) -> Result<(), LinkError> {
     let (Unit::Currency, Some(wanted)) = (kr.unit, kr.currency_code.as_deref()) else {
         return Ok(());
     };

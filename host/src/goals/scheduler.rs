@@ -33,12 +33,13 @@ pub struct Scheduler {
     slots: Arc<Semaphore>,
     grace: Duration,
     keep_days: u32,
-    /// When history was last swept; swept at most hourly.
-    last_sweep: std::sync::Mutex<Option<Timestamp>>,
+    /// When the hourly housekeeping last ran.
+    last_housekeeping: std::sync::Mutex<Option<Timestamp>>,
 }
 
-/// How often the scheduler sweeps old runs.
-const SWEEP_EVERY_SECONDS: i64 = 3600;
+/// How often the scheduler sweeps old runs and looks for sealed secrets its key
+/// cannot open: neither changes from one poll to the next.
+const HOUSEKEEPING_EVERY_SECONDS: i64 = 3600;
 
 /// A link that is due, and the connection whose slots it waits for.
 struct DueLink {
@@ -140,7 +141,7 @@ impl Scheduler {
             slots: Arc::new(Semaphore::new(concurrency.max(1))),
             grace: DEFAULT_GRACE,
             keep_days: history::DEFAULT_KEEP_DAYS,
-            last_sweep: std::sync::Mutex::new(None),
+            last_housekeeping: std::sync::Mutex::new(None),
         }
     }
 
@@ -150,18 +151,21 @@ impl Scheduler {
         self
     }
 
-    /// Sweeps the history when the last sweep is an hour old (or never ran).
-    async fn sweep_when_due(&self, now: Timestamp) -> Result<(), DbError> {
+    /// At the first poll and hourly after: sweeps the history, and opens an
+    /// alert for each connection whose stored sign-in this host's key cannot
+    /// open (which decrypts every connection's secret: not for every poll).
+    async fn housekeeping_when_due(&self, now: Timestamp) -> Result<(), DbError> {
         {
             let mut last = self
-                .last_sweep
+                .last_housekeeping
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
-            if last.is_some_and(|at| now.saturating_sub(at) < SWEEP_EVERY_SECONDS) {
+            if last.is_some_and(|at| now.saturating_sub(at) < HOUSEKEEPING_EVERY_SECONDS) {
                 return Ok(());
             }
             *last = Some(now);
         }
+        alerts::open_lost_keys(self.syncer.db(), now).await?;
         let swept = history::sweep(self.syncer.db(), now, self.keep_days).await?;
         if swept.runs > 0 {
             tracing::info!(
@@ -196,9 +200,9 @@ impl Scheduler {
         stopping: &Arc<AtomicBool>,
     ) -> Result<(), DbError> {
         let now = self.syncer.clock().now();
+        self.housekeeping_when_due(now).await?;
         // A peer that died mid-sync (kill -9, a lost machine) left claims that
         // no one will finish: they are taken over within a poll of the lapse.
-        self.sweep_when_due(now).await?;
         let recovered = sync::recover_interrupted(self.syncer.db(), now).await?;
         if recovered > 0 {
             tracing::info!(
@@ -206,7 +210,6 @@ impl Scheduler {
             );
         }
         alerts::open_stale(self.syncer.db(), now).await?;
-        alerts::open_lost_keys(self.syncer.db(), now).await?;
         // Links already in flight, looked up once rather than per due link.
         let in_flight: HashSet<i64> = flight.links.values().copied().collect();
         for due in due_links(self.syncer.db(), now).await? {

@@ -24,6 +24,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 pub const CLAIM_LEASE_SECONDS: i64 = 30;
 pub const CLAIM_RENEW_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// The assignments that free a link's claim, in every statement that ends a sync.
+const RELEASE_CLAIM: &str = "running_since = NULL, running_owner = NULL, claim_expires_at = NULL";
+
 /// First retry after a failure; doubled per consecutive failure up to the cap.
 pub const BACKOFF_BASE_SECONDS: i64 = 60;
 pub const BACKOFF_CAP_SECONDS: i64 = 3600;
@@ -272,29 +275,29 @@ impl Syncer {
             currency: claimed.link.metric.currency,
         };
         let started = std::time::Instant::now();
-        let mut result = self
-            .renewing(
-                claimed.link.key_result_id,
-                self.runtime.fetch_and_aggregate(&claimed.connection, &spec),
-            )
-            .await;
         // A link breaks only when the view or column is confirmed gone: a
         // not-found must survive one re-check (a replica behind, a view being
         // re-published) before the scheduler stops the link for good.
-        if matches!(
-            result,
-            Err(CallError::Plugin {
-                error: PluginError::NotFound(_),
-                ..
-            })
-        ) {
-            result = self
+        let mut checks = 0;
+        let result = loop {
+            checks += 1;
+            let result = self
                 .renewing(
                     claimed.link.key_result_id,
                     self.runtime.fetch_and_aggregate(&claimed.connection, &spec),
                 )
                 .await;
-        }
+            let not_found = matches!(
+                result,
+                Err(CallError::Plugin {
+                    error: PluginError::NotFound(_),
+                    ..
+                })
+            );
+            if !not_found || checks == 2 {
+                break result;
+            }
+        };
         let connection = claimed.connection.name.clone();
         let run = self.record(claimed, result).await?;
         log_run(&run, &connection, started.elapsed());
@@ -402,11 +405,7 @@ impl Syncer {
                     }
                     // The claim's owner is gone: its sync will never be recorded.
                     // It counts as interrupted, and this sync is its retry.
-                    tx.execute(
-                        "UPDATE sync_runs SET status = 'interrupted', finished_at = ?2
-                         WHERE key_result_id = ?1 AND status = 'running'",
-                        params![key_result_id, now],
-                    )?;
+                    interrupt(&tx, now, Claims::OfLink(key_result_id))?;
                 }
                 tx.execute(
                     "UPDATE metric_links SET running_since = ?2, running_owner = ?3,
@@ -498,21 +497,20 @@ impl Syncer {
                             )?;
                         }
                         tx.execute(
-                            "UPDATE metric_links SET running_since = NULL, running_owner = NULL, claim_expires_at = NULL, failures = 0,
-                                 last_success_at = ?2, last_attempt_at = ?2, next_run_at = ?3,
-                                 state = CASE state WHEN 'paused' THEN 'paused' ELSE 'active' END,
-                                 state_reason = CASE state WHEN 'paused' THEN state_reason END
-                             WHERE key_result_id = ?1",
+                            &format!(
+                                "UPDATE metric_links SET {RELEASE_CLAIM}, failures = 0,
+                                     last_success_at = ?2, last_attempt_at = ?2, next_run_at = ?3,
+                                     state = CASE state WHEN 'paused' THEN 'paused' ELSE 'active' END,
+                                     state_reason = CASE state WHEN 'paused' THEN state_reason END
+                                 WHERE key_result_id = ?1"
+                            ),
                             params![kr, now, next_run(now, link.interval_seconds, kr)],
                         )?;
                         alerts::close(&tx, AlertKind::BrokenLink, &alerts::kr_subject(kr), now)?;
                         alerts::close(&tx, AlertKind::Stale, &alerts::kr_subject(kr), now)?;
                     }
-                    Err(CallError::Plugin { error, refusals }) => {
-                        let mut message = error_message(&error).to_string();
-                        if !refusals.is_empty() {
-                            message.push_str(&format!(" [host: {}]", refusals.join("; ")));
-                        }
+                    Err(CallError::Plugin { error }) => {
+                        let message = error_message(&error).to_string();
                         failed(&tx, run_id, now, error_kind(&error), &message)?;
                         match &error {
                             PluginError::Throttled(throttle) => {
@@ -545,8 +543,10 @@ impl Syncer {
                                     now,
                                 )?;
                                 tx.execute(
-                                    "UPDATE metric_links SET running_since = NULL, running_owner = NULL, claim_expires_at = NULL,
-                                         last_attempt_at = ?2 WHERE key_result_id = ?1",
+                                    &format!(
+                                        "UPDATE metric_links SET {RELEASE_CLAIM},
+                                             last_attempt_at = ?2 WHERE key_result_id = ?1"
+                                    ),
                                     params![kr, now],
                                 )?;
                             }
@@ -667,9 +667,10 @@ fn retry_at(
     count_failure: bool,
 ) -> rusqlite::Result<()> {
     tx.execute(
-        "UPDATE metric_links SET running_since = NULL, running_owner = NULL, claim_expires_at = NULL, last_attempt_at = ?2,
-             next_run_at = ?3,
-             failures = failures + ?4 WHERE key_result_id = ?1",
+        &format!(
+            "UPDATE metric_links SET {RELEASE_CLAIM}, last_attempt_at = ?2, next_run_at = ?3,
+                 failures = failures + ?4 WHERE key_result_id = ?1"
+        ),
         params![key_result_id, now, at, i64::from(count_failure)],
     )?;
     Ok(())
@@ -695,9 +696,10 @@ fn mark_broken(
     reason: &str,
 ) -> rusqlite::Result<()> {
     tx.execute(
-        "UPDATE metric_links SET running_since = NULL, running_owner = NULL, claim_expires_at = NULL, last_attempt_at = ?2,
-             state = 'broken',
-             state_reason = ?3 WHERE key_result_id = ?1",
+        &format!(
+            "UPDATE metric_links SET {RELEASE_CLAIM}, last_attempt_at = ?2, state = 'broken',
+                 state_reason = ?3 WHERE key_result_id = ?1"
+        ),
         params![link.key_result_id, now, reason],
     )?;
     alerts::open(
@@ -719,6 +721,43 @@ fn broken(
 ) -> rusqlite::Result<()> {
     failed(tx, run_id, now, kind, reason)?;
     mark_broken(tx, link, now, reason)
+}
+
+/// Whose claims [`interrupt`] ends.
+enum Claims<'a> {
+    OfLink(i64),
+    /// Every claim of one process (`None`: claims from before owners were kept).
+    OfOwner(Option<&'a str>),
+}
+
+/// Ends claims whose sync will never be recorded (its process stopped, its
+/// lease lapsed, or a stop cut it off): their running runs become interrupted
+/// and their links are freed and due now, so each runs again once. Returns the
+/// runs interrupted.
+fn interrupt(tx: &Transaction<'_>, now: Timestamp, claims: Claims<'_>) -> rusqlite::Result<usize> {
+    let (runs, links, key): (&str, &str, &dyn rusqlite::ToSql) = match &claims {
+        Claims::OfLink(id) => ("key_result_id = ?2", "key_result_id = ?2", id),
+        Claims::OfOwner(owner) => (
+            "owner IS ?2",
+            "running_since IS NOT NULL AND running_owner IS ?2",
+            owner,
+        ),
+    };
+    let interrupted = tx.execute(
+        &format!(
+            "UPDATE sync_runs SET status = 'interrupted', finished_at = ?1
+             WHERE status = 'running' AND {runs}"
+        ),
+        params![now, key],
+    )?;
+    tx.execute(
+        &format!(
+            "UPDATE metric_links SET {RELEASE_CLAIM}, next_run_at = min(next_run_at, ?1)
+             WHERE {links}"
+        ),
+        params![now, key],
+    )?;
+    Ok(interrupted)
 }
 
 /// Sync runs that were running when their host process stopped: marked
@@ -754,30 +793,10 @@ pub async fn recover_interrupted(db: &Database, now: Timestamp) -> Result<usize,
         let tx = conn.transaction()?;
         let mut interrupted = 0;
         for key_result_id in lapsed {
-            interrupted += tx.execute(
-                "UPDATE sync_runs SET status = 'interrupted', finished_at = ?2
-                 WHERE key_result_id = ?1 AND status = 'running'",
-                params![key_result_id, now],
-            )?;
-            tx.execute(
-                "UPDATE metric_links SET running_since = NULL, running_owner = NULL,
-                     claim_expires_at = NULL, next_run_at = min(next_run_at, ?2)
-                 WHERE key_result_id = ?1",
-                params![key_result_id, now],
-            )?;
+            interrupted += interrupt(&tx, now, Claims::OfLink(key_result_id))?;
         }
-        for owner in gone {
-            interrupted += tx.execute(
-                "UPDATE sync_runs SET status = 'interrupted', finished_at = ?1
-                 WHERE status = 'running' AND owner IS ?2",
-                params![now, owner],
-            )?;
-            tx.execute(
-                "UPDATE metric_links SET running_since = NULL, running_owner = NULL, claim_expires_at = NULL,
-                     next_run_at = min(next_run_at, ?1)
-                 WHERE running_since IS NOT NULL AND running_owner IS ?2",
-                params![now, owner],
-            )?;
+        for owner in &gone {
+            interrupted += interrupt(&tx, now, Claims::OfOwner(owner.as_deref()))?;
         }
         tx.commit()?;
         Ok(interrupted)
@@ -791,19 +810,31 @@ pub async fn interrupt_own(db: &Database, now: Timestamp) -> Result<usize, DbErr
     let owner = db.lease().id().to_string();
     db.run(move |conn| {
         let tx = conn.transaction()?;
-        let interrupted = tx.execute(
-            "UPDATE sync_runs SET status = 'interrupted', finished_at = ?1
-             WHERE status = 'running' AND owner = ?2",
-            params![now, owner],
-        )?;
-        tx.execute(
-            "UPDATE metric_links SET running_since = NULL, running_owner = NULL,
-                 claim_expires_at = NULL, next_run_at = min(next_run_at, ?1)
-             WHERE running_owner = ?2",
-            params![now, owner],
-        )?;
+        let interrupted = interrupt(&tx, now, Claims::OfOwner(Some(&owner)))?;
         tx.commit()?;
         Ok(interrupted)
+    })
+    .await
+}
+
+/// When "Sync now" should not send: the link's last run was throttled and the
+/// retry Dataverse asked for is still ahead. The time it asked to wait until.
+pub async fn throttled_until(
+    db: &Database,
+    key_result_id: i64,
+    now: Timestamp,
+) -> Result<Option<Timestamp>, DbError> {
+    db.run(move |conn| {
+        Ok(conn
+            .query_row(
+                "SELECT next_run_at FROM metric_links
+                 WHERE key_result_id = ?1 AND next_run_at > ?2
+                   AND (SELECT error_kind FROM sync_runs WHERE key_result_id = ?1
+                        ORDER BY id DESC LIMIT 1) = 'throttled'",
+                params![key_result_id, now],
+                |r| r.get(0),
+            )
+            .optional()?)
     })
     .await
 }
