@@ -99,10 +99,23 @@ pub fn hot_leads() -> f64 {
         .count() as f64
 }
 
+/// The metric of the "Hot Leads" view's count: `--entity`, `--view`, `--column`
+/// and `--aggregation` as `measure` and `kr link` take them.
+pub const HOT_LEADS_METRIC: [&str; 8] = [
+    "--entity",
+    "lead",
+    "--view",
+    "Hot Leads",
+    "--column",
+    "fullname",
+    "--aggregation",
+    "count",
+];
+
 /// `kr link KR` to the count of the Sales Hub's "Hot Leads" view through
 /// `connection`, then `extra` arguments.
 pub fn hot_leads_link<'a>(kr: &'a str, connection: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut args = vec![
+    let link = [
         "kr",
         "link",
         kr,
@@ -110,17 +123,17 @@ pub fn hot_leads_link<'a>(kr: &'a str, connection: &'a str, extra: &[&'a str]) -
         connection,
         "--app",
         "Sales Hub",
-        "--entity",
-        "lead",
-        "--view",
-        "Hot Leads",
-        "--column",
-        "fullname",
-        "--aggregation",
-        "count",
     ];
-    args.extend_from_slice(extra);
-    args
+    [&link[..], &HOT_LEADS_METRIC, extra].concat()
+}
+
+/// `measure` of the count of the "Hot Leads" view through `connection`.
+pub fn hot_leads_measure(connection: &str) -> Vec<&str> {
+    [
+        &["measure", "--connection", connection][..],
+        &HOT_LEADS_METRIC,
+    ]
+    .concat()
 }
 
 /// `kr create` of a Key Result counting up from 0 to 10,000.
@@ -506,6 +519,34 @@ impl Cli {
     ) -> Run {
         self.add_connection_flags(sim, name, secret, leading, &["--no-verify"], env)
             .await
+    }
+
+    /// `connection add NAME --url URL --no-verify` with a made-up tenant,
+    /// client id and secret, then `flags`: for what a connection's URLs may be,
+    /// before any sign-in.
+    pub async fn add_unverified_url(&self, name: &str, url: &str, flags: &[&str]) -> Run {
+        let args = [
+            &[
+                "connection",
+                "add",
+                "--name",
+                name,
+                "--no-verify",
+                "--url",
+                url,
+            ][..],
+            &[
+                "--tenant",
+                "t",
+                "--client-id",
+                "c",
+                "--client-secret-env",
+                "S",
+            ],
+            flags,
+        ]
+        .concat();
+        self.run_with_env(&args, &[("S", "x")]).await
     }
 
     async fn add_connection_flags(

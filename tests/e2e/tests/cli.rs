@@ -394,26 +394,10 @@ async fn loopback_is_refused_without_the_opt_in() {
     let https_loopback = format!("https://localhost:{port}");
     sim.server.clear_requests();
     let added = cli
-        .run_with_env(
-            &[
-                "connection",
-                "add",
-                "--name",
-                "sneaky",
-                "--no-verify",
-                "--url",
-                &https_loopback,
-                "--authority",
-                &https_loopback,
-                "--tenant",
-                "t",
-                "--client-id",
-                "c",
-                "--client-secret-env",
-                "S",
-                "--json",
-            ],
-            &[("S", "x")],
+        .add_unverified_url(
+            "sneaky",
+            &https_loopback,
+            &["--authority", &https_loopback, "--json"],
         )
         .await;
     assert_eq!(added.output.status.code(), Some(2), "{}", added.stderr);
@@ -438,26 +422,7 @@ async fn loopback_is_refused_without_the_opt_in() {
         "https://0x7f000001",
         "https://[fd00:ec2::254]",
     ] {
-        let refused = cli
-            .run_with_env(
-                &[
-                    "connection",
-                    "add",
-                    "--name",
-                    "inside",
-                    "--no-verify",
-                    "--url",
-                    internal,
-                    "--tenant",
-                    "t",
-                    "--client-id",
-                    "c",
-                    "--client-secret-env",
-                    "S",
-                ],
-                &[("S", "x")],
-            )
-            .await;
+        let refused = cli.add_unverified_url("inside", internal, &[]).await;
         assert_eq!(
             refused.output.status.code(),
             Some(2),

@@ -16,6 +16,17 @@ async fn link_hot_leads(cli: &Cli, kr: &str, extra: &[&str]) -> Value {
     cli.json(&hot_leads_link(kr, "sim", extra)).await
 }
 
+/// A simulator, a CLI with the connection "sim" to it, and a Key Result linked
+/// to the count of Hot Leads (`extra` given to `kr link`) and synced once.
+async fn linked_kr(extra: &[&str]) -> (Sim, Cli, String) {
+    let sim = Sim::start().await;
+    let cli = Cli::new();
+    assert!(cli.add_connection(&sim, "sim").await.success());
+    let kr = create_kr(&cli, &[]).await;
+    link_hot_leads(&cli, &kr, extra).await;
+    (sim, cli, kr)
+}
+
 #[tokio::test]
 async fn a_key_result_linked_by_flags_syncs_and_shows_its_details() {
     let sim = Sim::start().await;
@@ -223,11 +234,7 @@ async fn successful_runs(cli: &Cli, kr: &str) -> usize {
 
 #[tokio::test]
 async fn a_stopped_scheduler_catches_up_once_when_started_again() {
-    let sim = Sim::start().await;
-    let cli = Cli::new();
-    assert!(cli.add_connection(&sim, "sim").await.success());
-    let kr = create_kr(&cli, &[]).await;
-    link_hot_leads(&cli, &kr, &["--interval", "1"]).await;
+    let (_sim, cli, kr) = linked_kr(&["--interval", "1"]).await;
 
     // A scheduler process syncs the link every second...
     let mut scheduler = tokio::process::Command::new(goals_e2e::goals_host_binary())
@@ -270,39 +277,18 @@ async fn a_stopped_scheduler_catches_up_once_when_started_again() {
 /// that sync alone: it is neither marked interrupted nor run again beside it.
 #[tokio::test]
 async fn a_scheduler_starting_beside_a_running_sync_now_leaves_it_alone() {
-    let sim = Sim::start().await;
-    let cli = Cli::new();
-    assert!(cli.add_connection(&sim, "sim").await.success());
-    let kr = create_kr(&cli, &[]).await;
-    link_hot_leads(&cli, &kr, &[]).await;
+    let (sim, cli, kr) = linked_kr(&[]).await;
     sim.server.set_latency(Duration::from_secs(5));
-    let statuses = |history: Value| -> Vec<String> {
-        history
-            .as_array()
-            .map(|runs| {
-                runs.iter()
-                    .map(|r| r["status"].as_str().unwrap_or_default().to_string())
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
     let sync_args = ["kr", "sync", &kr, "--json"];
     let (sync_now, scheduler) = tokio::join!(cli.run(&sync_args), async {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        while !statuses(cli.json(&["kr", "history", &kr]).await).contains(&"running".to_string()) {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "Sync now never started"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        until_running(&cli, &kr).await;
         cli.json(&["run", "--once"]).await
     });
     assert!(sync_now.success(), "{}", sync_now.stderr);
     assert_eq!(scheduler["recovered_interrupted"], 0, "{scheduler}");
     assert_eq!(scheduler["started"], 0, "{scheduler}");
     assert_eq!(
-        statuses(cli.json(&["kr", "history", &kr]).await),
+        run_statuses(&cli, &kr).await,
         ["success", "success"],
         "the link's first sync and the Sync now, nothing interrupted"
     );
@@ -383,11 +369,7 @@ fn alert_kinds(alerts: &Value) -> Vec<String> {
 
 #[tokio::test]
 async fn a_check_in_stays_while_paused_and_the_next_sync_after_resuming_replaces_it() {
-    let sim = Sim::start().await;
-    let cli = Cli::new();
-    assert!(cli.add_connection(&sim, "sim").await.success());
-    let kr = create_kr(&cli, &[]).await;
-    link_hot_leads(&cli, &kr, &[]).await;
+    let (_sim, cli, kr) = linked_kr(&[]).await;
 
     cli.json(&["kr", "checkin", &kr, "42"]).await;
     let shown = cli.run(&["kr", "show", &kr]).await.stdout;
@@ -416,11 +398,7 @@ async fn a_check_in_stays_while_paused_and_the_next_sync_after_resuming_replaces
 
 #[tokio::test]
 async fn a_deleted_view_breaks_the_link_with_one_alert_until_it_is_unlinked() {
-    let sim = Sim::start().await;
-    let cli = Cli::new();
-    assert!(cli.add_connection(&sim, "sim").await.success());
-    let kr = create_kr(&cli, &[]).await;
-    link_hot_leads(&cli, &kr, &[]).await;
+    let (sim, cli, kr) = linked_kr(&[]).await;
     let view = cli.json(&["kr", "show", &kr]).await["link"]["view_id"]
         .as_str()
         .expect("the view's id")
@@ -489,11 +467,7 @@ async fn a_deleted_view_breaks_the_link_with_one_alert_until_it_is_unlinked() {
 
 #[tokio::test]
 async fn a_disabled_connection_stops_its_links_and_says_why_until_enabled() {
-    let sim = Sim::start().await;
-    let cli = Cli::new();
-    assert!(cli.add_connection(&sim, "sim").await.success());
-    let kr = create_kr(&cli, &[]).await;
-    link_hot_leads(&cli, &kr, &["--interval", "1"]).await;
+    let (_sim, cli, kr) = linked_kr(&["--interval", "1"]).await;
 
     let disabled = cli
         .json(&["connection", "disable", "sim", "--reason", "license review"])
@@ -542,11 +516,7 @@ fn code(run: &goals_e2e::Run) -> Option<i32> {
 
 #[tokio::test]
 async fn exit_codes_tell_a_failed_sync_a_missing_thing_a_usage_error_and_a_sign_in_apart() {
-    let sim = Sim::start().await;
-    let cli = Cli::new();
-    assert!(cli.add_connection(&sim, "sim").await.success());
-    let kr = create_kr(&cli, &[]).await;
-    link_hot_leads(&cli, &kr, &[]).await;
+    let (sim, cli, kr) = linked_kr(&[]).await;
 
     let missing = cli.run(&["kr", "show", "999", "--json"]).await;
     assert_eq!(code(&missing), Some(3), "{}", missing.stderr);
@@ -890,11 +860,7 @@ async fn apps_are_found_by_unique_name_and_any_case() {
 
 #[tokio::test]
 async fn the_scheduler_logs_one_line_per_sync_at_info() {
-    let sim = Sim::start().await;
-    let cli = Cli::new();
-    assert!(cli.add_connection(&sim, "sim").await.success());
-    let kr = create_kr(&cli, &[]).await;
-    link_hot_leads(&cli, &kr, &["--interval", "1"]).await;
+    let (sim, cli, kr) = linked_kr(&["--interval", "1"]).await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let run = cli.run(&["run", "--once", "-v"]).await;
     assert!(run.success(), "{}", run.stderr);
@@ -930,27 +896,7 @@ async fn an_unreachable_environment_is_one_line_in_plain_words() {
         .port();
     let url = format!("http://127.0.0.1:{port}");
     let added = cli
-        .run_with_env(
-            &[
-                "connection",
-                "add",
-                "--name",
-                "down",
-                "--url",
-                &url,
-                "--authority",
-                &url,
-                "--tenant",
-                "t",
-                "--client-id",
-                "c",
-                "--client-secret-env",
-                "S",
-                "--allow-loopback",
-                "--no-verify",
-            ],
-            &[("S", "s")],
-        )
+        .add_unverified_url("down", &url, &["--authority", &url, "--allow-loopback"])
         .await;
     assert!(added.success(), "{}", added.stderr);
     let run = cli.run(&["apps", "--connection", "down"]).await;
@@ -995,11 +941,7 @@ async fn until_running(cli: &Cli, kr: &str) {
 
 #[tokio::test]
 async fn a_sync_whose_process_died_is_taken_over_at_once() {
-    let sim = Sim::start().await;
-    let cli = Cli::new();
-    assert!(cli.add_connection(&sim, "sim").await.success());
-    let kr = create_kr(&cli, &[]).await;
-    link_hot_leads(&cli, &kr, &[]).await;
+    let (sim, cli, kr) = linked_kr(&[]).await;
     sim.server.set_latency(Duration::from_secs(30));
     let mut stuck = cli
         .command(&["kr", "sync", &kr])
@@ -1035,11 +977,7 @@ async fn a_sync_whose_process_died_is_taken_over_at_once() {
 
 #[tokio::test]
 async fn sigterm_lets_running_syncs_finish_and_exits_zero() {
-    let sim = Sim::start().await;
-    let cli = Cli::new();
-    assert!(cli.add_connection(&sim, "sim").await.success());
-    let kr = create_kr(&cli, &[]).await;
-    link_hot_leads(&cli, &kr, &["--interval", "1"]).await;
+    let (sim, cli, kr) = linked_kr(&["--interval", "1"]).await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
 
     for (grace, latency, outcome) in [("30", 3, "success"), ("0.5", 20, "interrupted")] {
@@ -1088,11 +1026,7 @@ async fn sigterm_lets_running_syncs_finish_and_exits_zero() {
 
 #[tokio::test]
 async fn kr_resume_checks_a_broken_link_again() {
-    let sim = Sim::start().await;
-    let cli = Cli::new();
-    assert!(cli.add_connection(&sim, "sim").await.success());
-    let kr = create_kr(&cli, &[]).await;
-    link_hot_leads(&cli, &kr, &[]).await;
+    let (sim, cli, kr) = linked_kr(&[]).await;
     let not_found = || dataverse_sim::Fault::Status {
         status: 404,
         retry_after_seconds: None,

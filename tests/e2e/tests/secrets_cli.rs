@@ -79,19 +79,7 @@ async fn secrets_are_sealed_at_rest_and_never_printed_or_logged() {
         vec!["connection", "list"],
         vec!["connection", "test", "sim"],
         vec!["connection", "test", "alice"],
-        vec![
-            "measure",
-            "--connection",
-            "sim",
-            "--entity",
-            "lead",
-            "--view",
-            "Hot Leads",
-            "--column",
-            "fullname",
-            "--aggregation",
-            "count",
-        ],
+        goals_e2e::hot_leads_measure("sim"),
     ];
     for step in steps {
         for json in [false, true] {

@@ -22,6 +22,23 @@ fn needs_sign_in_alerts(alerts: &Value) -> Vec<&Value> {
         .collect()
 }
 
+/// Sync now refused by the identity platform: it ran, failed as unauthorized
+/// (exit 4, the run beside the error), and its document is returned.
+async fn refused_sync(cli: &Cli, kr: &str) -> Value {
+    let failed = cli.run(&["kr", "sync", kr, "--json"]).await;
+    assert_eq!(
+        failed.output.status.code(),
+        Some(4),
+        "needs sign-in: {}",
+        failed.stderr
+    );
+    let failed = failed.json();
+    assert_eq!(failed["error"]["kind"], "unauthorized", "{failed}");
+    assert_eq!(failed["run"]["status"], "failure", "{failed}");
+    assert_eq!(failed["run"]["error_kind"], "unauthorized", "{failed}");
+    failed
+}
+
 /// The refused sync: the connection needs sign-in saying why, one alert is
 /// open about it, and its links wait (nothing is scheduled, Sync now refused).
 async fn assert_stopped(cli: &Cli, kr: &str, name: &str, why: &str) {
@@ -100,17 +117,7 @@ async fn a_person_signs_in_again_from_the_cli_after_the_sign_in_was_revoked() {
     // A password reset: the refresh token is revoked, the access token dies.
     sim.server.revoke_refresh_tokens();
     sim.server.expire_tokens();
-    let failed = cli.run(&["kr", "sync", &kr, "--json"]).await;
-    assert_eq!(
-        failed.output.status.code(),
-        Some(4),
-        "needs sign-in: {}",
-        failed.stderr
-    );
-    let failed = failed.json();
-    assert_eq!(failed["error"]["kind"], "unauthorized", "{failed}");
-    assert_eq!(failed["run"]["status"], "failure", "{failed}");
-    assert_eq!(failed["run"]["error_kind"], "unauthorized", "{failed}");
+    let failed = refused_sync(&cli, &kr).await;
     assert_eq!(failed["key_result"]["current_value"], json!(hot_leads()));
     assert_stopped(&cli, &kr, "alice", "AADSTS50173").await;
 
@@ -158,17 +165,7 @@ async fn a_service_principal_signs_in_again_with_a_new_secret_from_the_cli() {
     // The secret expired and an admin made a new one in Entra.
     sim.server.replace_client_secret("the-new-secret");
     sim.server.expire_tokens();
-    let failed = cli.run(&["kr", "sync", &kr, "--json"]).await;
-    assert_eq!(
-        failed.output.status.code(),
-        Some(4),
-        "needs sign-in: {}",
-        failed.stderr
-    );
-    let failed = failed.json();
-    assert_eq!(failed["error"]["kind"], "unauthorized", "{failed}");
-    assert_eq!(failed["run"]["status"], "failure", "{failed}");
-    assert_eq!(failed["run"]["error_kind"], "unauthorized", "{failed}");
+    refused_sync(&cli, &kr).await;
     assert_stopped(&cli, &kr, "sim", "AADSTS7000215").await;
 
     // The old secret again: refused, and nothing changes.

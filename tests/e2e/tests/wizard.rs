@@ -354,22 +354,7 @@ async fn a_slow_call_shows_its_progress_on_a_terminal() {
     sim.server
         .set_latency(std::time::Duration::from_millis(700));
     let transcript = converse(move || {
-        let mut terminal = Terminal::spawn(
-            &cli,
-            &[
-                "measure",
-                "--connection",
-                "sim",
-                "--entity",
-                "lead",
-                "--view",
-                "Hot Leads",
-                "--column",
-                "fullname",
-                "--aggregation",
-                "count",
-            ],
-        );
+        let mut terminal = Terminal::spawn(&cli, &goals_e2e::hot_leads_measure("sim"));
         terminal.expect("measuring view 'Hot Leads' of connection 'sim'");
         terminal.expect("signing in");
         terminal.expect("value");
