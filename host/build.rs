@@ -109,9 +109,12 @@ fn commit(workspace: &Path) -> String {
 /// from its `package goals:integration@X;` line.
 fn wit_package(workspace: &Path) -> String {
     const PACKAGE: &str = "goals:integration";
-    let version = std::fs::read_to_string(workspace.join("wit").join("integration.wit"))
-        .ok()
-        .and_then(|wit| {
+    // One directory per released version (wit/v0.1.0, wit/v0.2.0, ...).
+    let mut versions: Vec<String> = std::fs::read_dir(workspace.join("wit"))
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| {
+            let wit = std::fs::read_to_string(entry.ok()?.path().join("integration.wit")).ok()?;
             wit.lines().find_map(|line| {
                 let rest = line
                     .trim()
@@ -120,10 +123,14 @@ fn wit_package(workspace: &Path) -> String {
                 let version = rest.strip_prefix('@')?.split(';').next()?.trim();
                 (!version.is_empty()).then(|| version.to_string())
             })
-        });
-    match version {
-        Some(version) => format!("{PACKAGE}@{version}"),
-        None => format!("{PACKAGE} (version unknown)"),
+        })
+        .collect();
+    versions.sort();
+    versions.reverse();
+    if versions.is_empty() {
+        format!("{PACKAGE} (version unknown)")
+    } else {
+        format!("{PACKAGE}@{}", versions.join(", @"))
     }
 }
 

@@ -247,6 +247,59 @@ pub fn plugin_value_context(plugin: &str, connection_id: &str, key: &str) -> Str
     format!("plugin_kv:{plugin}\u{0}{connection_id}\u{0}{key}")
 }
 
+/// Moves what a plugin stored under the scope `from` to the scope `to`, sealing
+/// each value again for its new place, in one transaction; values already under
+/// `to` win. Returns how many moved. A read-only database moves nothing.
+///
+/// Plugins built against `goals:integration@0.1.0` were scoped by their display
+/// name; from 0.2 on, by their id.
+pub async fn move_plugin_scope(db: &Database, from: &str, to: &str) -> Result<usize, DbError> {
+    if db.read_only || from == to {
+        return Ok(0);
+    }
+    let (from, to, keyring) = (from.to_string(), to.to_string(), Arc::clone(&db.keyring));
+    db.run(move |conn| {
+        let tx = conn.transaction()?;
+        let rows = {
+            let mut statement = tx.prepare(
+                "SELECT connection_id, key, value, expires_at FROM plugin_kv WHERE plugin = ?1",
+            )?;
+            statement
+                .query_map([&from], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, Vec<u8>>(2)?,
+                        r.get::<_, Option<i64>>(3)?,
+                    ))
+                })?
+                .collect::<Result<Vec<_>, _>>()?
+        };
+        let mut moved = 0;
+        for (connection, key, sealed, expires_at) in rows {
+            // A value sealed under a key this host lost stays where it is: it
+            // could not be read in either place.
+            let Ok(value) = keyring.open(&plugin_value_context(&from, &connection, &key), &sealed)
+            else {
+                continue;
+            };
+            let resealed = keyring.seal(&plugin_value_context(&to, &connection, &key), &value)?;
+            moved += tx.execute(
+                "INSERT INTO plugin_kv (plugin, connection_id, key, value, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (plugin, connection_id, key) DO NOTHING",
+                rusqlite::params![to, connection, key, resealed, expires_at],
+            )?;
+            tx.execute(
+                "DELETE FROM plugin_kv WHERE plugin = ?1 AND connection_id = ?2 AND key = ?3",
+                rusqlite::params![from, connection, key],
+            )?;
+        }
+        tx.commit()?;
+        Ok(moved)
+    })
+    .await
+}
+
 /// Seals secrets that an older version stored in plaintext, and makes sure the
 /// plaintext does not outlive the sealing anywhere in the files: the rows are
 /// rewritten with `secure_delete` on (the space they leave is zeroed), then the

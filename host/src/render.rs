@@ -1,6 +1,9 @@
 //! Presenting plugin results to people (text) and programs (JSON).
 
-use crate::bindings::{App, Column, Entity, Measurement, MetricValue, PluginInfo, View};
+use crate::bindings::{
+    App, Column, CredentialKind, Entity, Identity, Measurement, MetricValue, PluginInfo,
+    SettingKind, View,
+};
 use crate::connections::{ConnectionRecord, SignIn};
 use serde_json::{Value, json};
 
@@ -91,22 +94,96 @@ pub fn info(info: &PluginInfo) -> Report {
         .iter()
         .map(|a| aggregation_name(*a))
         .collect();
+    let credentials: Vec<&str> = info
+        .credentials
+        .iter()
+        .map(|c| credential_name(*c))
+        .collect();
+    let settings: Vec<String> = info
+        .settings
+        .iter()
+        .map(|s| {
+            let need = match (&s.default_value, s.required) {
+                (Some(default), _) => format!("default {default}"),
+                (None, true) => "required".to_string(),
+                (None, false) => "optional".to_string(),
+            };
+            format!("{} ({}, {need})", s.key, setting_kind_name(s.kind))
+        })
+        .collect();
     Report {
         text: format!(
-            "{} {}\nsync interval       {} s\nconcurrency limit   {} per connection\naggregations        {}",
+            "{} {} ({})
+sync interval       {} s (at least {} s)
+concurrency limit   {} per \
+             connection
+aggregations        {}
+settings            {}
+credentials         {}",
             info.name,
             info.version,
+            info.id,
             info.default_sync_interval_seconds,
+            info.min_sync_interval_seconds,
             info.max_concurrent_per_connection,
-            aggregations.join(", ")
+            aggregations.join(", "),
+            settings.join(", "),
+            credentials.join(", ")
         ),
         json: json!({
+            "id": info.id,
             "name": info.name,
             "version": info.version,
             "default_sync_interval_seconds": info.default_sync_interval_seconds,
+            "min_sync_interval_seconds": info.min_sync_interval_seconds,
             "max_concurrent_per_connection": info.max_concurrent_per_connection,
             "aggregations": aggregations,
+            "settings": info.settings.iter().map(|s| json!({
+                "key": s.key,
+                "label": s.label,
+                "help": s.help,
+                "kind": setting_kind_name(s.kind),
+                "required": s.required,
+                "default": s.default_value,
+            })).collect::<Vec<_>>(),
+            "credentials": credentials,
         }),
+    }
+}
+
+pub fn credential_name(kind: CredentialKind) -> &'static str {
+    match kind {
+        CredentialKind::ClientSecret => "client-secret",
+        CredentialKind::Certificate => "certificate",
+        CredentialKind::User => "user",
+        CredentialKind::ApiKey => "api-key",
+    }
+}
+
+pub fn setting_kind_name(kind: SettingKind) -> &'static str {
+    match kind {
+        SettingKind::Text => "text",
+        SettingKind::Endpoint => "endpoint",
+    }
+}
+
+/// `" (organization …, business unit …)"`: what an identity tells besides the user.
+pub fn identity_facts(identity: &Identity) -> String {
+    let facts: Vec<String> = identity
+        .environment_id
+        .iter()
+        .map(|id| format!("environment {id}"))
+        .chain(
+            identity
+                .details
+                .iter()
+                .map(|(label, value)| format!("{} {value}", label.to_lowercase())),
+        )
+        .collect();
+    if facts.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", facts.join(", "))
     }
 }
 

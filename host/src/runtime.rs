@@ -1,9 +1,10 @@
 //! Loading an integration component and calling it, one fresh store per call.
 
 use crate::artifact;
+use crate::bindings::v0_1::{self, down, up};
 use crate::bindings::{
     App, Column, Connection, Credential, DeviceCode, Entity, Error, Identity, Integration,
-    IntegrationPre, Measurement, MetricSpec, PluginInfo, SignInStatus, View, ViewRef,
+    IntegrationPre, Measurement, MetricSpec, PluginInfo, SettingValue, SignInStatus, View, ViewRef,
 };
 use crate::connections::{ConnectionRecord, SignIn};
 use crate::db::Database;
@@ -76,8 +77,28 @@ pub fn error_message(error: &Error) -> &str {
     }
 }
 
+/// A compiled component, ready to instantiate, by the contract version it was
+/// built against.
+#[derive(Clone)]
+enum Pre {
+    Current(IntegrationPre<HostState>),
+    V0_1(v0_1::IntegrationPre<HostState>),
+}
+
+/// One instance, and the connection in the form its version takes.
+enum Target<'a> {
+    Current(&'a Integration, &'a Connection),
+    V0_1(&'a v0_1::Integration, v0_1::types::Connection),
+}
+
+/// An instance of either version.
+enum Instance {
+    Current(Integration),
+    V0_1(v0_1::Integration),
+}
+
 pub struct PluginRuntime {
-    pre: IntegrationPre<HostState>,
+    pre: Pre,
     db: Database,
     info: PluginInfo,
     limits: Arc<Limits>,
@@ -139,6 +160,9 @@ fn engine_for(limits: &Limits) -> anyhow::Result<(Engine, bool)> {
     Ok((Engine::new(&config).map_err(anyhow::Error::from)?, false))
 }
 
+/// The contract versions this host loads, newest first.
+pub const CONTRACT_VERSIONS: [&str; 2] = ["goals:integration@0.2.0", "goals:integration@0.1.0"];
+
 type CallFuture<'a, R> =
     Pin<Box<dyn Future<Output = wasmtime::Result<Result<R, Error>>> + Send + 'a>>;
 
@@ -182,20 +206,56 @@ impl PluginRuntime {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
             .map_err(anyhow::Error::from)?;
-        Integration::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)
-            .map_err(anyhow::Error::from)?;
+        // The world's WASI imports are linked above, by wasmtime's own
+        // implementations; only the host's interfaces come from the bindings.
+        {
+            use crate::bindings::v0_2::goals::integration::{deadline, log, storage, types};
+            types::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)
+                .map_err(anyhow::Error::from)?;
+            storage::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)
+                .map_err(anyhow::Error::from)?;
+            deadline::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)
+                .map_err(anyhow::Error::from)?;
+            log::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)
+                .map_err(anyhow::Error::from)?;
+        }
+        v0_1::Integration::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| {
+            state
+        })
+        .map_err(anyhow::Error::from)?;
         let instance_pre = linker
             .instantiate_pre(&component)
             .map_err(anyhow::Error::from)
-            .context("the component does not fit the goals:integration world")?;
-        let pre = IntegrationPre::new(instance_pre).map_err(anyhow::Error::from)?;
+            .with_context(|| {
+                format!(
+                    "{name} imports what this host does not give; it must be a component of \
+                     the integration world of {}",
+                    CONTRACT_VERSIONS.join(" or ")
+                )
+            })?;
+        let pre = match IntegrationPre::new(instance_pre.clone()) {
+            Ok(current) => Pre::Current(current),
+            Err(current_error) => match v0_1::IntegrationPre::new(instance_pre) {
+                Ok(old) => Pre::V0_1(old),
+                Err(_) => {
+                    return Err(anyhow::Error::from(current_error).context(format!(
+                        "{name} does not export the integration world of {}",
+                        CONTRACT_VERSIONS.join(" or ")
+                    )));
+                }
+            },
+        };
         let mut runtime = PluginRuntime {
             pre,
             db,
             info: PluginInfo {
+                id: String::new(),
                 name: String::new(),
                 version: String::new(),
+                settings: Vec::new(),
+                credentials: Vec::new(),
                 default_sync_interval_seconds: 3600,
+                min_sync_interval_seconds: 0,
                 max_concurrent_per_connection: 1,
                 aggregations: Vec::new(),
             },
@@ -212,11 +272,28 @@ impl PluginRuntime {
             .instantiate(OutboundPolicy::deny_all(), "")
             .await
             .map_err(|e| anyhow::anyhow!("instantiating the plugin: {e}"))?;
-        runtime.info = plugin
-            .call_describe(&mut store)
+        runtime.info = describe(&mut store, &plugin)
             .await
             .map_err(anyhow::Error::from)
             .context("calling describe")?;
+        if runtime.info.id.trim().is_empty() {
+            anyhow::bail!("{name} describes itself without an id");
+        }
+        // Before 0.2, storage was scoped by the display name: move what the
+        // integration kept there under its id, once.
+        if runtime.info.id != runtime.info.name {
+            let moved =
+                crate::db::move_plugin_scope(&runtime.db, &runtime.info.name, &runtime.info.id)
+                    .await
+                    .context("moving the plugin's storage to its id")?;
+            if moved > 0 {
+                tracing::info!(
+                    "moved {moved} stored values of {} from its name to its id {}",
+                    runtime.info.name,
+                    runtime.info.id
+                );
+            }
+        }
         Ok(runtime)
     }
 
@@ -296,19 +373,27 @@ impl PluginRuntime {
     /// A fresh instance answering `describe`: the cost of one call without I/O.
     pub async fn describe_now(&self) -> Result<PluginInfo, CallError> {
         let (mut store, plugin, _slot) = self.instantiate(OutboundPolicy::deny_all(), "").await?;
-        plugin
-            .call_describe(&mut store)
+        describe(&mut store, &plugin)
             .await
             .map_err(|e| self.trap(&store, anyhow::Error::from(e)))
     }
 
     pub async fn list_apps(&self, conn: &ConnectionRecord) -> Result<Vec<App>, CallError> {
-        self.call(conn, |plugin, store, wit| {
+        self.call(conn, |target, store| {
             Box::pin(async move {
-                plugin
-                    .goals_integration_discovery()
-                    .call_list_apps(store, wit)
-                    .await
+                match target {
+                    Target::Current(plugin, conn) => {
+                        plugin
+                            .goals_integration_discovery()
+                            .call_list_apps(store, conn)
+                            .await
+                    }
+                    Target::V0_1(plugin, conn) => plugin
+                        .goals_integration_discovery()
+                        .call_list_apps(store, &conn)
+                        .await
+                        .map(up),
+                }
             })
         })
         .await
@@ -320,12 +405,21 @@ impl PluginRuntime {
         app: &str,
     ) -> Result<Vec<Entity>, CallError> {
         let app = app.to_string();
-        self.call(conn, move |plugin, store, wit| {
+        self.call(conn, move |target, store| {
             Box::pin(async move {
-                plugin
-                    .goals_integration_discovery()
-                    .call_list_entities(store, wit, &app)
-                    .await
+                match target {
+                    Target::Current(plugin, conn) => {
+                        plugin
+                            .goals_integration_discovery()
+                            .call_list_entities(store, conn, &app)
+                            .await
+                    }
+                    Target::V0_1(plugin, conn) => plugin
+                        .goals_integration_discovery()
+                        .call_list_entities(store, &conn, &app)
+                        .await
+                        .map(up),
+                }
             })
         })
         .await
@@ -338,12 +432,21 @@ impl PluginRuntime {
         search: Option<&str>,
     ) -> Result<Vec<View>, CallError> {
         let (entity, search) = (entity.to_string(), search.map(str::to_string));
-        self.call(conn, move |plugin, store, wit| {
+        self.call(conn, move |target, store| {
             Box::pin(async move {
-                plugin
-                    .goals_integration_discovery()
-                    .call_list_views(store, wit, &entity, search.as_deref())
-                    .await
+                match target {
+                    Target::Current(plugin, conn) => {
+                        plugin
+                            .goals_integration_discovery()
+                            .call_list_views(store, conn, &entity, search.as_deref())
+                            .await
+                    }
+                    Target::V0_1(plugin, conn) => plugin
+                        .goals_integration_discovery()
+                        .call_list_views(store, &conn, &entity, search.as_deref())
+                        .await
+                        .map(up),
+                }
             })
         })
         .await
@@ -356,12 +459,21 @@ impl PluginRuntime {
         view: &ViewRef,
     ) -> Result<Vec<Column>, CallError> {
         let (entity, view) = (entity.to_string(), view.clone());
-        self.call(conn, move |plugin, store, wit| {
+        self.call(conn, move |target, store| {
             Box::pin(async move {
-                plugin
-                    .goals_integration_discovery()
-                    .call_list_columns(store, wit, &entity, &view)
-                    .await
+                match target {
+                    Target::Current(plugin, conn) => {
+                        plugin
+                            .goals_integration_discovery()
+                            .call_list_columns(store, conn, &entity, &view)
+                            .await
+                    }
+                    Target::V0_1(plugin, conn) => plugin
+                        .goals_integration_discovery()
+                        .call_list_columns(store, &conn, &entity, &down(view))
+                        .await
+                        .map(up),
+                }
             })
         })
         .await
@@ -373,12 +485,21 @@ impl PluginRuntime {
         spec: &MetricSpec,
     ) -> Result<Measurement, CallError> {
         let spec = spec.clone();
-        self.call(conn, move |plugin, store, wit| {
+        self.call(conn, move |target, store| {
             Box::pin(async move {
-                plugin
-                    .goals_integration_metrics()
-                    .call_fetch_and_aggregate(store, wit, &spec)
-                    .await
+                match target {
+                    Target::Current(plugin, conn) => {
+                        plugin
+                            .goals_integration_metrics()
+                            .call_fetch_and_aggregate(store, conn, &spec)
+                            .await
+                    }
+                    Target::V0_1(plugin, conn) => plugin
+                        .goals_integration_metrics()
+                        .call_fetch_and_aggregate(store, &conn, &down(spec))
+                        .await
+                        .map(up),
+                }
             })
         })
         .await
@@ -388,12 +509,21 @@ impl PluginRuntime {
         &self,
         conn: &ConnectionRecord,
     ) -> Result<DeviceCode, CallError> {
-        self.call(conn, |plugin, store, wit| {
+        self.call(conn, |target, store| {
             Box::pin(async move {
-                plugin
-                    .goals_integration_sign_in()
-                    .call_start_device_sign_in(store, wit)
-                    .await
+                match target {
+                    Target::Current(plugin, conn) => {
+                        plugin
+                            .goals_integration_sign_in()
+                            .call_start_device_sign_in(store, conn)
+                            .await
+                    }
+                    Target::V0_1(plugin, conn) => plugin
+                        .goals_integration_sign_in()
+                        .call_start_device_sign_in(store, &conn)
+                        .await
+                        .map(up),
+                }
             })
         })
         .await
@@ -403,24 +533,42 @@ impl PluginRuntime {
         &self,
         conn: &ConnectionRecord,
     ) -> Result<SignInStatus, CallError> {
-        self.call(conn, |plugin, store, wit| {
+        self.call(conn, |target, store| {
             Box::pin(async move {
-                plugin
-                    .goals_integration_sign_in()
-                    .call_poll_device_sign_in(store, wit)
-                    .await
+                match target {
+                    Target::Current(plugin, conn) => {
+                        plugin
+                            .goals_integration_sign_in()
+                            .call_poll_device_sign_in(store, conn)
+                            .await
+                    }
+                    Target::V0_1(plugin, conn) => plugin
+                        .goals_integration_sign_in()
+                        .call_poll_device_sign_in(store, &conn)
+                        .await
+                        .map(up),
+                }
             })
         })
         .await
     }
 
     pub async fn who_am_i(&self, conn: &ConnectionRecord) -> Result<Identity, CallError> {
-        self.call(conn, |plugin, store, wit| {
+        self.call(conn, |target, store| {
             Box::pin(async move {
-                plugin
-                    .goals_integration_sign_in()
-                    .call_who_am_i(store, wit)
-                    .await
+                match target {
+                    Target::Current(plugin, conn) => {
+                        plugin
+                            .goals_integration_sign_in()
+                            .call_who_am_i(store, conn)
+                            .await
+                    }
+                    Target::V0_1(plugin, conn) => plugin
+                        .goals_integration_sign_in()
+                        .call_who_am_i(store, &conn)
+                        .await
+                        .map(up),
+                }
             })
         })
         .await
@@ -431,20 +579,23 @@ impl PluginRuntime {
     async fn call<R>(
         &self,
         conn: &ConnectionRecord,
-        invoke: impl for<'a> FnOnce(
-            &'a Integration,
-            &'a mut Store<HostState>,
-            &'a Connection,
-        ) -> CallFuture<'a, R>,
+        invoke: impl for<'a> FnOnce(Target<'a>, &'a mut Store<HostState>) -> CallFuture<'a, R>,
     ) -> Result<R, CallError> {
         let wit = wit_connection(conn)?;
         let (mut store, plugin, _slot) = self
             .instantiate(OutboundPolicy::for_connection(conn), &conn.id)
             .await?;
+        let target = match &plugin {
+            Instance::Current(plugin) => Target::Current(plugin, &wit),
+            Instance::V0_1(plugin) => Target::V0_1(
+                plugin,
+                v0_1::connection(&wit).map_err(|error| CallError::Plugin { error })?,
+            ),
+        };
         // The very deadline the plugin reads through its `deadline` import: a
         // plugin planning its waits by it must not be stopped before it.
         let deadline = tokio::time::Instant::from_std(store.data().deadline());
-        let result = tokio::time::timeout_at(deadline, invoke(&plugin, &mut store, &wit)).await;
+        let result = tokio::time::timeout_at(deadline, invoke(target, &mut store)).await;
         match result {
             Ok(result) => self.outcome(&store, result),
             Err(_) => Err(CallError::HostLimit(
@@ -457,7 +608,7 @@ impl PluginRuntime {
         &self,
         policy: OutboundPolicy,
         connection_id: &str,
-    ) -> Result<(Store<HostState>, Integration, Option<OwnedSemaphorePermit>), CallError> {
+    ) -> Result<(Store<HostState>, Instance, Option<OwnedSemaphorePermit>), CallError> {
         // Held as long as the store lives: the pool has no room for more.
         let slot = match &self.slots {
             Some(slots) => Some(Arc::clone(slots).acquire_owned().await.map_err(|_| {
@@ -473,12 +624,16 @@ impl PluginRuntime {
                 Arc::clone(&self.resolver),
                 Arc::clone(&self.traffic),
             ),
-            PluginStorage::new(self.db.clone(), &self.info.name, connection_id),
+            PluginStorage::new(self.db.clone(), &self.info.id, connection_id),
             Arc::clone(&self.limits),
             deadline,
         )
         .observed_by(self.observer.clone());
-        let mut store = Store::new(self.pre.engine(), state);
+        let engine = match &self.pre {
+            Pre::Current(pre) => pre.engine(),
+            Pre::V0_1(pre) => pre.engine(),
+        };
+        let mut store = Store::new(engine, state);
         store.limiter(|state| &mut state.memory);
         store.set_epoch_deadline(1);
         // Each tick yields to the runtime (so the deadline's timer can fire while
@@ -490,11 +645,14 @@ impl PluginRuntime {
                 UpdateDeadline::Yield(1)
             })
         });
-        let plugin = self
-            .pre
-            .instantiate_async(&mut store)
-            .await
-            .map_err(|e| self.trap(&store, anyhow::Error::from(e)))?;
+        let plugin = match &self.pre {
+            Pre::Current(pre) => pre
+                .instantiate_async(&mut store)
+                .await
+                .map(Instance::Current),
+            Pre::V0_1(pre) => pre.instantiate_async(&mut store).await.map(Instance::V0_1),
+        }
+        .map_err(|e| self.trap(&store, anyhow::Error::from(e)))?;
         Ok((store, plugin, slot))
     }
 
@@ -555,12 +713,26 @@ fn wit_connection(conn: &ConnectionRecord) -> Result<Connection, CallError> {
             });
         }
     };
+    let setting = |key: &str, value: &str| SettingValue {
+        key: key.to_string(),
+        value: value.to_string(),
+    };
     Ok(Connection {
         id: conn.id.clone(),
-        environment_url: conn.environment_url.clone(),
-        authority_url: conn.authority_url.clone(),
-        tenant: conn.tenant.clone(),
-        client_id: conn.client_id.clone(),
+        settings: vec![
+            setting(v0_1::ENVIRONMENT_URL, &conn.environment_url),
+            setting(v0_1::TENANT, &conn.tenant),
+            setting(v0_1::CLIENT_ID, &conn.client_id),
+            setting(v0_1::AUTHORITY_URL, &conn.authority_url),
+        ],
         credential,
     })
+}
+
+/// Asks an instance of either version to describe itself.
+async fn describe(store: &mut Store<HostState>, plugin: &Instance) -> wasmtime::Result<PluginInfo> {
+    match plugin {
+        Instance::Current(plugin) => plugin.call_describe(store).await,
+        Instance::V0_1(plugin) => plugin.call_describe(store).await.map(v0_1::plugin_info),
+    }
 }

@@ -2,7 +2,9 @@
 //! the outbound policy, the storage and log imports scoped to its connection, and
 //! the time left before its deadline.
 
-use crate::bindings::goals::integration::{deadline, log, storage, types};
+use crate::bindings::v0_1::goals::integration as v0_1;
+use crate::bindings::v0_2::goals::integration::types;
+use crate::bindings::{deadline, log, storage};
 use crate::db::{Database, plugin_value_context};
 use crate::limits::{Limits, MemoryLimiter};
 use crate::outbound::OutboundHooks;
@@ -230,5 +232,47 @@ impl log::Host for HostState {
             log::Level::Warn => tracing::warn!(target: "plugin", plugin, connection, "{message}"),
             log::Level::Error => tracing::error!(target: "plugin", plugin, connection, "{message}"),
         }
+    }
+}
+
+// A 0.1 component gets the same storage, deadline and log: the interfaces did not
+// change between the versions.
+impl v0_1::types::Host for HostState {}
+
+impl v0_1::storage::Host for HostState {
+    async fn get(&mut self, key: String) -> Option<Vec<u8>> {
+        storage::Host::get(self, key).await
+    }
+
+    async fn set(
+        &mut self,
+        key: String,
+        value: Vec<u8>,
+        ttl_seconds: Option<u32>,
+    ) -> Result<(), String> {
+        storage::Host::set(self, key, value, ttl_seconds).await
+    }
+
+    async fn delete(&mut self, key: String) {
+        storage::Host::delete(self, key).await
+    }
+}
+
+impl v0_1::deadline::Host for HostState {
+    fn remaining_milliseconds(&mut self) -> u64 {
+        deadline::Host::remaining_milliseconds(self)
+    }
+}
+
+impl v0_1::log::Host for HostState {
+    fn write(&mut self, level: v0_1::log::Level, message: String) {
+        let level = match level {
+            v0_1::log::Level::Trace => log::Level::Trace,
+            v0_1::log::Level::Debug => log::Level::Debug,
+            v0_1::log::Level::Info => log::Level::Info,
+            v0_1::log::Level::Warn => log::Level::Warn,
+            v0_1::log::Level::Error => log::Level::Error,
+        };
+        log::Host::write(self, level, message)
     }
 }

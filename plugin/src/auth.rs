@@ -1,9 +1,10 @@
 //! Signing in to the Microsoft identity platform, with the access token cached in
 //! host storage until shortly before it expires.
 
+use crate::connection::{Connection, Credential};
 use crate::errors;
 use crate::platform::{HttpRequest, HttpResponse, Platform};
-use crate::types::{Connection, Credential, DeviceCode, Error, SignInStatus};
+use crate::types::{DeviceCode, Error, SignInStatus};
 use serde::{Deserialize, Serialize};
 
 /// A token is replaced this long before it expires, so a request never leaves with

@@ -2,9 +2,10 @@
 
 use crate::auth;
 use crate::batch;
+use crate::connection::Connection;
 use crate::errors;
 use crate::platform::{HttpRequest, HttpResponse, Level, Platform, TransportError};
-use crate::types::{Connection, Error, Throttle};
+use crate::types::{Error, Throttle};
 use serde::de::DeserializeOwned;
 use std::time::Duration;
 
@@ -307,8 +308,8 @@ fn retry_after_seconds(response: &HttpResponse) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::connection::Credential;
     use crate::platform::fake::FakePlatform;
-    use crate::types::Credential;
 
     fn connection() -> Connection {
         Connection {

@@ -5,10 +5,11 @@ use crate::bindings::exports::goals::integration::{discovery, metrics, sign_in};
 use crate::bindings::goals::integration::{deadline, log, storage};
 use crate::bindings::{Guest, export};
 use crate::client::Session;
+use crate::connection::Connection;
 use crate::platform::{HttpRequest, HttpResponse, Level, Method, Platform, TransportError};
 use crate::types::{
-    App, Column, Connection, DeviceCode, Entity, Error, Identity, Measurement, MetricSpec,
-    PluginInfo, SignInStatus, View, ViewRef,
+    self, App, Column, DeviceCode, Entity, Error, Identity, Measurement, MetricSpec, PluginInfo,
+    SignInStatus, View, ViewRef,
 };
 use std::time::Duration;
 
@@ -25,44 +26,65 @@ impl Guest for Component {
 }
 
 impl discovery::Guest for Component {
-    fn list_apps(conn: Connection) -> Result<Vec<App>, Error> {
-        crate::discovery::list_apps(&mut Session::new(&Host, &conn))
+    fn list_apps(conn: types::Connection) -> Result<Vec<App>, Error> {
+        crate::discovery::list_apps(&mut Session::new(&Host, &Connection::from_wit(conn)?))
     }
 
-    fn list_entities(conn: Connection, app: String) -> Result<Vec<Entity>, Error> {
-        crate::discovery::list_entities(&mut Session::new(&Host, &conn), &app)
+    fn list_entities(conn: types::Connection, app: String) -> Result<Vec<Entity>, Error> {
+        crate::discovery::list_entities(
+            &mut Session::new(&Host, &Connection::from_wit(conn)?),
+            &app,
+        )
     }
 
     fn list_views(
-        conn: Connection,
+        conn: types::Connection,
         entity: String,
         search: Option<String>,
     ) -> Result<Vec<View>, Error> {
-        crate::discovery::list_views(&mut Session::new(&Host, &conn), &entity, search.as_deref())
+        crate::discovery::list_views(
+            &mut Session::new(&Host, &Connection::from_wit(conn)?),
+            &entity,
+            search.as_deref(),
+        )
     }
 
-    fn list_columns(conn: Connection, entity: String, view: ViewRef) -> Result<Vec<Column>, Error> {
-        crate::discovery::list_columns(&mut Session::new(&Host, &conn), &entity, &view)
+    fn list_columns(
+        conn: types::Connection,
+        entity: String,
+        view: ViewRef,
+    ) -> Result<Vec<Column>, Error> {
+        crate::discovery::list_columns(
+            &mut Session::new(&Host, &Connection::from_wit(conn)?),
+            &entity,
+            &view,
+        )
     }
 }
 
 impl metrics::Guest for Component {
-    fn fetch_and_aggregate(conn: Connection, spec: MetricSpec) -> Result<Measurement, Error> {
-        crate::metrics::fetch_and_aggregate(&mut Session::new(&Host, &conn), &spec)
+    fn fetch_and_aggregate(
+        conn: types::Connection,
+        spec: MetricSpec,
+    ) -> Result<Measurement, Error> {
+        crate::metrics::fetch_and_aggregate(
+            &mut Session::new(&Host, &Connection::from_wit(conn)?),
+            &spec,
+        )
     }
 }
 
 impl sign_in::Guest for Component {
-    fn start_device_sign_in(conn: Connection) -> Result<DeviceCode, Error> {
-        crate::signin::start_device_sign_in(&mut Session::new(&Host, &conn))
+    fn start_device_sign_in(conn: types::Connection) -> Result<DeviceCode, Error> {
+        crate::signin::start_device_sign_in(&mut Session::new(&Host, &Connection::from_wit(conn)?))
     }
 
-    fn poll_device_sign_in(conn: Connection) -> Result<SignInStatus, Error> {
-        crate::signin::poll_device_sign_in(&mut Session::new(&Host, &conn))
+    fn poll_device_sign_in(conn: types::Connection) -> Result<SignInStatus, Error> {
+        crate::signin::poll_device_sign_in(&mut Session::new(&Host, &Connection::from_wit(conn)?))
     }
 
-    fn who_am_i(conn: Connection) -> Result<Identity, Error> {
-        crate::signin::who_am_i(&mut Session::new(&Host, &conn))
+    fn who_am_i(conn: types::Connection) -> Result<Identity, Error> {
+        crate::signin::who_am_i(&mut Session::new(&Host, &Connection::from_wit(conn)?))
     }
 }
 

@@ -145,9 +145,9 @@ pub fn value_key(column: &ColumnRef, is_lookup: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::connection::{Connection, Credential};
     use crate::fetchxml::ViewQuery;
     use crate::platform::fake::FakePlatform;
-    use crate::types::{Connection, Credential};
 
     const TOKEN: &str = r#"{"token_type":"Bearer","expires_in":3599,"access_token":"tok"}"#;
 

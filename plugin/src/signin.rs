@@ -32,7 +32,7 @@ pub fn who_am_i(session: &mut Session) -> Result<Identity, Error> {
     let who: WhoAmI = session.get_json("WhoAmI", "identity")?;
     Ok(Identity {
         user_id: who.user_id,
-        organization_id: who.organization_id,
-        business_unit_id: who.business_unit_id,
+        environment_id: Some(who.organization_id),
+        details: vec![("Business unit".to_string(), who.business_unit_id)],
     })
 }

@@ -223,7 +223,7 @@ pub async fn run(context: &Context<'_>, command: &ConnectionCommand) -> anyhow::
             json["verified_as"] = match &identity {
                 Some(identity) => json!({
                     "user_id": identity.user_id,
-                    "organization_id": identity.organization_id,
+                    "environment_id": identity.environment_id,
                 }),
                 None => serde_json::Value::Null,
             };
@@ -346,19 +346,22 @@ pub async fn run(context: &Context<'_>, command: &ConnectionCommand) -> anyhow::
             let identity = runtime.who_am_i(&record).await?;
             Ok(Report {
                 text: format!(
-                    "connection '{}' reaches {} as user {} (organization {}, business unit {})",
+                    "connection '{}' reaches {} as user {}{}",
                     record.name,
                     record.environment_url,
                     identity.user_id,
-                    identity.organization_id,
-                    identity.business_unit_id
+                    render::identity_facts(&identity)
                 ),
                 json: json!({
                     "connection": record.name,
                     "environment_url": record.environment_url,
                     "user_id": identity.user_id,
-                    "organization_id": identity.organization_id,
-                    "business_unit_id": identity.business_unit_id,
+                    "environment_id": identity.environment_id,
+                    "details": identity
+                        .details
+                        .iter()
+                        .map(|(label, value)| json!({"label": label, "value": value}))
+                        .collect::<Vec<_>>(),
                 }),
             })
         }

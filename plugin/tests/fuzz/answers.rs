@@ -6,11 +6,10 @@ use crate::inputs;
 use crate::scripted::{self, Answer, Scripted};
 use dynamics365_plugin::aggregate::{Accumulator, Extreme, Partial};
 use dynamics365_plugin::client::{RETRY_BUDGET, Session};
+use dynamics365_plugin::connection::{Connection, Credential};
 use dynamics365_plugin::fetchxml::{ColumnRef, ViewQuery};
 use dynamics365_plugin::paging::{self, PageRead};
-use dynamics365_plugin::types::{
-    Connection, Credential, CurrencyChoice, MetricSpec, ViewKind, ViewRef,
-};
+use dynamics365_plugin::types::{CurrencyChoice, MetricSpec, ViewKind, ViewRef};
 use dynamics365_plugin::xml::{Element, Node};
 use dynamics365_plugin::{AGGREGATIONS, batch, discovery, metadata, metrics, signin};
 use proptest::prelude::*;

@@ -3,13 +3,12 @@
 use crate::scripted::{Answer, Fit, PartOutcome, Scripted};
 use dynamics365_plugin::auth;
 use dynamics365_plugin::client::Session;
+use dynamics365_plugin::connection::{Connection, Credential};
 use dynamics365_plugin::fetchxml::{ColumnRef, Function, ViewQuery};
 use dynamics365_plugin::metrics;
 use dynamics365_plugin::platform::HttpResponse;
 use dynamics365_plugin::split::SplitPlan;
-use dynamics365_plugin::types::{
-    Aggregation, Connection, Credential, CurrencyChoice, MetricSpec, ViewKind, ViewRef,
-};
+use dynamics365_plugin::types::{Aggregation, CurrencyChoice, MetricSpec, ViewKind, ViewRef};
 use dynamics365_plugin::xml::Element;
 use serde_json::json;
 use std::sync::mpsc;

@@ -7,12 +7,13 @@
 //! two throughputs compare the plugin's code, not its surroundings.
 
 use dynamics365_plugin::client::Session;
+use dynamics365_plugin::connection::{Connection, Credential};
 use dynamics365_plugin::fetchxml::{ColumnRef, MetricQuery, ViewQuery};
 use dynamics365_plugin::paging::{self, PAGE_SIZE, PageRead};
 use dynamics365_plugin::platform::{
     HttpRequest, HttpResponse, Level, Method, Platform, TransportError,
 };
-use dynamics365_plugin::types::{Aggregation, Connection, Credential, MetricValue};
+use dynamics365_plugin::types::{Aggregation, MetricValue};
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};

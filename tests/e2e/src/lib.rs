@@ -2,7 +2,7 @@
 //! in-process over a fresh database, and the real `goals-host` binary for CLI tests.
 
 use dataverse_sim::{RunningSimulator, SimConfig};
-use goals_host::bindings::{Aggregation, CurrencyChoice};
+use goals_host::bindings::{Aggregation, CurrencyChoice, MetricSpec, ViewKind, ViewRef};
 use goals_host::connections::{
     self, ConnectionRecord, DEFAULT_ORGANIZATION, NewConnection, Secret, SignIn,
 };
@@ -111,6 +111,25 @@ pub const HOT_LEADS_METRIC: [&str; 8] = [
     "--aggregation",
     "count",
 ];
+
+/// The metric of a seeded view, found by name, in the base currency.
+pub fn seeded_spec(entity: &str, view: &str, column: &str, aggregation: Aggregation) -> MetricSpec {
+    let seeded = dataset().view_by_name(view).expect("seeded view");
+    let kind = match seeded.kind {
+        dataverse_sim::ViewKind::System => ViewKind::System,
+        dataverse_sim::ViewKind::Personal => ViewKind::Personal,
+    };
+    MetricSpec {
+        entity: entity.to_string(),
+        view: ViewRef {
+            id: seeded.id.clone(),
+            kind,
+        },
+        column: column.to_string(),
+        aggregation,
+        currency: CurrencyChoice::Base,
+    }
+}
 
 /// `kr link KR` to the count of the Sales Hub's "Hot Leads" view through
 /// `connection`, then `extra` arguments.
@@ -313,46 +332,62 @@ impl World {
     }
 }
 
-/// The `goals-host` binary, built from the current sources once per test binary.
+/// The `goals-host` binary, built from the current sources once per test run.
 pub fn goals_host_binary() -> &'static Path {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| built_binary("goals-host", "goals-host"))
+    &workspace_binaries().goals_host
 }
 
-/// The `dataverse-sim` binary, built from the current sources once per test
-/// binary.
+/// The `dataverse-sim` binary, built from the current sources once per test run.
 pub fn simulator_binary() -> &'static Path {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| built_binary("dataverse-sim", "dataverse-sim"))
+    &workspace_binaries().simulator
 }
 
-/// Builds one binary of the workspace with the test's cargo and returns its path.
-fn built_binary(package: &str, bin: &str) -> PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-    let output = std::process::Command::new(cargo)
-        .args([
-            "build",
-            "--quiet",
-            "--package",
-            package,
-            "--bin",
-            bin,
-            "--message-format=json",
-        ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap_or_else(|e| panic!("run cargo build for {bin}: {e}"));
-    assert!(
-        output.status.success(),
-        "building {bin} failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .filter(|message| message["target"]["name"] == bin)
-        .find_map(|message| message["executable"].as_str().map(PathBuf::from))
-        .unwrap_or_else(|| panic!("cargo reported no {bin} executable"))
+struct Binaries {
+    goals_host: PathBuf,
+    simulator: PathBuf,
+}
+
+/// Builds the workspace's binaries with the test's cargo. It selects what
+/// `cargo test --workspace` selects (every package, tests included), so cargo
+/// resolves the same features and reuses every compiled dependency: building
+/// one package alone would unify features differently and rebuild wasmtime.
+fn workspace_binaries() -> &'static Binaries {
+    static BINARIES: OnceLock<Binaries> = OnceLock::new();
+    BINARIES.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+        let output = std::process::Command::new(cargo)
+            .args([
+                "build",
+                "--quiet",
+                "--workspace",
+                "--bins",
+                "--tests",
+                "--message-format=json",
+            ])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap_or_else(|e| panic!("run cargo build for the workspace's binaries: {e}"));
+        assert!(
+            output.status.success(),
+            "building the workspace's binaries failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let messages: Vec<Value> = String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .collect();
+        let binary = |name: &str| {
+            messages
+                .iter()
+                .filter(|m| m["target"]["name"] == name && m["profile"]["test"] == false)
+                .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+                .unwrap_or_else(|| panic!("cargo reported no {name} executable"))
+        };
+        Binaries {
+            goals_host: binary("goals-host"),
+            simulator: binary("dataverse-sim"),
+        }
+    })
 }
 
 /// Where the CLI keeps compiled plugins for the tests: beside the binary, in the

@@ -9,7 +9,7 @@
 
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../../wit",
+        path: "../../wit/v0.1.0",
         world: "integration",
     });
 }

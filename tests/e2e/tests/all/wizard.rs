@@ -1,7 +1,6 @@
 //! The interactive `kr link` wizard, driven through a real pseudo-terminal: every
 //! pick list typed into as a person would, the preview read, and the answer to
 //! "Save this link?" checked against what was stored.
-#![cfg(unix)]
 
 use goals_e2e::{Cli, Sim, dataset, goals_host_binary};
 use rexpect::process::WaitStatus;

@@ -3,10 +3,8 @@
 //! independently of the simulator's FetchXML engine.
 
 use dataverse_sim::Row;
-use goals_e2e::{Sim, dataset, plugin_with_connection};
-use goals_host::bindings::{
-    Aggregation, CurrencyChoice, Error, Measurement, MetricSpec, MetricValue, ViewKind, ViewRef,
-};
+use goals_e2e::{Sim, dataset, plugin_with_connection, seeded_spec};
+use goals_host::bindings::{Aggregation, Error, Measurement, MetricValue};
 use goals_host::connections::ConnectionRecord;
 use goals_host::runtime::{CallError, PluginRuntime};
 use serde_json::Value;
@@ -30,25 +28,8 @@ async fn measure(
     column: &str,
     aggregation: Aggregation,
 ) -> Result<Measurement, CallError> {
-    let seeded = dataset().view_by_name(view).expect("seeded view");
-    let kind = match seeded.kind {
-        dataverse_sim::ViewKind::System => ViewKind::System,
-        dataverse_sim::ViewKind::Personal => ViewKind::Personal,
-    };
     plugin
-        .fetch_and_aggregate(
-            conn,
-            &MetricSpec {
-                entity: entity.to_string(),
-                view: ViewRef {
-                    id: seeded.id.clone(),
-                    kind,
-                },
-                column: column.to_string(),
-                aggregation,
-                currency: CurrencyChoice::Base,
-            },
-        )
+        .fetch_and_aggregate(conn, &seeded_spec(entity, view, column, aggregation))
         .await
 }
 

@@ -1,0 +1,34 @@
+//! Host-side bindings of the `goals:integration` world, one module per released
+//! version of `wit/`. The host works in the newest version's types; a component
+//! built against an older version is called through its own bindings, converted
+//! at the edge (see [`v0_1`]).
+
+pub mod v0_1;
+
+/// `goals:integration@0.2.0`, the version the host speaks.
+pub mod v0_2 {
+    wasmtime::component::bindgen!({
+        path: "../wit/v0.2.0",
+        world: "integration",
+        imports: {
+            // Storage reads and writes SQLite, which must not block the async runtime.
+            "goals:integration/storage": async,
+        },
+        exports: { default: async },
+        // The WASI imports of the world are wasmtime's own implementations, linked
+        // (and restricted) separately.
+        with: {
+            "wasi:http": wasmtime_wasi_http::p2::bindings::http,
+            "wasi": wasmtime_wasi::p2::bindings,
+        },
+    });
+}
+
+pub use v0_2::goals::integration::types::{
+    Aggregation, App, Certificate, Column, ColumnType, Connection, Credential, CredentialKind,
+    CurrencyChoice, DeviceCode, Entity, Error, Identity, Measurement, MetricSpec, MetricValue,
+    PluginInfo, Setting, SettingKind, SettingValue, SignInStatus, Throttle, View, ViewKind,
+    ViewRef,
+};
+pub use v0_2::goals::integration::{deadline, log, storage};
+pub use v0_2::{Integration, IntegrationPre};

@@ -1,0 +1,155 @@
+//! The contract itself: the built plugin fits `goals:integration@0.2.0` as
+//! `wit/` alone describes it, a component built against the frozen 0.1.0 still
+//! loads and answers, and what a 0.1 host stored under the plugin's display name
+//! is found again under the 0.2 id.
+
+use goals_e2e::{World, misbehaving_component, seeded_spec};
+use goals_host::bindings::{Aggregation, SettingKind};
+use goals_host::db::{self, Database};
+use goals_host::runtime::{EMBEDDED_PLUGIN, PluginRuntime, PluginSource};
+use std::path::Path;
+
+fn wit_dir(version: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../wit")
+        .join(version)
+}
+
+/// What `wasm-tools component targets wit/v0.2.0 --world integration` checks:
+/// every import of the component is one the world declares. A world that left
+/// wasi:http out (as 0.1.0 did) fails here.
+#[test]
+fn the_built_plugin_targets_the_0_2_world_of_wit_alone() {
+    let mut resolve = wit_parser::Resolve::default();
+    let (package, _) = resolve
+        .push_dir(wit_dir("v0.2.0"))
+        .expect("parse wit/v0.2.0 with its vendored deps");
+    let world = resolve
+        .select_world(&[package], Some("integration"))
+        .expect("the integration world");
+    wit_component::targets(&resolve, world, EMBEDDED_PLUGIN)
+        .unwrap_or_else(|e| panic!("the plugin does not target the 0.2.0 world: {e:#}"));
+}
+
+#[tokio::test]
+async fn the_plugin_describes_its_id_and_the_connection_form() {
+    let db = Database::open_in_memory().unwrap();
+    let runtime = PluginRuntime::load(&PluginSource::Embedded, db)
+        .await
+        .unwrap();
+    let info = runtime.info();
+    assert_eq!(info.id, "microsoft.dynamics365");
+    assert_eq!(info.name, "Dynamics 365");
+    let endpoints: Vec<_> = info
+        .settings
+        .iter()
+        .filter(|s| matches!(s.kind, SettingKind::Endpoint))
+        .map(|s| (s.key.as_str(), s.required, s.default_value.as_deref()))
+        .collect();
+    assert_eq!(
+        endpoints,
+        [
+            ("environment_url", true, None),
+            (
+                "authority_url",
+                false,
+                Some("https://login.microsoftonline.com")
+            ),
+        ]
+    );
+    assert!(info.settings.iter().all(|s| !s.label.is_empty()));
+    assert!(info.min_sync_interval_seconds > 0);
+    assert!(info.min_sync_interval_seconds <= info.default_sync_interval_seconds);
+}
+
+/// `tests/misbehave` is deliberately built against 0.1.0.
+#[tokio::test]
+async fn a_component_built_against_0_1_0_still_loads_and_answers() {
+    let db = Database::open_in_memory().unwrap();
+    let runtime = PluginRuntime::load(&PluginSource::File(misbehaving_component().into()), db)
+        .await
+        .expect("a 0.1.0 component loads");
+    let info = runtime.info();
+    assert_eq!(
+        info.id, info.name,
+        "0.1 scoped storage by name; it stays its id"
+    );
+    assert_eq!(info.aggregations, [Aggregation::Count]);
+    let keys: Vec<_> = info.settings.iter().map(|s| s.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        ["environment_url", "tenant", "client_id", "authority_url"]
+    );
+
+    let sim = goals_e2e::Sim::start().await;
+    let conn = goals_host::connections::add(runtime.database(), sim.new_connection("old"))
+        .await
+        .unwrap();
+    let apps = runtime.list_apps(&conn).await.expect("a 0.1 call answers");
+    assert_eq!(apps.len(), 1);
+    assert_eq!(apps[0].name, "Well-behaved app");
+}
+
+fn token_requests(world: &World) -> usize {
+    world
+        .sim
+        .server
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/oauth2/v2.0/token"))
+        .count()
+}
+
+async fn values_under(db: &Database, plugin: &str) -> i64 {
+    let plugin = plugin.to_string();
+    db.run(move |conn| {
+        Ok(conn.query_row(
+            "SELECT count(*) FROM plugin_kv WHERE plugin = ?1",
+            [plugin],
+            |r| r.get(0),
+        )?)
+    })
+    .await
+    .unwrap()
+}
+
+/// The access token and metadata a 0.1 host kept under "Dynamics 365" are
+/// moved to `microsoft.dynamics365` when the 0.2 plugin loads: the next
+/// measurement signs in no more and reads no metadata again.
+#[tokio::test]
+async fn storage_kept_under_the_display_name_survives_the_move_to_the_id() {
+    let world = World::new().await;
+    let spec = seeded_spec("lead", "Hot Leads", "fullname", Aggregation::Count);
+    world
+        .runtime
+        .fetch_and_aggregate(&world.conn, &spec)
+        .await
+        .unwrap();
+    let stored = values_under(&world.db, "microsoft.dynamics365").await;
+    assert!(stored > 0, "the plugin keeps its token and metadata");
+    // As a 0.1 host left it: everything under the display name.
+    db::move_plugin_scope(&world.db, "microsoft.dynamics365", "Dynamics 365")
+        .await
+        .unwrap();
+    assert_eq!(values_under(&world.db, "microsoft.dynamics365").await, 0);
+
+    let reloaded = PluginRuntime::load(&PluginSource::Embedded, world.db.clone())
+        .await
+        .unwrap();
+    assert_eq!(values_under(&world.db, "Dynamics 365").await, 0);
+    assert_eq!(
+        values_under(&world.db, "microsoft.dynamics365").await,
+        stored
+    );
+    let (tokens, requests) = (token_requests(&world), world.sim.server.requests().len());
+    let measured = reloaded
+        .fetch_and_aggregate(&world.conn, &spec)
+        .await
+        .unwrap();
+    assert_eq!(token_requests(&world), tokens, "the cached token was found");
+    assert_eq!(
+        world.sim.server.requests().len() - requests,
+        measured.requests as usize,
+    );
+    assert_eq!(measured.requests, 1, "one $batch, no metadata read again");
+}
