@@ -4,7 +4,7 @@
 //! debug build.
 
 use crate::bindings::{Aggregation, CurrencyChoice};
-use crate::connections::{self, ConnectionRecord, NewConnection, Secret, SignIn};
+use crate::connections::{self, ConnectionRecord};
 use crate::db::Database;
 use crate::goals::clock::{Clock, ManualClock, SystemClock};
 use crate::goals::keyresults::{self, NewKeyResult};
@@ -69,18 +69,8 @@ impl Rig {
         );
         let conn = connections::add(
             &db,
-            NewConnection {
-                organization: connections::DEFAULT_ORGANIZATION.to_string(),
-                added_by: "bench".to_string(),
-                name: "sim".to_string(),
-                environment_url: simulator.url(),
-                authority_url: Some(simulator.url()),
-                tenant: config.tenant.clone(),
-                client_id: config.client_id.clone(),
-                sign_in: SignIn::ClientSecret,
-                client_secret: Some(Secret::new(config.client_secret.clone())),
-                allow_loopback: true,
-            },
+            runtime.info(),
+            crate::demo::simulator_connection(&simulator.url(), &config, "sim"),
         )
         .await?;
         Ok(Rig {
@@ -97,7 +87,7 @@ impl Rig {
     fn syncer(&self, per_connection: usize) -> Arc<Syncer> {
         Arc::new(Syncer::new(
             self.db.clone(),
-            Arc::clone(&self.runtime),
+            self.runtime.clone(),
             Arc::new(self.clock.clone()),
             per_connection,
         ))

@@ -1,14 +1,12 @@
 //! Named connections to environments of the integrated service.
 
+use crate::bindings::{CredentialKind, PluginInfo, SettingKind};
 use crate::db::{Database, DbError, connection_secret_context, plugin_value_context};
 use crate::secrets::Keyring;
 use rusqlite::{OptionalExtension, params};
 use std::fmt;
 use std::sync::Arc;
 use url::Url;
-
-/// The identity authority used when a connection does not name one.
-pub const DEFAULT_AUTHORITY: &str = "https://login.microsoftonline.com";
 
 const MAX_NAME_LEN: usize = 100;
 
@@ -64,27 +62,60 @@ impl Status {
     }
 }
 
-/// How a connection signs in.
+/// How a connection signs in: the credential kinds of the contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SignIn {
-    /// A service principal with a client secret: keeps syncing whoever leaves.
+    /// An application with a client secret: keeps syncing whoever leaves.
     ClientSecret,
-    /// A person, with a device code; the plugin keeps the refresh token.
+    /// An application with a certificate and its private key.
+    Certificate,
+    /// A person, with a device code; the integration keeps the refresh token.
     DeviceCode,
+    /// A key the service issued.
+    ApiKey,
 }
 
 impl SignIn {
     pub fn as_str(self) -> &'static str {
         match self {
             SignIn::ClientSecret => "client-secret",
+            SignIn::Certificate => "certificate",
             SignIn::DeviceCode => "device-code",
+            SignIn::ApiKey => "api-key",
         }
     }
 
     fn parse(text: &str) -> SignIn {
         match text {
+            "certificate" => SignIn::Certificate,
             "device-code" => SignIn::DeviceCode,
+            "api-key" => SignIn::ApiKey,
             _ => SignIn::ClientSecret,
+        }
+    }
+
+    /// The contract's credential kind.
+    pub fn kind(self) -> CredentialKind {
+        match self {
+            SignIn::ClientSecret => CredentialKind::ClientSecret,
+            SignIn::Certificate => CredentialKind::Certificate,
+            SignIn::DeviceCode => CredentialKind::User,
+            SignIn::ApiKey => CredentialKind::ApiKey,
+        }
+    }
+
+    /// Whether the host keeps a secret for it (all but a person's sign-in).
+    pub fn has_secret(self) -> bool {
+        self != SignIn::DeviceCode
+    }
+
+    /// What the secret is called in messages.
+    pub fn secret_name(self) -> &'static str {
+        match self {
+            SignIn::ClientSecret => "client secret",
+            SignIn::Certificate => "certificate and private key",
+            SignIn::DeviceCode => "person's sign-in",
+            SignIn::ApiKey => "API key",
         }
     }
 }
@@ -97,13 +128,14 @@ pub struct NewConnection {
     /// Who added it, for the record.
     pub added_by: String,
     pub name: String,
-    pub environment_url: String,
-    pub authority_url: Option<String>,
-    pub tenant: String,
-    pub client_id: String,
+    /// The integration's id.
+    pub integration: String,
+    /// Setting values as given, by key; checked against what the integration
+    /// declares when the connection is added.
+    pub settings: Vec<(String, String)>,
     pub sign_in: SignIn,
-    /// Required for [`SignIn::ClientSecret`].
-    pub client_secret: Option<Secret>,
+    /// The secret material: required for every sign-in but a person's.
+    pub secret: Option<Secret>,
     /// Allows plain HTTP and loopback addresses: for simulators and tests only.
     pub allow_loopback: bool,
 }
@@ -117,14 +149,18 @@ pub struct ConnectionRecord {
     pub status: Status,
     pub status_reason: Option<String>,
     pub name: String,
-    pub environment_url: String,
-    pub authority_url: String,
-    pub tenant: String,
-    pub client_id: String,
+    /// The id of the integration the connection belongs to.
+    pub integration: String,
+    /// The value of each setting the integration declares (given or default),
+    /// in its declared order.
+    pub settings: Vec<(String, String)>,
+    /// Where the integration may send requests for this connection: the
+    /// origins of its endpoint settings, the first being the service itself.
+    pub origins: Vec<String>,
     pub sign_in: SignIn,
-    /// The service principal's secret; `None` for a person's sign-in, or when the
-    /// stored secret cannot be opened with this host's key.
-    pub client_secret: Option<Secret>,
+    /// The secret material; `None` for a person's sign-in, or when the stored
+    /// secret cannot be opened with this host's key.
+    pub secret: Option<Secret>,
     /// Something sealed for the connection (its client secret, or a sign-in the
     /// plugin keeps) cannot be opened with this host's key: the key changed or
     /// was lost, and the connection needs sign-in.
@@ -134,6 +170,19 @@ pub struct ConnectionRecord {
 }
 
 impl ConnectionRecord {
+    /// The value of setting `key`, when the connection has one.
+    pub fn setting(&self, key: &str) -> Option<&str> {
+        self.settings
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, value)| value.as_str())
+    }
+
+    /// Where the connection points, for people: its first endpoint's origin.
+    pub fn url(&self) -> &str {
+        self.origins.first().map(String::as_str).unwrap_or_default()
+    }
+
     /// The command that signs this connection in again, for messages that say
     /// it needs sign-in.
     pub fn sign_in_command(&self) -> String {
@@ -144,6 +193,8 @@ impl ConnectionRecord {
         };
         let secret = match self.sign_in {
             SignIn::ClientSecret => " --client-secret-env VAR",
+            SignIn::Certificate => " --certificate PEM --private-key-env VAR",
+            SignIn::ApiKey => " --api-key-env VAR",
             SignIn::DeviceCode => "",
         };
         format!("goals-host connection sign-in '{}'{org}{secret}", self.name)
@@ -181,7 +232,7 @@ pub enum ConnectionError {
     InUse { name: String, links: i64 },
     #[error("invalid {field} '{value}': {reason}")]
     Invalid {
-        field: &'static str,
+        field: String,
         value: String,
         reason: String,
     },
@@ -204,95 +255,153 @@ fn known_names(known: &[String]) -> String {
 }
 
 impl NewConnection {
-    /// Checks and normalises what was supplied; the environment and authority
-    /// become bare origins (`scheme://host[:port]`).
-    fn validated(self) -> Result<NewConnection, ConnectionError> {
+    /// Sets setting `key` to `value`, replacing what was given for it.
+    pub fn set(&mut self, key: &str, value: &str) {
+        self.settings.retain(|(k, _)| k != key);
+        self.settings.push((key.to_string(), value.to_string()));
+    }
+
+    /// Checks and normalises what was supplied against what `integration`
+    /// declares: every required setting given, no unknown one, defaults filled
+    /// in, endpoints reduced to bare origins (`scheme://host[:port]`), and a
+    /// credential of a kind the integration accepts.
+    fn validated(self, integration: &PluginInfo) -> Result<Checked, ConnectionError> {
         let name = self.name.trim().to_string();
         if name.is_empty()
             || name.len() > MAX_NAME_LEN
             || crate::names::hidden_character(&name).is_some()
         {
             return Err(ConnectionError::Invalid {
-                field: "name",
+                field: "name".to_string(),
                 value: self.name,
                 reason: format!("use 1 to {MAX_NAME_LEN} printable characters"),
             });
         }
-        let environment_url = origin(
-            "environment URL",
-            &self.environment_url,
-            self.allow_loopback,
-        )?;
-        let authority_url = origin(
-            "authority URL",
-            self.authority_url.as_deref().unwrap_or(DEFAULT_AUTHORITY),
-            self.allow_loopback,
-        )?;
-        let tenant = self.tenant.trim().to_string();
-        if tenant.is_empty()
-            || !tenant
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        if let Some((key, value)) = self
+            .settings
+            .iter()
+            .find(|(key, _)| !integration.settings.iter().any(|s| &s.key == key))
         {
             return Err(ConnectionError::Invalid {
-                field: "tenant",
-                value: self.tenant,
-                reason: "use the directory (tenant) id or a verified domain of the tenant"
-                    .to_string(),
+                field: format!("setting '{key}'"),
+                value: value.clone(),
+                reason: format!(
+                    "{} has no such setting; its settings are {}",
+                    integration.name,
+                    integration
+                        .settings
+                        .iter()
+                        .map(|s| s.key.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
             });
         }
-        let client_id = self.client_id.trim().to_string();
-        if client_id.is_empty() || client_id.chars().any(|c| c.is_whitespace() || c == '/') {
+        let mut settings = Vec::new();
+        let mut origins = Vec::new();
+        for declared in &integration.settings {
+            let given = self
+                .settings
+                .iter()
+                .rev()
+                .find(|(key, _)| key == &declared.key)
+                .map(|(_, value)| value.trim().to_string())
+                .filter(|value| !value.is_empty());
+            let Some(value) = given.or_else(|| declared.default_value.clone()) else {
+                if declared.required {
+                    return Err(ConnectionError::Invalid {
+                        field: format!("setting '{}'", declared.key),
+                        value: String::new(),
+                        reason: format!(
+                            "{} needs it ({}): give it with --setting {}=VALUE",
+                            integration.name, declared.label, declared.key
+                        ),
+                    });
+                }
+                continue;
+            };
+            let value = match declared.kind {
+                SettingKind::Endpoint => {
+                    let origin = origin(&declared.key, &value, self.allow_loopback)?;
+                    if !origins.contains(&origin) {
+                        origins.push(origin.clone());
+                    }
+                    origin
+                }
+                SettingKind::Text => {
+                    if value.chars().any(char::is_control) {
+                        return Err(ConnectionError::Invalid {
+                            field: format!("setting '{}'", declared.key),
+                            value,
+                            reason: "use printable characters".to_string(),
+                        });
+                    }
+                    value
+                }
+            };
+            settings.push((declared.key.clone(), value));
+        }
+        if !integration.credentials.contains(&self.sign_in.kind()) {
             return Err(ConnectionError::Invalid {
-                field: "client id",
-                value: self.client_id,
-                reason: "use the application (client) id of the app registration".to_string(),
+                field: "sign-in".to_string(),
+                value: self.sign_in.as_str().to_string(),
+                reason: format!(
+                    "{} signs in with {}",
+                    integration.name,
+                    integration
+                        .credentials
+                        .iter()
+                        .map(|kind| crate::render::credential_name(*kind))
+                        .collect::<Vec<_>>()
+                        .join(" or ")
+                ),
             });
         }
-        let secret_given = self
-            .client_secret
-            .as_ref()
-            .is_some_and(|s| !s.expose().is_empty());
-        match (self.sign_in, secret_given) {
-            (SignIn::ClientSecret, false) => {
+        let secret_given = self.secret.as_ref().is_some_and(|s| !s.expose().is_empty());
+        match (self.sign_in.has_secret(), secret_given) {
+            (true, false) => {
                 return Err(ConnectionError::Invalid {
-                    field: "client secret",
+                    field: self.sign_in.secret_name().to_string(),
                     value: String::new(),
-                    reason: "a service principal needs its client secret".to_string(),
+                    reason: format!("signing in with {} needs it", self.sign_in.as_str()),
                 });
             }
-            (SignIn::DeviceCode, true) => {
+            (false, true) => {
                 return Err(ConnectionError::Invalid {
-                    field: "client secret",
+                    field: "secret".to_string(),
                     value: String::new(),
-                    reason: "a person's sign-in uses no client secret".to_string(),
+                    reason: "a person's sign-in uses no secret".to_string(),
                 });
             }
             _ => {}
         }
-        Ok(NewConnection {
-            name,
-            environment_url,
-            authority_url: Some(authority_url),
-            tenant,
-            client_id,
-            ..self
+        Ok(Checked {
+            new: NewConnection {
+                name,
+                integration: integration.id.clone(),
+                settings: settings.clone(),
+                ..self
+            },
+            origins,
         })
     }
 }
 
-fn origin(
-    field: &'static str,
-    value: &str,
-    allow_loopback: bool,
-) -> Result<String, ConnectionError> {
+/// A new connection, checked against its integration, with the origins its
+/// endpoint settings allow.
+struct Checked {
+    new: NewConnection,
+    origins: Vec<String>,
+}
+
+fn origin(key: &str, value: &str, allow_loopback: bool) -> Result<String, ConnectionError> {
     let invalid = |reason: &str| ConnectionError::Invalid {
-        field,
+        field: format!("setting '{key}'"),
         value: value.to_string(),
         reason: reason.to_string(),
     };
     let url = Url::parse(value.trim())
-        .map_err(|e| invalid(&format!("{e}; use e.g. https://contoso.crm.dynamics.com")))?;
+        .map_err(|e| invalid(&format!("{e}; use e.g. https://service.example.com")))?;
     match url.scheme() {
         "https" => {}
         "http" if allow_loopback => {}
@@ -308,7 +417,7 @@ fn origin(
     }
     if url.query().is_some() || url.fragment().is_some() || !matches!(url.path(), "" | "/") {
         return Err(invalid(
-            "give only the scheme and host, e.g. https://contoso.crm.dynamics.com",
+            "give only the scheme and host, e.g. https://service.example.com",
         ));
     }
     let host = url
@@ -318,6 +427,23 @@ fn origin(
         Some(port) => format!("{}://{host}:{port}", url.scheme()),
         None => format!("{}://{host}", url.scheme()),
     })
+}
+
+/// A certificate credential kept as one secret: the certificate's PEM blocks,
+/// then the private key's.
+pub fn join_certificate(certificate_pem: &str, private_key_pem: &str) -> String {
+    format!("{}\n{}\n", certificate_pem.trim(), private_key_pem.trim())
+}
+
+/// The certificate and the private key of a [`join_certificate`] secret.
+pub fn split_certificate(secret: &str) -> Option<(String, String)> {
+    let key_start = secret.match_indices("-----BEGIN ").find_map(|(at, _)| {
+        let line = secret[at..].lines().next()?;
+        line.ends_with("PRIVATE KEY-----").then_some(at)
+    })?;
+    let (certificate, key) = secret.split_at(key_start);
+    let certificate = certificate.trim();
+    (!certificate.is_empty()).then(|| (certificate.to_string(), key.trim().to_string()))
 }
 
 /// A new connection id: 128 random bits.
@@ -369,6 +495,24 @@ fn durable_value_unreadable(
     Ok(false)
 }
 
+/// The stored settings object, in its stored order (SQLite's `json_object` and
+/// serde_json both keep it).
+fn settings_from_json(json: &str) -> Vec<(String, String)> {
+    serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(json)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(key, value)| Some((key, value.as_str()?.to_string())))
+        .collect()
+}
+
+fn settings_to_json(settings: &[(String, String)]) -> String {
+    let object: serde_json::Map<String, serde_json::Value> = settings
+        .iter()
+        .map(|(key, value)| (key.clone(), serde_json::Value::from(value.as_str())))
+        .collect();
+    serde_json::Value::Object(object).to_string()
+}
+
 fn from_row(
     row: &rusqlite::Row<'_>,
     keyring: &Keyring,
@@ -377,20 +521,22 @@ fn from_row(
     let id: String = row.get("id")?;
     let sign_in = SignIn::parse(&row.get::<_, String>("sign_in")?);
     let sealed: String = row.get("client_secret")?;
-    let client_secret = match sign_in {
-        SignIn::DeviceCode => None,
-        SignIn::ClientSecret => keyring
+    let secret = if sign_in.has_secret() {
+        keyring
             .open_text(&connection_secret_context(&id), &sealed)
             .ok()
-            .map(Secret::new),
+            .map(Secret::new)
+    } else {
+        None
     };
     // One key seals everything of a connection: a service principal's secret
     // that opens shows the key is right, so only a person's sign-in, kept by the
     // plugin, needs its values checked (and a scheduled sync of a service
     // principal reads nothing more).
-    let key_lost = match sign_in {
-        SignIn::ClientSecret => client_secret.is_none(),
-        SignIn::DeviceCode => durable_value_unreadable(conn, keyring, &id)?,
+    let key_lost = if sign_in.has_secret() {
+        secret.is_none()
+    } else {
+        durable_value_unreadable(conn, keyring, &id)?
     };
     let mut status = Status::parse(&row.get::<_, String>("status")?);
     let mut status_reason: Option<String> = row.get("status_reason")?;
@@ -409,32 +555,37 @@ fn from_row(
         status_reason,
         sign_in,
         name: row.get("name")?,
-        environment_url: row.get("environment_url")?,
-        authority_url: row.get("authority_url")?,
-        tenant: row.get("tenant")?,
-        client_id: row.get("client_id")?,
-        client_secret,
+        integration: row.get("integration")?,
+        settings: settings_from_json(&row.get::<_, String>("settings")?),
+        origins: serde_json::from_str(&row.get::<_, String>("origins")?).unwrap_or_default(),
+        secret,
         key_lost,
         allow_loopback: row.get("allow_loopback")?,
         created_at: row.get("created_at")?,
     })
 }
 
-pub async fn add(db: &Database, new: NewConnection) -> Result<ConnectionRecord, ConnectionError> {
-    let new = new.validated()?;
+/// Adds a connection of `integration`, checked against what it declares.
+pub async fn add(
+    db: &Database,
+    integration: &PluginInfo,
+    new: NewConnection,
+) -> Result<ConnectionRecord, ConnectionError> {
+    let Checked { new, origins } = new.validated(integration)?;
     let (organization, name) = (new.organization.clone(), new.name.clone());
     let id = new_id()?;
     let keyring = Arc::clone(db.keyring());
-    let sealed = match &new.client_secret {
+    let sealed = match &new.secret {
         Some(secret) => keyring
             .seal_text(&connection_secret_context(&id), secret.expose())
             .map_err(DbError::from)?,
         None => String::new(),
     };
     // A person's connection works only once the person has signed in.
-    let (initial_status, initial_reason) = match new.sign_in {
-        SignIn::ClientSecret => (Status::Ok, None),
-        SignIn::DeviceCode => (Status::NeedsSignIn, Some("waiting for the first sign-in")),
+    let (initial_status, initial_reason) = if new.sign_in.has_secret() {
+        (Status::Ok, None)
+    } else {
+        (Status::NeedsSignIn, Some("waiting for the first sign-in"))
     };
     db.run(move |conn| {
         let tx = conn.transaction()?;
@@ -459,18 +610,17 @@ pub async fn add(db: &Database, new: NewConnection) -> Result<ConnectionRecord, 
             return Ok(Err(ConnectionError::DuplicateName { organization, name }));
         }
         tx.execute(
-            "INSERT INTO connections (id, organization_id, name, environment_url,
-                 authority_url, tenant, client_id, client_secret, sign_in, allow_loopback,
-                 added_by, status, status_reason, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, unixepoch())",
+            "INSERT INTO connections (id, organization_id, name, integration, settings,
+                 origins, client_secret, sign_in, allow_loopback, added_by, status,
+                 status_reason, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, unixepoch())",
             params![
                 id,
                 organization_id,
                 new.name,
-                new.environment_url,
-                new.authority_url.unwrap_or_default(),
-                new.tenant,
-                new.client_id,
+                new.integration,
+                settings_to_json(&new.settings),
+                serde_json::Value::from(origins).to_string(),
                 sealed,
                 new.sign_in.as_str(),
                 new.allow_loopback,
@@ -493,9 +643,10 @@ pub async fn add(db: &Database, new: NewConnection) -> Result<ConnectionRecord, 
 /// caller forgets the plugin storage of that id afterwards.
 pub async fn candidate(
     db: &Database,
+    integration: &PluginInfo,
     new: NewConnection,
 ) -> Result<ConnectionRecord, ConnectionError> {
-    let new = new.validated()?;
+    let Checked { new, origins } = new.validated(integration)?;
     let Some(organization_id) = organization_id(db, &new.organization).await? else {
         return Err(ConnectionError::NoOrganization(new.organization));
     };
@@ -517,14 +668,11 @@ pub async fn candidate(
         status: Status::Ok,
         status_reason: None,
         name: new.name,
-        environment_url: new.environment_url,
-        authority_url: new
-            .authority_url
-            .unwrap_or_else(|| DEFAULT_AUTHORITY.to_string()),
-        tenant: new.tenant,
-        client_id: new.client_id,
+        integration: new.integration,
+        settings: new.settings,
+        origins,
         sign_in: new.sign_in,
-        client_secret: new.client_secret,
+        secret: new.secret,
         key_lost: false,
         allow_loopback: new.allow_loopback,
         created_at: 0,
@@ -713,11 +861,11 @@ pub async fn forget_unreadable_storage(
         .await?)
 }
 
-/// Replaces the connection's client secret.
+/// Replaces the connection's secret (its sign-in kind stays).
 pub async fn set_secret(db: &Database, id: &str, secret: &Secret) -> Result<(), ConnectionError> {
     if secret.expose().is_empty() {
         return Err(ConnectionError::Invalid {
-            field: "client secret",
+            field: "secret".to_string(),
             value: String::new(),
             reason: "the secret is empty".to_string(),
         });
@@ -729,7 +877,7 @@ pub async fn set_secret(db: &Database, id: &str, secret: &Secret) -> Result<(), 
     let id = id.to_string();
     db.run(move |conn| {
         conn.execute(
-            "UPDATE connections SET client_secret = ?2, sign_in = 'client-secret' WHERE id = ?1",
+            "UPDATE connections SET client_secret = ?2 WHERE id = ?1 AND sign_in <> 'device-code'",
             params![id, sealed],
         )?;
         Ok(())
@@ -763,19 +911,59 @@ async fn not_found(db: &Database, name: &str, organization: Option<&str>) -> Con
 mod tests {
     use super::*;
 
+    /// An integration declaring what Dynamics 365 declares.
+    fn integration() -> PluginInfo {
+        use crate::bindings::Setting;
+        let setting = |key: &str, kind, default: Option<&str>| Setting {
+            key: key.to_string(),
+            label: key.to_string(),
+            help: String::new(),
+            kind,
+            required: default.is_none(),
+            default_value: default.map(str::to_string),
+        };
+        PluginInfo {
+            id: "test.crm".to_string(),
+            name: "Test CRM".to_string(),
+            version: "1.0.0".to_string(),
+            settings: vec![
+                setting("environment_url", SettingKind::Endpoint, None),
+                setting("tenant", SettingKind::Text, None),
+                setting(
+                    "authority_url",
+                    SettingKind::Endpoint,
+                    Some("https://login.example.com"),
+                ),
+            ],
+            credentials: vec![CredentialKind::ClientSecret, CredentialKind::User],
+            default_sync_interval_seconds: 3600,
+            min_sync_interval_seconds: 60,
+            max_concurrent_per_connection: 4,
+            aggregations: Vec::new(),
+        }
+    }
+
     fn new(name: &str) -> NewConnection {
         NewConnection {
             organization: DEFAULT_ORGANIZATION.to_string(),
             added_by: "admin@contoso".to_string(),
             name: name.to_string(),
-            environment_url: "https://contoso.crm.dynamics.com/".to_string(),
-            authority_url: None,
-            tenant: "contoso.onmicrosoft.com".to_string(),
-            client_id: "6a1b2c3d".to_string(),
+            integration: "test.crm".to_string(),
+            settings: vec![
+                (
+                    "environment_url".to_string(),
+                    "https://contoso.crm.example.com/".to_string(),
+                ),
+                ("tenant".to_string(), " contoso ".to_string()),
+            ],
             sign_in: SignIn::ClientSecret,
-            client_secret: Some(Secret::new("s3cret")),
+            secret: Some(Secret::new("s3cret")),
             allow_loopback: false,
         }
+    }
+
+    async fn add(db: &Database, new: NewConnection) -> Result<ConnectionRecord, ConnectionError> {
+        super::add(db, &integration(), new).await
     }
 
     #[tokio::test]
@@ -783,20 +971,87 @@ mod tests {
         let db = Database::open_in_memory().unwrap();
         let added = add(&db, new(" Sales ")).await.unwrap();
         assert_eq!(added.name, "Sales");
-        assert_eq!(added.environment_url, "https://contoso.crm.dynamics.com");
-        assert_eq!(added.authority_url, DEFAULT_AUTHORITY);
+        assert_eq!(added.integration, "test.crm");
+        assert_eq!(
+            added.origins,
+            [
+                "https://contoso.crm.example.com",
+                "https://login.example.com"
+            ]
+        );
+        assert_eq!(added.url(), "https://contoso.crm.example.com");
+        assert_eq!(added.setting("tenant"), Some("contoso"));
+        assert_eq!(
+            added.setting("authority_url"),
+            Some("https://login.example.com")
+        );
         assert_eq!(added.id.len(), 32);
         assert_eq!(added.organization, DEFAULT_ORGANIZATION);
         assert_eq!(added.added_by, "admin@contoso");
         assert_eq!(added.status, Status::Ok);
         assert_eq!(list(&db, None).await.unwrap().len(), 1);
         let fetched = get(&db, "Sales", None).await.unwrap();
-        assert_eq!(fetched.client_secret, Some(Secret::new("s3cret")));
+        assert_eq!(fetched.secret, Some(Secret::new("s3cret")));
+        assert_eq!(fetched.settings, added.settings);
         remove(&db, "Sales", None).await.unwrap();
         assert!(matches!(
             get(&db, "Sales", None).await,
             Err(ConnectionError::NotFound { .. })
         ));
+    }
+
+    #[tokio::test]
+    async fn settings_and_credentials_are_checked_against_the_integration() {
+        let db = Database::open_in_memory().unwrap();
+        let mut unknown = new("a");
+        unknown
+            .settings
+            .push(("colour".to_string(), "red".to_string()));
+        let error = add(&db, unknown).await.unwrap_err().to_string();
+        assert!(
+            error.contains("setting 'colour'") && error.contains("environment_url, tenant"),
+            "{error}"
+        );
+
+        let mut missing = new("b");
+        missing.settings.retain(|(key, _)| key != "tenant");
+        let error = add(&db, missing).await.unwrap_err().to_string();
+        assert!(
+            error.contains("setting 'tenant'") && error.contains("--setting tenant="),
+            "{error}"
+        );
+
+        let mut api_key = new("c");
+        api_key.sign_in = SignIn::ApiKey;
+        let error = add(&db, api_key).await.unwrap_err().to_string();
+        assert!(error.contains("client-secret or user"), "{error}");
+
+        let mut no_secret = new("d");
+        no_secret.secret = None;
+        let error = add(&db, no_secret).await.unwrap_err().to_string();
+        assert!(error.contains("client secret"), "{error}");
+
+        let mut plain_http = new("e");
+        plain_http.settings[0].1 = "http://127.0.0.1:9".to_string();
+        let error = add(&db, plain_http).await.unwrap_err().to_string();
+        assert!(error.contains("setting 'environment_url'"), "{error}");
+        assert!(
+            list(&db, None).await.unwrap().is_empty(),
+            "nothing half-added"
+        );
+    }
+
+    #[test]
+    fn a_certificate_secret_splits_into_the_certificate_and_its_key() {
+        let cert = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----";
+        let key = "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----";
+        let joined = join_certificate(cert, key);
+        assert_eq!(
+            split_certificate(&joined),
+            Some((cert.to_string(), key.to_string()))
+        );
+        assert_eq!(split_certificate(cert), None, "no key");
+        assert_eq!(split_certificate(key), None, "no certificate");
     }
 
     #[tokio::test]
@@ -859,14 +1114,14 @@ mod tests {
         let db = Database::open(dir.path()).unwrap();
         let mut person = new("alice");
         person.sign_in = SignIn::DeviceCode;
-        person.client_secret = None;
+        person.secret = None;
         let alice = add(&db, person).await.unwrap();
         set_status(&db, &alice.id, Status::Ok, None).await.unwrap();
         store_plugin_value(&db, &alice.id, "refresh", None).await;
         // Another connection holding only a cache: a cache is not a sign-in.
         let mut cached = new("cached");
         cached.sign_in = SignIn::DeviceCode;
-        cached.client_secret = None;
+        cached.secret = None;
         let cached = add(&db, cached).await.unwrap();
         set_status(&db, &cached.id, Status::Ok, None).await.unwrap();
         store_plugin_value(&db, &cached.id, "token", Some(3600)).await;
@@ -922,7 +1177,7 @@ mod tests {
         let read = get(&db, "Sales", None).await.unwrap();
         assert_eq!(read.status, Status::NeedsSignIn);
         assert!(read.key_lost);
-        assert_eq!(read.client_secret, None);
+        assert_eq!(read.secret, None);
         assert_eq!(read.status_reason.as_deref(), Some(UNREADABLE_SECRET));
     }
 

@@ -16,6 +16,7 @@ const MIGRATIONS: &[M<'_>] = &[
     M::up(include_str!("../migrations/0004_sync_owners.sql")),
     M::up(include_str!("../migrations/0005_claim_leases.sql")),
     M::up(include_str!("../migrations/0006_history_retention.sql")),
+    M::up(include_str!("../migrations/0007_generic_connections.sql")),
 ];
 
 #[derive(Debug, thiserror::Error)]

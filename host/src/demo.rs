@@ -63,6 +63,28 @@ pub async fn run(plugin: PluginSource) -> anyhow::Result<Report> {
     result
 }
 
+/// A connection to the Dataverse simulator at `url` as the Dynamics 365
+/// integration declares its settings, signed in with the simulator's service
+/// principal, in the default organization.
+pub fn simulator_connection(url: &str, config: &SimConfig, name: &str) -> NewConnection {
+    let setting = |key: &str, value: &str| (key.to_string(), value.to_string());
+    NewConnection {
+        organization: connections::DEFAULT_ORGANIZATION.to_string(),
+        added_by: "demo".to_string(),
+        name: name.to_string(),
+        integration: "microsoft.dynamics365".to_string(),
+        settings: vec![
+            setting("environment_url", url),
+            setting("tenant", &config.tenant),
+            setting("client_id", &config.client_id),
+            setting("authority_url", url),
+        ],
+        sign_in: SignIn::ClientSecret,
+        secret: Some(Secret::new(config.client_secret.clone())),
+        allow_loopback: true,
+    }
+}
+
 async fn walk(
     plugin: &PluginSource,
     simulator: &RunningSimulator,
@@ -94,25 +116,13 @@ async fn walk(
         json!({ "tenant": org.tenant, "organization": org.name }),
     );
 
-    let conn = connections::add(
-        &db,
-        NewConnection {
-            organization: org.name.clone(),
-            added_by: "admin@contoso.example".to_string(),
-            name: "Contoso CRM (simulated)".to_string(),
-            environment_url: simulator.url(),
-            authority_url: Some(simulator.url()),
-            tenant: sim_config.tenant.clone(),
-            client_id: sim_config.client_id.clone(),
-            sign_in: SignIn::ClientSecret,
-            client_secret: Some(Secret::new(sim_config.client_secret.clone())),
-            allow_loopback: true,
-        },
-    )
-    .await?;
+    let mut new = simulator_connection(&simulator.url(), sim_config, "Contoso CRM (simulated)");
+    new.organization = org.name.clone();
+    new.added_by = "admin@contoso.example".to_string();
+    let conn = connections::add(&db, runtime.info(), new).await?;
     steps.push(
         "connection",
-        format!("'{}' → {}", conn.name, conn.environment_url),
+        format!("'{}' → {}", conn.name, conn.url()),
         render::connection(&conn),
     );
 
@@ -274,7 +284,7 @@ async fn walk(
 
     let syncer = Arc::new(Syncer::new(
         db.clone(),
-        Arc::clone(&runtime),
+        runtime.clone(),
         Arc::new(clock.clone()),
         usize::MAX,
     ));

@@ -50,8 +50,9 @@ pub struct OutboundPolicy {
 impl OutboundPolicy {
     pub fn for_connection(conn: &ConnectionRecord) -> OutboundPolicy {
         OutboundPolicy {
-            origins: [&conn.environment_url, &conn.authority_url]
-                .into_iter()
+            origins: conn
+                .origins
+                .iter()
                 .filter_map(|url| Origin::parse(url))
                 .collect(),
             allow_loopback: conn.allow_loopback,
@@ -519,12 +520,14 @@ mod tests {
             status: crate::connections::Status::Ok,
             status_reason: None,
             name: "n".into(),
-            environment_url: "https://org.crm.dynamics.com".into(),
-            authority_url: "https://login.microsoftonline.com".into(),
-            tenant: "t".into(),
-            client_id: "c".into(),
+            integration: "test".into(),
+            settings: Vec::new(),
+            origins: vec![
+                "https://org.crm.dynamics.com".into(),
+                "https://login.microsoftonline.com".into(),
+            ],
             sign_in: crate::connections::SignIn::ClientSecret,
-            client_secret: Some(Secret::new("s")),
+            secret: Some(Secret::new("s")),
             key_lost: false,
             allow_loopback,
             created_at: 0,

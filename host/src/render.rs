@@ -49,14 +49,20 @@ pub fn connection(record: &ConnectionRecord) -> Value {
         "added_by": record.added_by,
         "status": record.status.as_str(),
         "status_reason": record.status_reason,
+        "integration": record.integration,
         "sign_in": match record.sign_in {
             SignIn::ClientSecret => "secret",
             SignIn::DeviceCode => "device",
+            SignIn::ApiKey => "api-key",
+            SignIn::Certificate => "certificate",
         },
-        "environment_url": record.environment_url,
-        "authority_url": record.authority_url,
-        "directory_tenant": record.tenant,
-        "client_id": record.client_id,
+        "url": record.url(),
+        "settings": record
+            .settings
+            .iter()
+            .map(|(key, value)| (key.clone(), Value::from(value.as_str())))
+            .collect::<serde_json::Map<_, _>>(),
+        "origins": record.origins,
         "allow_loopback": record.allow_loopback,
         "created_at": crate::goals::clock::json(record.created_at),
     })
@@ -70,8 +76,8 @@ pub fn connections(records: &[ConnectionRecord]) -> Report {
                 c.name.clone(),
                 c.organization.clone(),
                 c.status.as_str().to_string(),
-                c.environment_url.clone(),
-                c.client_id.clone(),
+                c.integration.clone(),
+                c.url().to_string(),
             ]
         })
         .collect();
@@ -80,7 +86,7 @@ pub fn connections(records: &[ConnectionRecord]) -> Report {
             "no connections; add one with `goals-host connection add`".to_string()
         } else {
             table(
-                &["NAME", "ORGANIZATION", "STATUS", "ENVIRONMENT", "CLIENT ID"],
+                &["NAME", "ORGANIZATION", "STATUS", "INTEGRATION", "URL"],
                 &rows,
             )
         },

@@ -3,7 +3,7 @@
 
 use crate::bindings::{App, View};
 use crate::connections::ConnectionRecord;
-use crate::runtime::PluginRuntime;
+use crate::engine::Engine;
 
 /// How many names an error lists before it says "...".
 const SHOWN: usize = 12;
@@ -85,7 +85,7 @@ pub fn pick<T>(
 }
 
 pub async fn app(
-    runtime: &PluginRuntime,
+    runtime: &dyn Engine,
     conn: &ConnectionRecord,
     wanted: &str,
 ) -> anyhow::Result<App> {
@@ -106,7 +106,7 @@ pub fn pick_app(apps: Vec<App>, wanted: &str) -> Result<App, ResolveError> {
 /// environment's apps show. A logical name (lower case, no spaces) is taken as
 /// it is, without a request: the plugin says if it does not exist.
 pub async fn entity(
-    runtime: &PluginRuntime,
+    runtime: &dyn Engine,
     conn: &ConnectionRecord,
     wanted: &str,
 ) -> anyhow::Result<String> {
@@ -155,7 +155,7 @@ fn is_logical_name(text: &str) -> bool {
 }
 
 pub async fn view(
-    runtime: &PluginRuntime,
+    runtime: &dyn Engine,
     conn: &ConnectionRecord,
     entity: &str,
     wanted: &str,

@@ -3,8 +3,9 @@
 use crate::artifact;
 use crate::bindings::v0_1::{self, down, up};
 use crate::bindings::{
-    App, Column, Connection, Credential, DeviceCode, Entity, Error, Identity, Integration,
-    IntegrationPre, Measurement, MetricSpec, PluginInfo, SettingValue, SignInStatus, View, ViewRef,
+    App, Certificate, Column, Connection, Credential, DeviceCode, Entity, Error, Identity,
+    Integration, IntegrationPre, Measurement, MetricSpec, PluginInfo, SettingValue, SignInStatus,
+    View, ViewRef,
 };
 use crate::connections::{ConnectionRecord, SignIn};
 use crate::db::Database;
@@ -52,6 +53,9 @@ pub enum CallError {
     /// environment's, so it says nothing about the view or column.
     #[error("the host refused a request: {}", .refusals.join("; "))]
     Refused { refusals: Vec<String> },
+    /// The connection's integration is not loaded on this host.
+    #[error("{0}")]
+    NoIntegration(String),
 }
 
 /// The case of a contract error as a stable, kebab-case word.
@@ -695,36 +699,42 @@ impl PluginRuntime {
 /// The connection as the plugin sees it. The secret leaves the host's keeping only
 /// here, for the duration of one call.
 fn wit_connection(conn: &ConnectionRecord) -> Result<Connection, CallError> {
-    let credential = match (conn.sign_in, &conn.client_secret) {
-        // The person's sign-in was sealed under a key this host no longer has:
-        // say so, rather than let the plugin find no sign-in at all.
-        (SignIn::DeviceCode, _) if conn.key_lost => {
-            return Err(CallError::Plugin {
-                error: Error::Unauthorized(crate::connections::UNREADABLE_SECRET.to_string()),
-            });
-        }
-        (SignIn::DeviceCode, _) => Credential::User,
-        (SignIn::ClientSecret, Some(secret)) => {
-            Credential::ClientSecret(secret.expose().to_string())
-        }
-        (SignIn::ClientSecret, None) => {
-            return Err(CallError::Plugin {
-                error: Error::Unauthorized(crate::connections::UNREADABLE_SECRET.to_string()),
-            });
-        }
+    let unreadable = || CallError::Plugin {
+        error: Error::Unauthorized(crate::connections::UNREADABLE_SECRET.to_string()),
     };
-    let setting = |key: &str, value: &str| SettingValue {
-        key: key.to_string(),
-        value: value.to_string(),
+    let secret = || {
+        conn.secret
+            .as_ref()
+            .map(|s| s.expose().to_string())
+            .ok_or_else(unreadable)
+    };
+    let credential = match conn.sign_in {
+        // A person's sign-in sealed under a key this host no longer has: say so,
+        // rather than let the plugin find no sign-in at all. (A secret that cannot
+        // be opened is simply absent, and a new one given for a sign-in is used.)
+        SignIn::DeviceCode if conn.key_lost => return Err(unreadable()),
+        SignIn::DeviceCode => Credential::User,
+        SignIn::ClientSecret => Credential::ClientSecret(secret()?),
+        SignIn::ApiKey => Credential::ApiKey(secret()?),
+        SignIn::Certificate => {
+            let (certificate_pem, private_key_pem) =
+                crate::connections::split_certificate(&secret()?).ok_or_else(unreadable)?;
+            Credential::Certificate(Certificate {
+                certificate_pem,
+                private_key_pem,
+            })
+        }
     };
     Ok(Connection {
         id: conn.id.clone(),
-        settings: vec![
-            setting(v0_1::ENVIRONMENT_URL, &conn.environment_url),
-            setting(v0_1::TENANT, &conn.tenant),
-            setting(v0_1::CLIENT_ID, &conn.client_id),
-            setting(v0_1::AUTHORITY_URL, &conn.authority_url),
-        ],
+        settings: conn
+            .settings
+            .iter()
+            .map(|(key, value)| SettingValue {
+                key: key.clone(),
+                value: value.clone(),
+            })
+            .collect(),
         credential,
     })
 }

@@ -7,10 +7,10 @@ use crate::connections::{
     self, ConnectionError, ConnectionRecord, NewConnection, Secret, SignIn, Status,
 };
 use crate::db::Database;
+use crate::engine::Engine;
 use crate::goals::alerts::{self, AlertKind};
 use crate::outbound::{OutboundPolicy, SystemResolver};
 use crate::render::{self, Report};
-use crate::runtime::PluginRuntime;
 use anyhow::Context as _;
 use clap::{Subcommand, ValueEnum};
 use serde_json::json;
@@ -18,15 +18,140 @@ use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SignInArg {
-    /// A service principal's client secret (from --client-secret-env)
+    /// An application's client secret (from --client-secret-env)
     Secret,
     /// A person signs in with a code shown here (device code)
     Device,
+    /// An API key the service issued (from --api-key-env)
+    ApiKey,
+    /// An application's certificate (--certificate) and private key (--private-key-env)
+    Certificate,
+}
+
+impl SignInArg {
+    fn sign_in(self) -> SignIn {
+        match self {
+            SignInArg::Secret => SignIn::ClientSecret,
+            SignInArg::Device => SignIn::DeviceCode,
+            SignInArg::ApiKey => SignIn::ApiKey,
+            SignInArg::Certificate => SignIn::Certificate,
+        }
+    }
+}
+
+/// Where the secret material comes from: environment variables and files, never
+/// the command line itself (it would stay in shell history and `ps`).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct SecretArgs {
+    /// Name of the environment variable holding the client secret
+    #[arg(long, value_name = "VAR")]
+    pub client_secret_env: Option<String>,
+    /// Name of the environment variable holding the API key
+    #[arg(long, value_name = "VAR")]
+    pub api_key_env: Option<String>,
+    /// PEM file of the application's certificate
+    #[arg(long, value_name = "PEM")]
+    pub certificate: Option<std::path::PathBuf>,
+    /// Name of the environment variable holding the certificate's private key (PEM)
+    #[arg(long, value_name = "VAR")]
+    pub private_key_env: Option<String>,
+}
+
+impl SecretArgs {
+    fn given(&self) -> bool {
+        self.client_secret_env.is_some()
+            || self.api_key_env.is_some()
+            || self.certificate.is_some()
+            || self.private_key_env.is_some()
+    }
+
+    /// The secret for `sign_in`, refusing flags of another kind.
+    fn secret_for(&self, sign_in: SignIn) -> anyhow::Result<Option<Secret>> {
+        let stray = match sign_in {
+            SignIn::ClientSecret => {
+                self.api_key_env.is_some()
+                    || self.certificate.is_some()
+                    || self.private_key_env.is_some()
+            }
+            SignIn::ApiKey => {
+                self.client_secret_env.is_some()
+                    || self.certificate.is_some()
+                    || self.private_key_env.is_some()
+            }
+            SignIn::Certificate => self.client_secret_env.is_some() || self.api_key_env.is_some(),
+            SignIn::DeviceCode => self.given(),
+        };
+        if stray {
+            return Err(super::failure::UsageError(format!(
+                "signing in with {} takes {}; drop the other secret flags",
+                sign_in.as_str(),
+                match sign_in {
+                    SignIn::ClientSecret => "--client-secret-env",
+                    SignIn::ApiKey => "--api-key-env",
+                    SignIn::Certificate => "--certificate and --private-key-env",
+                    SignIn::DeviceCode => "no secret",
+                }
+            ))
+            .into());
+        }
+        let from_env = |variable: &Option<String>, flag: &str, what: &str| match variable {
+            Some(variable) => secret_from(variable, what),
+            None => Err(anyhow::Error::from(super::failure::UsageError(format!(
+                "signing in with {} needs {flag}",
+                sign_in.as_str()
+            )))),
+        };
+        Ok(match sign_in {
+            SignIn::DeviceCode => None,
+            SignIn::ClientSecret => Some(from_env(
+                &self.client_secret_env,
+                "--client-secret-env VAR",
+                "the client secret",
+            )?),
+            SignIn::ApiKey => Some(from_env(
+                &self.api_key_env,
+                "--api-key-env VAR",
+                "the API key",
+            )?),
+            SignIn::Certificate => {
+                let key = from_env(
+                    &self.private_key_env,
+                    "--private-key-env VAR",
+                    "the private key (PEM)",
+                )?;
+                let Some(path) = &self.certificate else {
+                    return Err(super::failure::UsageError(
+                        "signing in with certificate needs --certificate PEM".to_string(),
+                    )
+                    .into());
+                };
+                let certificate = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading the certificate {}", path.display()))?;
+                Some(Secret::new(connections::join_certificate(
+                    &certificate,
+                    key.expose(),
+                )))
+            }
+        })
+    }
+}
+
+/// `KEY=VALUE` of `--setting`.
+fn parse_setting(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => {
+            Ok((key.trim().to_string(), value.to_string()))
+        }
+        _ => Err(format!(
+            "'{text}' is not KEY=VALUE; `goals-host describe` lists the integration's settings"
+        )),
+    }
 }
 
 #[derive(Debug, Subcommand)]
 pub enum ConnectionCommand {
-    /// Add a named connection; a service principal's secret is read from an environment variable
+    /// Add a named connection with the settings its integration declares
+    /// (`describe` lists them); secrets are read from environment variables
     #[command(after_long_help = "Examples:
   export CONTOSO_SECRET='the client secret of the app registration'
   goals-host connection add --name Contoso --url https://contoso.crm.dynamics.com \\
@@ -34,29 +159,36 @@ pub enum ConnectionCommand {
     --client-secret-env CONTOSO_SECRET
   goals-host --org Sales connection add --name Sandbox --sign-in device \\
     --url https://contoso-sandbox.crm.dynamics.com \\
-    --tenant contoso.onmicrosoft.com --client-id 2f1c7a52-8d3e-4b6a-9c0d-5e7f8a9b0c1d")]
+    --setting tenant=contoso.onmicrosoft.com \\
+    --setting client_id=2f1c7a52-8d3e-4b6a-9c0d-5e7f8a9b0c1d")]
     Add {
         /// Name of the new connection: unique in its organization (--org)
         #[arg(long)]
         name: String,
-        /// Environment URL, e.g. https://contoso.crm.dynamics.com
+        /// The integration's id [default: the only integration this host runs]
+        #[arg(long, value_name = "ID")]
+        integration: Option<String>,
+        /// The integration's first endpoint setting (for Dynamics 365 the
+        /// environment URL, e.g. https://contoso.crm.dynamics.com)
         #[arg(long)]
-        url: String,
-        /// Directory (tenant) id or domain of the app registration
+        url: Option<String>,
+        /// A setting the integration declares, as KEY=VALUE (repeatable)
+        #[arg(long = "setting", value_name = "KEY=VALUE", value_parser = parse_setting)]
+        settings: Vec<(String, String)>,
+        /// Shorthand for --setting tenant=VALUE
         #[arg(long)]
-        tenant: String,
-        /// Application (client) id of the app registration
+        tenant: Option<String>,
+        /// Shorthand for --setting client_id=VALUE
         #[arg(long)]
-        client_id: String,
-        /// Name of the environment variable holding the client secret
-        #[arg(long, value_name = "VAR", required_if_eq("sign_in", "secret"))]
-        client_secret_env: Option<String>,
+        client_id: Option<String>,
+        /// Shorthand for --setting authority_url=VALUE
+        #[arg(long)]
+        authority: Option<String>,
         /// How the connection signs in
         #[arg(long, value_enum, default_value_t = SignInArg::Secret)]
         sign_in: SignInArg,
-        /// Identity authority [default: https://login.microsoftonline.com]
-        #[arg(long)]
-        authority: Option<String>,
+        #[command(flatten)]
+        secrets: SecretArgs,
         /// Allow plain http and loopback addresses (simulators and tests only)
         #[arg(long)]
         allow_loopback: bool,
@@ -86,9 +218,9 @@ pub enum ConnectionCommand {
     SignIn {
         /// Connection: its exact name (with --org when several organizations use it)
         name: String,
-        /// For a service principal: the environment variable holding the new secret
-        #[arg(long, value_name = "VAR")]
-        client_secret_env: Option<String>,
+        /// For an application: where its new secret comes from
+        #[command(flatten)]
+        secrets: SecretArgs,
     },
     /// Check a connection: whom it signs in as (WhoAmI), or why it cannot
     #[command(after_long_help = "Examples:
@@ -122,21 +254,19 @@ impl ConnectionCommand {
     /// its own while it waits).
     pub fn signs_in_with_a_secret(&self) -> bool {
         match self {
-            ConnectionCommand::Add { sign_in, .. } => *sign_in == SignInArg::Secret,
-            ConnectionCommand::SignIn {
-                client_secret_env, ..
-            } => client_secret_env.is_some(),
+            ConnectionCommand::Add { sign_in, .. } => *sign_in != SignInArg::Device,
+            ConnectionCommand::SignIn { secrets, .. } => secrets.given(),
             ConnectionCommand::Test { .. } => true,
             _ => false,
         }
     }
 }
 
-fn secret_from(variable: &str) -> anyhow::Result<Secret> {
+fn secret_from(variable: &str, what: &str) -> anyhow::Result<Secret> {
     let secret = std::env::var(variable).with_context(|| {
         format!(
-            "environment variable {variable} is not set; put the client secret in it (the \
-             secret is never taken from the command line)"
+            "environment variable {variable} is not set; put {what} in it (secrets are never \
+             taken from the command line)"
         )
     })?;
     Ok(Secret::new(secret))
@@ -148,31 +278,39 @@ pub async fn run(context: &Context<'_>, command: &ConnectionCommand) -> anyhow::
     match command {
         ConnectionCommand::Add {
             name,
+            integration,
             url,
+            settings,
             tenant,
             client_id,
-            client_secret_env,
-            sign_in,
             authority,
+            sign_in,
+            secrets,
             allow_loopback,
             added_by,
             no_verify,
         } => {
-            let (sign_in, client_secret) = match sign_in {
-                SignInArg::Secret => (
-                    SignIn::ClientSecret,
-                    Some(secret_from(
-                        client_secret_env.as_deref().unwrap_or_default(),
-                    )?),
-                ),
-                SignInArg::Device => {
-                    anyhow::ensure!(
-                        client_secret_env.is_none(),
-                        "a person's sign-in uses no client secret; drop --client-secret-env"
-                    );
-                    (SignIn::DeviceCode, None)
-                }
-            };
+            let sign_in = sign_in.sign_in();
+            let secret = secrets.secret_for(sign_in)?;
+            let runtime = context.engine().await?;
+            let info = runtime.get(integration.as_deref())?.info();
+            // The shorthands first, so an explicit --setting of the same key wins.
+            let first_endpoint = info
+                .settings
+                .iter()
+                .find(|s| matches!(s.kind, crate::bindings::SettingKind::Endpoint))
+                .map(|s| s.key.clone());
+            let shorthands = [
+                (first_endpoint, url),
+                (Some("tenant".to_string()), tenant),
+                (Some("client_id".to_string()), client_id),
+                (Some("authority_url".to_string()), authority),
+            ];
+            let mut given: Vec<(String, String)> = shorthands
+                .into_iter()
+                .filter_map(|(key, value)| Some((key?, value.clone()?)))
+                .collect();
+            given.extend(settings.iter().cloned());
             let new = NewConnection {
                 organization: context.cli.org().to_string(),
                 added_by: added_by
@@ -180,37 +318,35 @@ pub async fn run(context: &Context<'_>, command: &ConnectionCommand) -> anyhow::
                     .or_else(|| std::env::var("USER").ok())
                     .unwrap_or_default(),
                 name: name.clone(),
-                environment_url: url.clone(),
-                authority_url: authority.clone(),
-                tenant: tenant.clone(),
-                client_id: client_id.clone(),
+                integration: info.id.clone(),
+                settings: given,
                 sign_in,
-                client_secret,
+                secret,
                 allow_loopback: *allow_loopback,
             };
             // Checked before anything is saved: the URLs against the outbound
             // policy every call meets (an internal address is refused now, not at
             // the first call), then a service principal's credentials, so a wrong
             // secret, tenant or client id is said now, not at the first sync.
-            let candidate = connections::candidate(db, new.clone()).await?;
+            let candidate = connections::candidate(db, info, new.clone()).await?;
             OutboundPolicy::for_connection(&candidate)
                 .check_origins(&SystemResolver)
                 .await
                 .map_err(|reason| ConnectionError::Invalid {
-                    field: "environment or authority URL",
-                    value: candidate.environment_url.clone(),
+                    field: "endpoint".to_string(),
+                    value: candidate.origins.join(", "),
                     reason: format!("{reason}; nothing was saved"),
                 })?;
-            let identity = if sign_in == SignIn::ClientSecret && !no_verify {
+            let identity = if sign_in.has_secret() && !no_verify {
                 Some(verify(context, &candidate).await?)
             } else {
                 None
             };
-            let record = connections::add(db, new).await?;
+            let record = connections::add(db, info, new).await?;
             if sign_in == SignIn::DeviceCode {
                 // Nothing half-made stays behind: a connection nobody could sign in
                 // to is removed again.
-                let runtime = context.runtime().await?;
+                let runtime = context.engine().await?;
                 if let Err(error) = device_sign_in(db, &runtime, &record).await {
                     connections::remove(db, &record.name, Some(&record.organization))
                         .await
@@ -232,7 +368,7 @@ pub async fn run(context: &Context<'_>, command: &ConnectionCommand) -> anyhow::
                     "added connection '{}' of organization '{}' to {}{}",
                     record.name,
                     record.organization,
-                    record.environment_url,
+                    record.url(),
                     match &identity {
                         Some(identity) => format!("; signed in as user {}", identity.user_id),
                         None if *no_verify => "; not verified (--no-verify): check it with \
@@ -258,36 +394,29 @@ pub async fn run(context: &Context<'_>, command: &ConnectionCommand) -> anyhow::
                 json: render::connection(&record),
             })
         }
-        ConnectionCommand::SignIn {
-            name,
-            client_secret_env,
-        } => {
+        ConnectionCommand::SignIn { name, secrets } => {
             let record = connections::get(db, name, org).await?;
-            let runtime = context.runtime().await?;
-            match (record.sign_in, client_secret_env) {
-                (SignIn::DeviceCode, None) => {
+            let runtime = context.engine().await?;
+            match secrets.secret_for(record.sign_in).map_err(|error| {
+                error.context(format!(
+                    "connection '{}' signs in with {}",
+                    record.name,
+                    record.sign_in.as_str()
+                ))
+            })? {
+                None => {
                     // A sign-in sealed under a lost key is of no use any more.
                     connections::forget_unreadable_storage(db, &record.id).await?;
                     let record = connections::get_by_id(db, &record.id).await?;
                     device_sign_in(db, &runtime, &record).await?
                 }
-                (SignIn::DeviceCode, Some(_)) => anyhow::bail!(
-                    "connection '{}' signs in as a person; sign in without --client-secret-env",
-                    record.name
-                ),
-                (SignIn::ClientSecret, None) => anyhow::bail!(
-                    "connection '{}' signs in as a service principal; give the new secret with \
-                     --client-secret-env",
-                    record.name
-                ),
-                (SignIn::ClientSecret, Some(variable)) => {
-                    let secret = secret_from(variable)?;
+                Some(secret) => {
                     // Prove the new credential before it replaces the stored one, under
                     // a storage scope of its own: a token cached for the old secret
                     // must not vouch for it.
                     let mut candidate = record.clone();
                     candidate.id = format!("{}-sign-in", record.id);
-                    candidate.client_secret = Some(secret.clone());
+                    candidate.secret = Some(secret.clone());
                     let verified = runtime.who_am_i(&candidate).await;
                     connections::forget_plugin_storage(db, &candidate.id).await?;
                     verified?;
@@ -342,19 +471,19 @@ pub async fn run(context: &Context<'_>, command: &ConnectionCommand) -> anyhow::
         }
         ConnectionCommand::Test { name } => {
             let record = connections::get(db, name, org).await?;
-            let runtime = context.runtime().await?;
+            let runtime = context.engine().await?;
             let identity = runtime.who_am_i(&record).await?;
             Ok(Report {
                 text: format!(
                     "connection '{}' reaches {} as user {}{}",
                     record.name,
-                    record.environment_url,
+                    record.url(),
                     identity.user_id,
                     render::identity_facts(&identity)
                 ),
                 json: json!({
                     "connection": record.name,
-                    "environment_url": record.environment_url,
+                    "environment_url": record.url(),
                     "user_id": identity.user_id,
                     "environment_id": identity.environment_id,
                     "details": identity
@@ -371,14 +500,15 @@ pub async fn run(context: &Context<'_>, command: &ConnectionCommand) -> anyhow::
 /// Signs in with the credentials of a connection not yet saved and asks WhoAmI;
 /// nothing stays behind either way.
 async fn verify(context: &Context<'_>, candidate: &ConnectionRecord) -> anyhow::Result<Identity> {
-    let runtime = context.runtime().await?;
+    let runtime = context.engine().await?;
     let verified = runtime.who_am_i(candidate).await;
     connections::forget_plugin_storage(&context.db, &candidate.id).await?;
     verified.map_err(|error| {
         anyhow::Error::from(error).context(format!(
             "connection '{}' was not added: signing in to {} failed (nothing was saved; \
              --no-verify saves without signing in)",
-            candidate.name, candidate.environment_url
+            candidate.name,
+            candidate.url()
         ))
     })
 }
@@ -388,7 +518,7 @@ async fn verify(context: &Context<'_>, candidate: &ConnectionRecord) -> anyhow::
 /// person is done, declines, or the code expires.
 async fn device_sign_in(
     db: &Database,
-    runtime: &PluginRuntime,
+    runtime: &dyn Engine,
     record: &ConnectionRecord,
 ) -> anyhow::Result<()> {
     let code = runtime.start_device_sign_in(record).await?;

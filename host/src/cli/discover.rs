@@ -4,6 +4,7 @@
 use super::{AggregationArg, Context, CurrencyArg};
 use crate::bindings::{Error as PluginError, MetricSpec, ViewRef};
 use crate::connections;
+use crate::engine::Engine;
 use crate::goals::linking;
 use crate::render::{self, Report};
 use crate::resolve;
@@ -16,8 +17,12 @@ pub enum PluginCommand {
     /// Show what the loaded integration is
     #[command(after_long_help = "Examples:
   goals-host describe
-  goals-host --plugin ./my_integration.wasm describe --json")]
-    Describe,
+  goals-host --plugin ./my_integration.wasm describe --integration example.tally --json")]
+    Describe {
+        /// The integration's id [default: the built-in Dynamics 365 one]
+        #[arg(long, value_name = "ID")]
+        integration: Option<String>,
+    },
     /// List the apps of a connection's environment
     #[command(after_long_help = "Examples:
   goals-host apps --connection Contoso
@@ -99,11 +104,13 @@ pub enum PluginCommand {
 }
 
 pub async fn run(context: &Context<'_>, command: &PluginCommand) -> anyhow::Result<Report> {
-    let runtime = context.runtime().await?;
+    let runtime = context.engine().await?;
     let org = context.cli.org.as_deref();
     let db = &context.db;
     match command {
-        PluginCommand::Describe => Ok(render::info(runtime.info())),
+        PluginCommand::Describe { integration } => {
+            Ok(render::info(runtime.get(integration.as_deref())?.info()))
+        }
         PluginCommand::Apps { connection } => {
             let conn = connections::get(db, connection, org).await?;
             Ok(render::apps(&runtime.list_apps(&conn).await?))

@@ -98,7 +98,14 @@ pub fn kind(error: &anyhow::Error) -> &'static str {
             CallError::Trap(_) => "plugin-failure",
             CallError::HostLimit(_) => "host-limit",
             CallError::Refused { .. } => "host-refused",
+            CallError::NoIntegration(_) => "no-integration",
         };
+    }
+    if error
+        .downcast_ref::<crate::integrations::UnknownIntegration>()
+        .is_some()
+    {
+        return "not-found";
     }
     if let Some(connection) = error.downcast_ref::<ConnectionError>() {
         return match connection {

@@ -4,6 +4,7 @@ use super::failure::{CommandFailed, UsageError};
 use super::{AggregationArg, Context, CurrencyArg, wizard};
 use crate::connections::{self, ConnectionRecord};
 use crate::db::Database;
+use crate::engine::Engine;
 use crate::goals::admin;
 use crate::goals::clock::{self, Timestamp};
 use crate::goals::keyresults::{self, KeyResult, Link, LinkState, NewKeyResult, Scope};
@@ -13,7 +14,6 @@ use crate::goals::sync::{self, SyncError, SyncRun, Syncer, Trigger};
 use crate::names::{aggregation_name, currency_name, view_kind_name};
 use crate::outbound::TrafficReading;
 use crate::render::{self, Report, table};
-use crate::runtime::PluginRuntime;
 use anyhow::Context as _;
 use clap::{Subcommand, ValueEnum};
 use serde_json::{Value, json};
@@ -326,7 +326,7 @@ pub async fn run(context: &Context<'_>, command: &KrCommand) -> anyhow::Result<R
             context
                 .progress
                 .step(format!("syncing Key Result {} '{}'", kr.id, kr.title));
-            let syncer = syncer(context, context.runtime().await?, usize::MAX);
+            let syncer = syncer(context, context.engine().await?, usize::MAX);
             let run = syncer.sync(kr.id, Trigger::Manual).await?;
             let kr = keyresults::get_by_id(db, kr.id).await?;
             ran(
@@ -413,7 +413,7 @@ async fn find(context: &Context<'_>, reference: &str) -> anyhow::Result<KeyResul
 /// there again the link is active; if not it stays broken and says why.
 async fn recheck(context: &Context<'_>, kr: &KeyResult) -> anyhow::Result<Report> {
     keyresults::reactivate(&context.db, kr.id, context.clock.now()).await?;
-    let syncer = syncer(context, context.runtime().await?, usize::MAX);
+    let syncer = syncer(context, context.engine().await?, usize::MAX);
     let run = syncer.sync(kr.id, Trigger::Manual).await?;
     let link = keyresults::link(&context.db, kr.id)
         .await?
@@ -453,7 +453,7 @@ fn ran(run: &SyncRun, report: Report) -> anyhow::Result<Report> {
     Err(CommandFailed::new(report, kind, &message).into())
 }
 
-pub fn syncer(context: &Context<'_>, runtime: Arc<PluginRuntime>, per_connection: usize) -> Syncer {
+pub fn syncer(context: &Context<'_>, runtime: Arc<dyn Engine>, per_connection: usize) -> Syncer {
     Syncer::new(
         context.db.clone(),
         runtime,
@@ -470,7 +470,7 @@ async fn link(context: &Context<'_>, args: &LinkArgs) -> anyhow::Result<Report> 
         return Err(SyncError::Disabled(format!("{reason}; nothing was linked")).into());
     }
     let existing = keyresults::link(db, kr.id).await?;
-    let runtime = context.runtime().await?;
+    let runtime = context.engine().await?;
     let before = runtime.traffic();
     let flags_given = [&args.app, &args.entity, &args.view, &args.column]
         .iter()
@@ -535,9 +535,6 @@ async fn link(context: &Context<'_>, args: &LinkArgs) -> anyhow::Result<Report> 
         .await;
     }
 
-    let interval = args
-        .interval
-        .unwrap_or(i64::from(runtime.info().default_sync_interval_seconds));
     let complete = args.connection.is_some()
         && args.app.is_some()
         && args.entity.is_some()
@@ -584,6 +581,11 @@ async fn link(context: &Context<'_>, args: &LinkArgs) -> anyhow::Result<Report> 
         ))
         .into());
     };
+    // The interval the connection's integration suggests, unless one was given.
+    let interval = match args.interval {
+        Some(interval) => interval,
+        None => i64::from(runtime.info(&conn)?.default_sync_interval_seconds),
+    };
     linking::save(db, &kr, &chosen, interval, context.clock.now()).await?;
     saved(
         context,
@@ -601,7 +603,7 @@ async fn link(context: &Context<'_>, args: &LinkArgs) -> anyhow::Result<Report> 
 /// Key Result its value.
 async fn saved(
     context: &Context<'_>,
-    runtime: Arc<PluginRuntime>,
+    runtime: Arc<dyn Engine>,
     kr: &KeyResult,
     conn: &ConnectionRecord,
     mut preview: crate::bindings::Measurement,

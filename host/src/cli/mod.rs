@@ -12,7 +12,9 @@ mod wizard;
 use crate::bindings::{Aggregation, CurrencyChoice};
 use crate::connections::DEFAULT_ORGANIZATION;
 use crate::db::Database;
+use crate::engine::Engine;
 use crate::goals::clock::{Clock, SystemClock};
+use crate::integrations::Integrations;
 use crate::limits::Limits;
 use crate::render::Report;
 use crate::runtime::{PluginRuntime, PluginSource};
@@ -41,14 +43,15 @@ pub struct Cli {
         env = "GOALS_HOST_DATA_DIR"
     )]
     pub data_dir: Option<PathBuf>,
-    /// Integration component to load instead of the built-in Dynamics 365 plugin
+    /// An integration component to run beside the built-in Dynamics 365 one
+    /// (repeatable); one with the id of a loaded integration replaces it
     #[arg(
         long,
         global = true,
         help_heading = "Global options",
         env = "GOALS_HOST_PLUGIN"
     )]
-    pub plugin: Option<PathBuf>,
+    pub plugin: Vec<PathBuf>,
     /// Where compiled plugins are kept between runs [default: DATA_DIR/precompiled]
     #[arg(
         long,
@@ -232,11 +235,20 @@ impl From<CurrencyArg> for CurrencyChoice {
 }
 
 impl Cli {
+    /// The one component the demo and the benches run: the first `--plugin`, or
+    /// the built-in one.
     pub fn plugin_source(&self) -> PluginSource {
-        match &self.plugin {
+        match self.plugin.first() {
             Some(path) => PluginSource::File(path.clone()),
             None => PluginSource::Embedded,
         }
+    }
+
+    /// Every component this host runs: the built-in one, then each `--plugin`.
+    pub fn plugin_sources(&self) -> Vec<PluginSource> {
+        std::iter::once(PluginSource::Embedded)
+            .chain(self.plugin.iter().cloned().map(PluginSource::File))
+            .collect()
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -287,18 +299,23 @@ pub struct Context<'a> {
 }
 
 impl Context<'_> {
-    pub async fn runtime(&self) -> anyhow::Result<Arc<PluginRuntime>> {
-        let runtime = PluginRuntime::load_with_limits(
-            &self.cli.plugin_source(),
-            self.db.clone(),
-            self.cli.limits(),
-            Some(&self.cli.cache_dir()),
-        )
-        .await?;
-        Ok(Arc::new(match self.progress.observer() {
-            Some(observer) => runtime.observed_by(observer),
-            None => runtime,
-        }))
+    /// Loads every integration this host runs.
+    pub async fn engine(&self) -> anyhow::Result<Arc<Integrations>> {
+        let mut runtimes = Vec::new();
+        for source in self.cli.plugin_sources() {
+            let runtime = PluginRuntime::load_with_limits(
+                &source,
+                self.db.clone(),
+                self.cli.limits(),
+                Some(&self.cli.cache_dir()),
+            )
+            .await?;
+            runtimes.push(match self.progress.observer() {
+                Some(observer) => runtime.observed_by(observer),
+                None => runtime,
+            });
+        }
+        Ok(Arc::new(Integrations::new(runtimes)))
     }
 }
 
@@ -331,7 +348,7 @@ pub async fn run(cli: &Cli) -> anyhow::Result<Report> {
 /// as the host counted it, not only the plugin's measuring call.
 fn count_everything(
     measurement: &mut crate::bindings::Measurement,
-    runtime: &PluginRuntime,
+    runtime: &dyn Engine,
     before: crate::outbound::TrafficReading,
 ) {
     let spent = runtime.traffic().since(before);

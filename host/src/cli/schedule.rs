@@ -52,7 +52,7 @@ fn round_json(round: &Round, recovered: usize) -> Value {
 }
 
 pub async fn run(context: &Context<'_>, args: &RunArgs) -> anyhow::Result<Report> {
-    let runtime = context.runtime().await?;
+    let runtime = context.engine().await?;
     let scheduler = Scheduler::new(
         // The syncer caps it at the integration's declared maximum.
         Arc::new(syncer(

@@ -7,11 +7,11 @@ use super::keyresult::LinkArgs;
 use crate::bindings::{Aggregation, ColumnType, CurrencyChoice, ViewRef};
 use crate::connections::{self, ConnectionRecord};
 use crate::db::Database;
+use crate::engine::Engine;
 use crate::goals::linking::{self, Chosen, Pieces};
 use crate::names::{aggregation_name, column_type_name, view_kind_name};
 use crate::render;
 use crate::resolve;
-use crate::runtime::PluginRuntime;
 use anyhow::Context as _;
 use dialoguer::theme::ColorfulTheme;
 use dialoguer::{Confirm, FuzzySelect, Input};
@@ -29,7 +29,7 @@ fn pick(theme: &ColorfulTheme, prompt: &str, items: &[String]) -> anyhow::Result
 /// Walks the steps; `None` when the person declines to save.
 pub async fn run(
     db: &Database,
-    runtime: &PluginRuntime,
+    runtime: &dyn Engine,
     organization: &str,
     args: &LinkArgs,
 ) -> anyhow::Result<Option<(ConnectionRecord, Chosen)>> {
@@ -41,7 +41,7 @@ pub async fn run(
             let mut all = connections::list(db, Some(organization)).await?;
             let names: Vec<String> = all
                 .iter()
-                .map(|c| format!("{} ({})", c.name, c.environment_url))
+                .map(|c| format!("{} ({})", c.name, c.url()))
                 .collect();
             all.swap_remove(pick(&theme, "Connection", &names)?)
         }

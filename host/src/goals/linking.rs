@@ -8,12 +8,12 @@ use crate::bindings::{
 };
 use crate::connections::ConnectionRecord;
 use crate::db::Database;
+use crate::engine::Engine;
 use crate::goals::clock::Timestamp;
 use crate::goals::keyresults::{self, KeyResult, Link, MetricChoice};
 use crate::goals::progress::Unit;
 use crate::names::aggregation_name;
 use crate::resolve;
-use crate::runtime::PluginRuntime;
 
 /// What a person typed for each step (ids or exact names).
 #[derive(Debug, Clone)]
@@ -172,7 +172,7 @@ pub struct Pieces<'a> {
 /// Measures the metric the pieces describe and refuses what cannot be a Key
 /// Result's value.
 pub async fn preview(
-    runtime: &PluginRuntime,
+    runtime: &dyn Engine,
     conn: &ConnectionRecord,
     pieces: Pieces<'_>,
     aggregation: Aggregation,
@@ -224,7 +224,7 @@ pub async fn preview(
 
 /// Every step from what was typed, checked against the live lists.
 pub async fn choose(
-    runtime: &PluginRuntime,
+    runtime: &dyn Engine,
     conn: &ConnectionRecord,
     wanted: &Wanted,
 ) -> anyhow::Result<Chosen> {

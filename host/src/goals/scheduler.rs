@@ -45,6 +45,7 @@ const HOUSEKEEPING_EVERY_SECONDS: i64 = 3600;
 struct DueLink {
     key_result: i64,
     connection_id: String,
+    integration: String,
 }
 
 /// Links that should sync now: active, due, not running, on a usable connection
@@ -52,7 +53,7 @@ struct DueLink {
 async fn due_links(db: &Database, now: Timestamp) -> Result<Vec<DueLink>, DbError> {
     db.run(move |conn| {
         let mut statement = conn.prepare(
-            "SELECT l.key_result_id, l.connection_id FROM metric_links l
+            "SELECT l.key_result_id, l.connection_id, c.integration FROM metric_links l
              JOIN connections c ON c.id = l.connection_id
              JOIN organizations o ON o.id = c.organization_id
              JOIN tenants t ON t.id = o.tenant_id
@@ -66,6 +67,7 @@ async fn due_links(db: &Database, now: Timestamp) -> Result<Vec<DueLink>, DbErro
             Ok(DueLink {
                 key_result: r.get(0)?,
                 connection_id: r.get(1)?,
+                integration: r.get(2)?,
             })
         })?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
@@ -222,7 +224,9 @@ impl Scheduler {
             let stopping = Arc::clone(stopping);
             let key_result = due.key_result;
             let task = flight.tasks.spawn(async move {
-                let connection_slot = syncer.connection_slot(&due.connection_id).await;
+                let connection_slot = syncer
+                    .connection_slot(&due.connection_id, &due.integration)
+                    .await;
                 // The semaphore is never closed, so acquiring cannot fail.
                 let _overall = overall.acquire_owned().await.ok();
                 if stopping.load(Ordering::SeqCst) {

@@ -6,13 +6,14 @@
 use crate::bindings::{Error as PluginError, MetricSpec, MetricValue};
 use crate::connections::{self, ConnectionRecord, Status};
 use crate::db::{Database, DbError};
+use crate::engine::Engine;
 use crate::goals::admin;
 use crate::goals::alerts::{self, AlertKind};
 use crate::goals::clock::{Clock, Timestamp};
 use crate::goals::history;
 use crate::goals::keyresults::{Link, LinkState, link_row};
 use crate::lease::ProcessLease;
-use crate::runtime::{CallError, PluginRuntime, error_kind, error_message};
+use crate::runtime::{CallError, error_kind, error_message};
 use rusqlite::{OptionalExtension, Transaction, params};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -148,7 +149,7 @@ pub fn retry_after_cap(interval: i64) -> i64 {
 /// Runs syncs; shared by the scheduler and "Sync now".
 pub struct Syncer {
     db: Database,
-    runtime: Arc<PluginRuntime>,
+    runtime: Arc<dyn Engine>,
     clock: Arc<dyn Clock>,
     per_connection_limit: usize,
     per_connection: Mutex<HashMap<String, Arc<Semaphore>>>,
@@ -192,19 +193,19 @@ struct Claimed {
 }
 
 impl Syncer {
-    /// `per_connection_limit` is capped by the plugin's declared maximum.
+    /// `per_connection_limit` is capped, per connection, by the maximum its
+    /// integration declares.
     pub fn new(
         db: Database,
-        runtime: Arc<PluginRuntime>,
+        runtime: Arc<dyn Engine>,
         clock: Arc<dyn Clock>,
         per_connection_limit: usize,
     ) -> Syncer {
-        let declared = runtime.info().max_concurrent_per_connection.max(1) as usize;
         Syncer {
             db,
             runtime,
             clock,
-            per_connection_limit: per_connection_limit.clamp(1, declared),
+            per_connection_limit: per_connection_limit.max(1),
             per_connection: Mutex::default(),
         }
     }
@@ -217,14 +218,18 @@ impl Syncer {
         &self.db
     }
 
-    pub fn runtime(&self) -> &Arc<PluginRuntime> {
+    pub fn runtime(&self) -> &Arc<dyn Engine> {
         &self.runtime
     }
 
     /// Waits for a free slot of the connection; syncs of one connection never
-    /// exceed its limit.
-    pub async fn connection_slot(&self, connection_id: &str) -> Option<ConnectionSlot> {
-        let slots = self.connection_slots(connection_id);
+    /// exceed its limit: the operator's, within what `integration` declares.
+    pub async fn connection_slot(
+        &self,
+        connection_id: &str,
+        integration: &str,
+    ) -> Option<ConnectionSlot> {
+        let slots = self.connection_slots(connection_id, integration);
         // The semaphore is never closed, so acquiring cannot fail.
         let permit = slots.acquire_owned().await.ok()?;
         Some(ConnectionSlot {
@@ -233,7 +238,12 @@ impl Syncer {
         })
     }
 
-    fn connection_slots(&self, connection_id: &str) -> Arc<Semaphore> {
+    fn connection_slots(&self, connection_id: &str, integration: &str) -> Arc<Semaphore> {
+        let declared = self
+            .runtime
+            .declared(integration)
+            .map_or(1, |info| info.max_concurrent_per_connection.max(1) as usize);
+        let limit = self.per_connection_limit.min(declared);
         let mut slots = self
             .per_connection
             .lock()
@@ -241,7 +251,7 @@ impl Syncer {
         Arc::clone(
             slots
                 .entry(connection_id.to_string())
-                .or_insert_with(|| Arc::new(Semaphore::new(self.per_connection_limit))),
+                .or_insert_with(|| Arc::new(Semaphore::new(limit))),
         )
     }
 
@@ -264,7 +274,8 @@ impl Syncer {
             Some(slot) if slot.connection_id == claimed.connection.id => Some(slot),
             other => {
                 drop(other);
-                self.connection_slot(&claimed.connection.id).await
+                self.connection_slot(&claimed.connection.id, &claimed.connection.integration)
+                    .await
             }
         };
         let spec = MetricSpec {
@@ -576,6 +587,12 @@ impl Syncer {
                     }
                     Err(refused @ CallError::Refused { .. }) => {
                         failed(&tx, run_id, now, "host-refused", &refused.to_string())?;
+                        backoff_after_failure(&tx, &link, now)?;
+                    }
+                    // Another host of the platform may run the integration; this
+                    // one tries again later, as after any failure of its own.
+                    Err(CallError::NoIntegration(missing)) => {
+                        failed(&tx, run_id, now, "no-integration", &missing)?;
                         backoff_after_failure(&tx, &link, now)?;
                     }
                 }

@@ -3,9 +3,7 @@
 
 use dataverse_sim::{RunningSimulator, SimConfig};
 use goals_host::bindings::{Aggregation, CurrencyChoice, MetricSpec, ViewKind, ViewRef};
-use goals_host::connections::{
-    self, ConnectionRecord, DEFAULT_ORGANIZATION, NewConnection, Secret, SignIn,
-};
+use goals_host::connections::{self, ConnectionRecord, NewConnection};
 use goals_host::db::Database;
 use goals_host::goals::clock::{Clock, ManualClock};
 use goals_host::goals::keyresults::{self, KeyResult, Link, NewKeyResult};
@@ -24,6 +22,7 @@ use tokio::sync::OnceCell;
 pub use dataverse_sim::dataset;
 
 mod device;
+pub mod tally;
 
 /// Unix seconds of a JSON time (RFC 3339, as every time in the CLI's JSON).
 pub fn seconds(time: &Value) -> Option<i64> {
@@ -72,18 +71,7 @@ impl Sim {
     }
 
     pub fn new_connection(&self, name: &str) -> NewConnection {
-        NewConnection {
-            organization: DEFAULT_ORGANIZATION.to_string(),
-            added_by: "e2e".to_string(),
-            name: name.to_string(),
-            environment_url: self.url(),
-            authority_url: Some(self.url()),
-            tenant: self.config.tenant.clone(),
-            client_id: self.config.client_id.clone(),
-            sign_in: SignIn::ClientSecret,
-            client_secret: Some(Secret::new(self.config.client_secret.clone())),
-            allow_loopback: true,
-        }
+        goals_host::demo::simulator_connection(&self.url(), &self.config, name)
     }
 }
 
@@ -186,7 +174,7 @@ async fn compiled() -> &'static PluginRuntime {
 pub async fn plugin_with_connection(sim: &Sim) -> (PluginRuntime, ConnectionRecord) {
     let db = Database::open_in_memory().expect("in-memory database");
     let runtime = compiled().await.with_database(db.clone());
-    let conn = connections::add(&db, sim.new_connection("sim"))
+    let conn = connections::add(&db, runtime.info(), sim.new_connection("sim"))
         .await
         .expect("add the simulator connection");
     (runtime, conn)
@@ -233,7 +221,7 @@ impl World {
         let clock = ManualClock::new(START);
         let syncer = Arc::new(Syncer::new(
             db.clone(),
-            Arc::clone(&runtime),
+            runtime.clone(),
             Arc::new(clock.clone()),
             per_connection,
         ));
@@ -621,6 +609,22 @@ pub fn misbehaving_component() -> &'static Path {
             .filter_map(|file| file.as_str().map(PathBuf::from))
             .find(|file| file.extension().is_some_and(|ext| ext == "wasm"))
             .expect("cargo reported the misbehaving_plugin.wasm component")
+    })
+}
+
+/// The second test integration (`tests/tally`, id `example.tally`), built from
+/// the current sources once per test run, like the misbehaving component.
+pub fn tally_component() -> &'static Path {
+    static COMPONENT: OnceLock<PathBuf> = OnceLock::new();
+    COMPONENT.get_or_init(|| {
+        build_guest(&["--package", "tally-integration", "--profile", "plugin"])
+            .into_iter()
+            .filter(|message| message["target"]["name"] == "tally_integration")
+            .filter_map(|message| message["filenames"].as_array().cloned())
+            .flatten()
+            .filter_map(|file| file.as_str().map(PathBuf::from))
+            .find(|file| file.extension().is_some_and(|ext| ext == "wasm"))
+            .expect("cargo reported the tally_integration.wasm component")
     })
 }
 

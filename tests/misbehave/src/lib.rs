@@ -6,6 +6,10 @@
 //! `spec.column` asks (see [`Misbehaviour`]); every other export answers at once,
 //! without any I/O, so a test can check that the host still serves a normal call
 //! right after a bad one. Never load it outside tests.
+//!
+//! It is built against the frozen `goals:integration@0.1.0` on purpose: every
+//! containment test then also proves the host still loads and calls 0.1
+//! components.
 
 pub mod bindings {
     wit_bindgen::generate!({

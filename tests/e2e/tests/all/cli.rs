@@ -15,7 +15,11 @@ async fn connections_are_added_listed_and_removed_without_echoing_the_secret() {
     let listed = listed.as_array().expect("an array of connections");
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0]["name"], "Contoso");
-    assert_eq!(listed[0]["environment_url"], sim.url());
+    assert_eq!(listed[0]["url"], sim.url());
+    assert_eq!(listed[0]["integration"], "microsoft.dynamics365");
+    assert_eq!(listed[0]["settings"]["environment_url"], sim.url());
+    assert_eq!(listed[0]["settings"]["tenant"], sim.config.tenant.as_str());
+    assert_eq!(listed[0]["origins"], serde_json::json!([sim.url()]));
 
     let secret = &sim.config.client_secret;
     for output in [&added.stdout, &added.stderr] {
@@ -604,8 +608,28 @@ async fn the_plugin_flag_loads_another_component() {
     let embedded = cli.json(&["describe"]).await;
     assert_eq!(embedded["name"], "Dynamics 365");
     let plugin = goals_e2e::misbehaving_component().display().to_string();
-    let other = cli.json(&["--plugin", &plugin, "describe"]).await;
-    assert_ne!(other["name"], embedded["name"], "{other}");
+    // Loaded beside the built-in integration, which stays the default.
+    let beside = cli.json(&["--plugin", &plugin, "describe"]).await;
+    assert_eq!(beside["id"], "microsoft.dynamics365");
+    let other = cli
+        .json(&[
+            "--plugin",
+            &plugin,
+            "describe",
+            "--integration",
+            "Misbehaving test plugin",
+        ])
+        .await;
+    assert_eq!(other["name"], "Misbehaving test plugin", "{other}");
+    let unknown = cli
+        .run(&["describe", "--integration", "example.nothing", "--json"])
+        .await;
+    assert_eq!(unknown.output.status.code(), Some(3), "{}", unknown.stderr);
+    assert!(
+        unknown.stdout.contains("microsoft.dynamics365") && unknown.stdout.contains("--plugin"),
+        "names what runs and how to load more: {}",
+        unknown.stdout
+    );
 
     let missing = cli
         .run(&["--plugin", "/nonexistent/plugin.wasm", "describe"])

@@ -82,9 +82,13 @@ async fn a_component_built_against_0_1_0_still_loads_and_answers() {
     );
 
     let sim = goals_e2e::Sim::start().await;
-    let conn = goals_host::connections::add(runtime.database(), sim.new_connection("old"))
-        .await
-        .unwrap();
+    let conn = goals_host::connections::add(
+        runtime.database(),
+        runtime.info(),
+        sim.new_connection("old"),
+    )
+    .await
+    .unwrap();
     let apps = runtime.list_apps(&conn).await.expect("a 0.1 call answers");
     assert_eq!(apps.len(), 1);
     assert_eq!(apps[0].name, "Well-behaved app");

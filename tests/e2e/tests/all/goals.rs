@@ -124,9 +124,13 @@ async fn per_connection_concurrency_is_bounded_at_the_simulator() {
 async fn overall_concurrency_is_bounded_across_connections() {
     // Each connection alone may run the plugin's 48 syncs at once.
     let world = World::new().await;
-    let second = connections::add(&world.db, world.sim.new_connection("second"))
-        .await
-        .expect("add the second connection");
+    let second = connections::add(
+        &world.db,
+        world.runtime.info(),
+        world.sim.new_connection("second"),
+    )
+    .await
+    .expect("add the second connection");
     let mut krs = Vec::new();
     for i in 0..12 {
         let kr = world.key_result(&format!("KR {i}")).await;
@@ -581,10 +585,10 @@ async fn connection_names_are_unique_per_organization() {
         .unwrap();
     let mut other = world.sim.new_connection("sim");
     other.organization = "Fabrikam Sales".to_string();
-    connections::add(&world.db, other.clone())
+    connections::add(&world.db, world.runtime.info(), other.clone())
         .await
         .expect("same name, other organization");
-    let again = connections::add(&world.db, other).await;
+    let again = connections::add(&world.db, world.runtime.info(), other).await;
     assert!(matches!(
         again,
         Err(connections::ConnectionError::DuplicateName { .. })

@@ -71,7 +71,7 @@ impl Bench {
         let db = Database::open_in_memory().expect("in-memory database");
         let runtime = Arc::new(compiled().await.with_database(db.clone()));
         assert_eq!(runtime.limits(), &limits());
-        let conn = connections::add(&db, sim.new_connection("sim"))
+        let conn = connections::add(&db, runtime.info(), sim.new_connection("sim"))
             .await
             .expect("add the simulator connection");
         Bench {
@@ -115,9 +115,13 @@ impl Bench {
     /// The host serves a normal call at once, on the same runtime: on the
     /// connection of the bad call and on a connection added now.
     async fn still_serves(&self, after: &str) {
-        let fresh = connections::add(&self.db, self.sim.new_connection(&format!("after {after}")))
-            .await
-            .expect("add a fresh connection");
+        let fresh = connections::add(
+            &self.db,
+            self.runtime.info(),
+            self.sim.new_connection(&format!("after {after}")),
+        )
+        .await
+        .expect("add a fresh connection");
         for conn in [&self.conn, &fresh] {
             let started = Instant::now();
             let apps = self
@@ -170,6 +174,7 @@ fn shown(outcome: &Result<Measurement, CallError>) -> String {
         Err(CallError::Trap(error)) => format!("Trap({error:#})"),
         Err(CallError::HostLimit(message)) => format!("HostLimit({message:?})"),
         Err(CallError::Refused { refusals }) => format!("Refused({refusals:?})"),
+        Err(CallError::NoIntegration(message)) => format!("NoIntegration({message:?})"),
     }
 }
 
@@ -257,8 +262,8 @@ async fn a_request_to_a_private_or_metadata_address_is_refused() {
         // An environment URL of its own is one of the connection's origins, so
         // only the address check stands in the way.
         let mut new = bench.sim.new_connection(address);
-        new.environment_url = environment_url.to_string();
-        let conn = connections::add(&bench.db, new)
+        new.set("environment_url", environment_url);
+        let conn = connections::add(&bench.db, bench.runtime.info(), new)
             .await
             .expect("add a connection to a private address");
         let (outcome, elapsed) = bench.misbehave(&conn, "private-address", "").await;

@@ -18,10 +18,14 @@ async fn ten_thousand_due_links_on_two_connections_each_stay_within_the_connecti
     let links: i64 = 10_000;
     let world = World::new().await;
     let first = world.conn.id.clone();
-    let second = connections::add(&world.db, world.sim.new_connection("second"))
-        .await
-        .expect("add the second connection")
-        .id;
+    let second = connections::add(
+        &world.db,
+        world.runtime.info(),
+        world.sim.new_connection("second"),
+    )
+    .await
+    .expect("add the second connection")
+    .id;
     let template = world.key_result("template").await;
     let link = world
         .link(

@@ -23,9 +23,9 @@ const METADATA: IpAddr = IpAddr::V4(Ipv4Addr::new(169, 254, 169, 254));
 async fn connection_by_name(runtime: &PluginRuntime, sim: &Sim) -> ConnectionRecord {
     let url = format!("http://{SIM_NAME}:{}", sim.server.address().port());
     let mut new = sim.new_connection("sim by name");
-    new.environment_url = url.clone();
-    new.authority_url = Some(url);
-    connections::add(runtime.database(), new)
+    new.set("environment_url", &url);
+    new.set("authority_url", &url);
+    connections::add(runtime.database(), runtime.info(), new)
         .await
         .expect("add the connection by name")
 }

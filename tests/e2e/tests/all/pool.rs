@@ -24,9 +24,13 @@ async fn load(instance_slots: u32) -> PluginRuntime {
 /// Runs `calls` list-apps calls at once against a slow simulator; returns how
 /// many succeeded and the most requests the simulator saw at once.
 async fn crowd(runtime: PluginRuntime, sim: &Sim, calls: usize) -> (usize, usize) {
-    let conn = connections::add(runtime.database(), sim.new_connection("sim"))
-        .await
-        .expect("add the simulator connection");
+    let conn = connections::add(
+        runtime.database(),
+        runtime.info(),
+        sim.new_connection("sim"),
+    )
+    .await
+    .expect("add the simulator connection");
     // Every call signs in first: warm the token so each call is one request.
     runtime.list_apps(&conn).await.expect("a first call");
     sim.server.set_latency(Duration::from_millis(50));

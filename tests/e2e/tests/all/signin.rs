@@ -14,8 +14,8 @@ use std::time::Duration;
 async fn person_connection(sim: &Sim, runtime: &PluginRuntime, name: &str) -> ConnectionRecord {
     let mut new: NewConnection = sim.new_connection(name);
     new.sign_in = SignIn::DeviceCode;
-    new.client_secret = None;
-    let conn = connections::add(runtime.database(), new)
+    new.secret = None;
+    let conn = connections::add(runtime.database(), runtime.info(), new)
         .await
         .expect("add");
     assert_eq!(
@@ -68,8 +68,10 @@ async fn a_declined_or_expired_sign_in_is_unauthorized_and_says_to_start_again()
     let (runtime, _) = plugin_with_connection(&sim).await;
     let mut new = sim.new_connection("bob");
     new.sign_in = SignIn::DeviceCode;
-    new.client_secret = None;
-    let conn = connections::add(runtime.database(), new).await.unwrap();
+    new.secret = None;
+    let conn = connections::add(runtime.database(), runtime.info(), new)
+        .await
+        .unwrap();
 
     let code = runtime.start_device_sign_in(&conn).await.unwrap();
     sim.server.deny_device_code(&code.user_code);
