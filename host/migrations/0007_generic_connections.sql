@@ -3,9 +3,8 @@
 -- one JSON object with the origins they allow, instead of the columns of the Dynamics 365 sign-in. The
 -- credential kinds of goals:integration@0.2.0 join the two there were; the
 -- sealed secret keeps its place (and its sealing context). SQLite changes
--- columns and CHECKs only by rebuilding the table; the links' references to it
--- are checked at commit, once the rebuilt table has its old name back.
-PRAGMA defer_foreign_keys = ON;
+-- columns and CHECKs only by rebuilding the table; it runs with foreign keys
+-- off, and the links' references to it are checked before it commits.
 CREATE TABLE connections_v3 (
     id TEXT PRIMARY KEY,
     organization_id INTEGER NOT NULL REFERENCES organizations (id),

@@ -16,8 +16,20 @@ const MIGRATIONS: &[M<'_>] = &[
     M::up(include_str!("../migrations/0004_sync_owners.sql")),
     M::up(include_str!("../migrations/0005_claim_leases.sql")),
     M::up(include_str!("../migrations/0006_history_retention.sql")),
-    M::up(include_str!("../migrations/0007_generic_connections.sql")),
+    // Rebuilds a table others refer to: checked as a whole before it commits.
+    M::up(include_str!("../migrations/0007_generic_connections.sql")).foreign_key_check(),
 ];
+
+/// Brings the schema up to date, then enforces foreign keys. Migrations that
+/// rebuild a table run with enforcement off, as SQLite's own procedure for
+/// schema changes asks (it cannot change inside a transaction); those that
+/// need it check the references themselves before committing.
+fn migrate(conn: &mut rusqlite::Connection) -> Result<(), DbError> {
+    conn.pragma_update(None, "foreign_keys", "OFF")?;
+    Migrations::from_slice(MIGRATIONS).to_latest(conn)?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(())
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -193,14 +205,13 @@ impl Database {
     ) -> Result<Database, DbError> {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         // Every transaction here writes. Taking the write lock at BEGIN makes a
         // second process (a `kr sync` beside `goals-host run`) wait for it under
         // the busy timeout, where a deferred transaction upgrading its read lock
         // would fail with SQLITE_BUSY at once.
         conn.set_transaction_behavior(rusqlite::TransactionBehavior::Immediate);
-        Migrations::from_slice(MIGRATIONS).to_latest(&mut conn)?;
+        migrate(&mut conn)?;
         seal_plaintext(&mut conn, &keyring)?;
         Ok(Database {
             conn: Arc::new(Mutex::new(conn)),
@@ -385,6 +396,77 @@ fn seal_rows(conn: &mut rusqlite::Connection, keyring: &Keyring) -> Result<usize
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Migration 7 turns a Dynamics-shaped connection into a generic one, its
+    /// sealed secret and the links that use it intact.
+    #[test]
+    fn connections_become_integration_neutral_and_keep_their_links() {
+        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+        Migrations::from_slice(&MIGRATIONS[..6])
+            .to_latest(&mut conn)
+            .unwrap();
+        conn.execute_batch(
+            "INSERT INTO connections (id, organization_id, name, environment_url, authority_url,
+                 tenant, client_id, client_secret, sign_in, allow_loopback, added_by, status,
+                 created_at)
+             VALUES ('c1', 1, 'Contoso', 'https://contoso.crm.dynamics.com',
+                 'https://login.microsoftonline.com', 'contoso.onmicrosoft.com', 'app-1',
+                 'gh1.sealed', 'client-secret', 0, 'admin', 'ok', 0);
+             INSERT INTO key_results (id, organization_id, title, owner, unit, start_value,
+                 target_value, direction, created_at)
+             VALUES (7, 1, 'Deals', 'ana', 'number', 0, 10, 'increase', 0);
+             INSERT INTO metric_links (key_result_id, connection_id, app_id, app_name, entity,
+                 entity_name, view_id, view_kind, view_name, column_name, column_display,
+                 aggregation, currency, interval_seconds, next_run_at, created_at)
+             VALUES (7, 'c1', 'a', 'Sales Hub', 'opportunity', 'Opportunity', 'v', 'system',
+                 'Open', 'name', 'Name', 'count', 'base', 3600, 0, 0);",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let (integration, settings, origins, secret): (String, String, String, String) = conn
+            .query_row(
+                "SELECT integration, settings, origins, client_secret FROM connections",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .unwrap();
+        assert_eq!(integration, "microsoft.dynamics365");
+        let settings: serde_json::Value = serde_json::from_str(&settings).unwrap();
+        assert_eq!(
+            settings,
+            serde_json::json!({
+                "environment_url": "https://contoso.crm.dynamics.com",
+                "tenant": "contoso.onmicrosoft.com",
+                "client_id": "app-1",
+                "authority_url": "https://login.microsoftonline.com",
+            })
+        );
+        let origins: Vec<String> = serde_json::from_str(&origins).unwrap();
+        assert_eq!(
+            origins,
+            [
+                "https://contoso.crm.dynamics.com",
+                "https://login.microsoftonline.com"
+            ]
+        );
+        assert_eq!(secret, "gh1.sealed");
+        let linked: String = conn
+            .query_row("SELECT connection_id FROM metric_links", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(linked, "c1");
+        let problems: i64 = conn
+            .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(problems, 0);
+        // The links still refer to the rebuilt table.
+        assert!(
+            conn.execute("UPDATE metric_links SET connection_id = 'gone'", [])
+                .is_err()
+        );
+    }
 
     #[test]
     fn migrations_are_valid() {
