@@ -5,7 +5,6 @@
 //! accelerated hours while the data changes, and the details popover is shown.
 
 use crate::bindings::{Aggregation, CurrencyChoice, ViewRef};
-use crate::cli::details;
 use crate::connections::{self, NewConnection, Secret, SignIn};
 use crate::db::Database;
 use crate::goals::admin;
@@ -15,6 +14,7 @@ use crate::goals::linking::{self, Pieces, Wanted};
 use crate::goals::progress::{Direction, Unit};
 use crate::goals::scheduler::Scheduler;
 use crate::goals::sync::Syncer;
+use crate::render::keyresult::details;
 use crate::render::{self, Report, aggregation_name};
 use crate::resolve;
 use crate::runtime::{PluginRuntime, PluginSource};

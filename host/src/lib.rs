@@ -3,11 +3,15 @@
 //! origins), storage and logging. It knows nothing about any particular service.
 
 pub mod artifact;
+// The demo and the benches bring the Dataverse simulator; a host built
+// without the default `simulator` feature ships neither.
+#[cfg(feature = "simulator")]
 pub mod bench;
 pub mod bindings;
 pub mod cli;
 pub mod connections;
 pub mod db;
+#[cfg(feature = "simulator")]
 pub mod demo;
 pub mod engine;
 pub mod goals;

@@ -7,7 +7,6 @@ pub mod failure;
 mod keyresult;
 pub mod progress;
 mod schedule;
-mod wizard;
 
 use crate::bindings::{Aggregation, CurrencyChoice};
 use crate::connections::DEFAULT_ORGANIZATION;
@@ -26,7 +25,7 @@ use std::time::Duration;
 pub use admin::{OrgCommand, TenantCommand};
 pub use connection::ConnectionCommand;
 pub use discover::PluginCommand;
-pub use keyresult::{KrCommand, details};
+pub use keyresult::KrCommand;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -163,9 +162,11 @@ pub enum Command {
         all: bool,
     },
     /// Run the whole flow against the built-in Dataverse simulator
+    #[cfg(feature = "simulator")]
     Demo,
     /// Measure the host (overhead per sync, throughput, cold start, memory)
     /// against the built-in simulator; run it from a release build
+    #[cfg(feature = "simulator")]
     Bench {
         /// What to measure; `all` measures each in turn
         #[arg(value_enum, default_value = "all")]
@@ -385,7 +386,9 @@ async fn dispatch<'a>(
     context: impl Fn() -> anyhow::Result<Context<'a>>,
 ) -> anyhow::Result<Report> {
     match &cli.command {
+        #[cfg(feature = "simulator")]
         Command::Demo => crate::demo::run(cli.plugin_source()).await,
+        #[cfg(feature = "simulator")]
         Command::Bench { kind } => crate::bench::run(*kind, cli.plugin_source()).await,
         Command::Completions { shell } => Ok(completions(*shell)),
         Command::Tenant(command) => admin::tenant(&context()?, command).await,

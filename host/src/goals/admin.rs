@@ -43,12 +43,12 @@ impl Organization {
     pub fn disabled_reason(&self) -> Option<String> {
         if !self.tenant_integration_enabled {
             Some(format!(
-                "the Dynamics 365 integration is switched off for tenant '{}' by its admin",
+                "integrations are switched off for tenant '{}' by its admin",
                 self.tenant
             ))
         } else if !self.integration_enabled {
             Some(format!(
-                "the Dynamics 365 integration is disabled for organization '{}' by its admin",
+                "integrations are disabled for organization '{}' by its admin",
                 self.name
             ))
         } else {

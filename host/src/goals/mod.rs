@@ -11,3 +11,7 @@ pub mod linking;
 pub mod progress;
 pub mod scheduler;
 pub mod sync;
+
+// The sync policy against a fake engine.
+#[cfg(test)]
+mod policy_tests;

@@ -54,7 +54,7 @@ pub enum SyncError {
     NotLinked(i64),
     #[error("a sync of Key Result {key_result} is already running (since {}); its result will show in `goals-host kr show {key_result}`", crate::goals::clock::format(*.since))]
     AlreadyRunning { key_result: i64, since: Timestamp },
-    #[error("Dataverse asked to wait: Key Result {key_result} syncs again at {} (give --force to send now anyway)", crate::goals::clock::format(*.until))]
+    #[error("the service asked to wait: Key Result {key_result} syncs again at {} (give --force to send now anyway)", crate::goals::clock::format(*.until))]
     Throttled { key_result: i64, until: Timestamp },
     #[error("{0}")]
     Disabled(String),

@@ -70,7 +70,12 @@ async fn a_key_result_linked_by_flags_syncs_and_shows_its_details() {
     assert!(goals_e2e::seconds(&link["next_run_at"]).is_some());
 
     let text = cli.run(&["kr", "show", &kr]).await;
-    for label in ["Dynamics 365 link", "last success", "next sync", "stale"] {
+    for label in [
+        "integration     microsoft.dynamics365",
+        "last success",
+        "next sync",
+        "stale",
+    ] {
         assert!(
             text.stdout.contains(label),
             "{label} missing:\n{}",

@@ -3,7 +3,7 @@
 //! then a preview of the value before anything is saved. Steps given as flags
 //! are not asked again.
 
-use super::keyresult::LinkArgs;
+use super::args::LinkArgs;
 use crate::bindings::{Aggregation, ColumnType, CurrencyChoice, ViewRef};
 use crate::connections::{self, ConnectionRecord};
 use crate::db::Database;

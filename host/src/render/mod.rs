@@ -1,5 +1,7 @@
 //! Presenting plugin results to people (text) and programs (JSON).
 
+pub mod keyresult;
+
 use crate::bindings::{
     App, Column, CredentialKind, Entity, Identity, Measurement, MetricValue, PluginInfo,
     SettingKind, View,
