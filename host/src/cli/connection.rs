@@ -483,7 +483,7 @@ pub async fn run(context: &Context<'_>, command: &ConnectionCommand) -> anyhow::
                 ),
                 json: json!({
                     "connection": record.name,
-                    "environment_url": record.url(),
+                    "url": record.url(),
                     "user_id": identity.user_id,
                     "environment_id": identity.environment_id,
                     "details": identity

@@ -29,6 +29,10 @@ fn the_built_plugin_targets_the_0_2_world_of_wit_alone() {
         .expect("the integration world");
     wit_component::targets(&resolve, world, EMBEDDED_PLUGIN)
         .unwrap_or_else(|e| panic!("the plugin does not target the 0.2.0 world: {e:#}"));
+    // So does the second integration, written against wit/ alone.
+    let tally = std::fs::read(goals_e2e::tally_component()).expect("the tally component");
+    wit_component::targets(&resolve, world, &tally)
+        .unwrap_or_else(|e| panic!("tally does not target the 0.2.0 world: {e:#}"));
 }
 
 #[tokio::test]
