@@ -3,8 +3,8 @@
 //! preview of the value before the link is saved.
 
 use crate::bindings::{
-    Aggregation, App, Column, CurrencyChoice, Entity, Measurement, MetricSpec, MetricValue, View,
-    ViewRef,
+    Aggregation, App, Column, CurrencyChoice, Entity, Measurement, MetricSpec, MetricValue,
+    PluginInfo, View, ViewRef,
 };
 use crate::connections::ConnectionRecord;
 use crate::db::Database;
@@ -28,6 +28,15 @@ pub struct Wanted {
 
 #[derive(Debug, thiserror::Error)]
 pub enum LinkError {
+    #[error(
+        "an interval of {interval} s is shorter than {integration} allows ({minimum} s at least, \
+         to stay within the service's limits); give --interval {minimum} or longer"
+    )]
+    TooFrequent {
+        interval: i64,
+        integration: String,
+        minimum: i64,
+    },
     #[error("app '{app}' has no entity '{wanted}'; its entities: {}", .available.join(", "))]
     NoEntity {
         app: String,
@@ -129,6 +138,25 @@ pub async fn save(
 ) -> anyhow::Result<Link> {
     check_currency(kr, chosen)?;
     Ok(keyresults::save_link(db, kr.id, chosen.metric.clone(), interval_seconds, now).await?)
+}
+
+/// The interval a link may sync at: no shorter than its integration's minimum.
+/// A connection to a simulator (added with --allow-loopback, for tests and
+/// demos) protects no real service, so it may sync as often as a test needs.
+pub fn check_interval(
+    integration: &PluginInfo,
+    conn: &ConnectionRecord,
+    interval_seconds: i64,
+) -> Result<(), LinkError> {
+    let minimum = i64::from(integration.min_sync_interval_seconds);
+    if interval_seconds < minimum && !conn.allow_loopback {
+        return Err(LinkError::TooFrequent {
+            interval: interval_seconds,
+            integration: integration.name.clone(),
+            minimum,
+        });
+    }
+    Ok(())
 }
 
 fn check_currency(kr: &KeyResult, chosen: &Chosen) -> Result<(), LinkError> {
@@ -256,4 +284,61 @@ pub async fn choose(
         wanted.currency,
     )
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bindings::CredentialKind;
+    use crate::connections::{SignIn, Status};
+
+    fn integration(minimum: u32) -> PluginInfo {
+        PluginInfo {
+            id: "test.crm".to_string(),
+            name: "Test CRM".to_string(),
+            version: "1.0.0".to_string(),
+            settings: Vec::new(),
+            credentials: vec![CredentialKind::ClientSecret],
+            default_sync_interval_seconds: 3600,
+            min_sync_interval_seconds: minimum,
+            max_concurrent_per_connection: 1,
+            aggregations: Vec::new(),
+        }
+    }
+
+    fn connection(allow_loopback: bool) -> ConnectionRecord {
+        ConnectionRecord {
+            id: "c".to_string(),
+            organization_id: 1,
+            organization: "default".to_string(),
+            added_by: String::new(),
+            status: Status::Ok,
+            status_reason: None,
+            name: "crm".to_string(),
+            integration: "test.crm".to_string(),
+            settings: Vec::new(),
+            origins: Vec::new(),
+            sign_in: SignIn::ClientSecret,
+            secret: None,
+            key_lost: false,
+            allow_loopback,
+            created_at: 0,
+        }
+    }
+
+    #[test]
+    fn an_interval_below_the_integrations_minimum_is_refused_naming_it() {
+        let refused = check_interval(&integration(300), &connection(false), 60).unwrap_err();
+        let message = refused.to_string();
+        assert!(
+            message.contains("60 s")
+                && message.contains("Test CRM")
+                && message.contains("--interval 300"),
+            "{message}"
+        );
+        assert!(check_interval(&integration(300), &connection(false), 300).is_ok());
+        assert!(check_interval(&integration(0), &connection(false), 1).is_ok());
+        // A simulator's connection may sync as often as a test needs.
+        assert!(check_interval(&integration(300), &connection(true), 1).is_ok());
+    }
 }
