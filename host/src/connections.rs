@@ -170,14 +170,6 @@ pub struct ConnectionRecord {
 }
 
 impl ConnectionRecord {
-    /// The value of setting `key`, when the connection has one.
-    pub fn setting(&self, key: &str) -> Option<&str> {
-        self.settings
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, value)| value.as_str())
-    }
-
     /// Where the connection points, for people: its first endpoint's origin.
     pub fn url(&self) -> &str {
         self.origins.first().map(String::as_str).unwrap_or_default()
@@ -351,7 +343,7 @@ impl NewConnection {
                     integration
                         .credentials
                         .iter()
-                        .map(|kind| crate::render::credential_name(*kind))
+                        .map(|kind| crate::names::credential_name(*kind))
                         .collect::<Vec<_>>()
                         .join(" or ")
                 ),
@@ -379,7 +371,7 @@ impl NewConnection {
             new: NewConnection {
                 name,
                 integration: integration.id.clone(),
-                settings: settings.clone(),
+                settings,
                 ..self
             },
             origins,
@@ -495,22 +487,20 @@ fn durable_value_unreadable(
     Ok(false)
 }
 
-/// The stored settings object, in its stored order (SQLite's `json_object` and
-/// serde_json both keep it).
+/// The stored settings: `[key, value]` pairs in the integration's declared
+/// order (a JSON object would not keep it).
 fn settings_from_json(json: &str) -> Vec<(String, String)> {
-    serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(json)
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|(key, value)| Some((key, value.as_str()?.to_string())))
-        .collect()
+    serde_json::from_str(json).unwrap_or_default()
 }
 
 fn settings_to_json(settings: &[(String, String)]) -> String {
-    let object: serde_json::Map<String, serde_json::Value> = settings
-        .iter()
-        .map(|(key, value)| (key.clone(), serde_json::Value::from(value.as_str())))
-        .collect();
-    serde_json::Value::Object(object).to_string()
+    serde_json::Value::from(
+        settings
+            .iter()
+            .map(|(key, value)| serde_json::json!([key, value]))
+            .collect::<Vec<_>>(),
+    )
+    .to_string()
 }
 
 fn from_row(
@@ -980,10 +970,15 @@ mod tests {
             ]
         );
         assert_eq!(added.url(), "https://contoso.crm.example.com");
-        assert_eq!(added.setting("tenant"), Some("contoso"));
+        // Every declared setting, in declared order, trimmed, defaults filled in.
+        let pair = |key: &str, value: &str| (key.to_string(), value.to_string());
         assert_eq!(
-            added.setting("authority_url"),
-            Some("https://login.example.com")
+            added.settings,
+            [
+                pair("environment_url", "https://contoso.crm.example.com"),
+                pair("tenant", "contoso"),
+                pair("authority_url", "https://login.example.com"),
+            ]
         );
         assert_eq!(added.id.len(), 32);
         assert_eq!(added.organization, DEFAULT_ORGANIZATION);

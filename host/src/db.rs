@@ -271,6 +271,16 @@ pub async fn move_plugin_scope(db: &Database, from: &str, to: &str) -> Result<us
     }
     let (from, to, keyring) = (from.to_string(), to.to_string(), Arc::clone(&db.keyring));
     db.run(move |conn| {
+        // Every load of a plugin asks; the answer is almost always no, and a
+        // read costs no write lock (transactions here take it at BEGIN).
+        let pending: bool = conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM plugin_kv WHERE plugin = ?1)",
+            [&from],
+            |r| r.get(0),
+        )?;
+        if !pending {
+            return Ok(0);
+        }
         let tx = conn.transaction()?;
         let rows = {
             let mut statement = tx.prepare(
@@ -435,12 +445,12 @@ mod tests {
         let settings: serde_json::Value = serde_json::from_str(&settings).unwrap();
         assert_eq!(
             settings,
-            serde_json::json!({
-                "environment_url": "https://contoso.crm.dynamics.com",
-                "tenant": "contoso.onmicrosoft.com",
-                "client_id": "app-1",
-                "authority_url": "https://login.microsoftonline.com",
-            })
+            serde_json::json!([
+                ["environment_url", "https://contoso.crm.dynamics.com"],
+                ["tenant", "contoso.onmicrosoft.com"],
+                ["client_id", "app-1"],
+                ["authority_url", "https://login.microsoftonline.com"],
+            ])
         );
         let origins: Vec<String> = serde_json::from_str(&origins).unwrap();
         assert_eq!(

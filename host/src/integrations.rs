@@ -36,16 +36,6 @@ impl Integrations {
         Integrations { runtimes: kept }
     }
 
-    pub fn single(runtime: PluginRuntime) -> Integrations {
-        Integrations {
-            runtimes: vec![runtime],
-        }
-    }
-
-    pub fn all(&self) -> &[PluginRuntime] {
-        &self.runtimes
-    }
-
     fn ids(&self) -> Vec<String> {
         self.runtimes.iter().map(|r| r.info().id.clone()).collect()
     }

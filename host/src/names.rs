@@ -1,7 +1,9 @@
 //! The contract's enums as stable kebab-case words, for the CLI, JSON and the
 //! database.
 
-use crate::bindings::{Aggregation, ColumnType, CurrencyChoice, ViewKind};
+use crate::bindings::{
+    Aggregation, ColumnType, CredentialKind, CurrencyChoice, SettingKind, ViewKind,
+};
 
 pub const AGGREGATIONS: [Aggregation; 7] = [
     Aggregation::Count,
@@ -70,6 +72,22 @@ pub fn currency_name(currency: CurrencyChoice) -> &'static str {
     match currency {
         CurrencyChoice::Base => "base",
         CurrencyChoice::Transaction => "transaction",
+    }
+}
+
+pub fn credential_name(kind: CredentialKind) -> &'static str {
+    match kind {
+        CredentialKind::ClientSecret => "client-secret",
+        CredentialKind::Certificate => "certificate",
+        CredentialKind::User => "user",
+        CredentialKind::ApiKey => "api-key",
+    }
+}
+
+pub fn setting_kind_name(kind: SettingKind) -> &'static str {
+    match kind {
+        SettingKind::Text => "text",
+        SettingKind::Endpoint => "endpoint",
     }
 }
 

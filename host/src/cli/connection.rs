@@ -338,7 +338,7 @@ pub async fn run(context: &Context<'_>, command: &ConnectionCommand) -> anyhow::
                     reason: format!("{reason}; nothing was saved"),
                 })?;
             let identity = if sign_in.has_secret() && !no_verify {
-                Some(verify(context, &candidate).await?)
+                Some(verify(context, &runtime, &candidate).await?)
             } else {
                 None
             };
@@ -346,7 +346,6 @@ pub async fn run(context: &Context<'_>, command: &ConnectionCommand) -> anyhow::
             if sign_in == SignIn::DeviceCode {
                 // Nothing half-made stays behind: a connection nobody could sign in
                 // to is removed again.
-                let runtime = context.engine().await?;
                 if let Err(error) = device_sign_in(db, &runtime, &record).await {
                     connections::remove(db, &record.name, Some(&record.organization))
                         .await
@@ -499,8 +498,11 @@ pub async fn run(context: &Context<'_>, command: &ConnectionCommand) -> anyhow::
 
 /// Signs in with the credentials of a connection not yet saved and asks WhoAmI;
 /// nothing stays behind either way.
-async fn verify(context: &Context<'_>, candidate: &ConnectionRecord) -> anyhow::Result<Identity> {
-    let runtime = context.engine().await?;
+async fn verify(
+    context: &Context<'_>,
+    runtime: &dyn Engine,
+    candidate: &ConnectionRecord,
+) -> anyhow::Result<Identity> {
     let verified = runtime.who_am_i(candidate).await;
     connections::forget_plugin_storage(&context.db, &candidate.id).await?;
     verified.map_err(|error| {

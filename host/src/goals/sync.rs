@@ -239,20 +239,17 @@ impl Syncer {
     }
 
     fn connection_slots(&self, connection_id: &str, integration: &str) -> Arc<Semaphore> {
-        let declared = self
-            .runtime
-            .declared(integration)
-            .map_or(1, |info| info.max_concurrent_per_connection.max(1) as usize);
-        let limit = self.per_connection_limit.min(declared);
         let mut slots = self
             .per_connection
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        Arc::clone(
-            slots
-                .entry(connection_id.to_string())
-                .or_insert_with(|| Arc::new(Semaphore::new(limit))),
-        )
+        Arc::clone(slots.entry(connection_id.to_string()).or_insert_with(|| {
+            let declared = self
+                .runtime
+                .declared(integration)
+                .map_or(1, |info| info.max_concurrent_per_connection.max(1) as usize);
+            Arc::new(Semaphore::new(self.per_connection_limit.min(declared)))
+        }))
     }
 
     /// Syncs one Key Result now and returns the recorded run.

@@ -2,10 +2,7 @@
 
 pub mod keyresult;
 
-use crate::bindings::{
-    App, Column, CredentialKind, Entity, Identity, Measurement, MetricValue, PluginInfo,
-    SettingKind, View,
-};
+use crate::bindings::{App, Column, Entity, Identity, Measurement, MetricValue, PluginInfo, View};
 use crate::connections::{ConnectionRecord, SignIn};
 use serde_json::{Value, json};
 
@@ -15,7 +12,9 @@ pub struct Report {
     pub json: Value,
 }
 
-pub use crate::names::{aggregation_name, column_type_name, view_kind_name};
+pub use crate::names::{
+    aggregation_name, column_type_name, credential_name, setting_kind_name, view_kind_name,
+};
 
 /// Left-aligned columns separated by two spaces.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
@@ -156,22 +155,6 @@ credentials         {}",
             })).collect::<Vec<_>>(),
             "credentials": credentials,
         }),
-    }
-}
-
-pub fn credential_name(kind: CredentialKind) -> &'static str {
-    match kind {
-        CredentialKind::ClientSecret => "client-secret",
-        CredentialKind::Certificate => "certificate",
-        CredentialKind::User => "user",
-        CredentialKind::ApiKey => "api-key",
-    }
-}
-
-pub fn setting_kind_name(kind: SettingKind) -> &'static str {
-    match kind {
-        SettingKind::Text => "text",
-        SettingKind::Endpoint => "endpoint",
     }
 }
 

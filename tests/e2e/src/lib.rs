@@ -596,36 +596,30 @@ impl Cli {
 }
 
 /// The misbehaving test component (`tests/misbehave`, package
-/// `misbehaving-plugin`), built from the current sources once per test binary
+/// `misbehaving-plugin`), built from the current sources once per test run
 /// into `<workspace>/target/plugin-build` beside the embedded plugin.
 pub fn misbehaving_component() -> &'static Path {
     static COMPONENT: OnceLock<PathBuf> = OnceLock::new();
-    COMPONENT.get_or_init(|| {
-        build_guest(&["--package", "misbehaving-plugin", "--profile", "plugin"])
-            .into_iter()
-            .filter(|message| message["target"]["name"] == "misbehaving_plugin")
-            .filter_map(|message| message["filenames"].as_array().cloned())
-            .flatten()
-            .filter_map(|file| file.as_str().map(PathBuf::from))
-            .find(|file| file.extension().is_some_and(|ext| ext == "wasm"))
-            .expect("cargo reported the misbehaving_plugin.wasm component")
-    })
+    COMPONENT.get_or_init(|| test_component("misbehaving-plugin", "misbehaving_plugin"))
 }
 
-/// The second test integration (`tests/tally`, id `example.tally`), built from
-/// the current sources once per test run, like the misbehaving component.
+/// The second test integration (`tests/tally`, id `example.tally`), built like
+/// the misbehaving component.
 pub fn tally_component() -> &'static Path {
     static COMPONENT: OnceLock<PathBuf> = OnceLock::new();
-    COMPONENT.get_or_init(|| {
-        build_guest(&["--package", "tally-integration", "--profile", "plugin"])
-            .into_iter()
-            .filter(|message| message["target"]["name"] == "tally_integration")
-            .filter_map(|message| message["filenames"].as_array().cloned())
-            .flatten()
-            .filter_map(|file| file.as_str().map(PathBuf::from))
-            .find(|file| file.extension().is_some_and(|ext| ext == "wasm"))
-            .expect("cargo reported the tally_integration.wasm component")
-    })
+    COMPONENT.get_or_init(|| test_component("tally-integration", "tally_integration"))
+}
+
+/// Builds the test component of `package` and returns the `.wasm` of `target`.
+fn test_component(package: &str, target: &str) -> PathBuf {
+    build_guest(&["--package", package, "--profile", "plugin"])
+        .into_iter()
+        .filter(|message| message["target"]["name"] == target)
+        .filter_map(|message| message["filenames"].as_array().cloned())
+        .flatten()
+        .filter_map(|file| file.as_str().map(PathBuf::from))
+        .find(|file| file.extension().is_some_and(|ext| ext == "wasm"))
+        .unwrap_or_else(|| panic!("cargo reported no {target}.wasm component"))
 }
 
 /// Builds a guest of the workspace for wasm32-wasip2 (`args` name the package,

@@ -66,6 +66,7 @@ async fn a_second_integration_syncs_beside_dynamics_365_in_one_host() {
 
     // A wrong key is refused before anything is saved; a missing setting is
     // named; then the connection is added with generic flags only.
+    let url = tally.url();
     let tally_add = |key_env: &'static str| {
         [
             "connection",
@@ -75,7 +76,7 @@ async fn a_second_integration_syncs_beside_dynamics_365_in_one_host() {
             "--integration",
             "example.tally",
             "--url",
-            "URL",
+            url.as_str(),
             "--setting",
             "workspace=growth",
             "--sign-in",
@@ -86,31 +87,11 @@ async fn a_second_integration_syncs_beside_dynamics_365_in_one_host() {
             "--json",
         ]
     };
-    let url = tally.url();
-    let with_url = |mut args: [&'static str; 16]| -> Vec<String> {
-        args[7] = "";
-        args.iter()
-            .map(|a| {
-                if a.is_empty() {
-                    url.clone()
-                } else {
-                    a.to_string()
-                }
-            })
-            .collect()
-    };
     let wrong_env = [env[0], ("WRONG_KEY", "not-the-key")];
-    let args = with_url(tally_add("WRONG_KEY"));
-    let refused = cli
-        .run_with_env(
-            &args.iter().map(String::as_str).collect::<Vec<_>>(),
-            &wrong_env,
-        )
-        .await;
+    let refused = cli.run_with_env(&tally_add("WRONG_KEY"), &wrong_env).await;
     assert_eq!(refused.output.status.code(), Some(4), "{}", refused.stdout);
     assert!(refused.stdout.contains("API key"), "{}", refused.stdout);
-    let args = with_url(tally_add("TALLY_KEY"));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let args = tally_add("TALLY_KEY");
     let missing: Vec<&str> = args
         .iter()
         .copied()
