@@ -59,7 +59,7 @@ impl Rig {
         let data_dir = tempfile::Builder::new().prefix("goals-bench-").tempdir()?;
         let db = Database::open(data_dir.path())?;
         let runtime = Arc::new(
-            PluginRuntime::load_with_limits(
+            crate::runtime::load_with_limits(
                 plugin,
                 db.clone(),
                 Limits::default(),
@@ -327,8 +327,9 @@ async fn overhead(plugin: &PluginSource) -> anyhow::Result<(String, Value)> {
         aggregation: link.metric.aggregation,
         currency: link.metric.currency,
     };
+    let target = crate::engine::call_target(&rig.conn)?;
 
-    let on_demand = PluginRuntime::load_with_limits(
+    let on_demand = crate::runtime::load_with_limits(
         plugin,
         rig.db.clone(),
         Limits {
@@ -355,7 +356,7 @@ async fn overhead(plugin: &PluginSource) -> anyhow::Result<(String, Value)> {
         on_demand.describe_now().await?;
         instantiate_on_demand.push(started.elapsed());
         let started = Instant::now();
-        rig.runtime.fetch_and_aggregate(&rig.conn, &spec).await?;
+        rig.runtime.fetch_and_aggregate(&target, &spec).await?;
         call.push(started.elapsed());
         let started = Instant::now();
         syncer.sync(kr, Trigger::Manual).await?;
@@ -482,7 +483,7 @@ async fn cold_start(plugin: &PluginSource) -> anyhow::Result<(String, Value)> {
             let started = Instant::now();
             let db = Database::open(rig.data_dir.path())?;
             let runtime = Arc::new(
-                PluginRuntime::load_with_limits(plugin, db.clone(), Limits::default(), cache_dir)
+                crate::runtime::load_with_limits(plugin, db.clone(), Limits::default(), cache_dir)
                     .await?,
             );
             Syncer::new(db, runtime, Arc::new(rig.clock.clone()), usize::MAX)

@@ -7,6 +7,7 @@
 use crate::bindings::{Aggregation, CurrencyChoice, ViewRef};
 use crate::connections::{self, NewConnection, Secret, SignIn};
 use crate::db::Database;
+
 use crate::goals::admin;
 use crate::goals::clock::{Clock, ManualClock, SystemClock};
 use crate::goals::keyresults::{self, NewKeyResult};
@@ -17,7 +18,7 @@ use crate::goals::sync::Syncer;
 use crate::render::keyresult::details;
 use crate::render::{self, Report, aggregation_name};
 use crate::resolve;
-use crate::runtime::{PluginRuntime, PluginSource};
+use crate::runtime::PluginSource;
 use anyhow::Context;
 use dataverse_sim::{Row, RunningSimulator, SimConfig, dataset};
 use serde_json::{Value, json};
@@ -93,7 +94,7 @@ async fn walk(
     started: Instant,
 ) -> anyhow::Result<Report> {
     let db = Database::open(data_dir)?;
-    let runtime = Arc::new(PluginRuntime::load(plugin, db.clone()).await?);
+    let runtime = Arc::new(crate::runtime::load(plugin, db.clone()).await?);
     let clock = ManualClock::new(SystemClock.now());
     let mut steps = Steps {
         text: vec![format!(
@@ -126,7 +127,7 @@ async fn walk(
         render::connection(&conn),
     );
 
-    let apps = runtime.list_apps(&conn).await?;
+    let apps = crate::engine::Engine::list_apps(&*runtime, &conn).await?;
     let names: Vec<&str> = apps.iter().map(|a| a.name.as_str()).collect();
     steps.push(
         "app",
@@ -135,7 +136,7 @@ async fn walk(
     );
     let app = resolve::pick(apps, APP, "app", |a| &a.id, |a| &a.name)?;
 
-    let entities = runtime.list_entities(&conn, &app.id).await?;
+    let entities = crate::engine::Engine::list_entities(&*runtime, &conn, &app.id).await?;
     let names: Vec<&str> = entities.iter().map(|e| e.display_name.as_str()).collect();
     steps.push(
         "entity",
@@ -144,7 +145,8 @@ async fn walk(
     );
     let entity = linking::find_entity(&app, entities, ENTITY)?;
 
-    let views = runtime.list_views(&conn, ENTITY, Some(VIEW_SEARCH)).await?;
+    let views =
+        crate::engine::Engine::list_views(&*runtime, &conn, ENTITY, Some(VIEW_SEARCH)).await?;
     let names: Vec<&str> = views.iter().map(|v| v.name.as_str()).collect();
     steps.push(
         "view",
@@ -153,16 +155,16 @@ async fn walk(
     );
     let view = resolve::pick(views, VIEW, "view", |v| &v.id, |v| &v.name)?;
 
-    let columns = runtime
-        .list_columns(
-            &conn,
-            ENTITY,
-            &ViewRef {
-                id: view.id.clone(),
-                kind: view.kind,
-            },
-        )
-        .await?;
+    let columns = crate::engine::Engine::list_columns(
+        &*runtime,
+        &conn,
+        ENTITY,
+        &ViewRef {
+            id: view.id.clone(),
+            kind: view.kind,
+        },
+    )
+    .await?;
     let names: Vec<String> = columns
         .iter()
         .map(|c| {

@@ -2,16 +2,16 @@
 //! a connection, and what each connection's integration declares. The platform
 //! (linking, syncing, the faces) reaches components only through this trait, so
 //! it runs over one component ([`PluginRuntime`]), every integration of a host
-//! ([`Integrations`]), or a fake in tests.
+//! ([`Integrations`]), or a fake in tests. Here the application's connection
+//! becomes the engine's narrow [`CallTarget`].
 
 use crate::bindings::{
-    App, Column, DeviceCode, Entity, Identity, Measurement, MetricSpec, PluginInfo, SignInStatus,
-    View, ViewRef,
+    App, Certificate, Column, Connection, Credential, DeviceCode, Entity, Error, Identity,
+    Measurement, MetricSpec, PluginInfo, SettingValue, SignInStatus, View, ViewRef,
 };
-use crate::connections::ConnectionRecord;
-use crate::integrations::Integrations;
-use crate::outbound::TrafficReading;
-use crate::runtime::{CallError, PluginRuntime};
+use crate::connections::{ConnectionRecord, SignIn};
+use goals_engine::outbound::TrafficReading;
+use goals_engine::{CallError, CallTarget, Integrations, PluginRuntime};
 use std::future::Future;
 use std::pin::Pin;
 
@@ -53,13 +53,14 @@ pub trait Engine: Send + Sync {
     fn who_am_i<'a>(&'a self, conn: &'a ConnectionRecord) -> Call<'a, Identity>;
 }
 
-/// One engine implementation per type, each call forwarded to `$target`.
+/// One engine implementation per type, each call forwarded to the component
+/// that `$runtime` picks for the connection's integration.
 macro_rules! forward_calls {
-    ($type:ty, |$this:ident, $conn:ident| $target:expr, |$self_:ident, $id:ident| $declared:expr) => {
+    ($type:ty, |$this:ident, $integration:ident| $runtime:expr, |$self_:ident, $id:ident| $declared:expr) => {
         impl Engine for $type {
-            fn info(&self, $conn: &ConnectionRecord) -> Result<&PluginInfo, CallError> {
-                let $this = self;
-                Ok($target?.info())
+            fn info(&self, conn: &ConnectionRecord) -> Result<&PluginInfo, CallError> {
+                let ($this, $integration) = (self, conn.integration.as_str());
+                Ok($runtime?.info())
             }
 
             fn declared(&self, $id: &str) -> Option<&PluginInfo> {
@@ -71,68 +72,92 @@ macro_rules! forward_calls {
                 <$type>::traffic(self)
             }
 
-            fn list_apps<'a>(&'a self, $conn: &'a ConnectionRecord) -> Call<'a, Vec<App>> {
-                let $this = self;
-                Box::pin(async move { $target?.list_apps($conn).await })
+            fn list_apps<'a>(&'a self, conn: &'a ConnectionRecord) -> Call<'a, Vec<App>> {
+                Box::pin(async move {
+                    let target = call_target(conn)?;
+                    let ($this, $integration) = (self, target.integration.as_str());
+                    $runtime?.list_apps(&target).await
+                })
             }
 
             fn list_entities<'a>(
                 &'a self,
-                $conn: &'a ConnectionRecord,
+                conn: &'a ConnectionRecord,
                 app: &'a str,
             ) -> Call<'a, Vec<Entity>> {
-                let $this = self;
-                Box::pin(async move { $target?.list_entities($conn, app).await })
+                Box::pin(async move {
+                    let target = call_target(conn)?;
+                    let ($this, $integration) = (self, target.integration.as_str());
+                    $runtime?.list_entities(&target, app).await
+                })
             }
 
             fn list_views<'a>(
                 &'a self,
-                $conn: &'a ConnectionRecord,
+                conn: &'a ConnectionRecord,
                 entity: &'a str,
                 search: Option<&'a str>,
             ) -> Call<'a, Vec<View>> {
-                let $this = self;
-                Box::pin(async move { $target?.list_views($conn, entity, search).await })
+                Box::pin(async move {
+                    let target = call_target(conn)?;
+                    let ($this, $integration) = (self, target.integration.as_str());
+                    $runtime?.list_views(&target, entity, search).await
+                })
             }
 
             fn list_columns<'a>(
                 &'a self,
-                $conn: &'a ConnectionRecord,
+                conn: &'a ConnectionRecord,
                 entity: &'a str,
                 view: &'a ViewRef,
             ) -> Call<'a, Vec<Column>> {
-                let $this = self;
-                Box::pin(async move { $target?.list_columns($conn, entity, view).await })
+                Box::pin(async move {
+                    let target = call_target(conn)?;
+                    let ($this, $integration) = (self, target.integration.as_str());
+                    $runtime?.list_columns(&target, entity, view).await
+                })
             }
 
             fn fetch_and_aggregate<'a>(
                 &'a self,
-                $conn: &'a ConnectionRecord,
+                conn: &'a ConnectionRecord,
                 spec: &'a MetricSpec,
             ) -> Call<'a, Measurement> {
-                let $this = self;
-                Box::pin(async move { $target?.fetch_and_aggregate($conn, spec).await })
+                Box::pin(async move {
+                    let target = call_target(conn)?;
+                    let ($this, $integration) = (self, target.integration.as_str());
+                    $runtime?.fetch_and_aggregate(&target, spec).await
+                })
             }
 
             fn start_device_sign_in<'a>(
                 &'a self,
-                $conn: &'a ConnectionRecord,
+                conn: &'a ConnectionRecord,
             ) -> Call<'a, DeviceCode> {
-                let $this = self;
-                Box::pin(async move { $target?.start_device_sign_in($conn).await })
+                Box::pin(async move {
+                    let target = call_target(conn)?;
+                    let ($this, $integration) = (self, target.integration.as_str());
+                    $runtime?.start_device_sign_in(&target).await
+                })
             }
 
             fn poll_device_sign_in<'a>(
                 &'a self,
-                $conn: &'a ConnectionRecord,
+                conn: &'a ConnectionRecord,
             ) -> Call<'a, SignInStatus> {
-                let $this = self;
-                Box::pin(async move { $target?.poll_device_sign_in($conn).await })
+                Box::pin(async move {
+                    let target = call_target(conn)?;
+                    let ($this, $integration) = (self, target.integration.as_str());
+                    $runtime?.poll_device_sign_in(&target).await
+                })
             }
 
-            fn who_am_i<'a>(&'a self, $conn: &'a ConnectionRecord) -> Call<'a, Identity> {
-                let $this = self;
-                Box::pin(async move { $target?.who_am_i($conn).await })
+            fn who_am_i<'a>(&'a self, conn: &'a ConnectionRecord) -> Call<'a, Identity> {
+                Box::pin(async move {
+                    let target = call_target(conn)?;
+                    let ($this, $integration) = (self, target.integration.as_str());
+                    $runtime?.who_am_i(&target).await
+                })
             }
         }
     };
@@ -198,11 +223,63 @@ fn itself(runtime: &PluginRuntime) -> Result<&PluginRuntime, CallError> {
     Ok(runtime)
 }
 
-forward_calls!(PluginRuntime, |this, _conn| itself(this), |this, _id| Some(
-    this.info()
-));
+forward_calls!(
+    PluginRuntime,
+    |this, _integration| itself(this),
+    |this, _id| Some(this.info())
+);
 forward_calls!(
     Integrations,
-    |this, conn| this.for_connection(conn),
+    |this, integration| this
+        .get(Some(integration))
+        .map_err(|missing| CallError::NoIntegration(missing.to_string())),
     |this, id| this.get(Some(id)).ok().map(PluginRuntime::info)
 );
+
+/// The connection as the engine and the plugin see it. The secret leaves the
+/// application's keeping only here, for the duration of one call.
+pub fn call_target(conn: &ConnectionRecord) -> Result<CallTarget, CallError> {
+    let unreadable = || CallError::Plugin {
+        error: Error::Unauthorized(crate::connections::UNREADABLE_SECRET.to_string()),
+    };
+    let secret = || {
+        conn.secret
+            .as_ref()
+            .map(|s| s.expose().to_string())
+            .ok_or_else(unreadable)
+    };
+    let credential = match conn.sign_in {
+        // A person's sign-in sealed under a key this host no longer has: say so,
+        // rather than let the plugin find no sign-in at all. (A secret that cannot
+        // be opened is simply absent, and a new one given for a sign-in is used.)
+        SignIn::DeviceCode if conn.key_lost => return Err(unreadable()),
+        SignIn::DeviceCode => Credential::User,
+        SignIn::ClientSecret => Credential::ClientSecret(secret()?),
+        SignIn::ApiKey => Credential::ApiKey(secret()?),
+        SignIn::Certificate => {
+            let (certificate_pem, private_key_pem) =
+                crate::connections::split_certificate(&secret()?).ok_or_else(unreadable)?;
+            Credential::Certificate(Certificate {
+                certificate_pem,
+                private_key_pem,
+            })
+        }
+    };
+    Ok(CallTarget {
+        integration: conn.integration.clone(),
+        connection: Connection {
+            id: conn.id.clone(),
+            settings: conn
+                .settings
+                .iter()
+                .map(|(key, value)| SettingValue {
+                    key: key.clone(),
+                    value: value.clone(),
+                })
+                .collect(),
+            credential,
+        },
+        origins: conn.origins.clone(),
+        allow_loopback: conn.allow_loopback,
+    })
+}

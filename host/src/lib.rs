@@ -1,13 +1,15 @@
-//! The reference host of the `goals:integration` world: it loads an integration
-//! component on wasmtime and gives it HTTP (restricted to the connection's
-//! origins), storage and logging. It knows nothing about any particular service.
+//! The Goals application over the integration engine: tenants, organizations,
+//! connections, Key Results and their links, the scheduler and the CLI. Calls to
+//! integration components go through [`engine::Engine`]; running them is the
+//! `goals-engine` crate's work. It knows nothing about any particular service.
 
-pub mod artifact;
+// The engine's modules under their old paths, for the faces and the tests.
+pub use goals_engine::{artifact, bindings, integrations, limits, outbound, state};
+
 // The demo and the benches bring the Dataverse simulator; a host built
 // without the default `simulator` feature ships neither.
 #[cfg(feature = "simulator")]
 pub mod bench;
-pub mod bindings;
 pub mod cli;
 pub mod connections;
 pub mod db;
@@ -15,13 +17,10 @@ pub mod db;
 pub mod demo;
 pub mod engine;
 pub mod goals;
-pub mod integrations;
 pub mod lease;
-pub mod limits;
 pub mod names;
-pub mod outbound;
+pub mod plugin_store;
 pub mod render;
 pub mod resolve;
 pub mod runtime;
 pub mod secrets;
-pub mod state;

@@ -329,7 +329,7 @@ pub async fn run(context: &Context<'_>, command: &ConnectionCommand) -> anyhow::
             // the first call), then a service principal's credentials, so a wrong
             // secret, tenant or client id is said now, not at the first sync.
             let candidate = connections::candidate(db, info, new.clone()).await?;
-            OutboundPolicy::for_connection(&candidate)
+            OutboundPolicy::new(&candidate.origins, candidate.allow_loopback)
                 .check_origins(&SystemResolver)
                 .await
                 .map_err(|reason| ConnectionError::Invalid {

@@ -16,7 +16,7 @@ use crate::goals::clock::{Clock, SystemClock};
 use crate::integrations::Integrations;
 use crate::limits::Limits;
 use crate::render::Report;
-use crate::runtime::{PluginRuntime, PluginSource};
+use crate::runtime::PluginSource;
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -304,7 +304,7 @@ impl Context<'_> {
     pub async fn engine(&self) -> anyhow::Result<Arc<Integrations>> {
         let mut runtimes = Vec::new();
         for source in self.cli.plugin_sources() {
-            let runtime = PluginRuntime::load_with_limits(
+            let runtime = crate::runtime::load_with_limits(
                 &source,
                 self.db.clone(),
                 self.cli.limits(),

@@ -159,7 +159,7 @@ fn build_component() -> PathBuf {
     .expect("cargo reported the aggregate-bench executable")
 }
 
-/// The engine as the host configures it (`host/src/runtime.rs`), so the guest runs
+/// The engine as the host configures it (`host/engine/src/runtime.rs`), so the guest runs
 /// with the same instrumentation as the plugin in production.
 fn engine() -> Engine {
     let mut config = Config::new();

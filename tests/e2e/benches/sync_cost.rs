@@ -4,6 +4,7 @@
 
 use dynamics365_plugin::xml::Element;
 use dynamics365_plugin::{odata, paging};
+use goals_e2e::target;
 use goals_e2e::{Sim, dataset, plugin_with_connection};
 use goals_host::bindings::{
     Aggregation, CurrencyChoice, Measurement, MetricSpec, MetricValue, ViewKind, ViewRef,
@@ -77,7 +78,7 @@ async fn main() {
             async move {
                 let started = Instant::now();
                 let m = plugin
-                    .fetch_and_aggregate(conn, spec)
+                    .fetch_and_aggregate(&target(conn), spec)
                     .await
                     .unwrap_or_else(|e| panic!("{label} sync of {view_name}: {e}"));
                 Cost {

@@ -11,7 +11,7 @@ use goals_host::goals::linking::{self, Wanted};
 use goals_host::goals::progress::{Direction, Unit};
 use goals_host::goals::scheduler::Scheduler;
 use goals_host::goals::sync::Syncer;
-use goals_host::runtime::{PluginRuntime, PluginSource};
+use goals_host::runtime::{self, CallTarget, PluginRuntime, PluginSource};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -163,7 +163,7 @@ async fn compiled() -> &'static PluginRuntime {
     COMPILED
         .get_or_init(|| async {
             let db = Database::open_in_memory().expect("in-memory database");
-            PluginRuntime::load(&PluginSource::Embedded, db)
+            runtime::load(&PluginSource::Embedded, db)
                 .await
                 .expect("load the embedded plugin")
         })
@@ -172,12 +172,23 @@ async fn compiled() -> &'static PluginRuntime {
 
 /// The plugin over a fresh in-memory database, with a connection to `sim`.
 pub async fn plugin_with_connection(sim: &Sim) -> (PluginRuntime, ConnectionRecord) {
+    let (runtime, _, conn) = plugin_with_database(sim).await;
+    (runtime, conn)
+}
+
+/// The same, and the database the plugin stores in and the connection lives in.
+pub async fn plugin_with_database(sim: &Sim) -> (PluginRuntime, Database, ConnectionRecord) {
     let db = Database::open_in_memory().expect("in-memory database");
-    let runtime = compiled().await.with_database(db.clone());
+    let runtime = runtime::with_database(compiled().await, db.clone());
     let conn = connections::add(&db, runtime.info(), sim.new_connection("sim"))
         .await
         .expect("add the simulator connection");
-    (runtime, conn)
+    (runtime, db, conn)
+}
+
+/// The connection as the engine's calls take it.
+pub fn target(conn: &ConnectionRecord) -> CallTarget {
+    goals_host::engine::call_target(conn).expect("the connection's credential opens")
 }
 
 /// The Goals side in-process: a database, the plugin, a clock the test moves, a
@@ -211,12 +222,11 @@ impl World {
 
     async fn build(per_connection: usize, limits: Option<goals_host::limits::Limits>) -> World {
         let sim = Sim::start().await;
-        let (runtime, conn) = plugin_with_connection(&sim).await;
+        let (runtime, db, conn) = plugin_with_database(&sim).await;
         let runtime = match limits {
             Some(limits) => runtime.with_limits(limits),
             None => runtime,
         };
-        let db = runtime.database().clone();
         let runtime = Arc::new(runtime);
         let clock = ManualClock::new(START);
         let syncer = Arc::new(Syncer::new(

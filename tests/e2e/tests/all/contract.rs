@@ -3,10 +3,11 @@
 //! loads and answers, and what a 0.1 host stored under the plugin's display name
 //! is found again under the 0.2 id.
 
+use goals_e2e::target;
 use goals_e2e::{World, misbehaving_component, seeded_spec};
 use goals_host::bindings::{Aggregation, SettingKind};
 use goals_host::db::{self, Database};
-use goals_host::runtime::{EMBEDDED_PLUGIN, PluginRuntime, PluginSource};
+use goals_host::runtime::{self, EMBEDDED_PLUGIN, PluginSource};
 use std::path::Path;
 
 fn wit_dir(version: &str) -> std::path::PathBuf {
@@ -38,9 +39,7 @@ fn the_built_plugin_targets_the_0_2_world_of_wit_alone() {
 #[tokio::test]
 async fn the_plugin_describes_its_id_and_the_connection_form() {
     let db = Database::open_in_memory().unwrap();
-    let runtime = PluginRuntime::load(&PluginSource::Embedded, db)
-        .await
-        .unwrap();
+    let runtime = runtime::load(&PluginSource::Embedded, db).await.unwrap();
     let info = runtime.info();
     assert_eq!(info.id, "microsoft.dynamics365");
     assert_eq!(info.name, "Dynamics 365");
@@ -70,9 +69,12 @@ async fn the_plugin_describes_its_id_and_the_connection_form() {
 #[tokio::test]
 async fn a_component_built_against_0_1_0_still_loads_and_answers() {
     let db = Database::open_in_memory().unwrap();
-    let runtime = PluginRuntime::load(&PluginSource::File(misbehaving_component().into()), db)
-        .await
-        .expect("a 0.1.0 component loads");
+    let runtime = runtime::load(
+        &PluginSource::File(misbehaving_component().into()),
+        db.clone(),
+    )
+    .await
+    .expect("a 0.1.0 component loads");
     let info = runtime.info();
     assert_eq!(
         info.id, info.name,
@@ -86,14 +88,13 @@ async fn a_component_built_against_0_1_0_still_loads_and_answers() {
     );
 
     let sim = goals_e2e::Sim::start().await;
-    let conn = goals_host::connections::add(
-        runtime.database(),
-        runtime.info(),
-        sim.new_connection("old"),
-    )
-    .await
-    .unwrap();
-    let apps = runtime.list_apps(&conn).await.expect("a 0.1 call answers");
+    let conn = goals_host::connections::add(&db, runtime.info(), sim.new_connection("old"))
+        .await
+        .unwrap();
+    let apps = runtime
+        .list_apps(&target(&conn))
+        .await
+        .expect("a 0.1 call answers");
     assert_eq!(apps.len(), 1);
     assert_eq!(apps[0].name, "Well-behaved app");
 }
@@ -130,7 +131,7 @@ async fn storage_kept_under_the_display_name_survives_the_move_to_the_id() {
     let spec = seeded_spec("lead", "Hot Leads", "fullname", Aggregation::Count);
     world
         .runtime
-        .fetch_and_aggregate(&world.conn, &spec)
+        .fetch_and_aggregate(&target(&world.conn), &spec)
         .await
         .unwrap();
     let stored = values_under(&world.db, "microsoft.dynamics365").await;
@@ -141,7 +142,7 @@ async fn storage_kept_under_the_display_name_survives_the_move_to_the_id() {
         .unwrap();
     assert_eq!(values_under(&world.db, "microsoft.dynamics365").await, 0);
 
-    let reloaded = PluginRuntime::load(&PluginSource::Embedded, world.db.clone())
+    let reloaded = runtime::load(&PluginSource::Embedded, world.db.clone())
         .await
         .unwrap();
     assert_eq!(values_under(&world.db, "Dynamics 365").await, 0);
@@ -151,7 +152,7 @@ async fn storage_kept_under_the_display_name_survives_the_move_to_the_id() {
     );
     let (tokens, requests) = (token_requests(&world), world.sim.server.requests().len());
     let measured = reloaded
-        .fetch_and_aggregate(&world.conn, &spec)
+        .fetch_and_aggregate(&target(&world.conn), &spec)
         .await
         .unwrap();
     assert_eq!(token_requests(&world), tokens, "the cached token was found");

@@ -13,7 +13,7 @@ use goals_host::goals::keyresults::{self, NewKeyResult};
 use goals_host::goals::linking::{self, Wanted};
 use goals_host::goals::progress::{Direction, Unit};
 use goals_host::goals::sync::{SyncRun, history};
-use goals_host::runtime::{PluginRuntime, PluginSource};
+use goals_host::runtime::{self, PluginSource};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Stdio;
@@ -99,7 +99,7 @@ async fn a_killed_scheduler_loses_nothing_and_retries_what_it_interrupted_once()
 
     // Links created directly in the host's database, all due now.
     let db = Database::open(cli.data_dir()).expect("open the host's database");
-    let runtime = PluginRuntime::load(&PluginSource::Embedded, db.clone())
+    let runtime = runtime::load(&PluginSource::Embedded, db.clone())
         .await
         .expect("plugin");
     let conn = connections::get(&db, "sim", None)

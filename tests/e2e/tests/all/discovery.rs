@@ -2,6 +2,7 @@
 //! against the simulator's seeded data.
 
 use dynamics365_plugin::xml::Element;
+use goals_e2e::target;
 use goals_e2e::{Sim, dataset, plugin_with_connection};
 use goals_host::bindings::{Aggregation, ColumnType, Error, ViewKind, ViewRef};
 use goals_host::runtime::CallError;
@@ -11,7 +12,7 @@ use std::collections::BTreeSet;
 async fn apps_are_the_active_model_driven_apps_by_name() {
     let sim = Sim::start().await;
     let (plugin, conn) = plugin_with_connection(&sim).await;
-    let apps = plugin.list_apps(&conn).await.expect("apps");
+    let apps = plugin.list_apps(&target(&conn)).await.expect("apps");
 
     let mut expected: Vec<_> = dataset().apps.iter().filter(|a| a.statecode == 0).collect();
     expected.sort_by(|a, b| a.name.cmp(&b.name));
@@ -46,7 +47,7 @@ async fn entities_are_the_tables_of_each_apps_site_map() {
     ] {
         let app = dataset().app_by_name(app_name).expect("seeded app");
         let entities = plugin
-            .list_entities(&conn, &app.id)
+            .list_entities(&target(&conn), &app.id)
             .await
             .expect("entities");
         let got: Vec<(&str, &str)> = entities
@@ -69,7 +70,7 @@ async fn an_unknown_app_is_not_found() {
     let sim = Sim::start().await;
     let (plugin, conn) = plugin_with_connection(&sim).await;
     let error = plugin
-        .list_entities(&conn, "00000000-0000-0000-0000-0000000000ab")
+        .list_entities(&target(&conn), "00000000-0000-0000-0000-0000000000ab")
         .await
         .expect_err("no such app");
     assert!(
@@ -89,7 +90,10 @@ async fn views_are_the_active_public_and_personal_views() {
     let sim = Sim::start().await;
     let (plugin, conn) = plugin_with_connection(&sim).await;
     for entity in ["account", "contact", "opportunity", "lead", "incident"] {
-        let views = plugin.list_views(&conn, entity, None).await.expect("views");
+        let views = plugin
+            .list_views(&target(&conn), entity, None)
+            .await
+            .expect("views");
         let got: BTreeSet<(String, String)> = views
             .iter()
             .map(|v| (v.id.clone(), v.name.clone()))
@@ -128,7 +132,7 @@ async fn view_search_is_case_insensitive_and_takes_wildcards_literally() {
 
     let open = names(
         plugin
-            .list_views(&conn, "opportunity", Some("OPEN"))
+            .list_views(&target(&conn), "opportunity", Some("OPEN"))
             .await
             .expect("views"),
     );
@@ -145,14 +149,14 @@ async fn view_search_is_case_insensitive_and_takes_wildcards_literally() {
     // match them literally, not "Pipeline 50 Plus".
     let literal = names(
         plugin
-            .list_views(&conn, "opportunity", Some("50%_"))
+            .list_views(&target(&conn), "opportunity", Some("50%_"))
             .await
             .expect("views"),
     );
     assert_eq!(literal, BTreeSet::from(["Pipeline 50%_Plus".to_string()]));
 
     let quote = plugin
-        .list_views(&conn, "opportunity", Some("O'Brien & [co]"))
+        .list_views(&target(&conn), "opportunity", Some("O'Brien & [co]"))
         .await;
     assert!(quote.expect("a quote is escaped, not an error").is_empty());
 }
@@ -166,7 +170,7 @@ async fn columns_follow_the_layout_typed_from_metadata() {
         .expect("seeded view");
     let columns = plugin
         .list_columns(
-            &conn,
+            &target(&conn),
             "opportunity",
             &ViewRef {
                 id: view.id.clone(),
@@ -272,7 +276,7 @@ async fn every_offered_view_lists_its_layout_columns_typed_from_metadata() {
         };
         let columns = plugin
             .list_columns(
-                &conn,
+                &target(&conn),
                 &view.returnedtypecode,
                 &ViewRef {
                     id: view.id.clone(),
@@ -327,7 +331,7 @@ async fn personal_views_have_columns_too() {
         .expect("seeded personal view");
     let columns = plugin
         .list_columns(
-            &conn,
+            &target(&conn),
             "opportunity",
             &ViewRef {
                 id: view.id.clone(),
@@ -339,7 +343,7 @@ async fn personal_views_have_columns_too() {
     assert!(!columns.is_empty());
     let wrong_kind = plugin
         .list_columns(
-            &conn,
+            &target(&conn),
             "opportunity",
             &ViewRef {
                 id: view.id.clone(),

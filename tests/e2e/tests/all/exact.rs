@@ -4,6 +4,7 @@
 //! seeded rows, independently of the simulator's FetchXML engine.
 
 use dataverse_sim::Row;
+use goals_e2e::target;
 use goals_e2e::{Sim, dataset, plugin_with_connection};
 use goals_host::bindings::{
     Aggregation, CurrencyChoice, Error, Measurement, MetricSpec, MetricValue, ViewKind, ViewRef,
@@ -43,7 +44,10 @@ async fn measure(
     aggregation: Aggregation,
 ) -> Result<Measurement, CallError> {
     plugin
-        .fetch_and_aggregate(conn, &spec(view, column, aggregation, CurrencyChoice::Base))
+        .fetch_and_aggregate(
+            &target(conn),
+            &spec(view, column, aggregation, CurrencyChoice::Base),
+        )
         .await
 }
 
@@ -238,11 +242,11 @@ async fn a_cached_sync_of_any_size_is_one_request_under_2_kib() {
     for view in ["Bench 1k", "Bench 50k", "Bench 200k"] {
         let spec = spec(view, "new_amount", Aggregation::Sum, CurrencyChoice::Base);
         let first = plugin
-            .fetch_and_aggregate(&conn, &spec)
+            .fetch_and_aggregate(&target(&conn), &spec)
             .await
             .unwrap_or_else(|e| panic!("first sync of {view}: {e}"));
         let later = plugin
-            .fetch_and_aggregate(&conn, &spec)
+            .fetch_and_aggregate(&target(&conn), &spec)
             .await
             .unwrap_or_else(|e| panic!("later sync of {view}: {e}"));
         assert_eq!(number(&later), number(&first), "{view}");
@@ -398,7 +402,7 @@ async fn transaction_currency_is_only_used_when_every_row_shares_it() {
         .sum();
     let measured = plugin
         .fetch_and_aggregate(
-            &conn,
+            &target(&conn),
             &spec(
                 "Open Deals in Euro",
                 "estimatedvalue",
@@ -429,7 +433,7 @@ async fn transaction_currency_is_only_used_when_every_row_shares_it() {
 
     let mixed = plugin
         .fetch_and_aggregate(
-            &conn,
+            &target(&conn),
             &spec(
                 "Open Opportunities",
                 "estimatedvalue",

@@ -4,6 +4,7 @@
 //! of failure.
 
 use dataverse_sim::{Fault, Row};
+use goals_e2e::target;
 use goals_e2e::{World, hot_leads};
 use goals_host::bindings::{Aggregation, Error};
 use goals_host::goals::keyresults::{self, KeyResult};
@@ -364,7 +365,7 @@ async fn a_retry_after_past_the_call_deadline_is_throttled_not_stopped() {
 
     world.sim.server.inject_fault(throttle_for_10_s());
     let started = tokio::time::Instant::now();
-    let outcome = world.runtime.who_am_i(&world.conn).await;
+    let outcome = world.runtime.who_am_i(&target(&world.conn)).await;
     let elapsed = started.elapsed();
     match outcome {
         Err(CallError::Plugin {

@@ -7,6 +7,7 @@
 //! [`CONTAINED_WITHIN`]: a protection that went missing makes the test fail
 //! instead of hanging it.
 
+use goals_e2e::target;
 use goals_e2e::{Sim, misbehaving_component};
 use goals_host::bindings::{
     Aggregation, CurrencyChoice, Error, Measurement, MetricSpec, ViewKind, ViewRef,
@@ -14,7 +15,7 @@ use goals_host::bindings::{
 use goals_host::connections::{self, ConnectionRecord};
 use goals_host::db::Database;
 use goals_host::limits::Limits;
-use goals_host::runtime::{CallError, PluginRuntime, PluginSource};
+use goals_host::runtime::{self, CallError, PluginRuntime, PluginSource};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::OnceCell;
@@ -50,7 +51,7 @@ async fn compiled() -> &'static PluginRuntime {
         .get_or_init(|| async {
             let path = misbehaving_component().to_path_buf();
             let db = Database::open_in_memory().expect("in-memory database");
-            PluginRuntime::load_with_limits(&PluginSource::File(path), db, limits(), None)
+            runtime::load_with_limits(&PluginSource::File(path), db, limits(), None)
                 .await
                 .expect("load the misbehaving component")
         })
@@ -69,7 +70,7 @@ impl Bench {
     async fn new() -> Bench {
         let sim = Sim::start().await;
         let db = Database::open_in_memory().expect("in-memory database");
-        let runtime = Arc::new(compiled().await.with_database(db.clone()));
+        let runtime = Arc::new(runtime::with_database(compiled().await, db.clone()));
         assert_eq!(runtime.limits(), &limits());
         let conn = connections::add(&db, runtime.info(), sim.new_connection("sim"))
             .await
@@ -103,7 +104,8 @@ impl Bench {
             currency: CurrencyChoice::Base,
         };
         let (outcome, elapsed) =
-            on_own_thread(async move { runtime.fetch_and_aggregate(&conn, &spec).await }).await;
+            on_own_thread(async move { runtime.fetch_and_aggregate(&target(&conn), &spec).await })
+                .await;
         // Shown when a test fails.
         eprintln!(
             "'{column}' ({entity}) after {elapsed:?}: {}",
@@ -126,7 +128,7 @@ impl Bench {
             let started = Instant::now();
             let apps = self
                 .runtime
-                .list_apps(conn)
+                .list_apps(&target(conn))
                 .await
                 .unwrap_or_else(|e| panic!("list-apps after '{after}' failed: {e}"));
             let elapsed = started.elapsed();

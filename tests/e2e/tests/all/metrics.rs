@@ -3,6 +3,7 @@
 //! independently of the simulator's FetchXML engine.
 
 use dataverse_sim::Row;
+use goals_e2e::target;
 use goals_e2e::{Sim, dataset, plugin_with_connection, seeded_spec};
 use goals_host::bindings::{Aggregation, Error, Measurement, MetricValue};
 use goals_host::connections::ConnectionRecord;
@@ -29,7 +30,10 @@ async fn measure(
     aggregation: Aggregation,
 ) -> Result<Measurement, CallError> {
     plugin
-        .fetch_and_aggregate(conn, &seeded_spec(entity, view, column, aggregation))
+        .fetch_and_aggregate(
+            &target(conn),
+            &seeded_spec(entity, view, column, aggregation),
+        )
         .await
 }
 

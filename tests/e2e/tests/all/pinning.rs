@@ -3,8 +3,10 @@
 //! a name only the injected resolver knows, and a resolver that rebinds the name
 //! to the metadata address after its first answer gains nothing.
 
-use goals_e2e::{Sim, plugin_with_connection};
+use goals_e2e::target;
+use goals_e2e::{Sim, plugin_with_database};
 use goals_host::connections::{self, ConnectionRecord};
+use goals_host::db::Database;
 use goals_host::outbound::{FixedResolver, Resolution, Resolve};
 use goals_host::runtime::PluginRuntime;
 use std::net::{IpAddr, Ipv4Addr};
@@ -20,12 +22,12 @@ const METADATA: IpAddr = IpAddr::V4(Ipv4Addr::new(169, 254, 169, 254));
 /// A connection whose environment and authority are the simulator under
 /// [`SIM_NAME`]. The simulator accepts the token scope of whatever origin the
 /// Host header names, so its tokens are issued for this name too.
-async fn connection_by_name(runtime: &PluginRuntime, sim: &Sim) -> ConnectionRecord {
+async fn connection_by_name(runtime: &PluginRuntime, db: &Database, sim: &Sim) -> ConnectionRecord {
     let url = format!("http://{SIM_NAME}:{}", sim.server.address().port());
     let mut new = sim.new_connection("sim by name");
     new.set("environment_url", &url);
     new.set("authority_url", &url);
-    connections::add(runtime.database(), runtime.info(), new)
+    connections::add(db, runtime.info(), new)
         .await
         .expect("add the connection by name")
 }
@@ -61,12 +63,12 @@ impl Resolve for RebindingResolver {
 #[tokio::test]
 async fn the_connection_goes_to_the_address_the_resolver_gave() {
     let sim = Sim::start().await;
-    let (runtime, _) = plugin_with_connection(&sim).await;
+    let (runtime, db, _) = plugin_with_database(&sim).await;
     let runtime = runtime.with_resolver(resolving_to_loopback());
-    let conn = connection_by_name(&runtime, &sim).await;
+    let conn = connection_by_name(&runtime, &db, &sim).await;
 
     let apps = runtime
-        .list_apps(&conn)
+        .list_apps(&target(&conn))
         .await
         .expect("apps from the simulator reached by name");
     assert!(!apps.is_empty());
@@ -80,17 +82,20 @@ async fn the_connection_goes_to_the_address_the_resolver_gave() {
 #[tokio::test]
 async fn a_name_rebound_after_the_check_is_not_resolved_again() {
     let sim = Sim::start().await;
-    let (runtime, _) = plugin_with_connection(&sim).await;
+    let (runtime, db, _) = plugin_with_database(&sim).await;
     let steady = runtime.with_resolver(resolving_to_loopback());
-    let conn = connection_by_name(&steady, &sim).await;
+    let conn = connection_by_name(&steady, &db, &sim).await;
     // Sign in with a steady answer, so the call below is a single request.
-    steady.list_apps(&conn).await.expect("a first call");
+    steady
+        .list_apps(&target(&conn))
+        .await
+        .expect("a first call");
     sim.server.clear_requests();
 
     let rebinding = Arc::new(RebindingResolver::default());
     let runtime = steady.with_resolver(rebinding.clone());
     runtime
-        .list_apps(&conn)
+        .list_apps(&target(&conn))
         .await
         .expect("the request goes to the loopback address that was checked");
     let requests = sim.server.requests();
@@ -103,7 +108,7 @@ async fn a_name_rebound_after_the_check_is_not_resolved_again() {
 
     // The next answer is the metadata address: checked, refused, never sent.
     let error = runtime
-        .list_apps(&conn)
+        .list_apps(&target(&conn))
         .await
         .expect_err("the metadata address is refused");
     assert!(

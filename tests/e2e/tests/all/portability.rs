@@ -5,6 +5,7 @@
 //! host's. Needs `node` and npm's registry (or an earlier install); skipped with
 //! a message without them, mandatory under GOALS_E2E_REQUIRE_ALL (CI).
 
+use goals_e2e::target;
 use goals_e2e::{Sim, goals_host_binary, plugin_with_connection, seeded_spec};
 use goals_host::bindings::{Aggregation, MetricValue};
 use goals_host::names::{aggregation_name, column_type_name, view_kind_name};
@@ -166,8 +167,11 @@ async fn the_plugin_runs_unchanged_on_node_with_jco() {
     // The same, from the wasmtime host.
     let info = runtime.info();
     let mut apps = Vec::new();
-    for app in runtime.list_apps(&conn).await.unwrap() {
-        let entities = runtime.list_entities(&conn, &app.id).await.unwrap();
+    for app in runtime.list_apps(&target(&conn)).await.unwrap() {
+        let entities = runtime
+            .list_entities(&target(&conn), &app.id)
+            .await
+            .unwrap();
         apps.push(json!({
             "id": app.id,
             "name": app.name,
@@ -177,7 +181,10 @@ async fn the_plugin_runs_unchanged_on_node_with_jco() {
     let mut views = serde_json::Map::new();
     let mut columns = serde_json::Map::new();
     for entity in ENTITIES {
-        let listed = runtime.list_views(&conn, entity, None).await.unwrap();
+        let listed = runtime
+            .list_views(&target(&conn), entity, None)
+            .await
+            .unwrap();
         views.insert(
             entity.to_string(),
             json!(
@@ -193,7 +200,7 @@ async fn the_plugin_runs_unchanged_on_node_with_jco() {
                 kind: view.kind,
             };
             let listed = runtime
-                .list_columns(&conn, entity, &view_ref)
+                .list_columns(&target(&conn), entity, &view_ref)
                 .await
                 .unwrap();
             columns.insert(
@@ -217,20 +224,22 @@ async fn the_plugin_runs_unchanged_on_node_with_jco() {
     let mut measurements = Vec::new();
     for (entity, view, column, aggregation) in METRICS {
         let spec = seeded_spec(entity, view, column, aggregation);
-        measurements.push(match runtime.fetch_and_aggregate(&conn, &spec).await {
-            Ok(measured) => json!({
-                "value": match measured.value {
-                    Some(MetricValue::Number(n)) => json!(n),
-                    Some(MetricValue::DateTime(t)) => json!(t),
-                    None => Value::Null,
-                },
-                "records": measured.records,
-            }),
-            Err(goals_host::runtime::CallError::Plugin { error }) => {
-                json!({ "error": error_kind(&error) })
-            }
-            Err(other) => panic!("wasmtime: {other}"),
-        });
+        measurements.push(
+            match runtime.fetch_and_aggregate(&target(&conn), &spec).await {
+                Ok(measured) => json!({
+                    "value": match measured.value {
+                        Some(MetricValue::Number(n)) => json!(n),
+                        Some(MetricValue::DateTime(t)) => json!(t),
+                        None => Value::Null,
+                    },
+                    "records": measured.records,
+                }),
+                Err(goals_host::runtime::CallError::Plugin { error }) => {
+                    json!({ "error": error_kind(&error) })
+                }
+                Err(other) => panic!("wasmtime: {other}"),
+            },
+        );
     }
     let on_wasmtime = json!({
         "describe": {

@@ -2,20 +2,27 @@
 //! refresh with exactly one retry, a revoked sign-in stopping the connection
 //! until the person signs in again.
 
-use goals_e2e::{Sim, World, dataset, plugin_with_connection};
+use goals_e2e::target;
+use goals_e2e::{Sim, World, dataset, plugin_with_database};
 use goals_host::bindings::{Aggregation, Error, SignInStatus};
 use goals_host::connections::{self, ConnectionRecord, NewConnection, SignIn, Status};
+use goals_host::db::Database;
 use goals_host::goals::alerts;
 use goals_host::goals::sync::{SyncError, Trigger};
 use goals_host::runtime::{CallError, PluginRuntime};
 use std::time::Duration;
 
 /// Adds a connection that signs in as a person, and signs the person in.
-async fn person_connection(sim: &Sim, runtime: &PluginRuntime, name: &str) -> ConnectionRecord {
+async fn person_connection(
+    sim: &Sim,
+    runtime: &PluginRuntime,
+    db: &Database,
+    name: &str,
+) -> ConnectionRecord {
     let mut new: NewConnection = sim.new_connection(name);
     new.sign_in = SignIn::DeviceCode;
     new.secret = None;
-    let conn = connections::add(runtime.database(), runtime.info(), new)
+    let conn = connections::add(db, runtime.info(), new)
         .await
         .expect("add");
     assert_eq!(
@@ -24,28 +31,32 @@ async fn person_connection(sim: &Sim, runtime: &PluginRuntime, name: &str) -> Co
         "not usable before the sign-in"
     );
     sign_in(sim, runtime, &conn).await;
-    connections::set_status(runtime.database(), &conn.id, Status::Ok, None)
+    connections::set_status(db, &conn.id, Status::Ok, None)
         .await
         .expect("status");
-    connections::get_by_id(runtime.database(), &conn.id)
-        .await
-        .expect("read")
+    connections::get_by_id(db, &conn.id).await.expect("read")
 }
 
 async fn sign_in(sim: &Sim, runtime: &PluginRuntime, conn: &ConnectionRecord) {
     let code = runtime
-        .start_device_sign_in(conn)
+        .start_device_sign_in(&target(conn))
         .await
         .expect("device code");
     assert!(code.message.contains(&code.user_code));
     assert!(code.verification_uri.starts_with(&sim.url()));
     assert_eq!(
-        runtime.poll_device_sign_in(conn).await.expect("poll"),
+        runtime
+            .poll_device_sign_in(&target(conn))
+            .await
+            .expect("poll"),
         SignInStatus::Pending
     );
     sim.server.approve_device_code(&code.user_code);
     assert_eq!(
-        runtime.poll_device_sign_in(conn).await.expect("poll"),
+        runtime
+            .poll_device_sign_in(&target(conn))
+            .await
+            .expect("poll"),
         SignInStatus::Complete
     );
 }
@@ -53,37 +64,44 @@ async fn sign_in(sim: &Sim, runtime: &PluginRuntime, conn: &ConnectionRecord) {
 #[tokio::test]
 async fn a_person_signs_in_with_a_device_code_and_the_connection_acts_as_them() {
     let sim = Sim::start().await;
-    let (runtime, _) = plugin_with_connection(&sim).await;
-    let conn = person_connection(&sim, &runtime, "alice").await;
-    let identity = runtime.who_am_i(&conn).await.expect("who am i");
+    let (runtime, db, _) = plugin_with_database(&sim).await;
+    let conn = person_connection(&sim, &runtime, &db, "alice").await;
+    let identity = runtime.who_am_i(&target(&conn)).await.expect("who am i");
     assert_eq!(identity.user_id, dataset().delegated_user_id);
     assert_ne!(identity.user_id, dataset().application_user_id);
-    let apps = runtime.list_apps(&conn).await.expect("apps as the person");
+    let apps = runtime
+        .list_apps(&target(&conn))
+        .await
+        .expect("apps as the person");
     assert!(!apps.is_empty());
 }
 
 #[tokio::test]
 async fn a_declined_or_expired_sign_in_is_unauthorized_and_says_to_start_again() {
     let sim = Sim::start().await;
-    let (runtime, _) = plugin_with_connection(&sim).await;
+    let (runtime, db, _) = plugin_with_database(&sim).await;
     let mut new = sim.new_connection("bob");
     new.sign_in = SignIn::DeviceCode;
     new.secret = None;
-    let conn = connections::add(runtime.database(), runtime.info(), new)
-        .await
-        .unwrap();
+    let conn = connections::add(&db, runtime.info(), new).await.unwrap();
 
-    let code = runtime.start_device_sign_in(&conn).await.unwrap();
+    let code = runtime.start_device_sign_in(&target(&conn)).await.unwrap();
     sim.server.deny_device_code(&code.user_code);
-    let declined = runtime.poll_device_sign_in(&conn).await.unwrap_err();
+    let declined = runtime
+        .poll_device_sign_in(&target(&conn))
+        .await
+        .unwrap_err();
     assert!(
         matches!(&declined, CallError::Plugin { error: Error::Unauthorized(m), .. } if m.contains("declined")),
         "{declined}"
     );
 
-    runtime.start_device_sign_in(&conn).await.unwrap();
+    runtime.start_device_sign_in(&target(&conn)).await.unwrap();
     sim.server.advance_clock(Duration::from_secs(901));
-    let expired = runtime.poll_device_sign_in(&conn).await.unwrap_err();
+    let expired = runtime
+        .poll_device_sign_in(&target(&conn))
+        .await
+        .unwrap_err();
     assert!(
         matches!(&expired, CallError::Plugin { error: Error::Unauthorized(m), .. } if m.contains("AADSTS70019")),
         "{expired}"
@@ -93,10 +111,10 @@ async fn a_declined_or_expired_sign_in_is_unauthorized_and_says_to_start_again()
 #[tokio::test]
 async fn an_expired_access_token_is_refreshed_silently_with_exactly_one_retry() {
     let world = World::new().await;
-    let conn = person_connection(&world.sim, &world.runtime, "alice").await;
+    let conn = person_connection(&world.sim, &world.runtime, &world.db, "alice").await;
     let apps = world
         .runtime
-        .list_apps(&conn)
+        .list_apps(&target(&conn))
         .await
         .expect("warm the caches");
     assert!(!apps.is_empty());
@@ -105,7 +123,11 @@ async fn an_expired_access_token_is_refreshed_silently_with_exactly_one_retry() 
     // it good): one 401, one refresh, one retry.
     world.sim.server.expire_tokens();
     world.sim.server.clear_requests();
-    world.runtime.list_apps(&conn).await.expect("still works");
+    world
+        .runtime
+        .list_apps(&target(&conn))
+        .await
+        .expect("still works");
     let requests = world.sim.server.requests();
     let summary: Vec<(u16, Option<String>)> = requests
         .iter()
@@ -126,7 +148,7 @@ async fn an_expired_access_token_is_refreshed_silently_with_exactly_one_retry() 
     world.sim.server.expire_tokens();
     world
         .runtime
-        .list_apps(&conn)
+        .list_apps(&target(&conn))
         .await
         .expect("a second refresh works");
 }
@@ -134,7 +156,7 @@ async fn an_expired_access_token_is_refreshed_silently_with_exactly_one_retry() 
 #[tokio::test]
 async fn a_revoked_sign_in_stops_the_connection_until_the_person_signs_in_again() {
     let world = World::new().await;
-    let conn = person_connection(&world.sim, &world.runtime, "alice").await;
+    let conn = person_connection(&world.sim, &world.runtime, &world.db, "alice").await;
     let kr = world.key_result("Hot leads").await;
     // Link through the person's connection.
     let mut link = world

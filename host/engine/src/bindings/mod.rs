@@ -8,7 +8,7 @@ pub mod v0_1;
 /// `goals:integration@0.2.0`, the version the host speaks.
 pub mod v0_2 {
     wasmtime::component::bindgen!({
-        path: "../wit/v0.2.0",
+        path: "../../wit/v0.2.0",
         world: "integration",
         imports: {
             // Storage reads and writes SQLite, which must not block the async runtime.

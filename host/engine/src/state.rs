@@ -5,32 +5,63 @@
 use crate::bindings::v0_1::goals::integration as v0_1;
 use crate::bindings::v0_2::goals::integration::types;
 use crate::bindings::{deadline, log, storage};
-use crate::db::{Database, plugin_value_context};
 use crate::limits::{Limits, MemoryLimiter};
 use crate::outbound::OutboundHooks;
-use rusqlite::{OptionalExtension, params};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-/// Storage of one plugin for one connection.
-#[derive(Clone)]
-pub struct PluginStorage {
-    db: Database,
-    plugin: String,
-    connection_id: String,
+/// Whose values a storage call reads or writes: one integration's, for one
+/// connection. `describe` runs with an empty connection id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope {
+    pub integration: String,
+    pub connection_id: String,
 }
 
-impl PluginStorage {
-    pub fn new(db: Database, plugin: &str, connection_id: &str) -> Self {
-        PluginStorage {
-            db,
-            plugin: plugin.to_string(),
-            connection_id: connection_id.to_string(),
-        }
-    }
+/// How much one scope may hold (see [`Limits::storage_keys`] and
+/// [`Limits::storage_bytes`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    pub max_keys: u64,
+    pub max_bytes: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "the plugin's storage for this connection is full ({keys} keys, {} KiB; limits \
+         --storage-keys {}, --storage-limit {} KiB)",
+        .bytes >> 10, .quota.max_keys, .quota.max_bytes >> 10
+    )]
+    Full { keys: u64, bytes: u64, quota: Quota },
+    #[error("storage is unavailable: {0}")]
+    Unavailable(String),
+}
+
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// Where the `storage` import keeps values: the application's database. Values
+/// are opaque bytes; keeping them secret at rest is the store's duty, since
+/// plugins keep tokens there.
+pub trait PluginStore: Send + Sync {
+    /// The value, unless absent or expired.
+    fn get<'a>(&'a self, scope: &'a Scope, key: &'a str) -> StoreFuture<'a, Option<Vec<u8>>>;
+    /// Stores `value`, expiring after `ttl_seconds` when given, refusing with
+    /// [`StoreError::Full`] what would take the scope past `quota`.
+    fn set<'a>(
+        &'a self,
+        scope: &'a Scope,
+        key: &'a str,
+        value: Vec<u8>,
+        ttl_seconds: Option<u32>,
+        quota: Quota,
+    ) -> StoreFuture<'a, ()>;
+    fn delete<'a>(&'a self, scope: &'a Scope, key: &'a str) -> StoreFuture<'a, ()>;
 }
 
 /// Sees the plugin's info lines as they are written: a face shows them as
@@ -43,7 +74,8 @@ pub struct HostState {
     table: ResourceTable,
     pub(crate) hooks: OutboundHooks,
     pub(crate) memory: MemoryLimiter,
-    storage: PluginStorage,
+    store: Arc<dyn PluginStore>,
+    scope: Scope,
     limits: Arc<Limits>,
     /// When the call is stopped (see [`Limits::call_timeout`]).
     deadline: Instant,
@@ -53,7 +85,8 @@ pub struct HostState {
 impl HostState {
     pub fn new(
         hooks: OutboundHooks,
-        storage: PluginStorage,
+        store: Arc<dyn PluginStore>,
+        scope: Scope,
         limits: Arc<Limits>,
         deadline: Instant,
     ) -> Self {
@@ -64,7 +97,8 @@ impl HostState {
             table: ResourceTable::new(),
             hooks,
             memory: MemoryLimiter::new(limits.memory_bytes),
-            storage,
+            store,
+            scope,
             limits,
             deadline,
             observer: None,
@@ -106,36 +140,12 @@ impl types::Host for HostState {}
 
 impl storage::Host for HostState {
     async fn get(&mut self, key: String) -> Option<Vec<u8>> {
-        let scope = self.storage.clone();
-        let context = plugin_value_context(&scope.plugin, &scope.connection_id, &key);
-        let found = scope
-            .db
-            .clone()
-            .run(move |conn| {
-                Ok(conn
-                    .query_row(
-                        "SELECT value FROM plugin_kv
-                         WHERE plugin = ?1 AND connection_id = ?2 AND key = ?3
-                           AND (expires_at IS NULL OR expires_at > unixepoch())",
-                        params![scope.plugin, scope.connection_id, key],
-                        |row| row.get::<_, Vec<u8>>(0),
-                    )
-                    .optional()?)
-            })
-            .await;
-        let sealed = found.unwrap_or_else(|e| {
+        // A read that fails reads as absent: the plugin then signs in again or
+        // refetches, and nothing crashes.
+        self.store.get(&self.scope, &key).await.unwrap_or_else(|e| {
             tracing::warn!("plugin storage read failed: {e}");
             None
-        })?;
-        // A value sealed under another key reads as absent: the plugin then signs
-        // in again or refetches, and nothing crashes.
-        match self.storage.db.keyring().open(&context, &sealed) {
-            Ok(value) => Some(value),
-            Err(e) => {
-                tracing::warn!("a stored plugin value cannot be opened: {e}");
-                None
-            }
-        }
+        })
     }
 
     async fn set(
@@ -144,66 +154,18 @@ impl storage::Host for HostState {
         value: Vec<u8>,
         ttl_seconds: Option<u32>,
     ) -> Result<(), String> {
-        let scope = self.storage.clone();
-        let context = plugin_value_context(&scope.plugin, &scope.connection_id, &key);
-        let value = scope
-            .db
-            .keyring()
-            .seal(&context, &value)
-            .map_err(|e| format!("storage cannot seal the value: {e}"))?;
-        let (max_bytes, max_keys) = (self.limits.storage_bytes, self.limits.storage_keys);
-        scope
-            .db
-            .clone()
-            .run(move |conn| {
-                // Expired values are never read again; dropping them here keeps the
-                // table from growing with every token refresh.
-                conn.execute(
-                    "DELETE FROM plugin_kv WHERE plugin = ?1 AND connection_id = ?2
-                       AND expires_at <= unixepoch()",
-                    params![scope.plugin, scope.connection_id],
-                )?;
-                let (keys, bytes): (u64, u64) = conn.query_row(
-                    "SELECT count(*), coalesce(sum(length(value)), 0) FROM plugin_kv
-                     WHERE plugin = ?1 AND connection_id = ?2 AND key <> ?3",
-                    params![scope.plugin, scope.connection_id, key],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )?;
-                if keys + 1 > max_keys || bytes + value.len() as u64 > max_bytes {
-                    return Ok(Err(format!(
-                        "the plugin's storage for this connection is full ({} keys, {} KiB; \
-                         limits --storage-keys {max_keys}, --storage-limit {} KiB)",
-                        keys,
-                        bytes >> 10,
-                        max_bytes >> 10
-                    )));
-                }
-                conn.execute(
-                    "INSERT INTO plugin_kv (plugin, connection_id, key, value, expires_at)
-                     VALUES (?1, ?2, ?3, ?4, unixepoch() + ?5)
-                     ON CONFLICT (plugin, connection_id, key)
-                     DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at",
-                    params![scope.plugin, scope.connection_id, key, value, ttl_seconds],
-                )?;
-                Ok(Ok(()))
-            })
+        let quota = Quota {
+            max_keys: self.limits.storage_keys,
+            max_bytes: self.limits.storage_bytes,
+        };
+        self.store
+            .set(&self.scope, &key, value, ttl_seconds, quota)
             .await
-            .map_err(|e| format!("storage is unavailable: {e}"))?
+            .map_err(|e| e.to_string())
     }
 
     async fn delete(&mut self, key: String) {
-        let scope = self.storage.clone();
-        let deleted = scope
-            .db
-            .run(move |conn| {
-                conn.execute(
-                    "DELETE FROM plugin_kv WHERE plugin = ?1 AND connection_id = ?2 AND key = ?3",
-                    params![scope.plugin, scope.connection_id, key],
-                )?;
-                Ok(())
-            })
-            .await;
-        if let Err(e) = deleted {
+        if let Err(e) = self.store.delete(&self.scope, &key).await {
             tracing::warn!("plugin storage delete failed: {e}");
         }
     }
@@ -218,8 +180,8 @@ impl deadline::Host for HostState {
 
 impl log::Host for HostState {
     fn write(&mut self, level: log::Level, message: String) {
-        let connection = self.storage.connection_id.as_str();
-        let plugin = self.storage.plugin.as_str();
+        let connection = self.scope.connection_id.as_str();
+        let plugin = self.scope.integration.as_str();
         match level {
             log::Level::Trace => tracing::trace!(target: "plugin", plugin, connection, "{message}"),
             log::Level::Debug => tracing::debug!(target: "plugin", plugin, connection, "{message}"),

@@ -4,7 +4,6 @@
 
 mod send;
 
-use crate::connections::ConnectionRecord;
 use http_body_util::BodyExt;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -48,14 +47,15 @@ pub struct OutboundPolicy {
 }
 
 impl OutboundPolicy {
-    pub fn for_connection(conn: &ConnectionRecord) -> OutboundPolicy {
+    /// Requests to `origins` only (`scheme://host[:port]`; what does not parse
+    /// allows nothing), loopback addresses only with `allow_loopback`.
+    pub fn new(origins: &[String], allow_loopback: bool) -> OutboundPolicy {
         OutboundPolicy {
-            origins: conn
-                .origins
+            origins: origins
                 .iter()
                 .filter_map(|url| Origin::parse(url))
                 .collect(),
-            allow_loopback: conn.allow_loopback,
+            allow_loopback,
         }
     }
 
@@ -509,29 +509,15 @@ impl http_body::Body for CappedBody {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::connections::Secret;
 
     fn policy(allow_loopback: bool) -> OutboundPolicy {
-        OutboundPolicy::for_connection(&ConnectionRecord {
-            id: "c".into(),
-            organization_id: 1,
-            organization: "default".into(),
-            added_by: String::new(),
-            status: crate::connections::Status::Ok,
-            status_reason: None,
-            name: "n".into(),
-            integration: "test".into(),
-            settings: Vec::new(),
-            origins: vec![
+        OutboundPolicy::new(
+            &[
                 "https://org.crm.dynamics.com".into(),
                 "https://login.microsoftonline.com".into(),
             ],
-            sign_in: crate::connections::SignIn::ClientSecret,
-            secret: Some(Secret::new("s")),
-            key_lost: false,
             allow_loopback,
-            created_at: 0,
-        })
+        )
     }
 
     fn uri(s: &str) -> http::Uri {

@@ -8,7 +8,7 @@
 use super::v0_2::goals::integration::types as current;
 
 wasmtime::component::bindgen!({
-    path: "../wit/v0.1.0",
+    path: "../../wit/v0.1.0",
     world: "integration",
     imports: { "goals:integration/storage": async },
     exports: { default: async },

@@ -1,10 +1,8 @@
-//! The integrations one host runs, by id: the built-in Dynamics 365 one and any
-//! component given with `--plugin`. Every connection names its integration, and
-//! each call goes to that integration's component.
+//! The integrations one host runs, by id. Every call names its integration, and
+//! goes to that integration's component.
 
-use crate::connections::ConnectionRecord;
 use crate::outbound::TrafficReading;
-use crate::runtime::{CallError, PluginRuntime};
+use crate::runtime::{CallError, CallTarget, PluginRuntime};
 
 /// The loaded integrations; the first is the default of commands that name none.
 pub struct Integrations {
@@ -52,9 +50,9 @@ impl Integrations {
         })
     }
 
-    /// The integration a connection belongs to.
-    pub fn for_connection(&self, conn: &ConnectionRecord) -> Result<&PluginRuntime, CallError> {
-        self.get(Some(&conn.integration))
+    /// The integration that serves `target`.
+    pub fn for_target(&self, target: &CallTarget) -> Result<&PluginRuntime, CallError> {
+        self.get(Some(&target.integration))
             .map_err(|missing| CallError::NoIntegration(missing.to_string()))
     }
 
