@@ -24,6 +24,16 @@ impl Clock for SystemClock {
     }
 }
 
+/// The wall clock moved ahead by a fixed number of seconds: a test starts the
+/// CLI an interval "later" instead of waiting that long.
+pub struct OffsetClock(pub i64);
+
+impl Clock for OffsetClock {
+    fn now(&self) -> Timestamp {
+        SystemClock.now().saturating_add(self.0)
+    }
+}
+
 /// A clock that moves only when told to.
 #[derive(Clone)]
 pub struct ManualClock(Arc<AtomicI64>);

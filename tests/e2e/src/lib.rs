@@ -400,6 +400,8 @@ pub fn shared_cache_dir() -> PathBuf {
 /// Runs the CLI with its own data directory.
 pub struct Cli {
     data_dir: tempfile::TempDir,
+    /// Seconds every later command's clock runs ahead of the wall clock.
+    clock_offset: std::sync::atomic::AtomicI64,
 }
 
 pub struct Run {
@@ -436,7 +438,24 @@ impl Cli {
                 .prefix("goals-e2e-")
                 .tempdir()
                 .expect("temporary data directory"),
+            clock_offset: Default::default(),
         }
+    }
+
+    /// Moves the clock of every later command `seconds` ahead, as if that time
+    /// had passed (the host's hidden `--clock-offset`), instead of waiting.
+    pub fn advance_clock(&self, seconds: i64) {
+        self.clock_offset
+            .fetch_add(seconds, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Now, by the clock the commands see.
+    pub fn now(&self) -> i64 {
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or_default();
+        wall + self.clock_offset.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -457,6 +476,12 @@ impl Cli {
             .env_remove("GOALS_HOST_SECRET_KEY")
             .env_remove("GOALS_HOST_PLUGIN")
             .env_remove("RUST_LOG")
+            .env(
+                "GOALS_HOST_CLOCK_OFFSET",
+                self.clock_offset
+                    .load(std::sync::atomic::Ordering::SeqCst)
+                    .to_string(),
+            )
             .args(args)
             .kill_on_drop(true);
         command

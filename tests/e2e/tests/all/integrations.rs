@@ -7,7 +7,6 @@ use goals_e2e::tally::{API_KEY, OPEN_POINTS, TallyService, WORKSPACE};
 use goals_e2e::{CREATE_KR, Cli, Sim, hot_leads, tally_component};
 use goals_host::db::Database;
 use serde_json::{Value, json};
-use std::time::Duration;
 
 /// `kr create` of a Key Result titled `title`; its id.
 async fn create_kr(cli: &Cli, title: &str, env: &[(&str, &str)]) -> String {
@@ -180,7 +179,7 @@ async fn a_second_integration_syncs_beside_dynamics_365_in_one_host() {
     assert_eq!(linked["key_result"]["current_value"], json!(hot_leads()));
 
     // Both fall due; one scheduler round syncs both through their integrations.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    cli.advance_clock(2);
     let tally_before = tally.requests().len();
     let round = cli.run_with_env(&["run", "--once"], &env).await;
     assert!(round.success(), "{}", round.stderr);

@@ -264,7 +264,7 @@ async fn a_stopped_scheduler_catches_up_once_when_started_again() {
     let before = successful_runs(&cli, &kr).await;
 
     // Several runs are missed while it is down.
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    cli.advance_clock(4);
     let once = cli.json(&["run", "--once"]).await;
     assert_eq!(once["started"], 1, "{once}");
     assert_eq!(
@@ -491,7 +491,7 @@ async fn a_disabled_connection_stops_its_links_and_says_why_until_enabled() {
     assert!(sync.stderr.contains("disabled"), "{}", sync.stderr);
 
     // Two intervals without a success: the value is stale, one alert says so.
-    tokio::time::sleep(Duration::from_millis(3100)).await;
+    cli.advance_clock(3);
     for _ in 0..2 {
         assert_eq!(cli.json(&["run", "--once"]).await["started"], 0);
     }
@@ -866,7 +866,7 @@ async fn apps_are_found_by_unique_name_and_any_case() {
 #[tokio::test]
 async fn the_scheduler_logs_one_line_per_sync_at_info() {
     let (sim, cli, kr) = linked_kr(&["--interval", "1"]).await;
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    cli.advance_clock(2);
     let run = cli.run(&["run", "--once", "-v"]).await;
     assert!(run.success(), "{}", run.stderr);
     let lines: Vec<&str> = run
@@ -983,9 +983,9 @@ async fn a_sync_whose_process_died_is_taken_over_at_once() {
 #[tokio::test]
 async fn sigterm_lets_running_syncs_finish_and_exits_zero() {
     let (sim, cli, kr) = linked_kr(&["--interval", "1"]).await;
-    tokio::time::sleep(Duration::from_millis(1100)).await;
 
     for (grace, latency, outcome) in [("30", 3, "success"), ("0.5", 20, "interrupted")] {
+        cli.advance_clock(2);
         sim.server.set_latency(Duration::from_secs(latency));
         let scheduler = cli
             .command(&["run", "--grace", grace, "--json"])
@@ -1015,10 +1015,7 @@ async fn sigterm_lets_running_syncs_finish_and_exits_zero() {
         if outcome == "interrupted" {
             assert_eq!(round["interrupted"], 1, "{round}");
             let link = cli.json(&["kr", "show", &kr]).await["link"].clone();
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs() as i64)
-                .unwrap_or_default();
+            let now = cli.now();
             assert!(
                 goals_e2e::seconds(&link["next_run_at"]).is_some_and(|at| at <= now),
                 "the cut-off sync is due again: {link}"
