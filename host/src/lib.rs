@@ -19,6 +19,7 @@ pub mod engine;
 pub mod goals;
 pub mod lease;
 pub mod names;
+pub mod numbers;
 pub mod plugin_store;
 pub mod render;
 pub mod resolve;

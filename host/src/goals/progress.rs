@@ -75,13 +75,13 @@ pub fn display_percent(raw: f64) -> f64 {
 
 /// A value in its unit, for people: `1,234.5`, `45%`, `1,234.50 EUR`.
 pub fn format_value(value: f64, unit: Unit, currency: Option<&str>) -> String {
-    let number = crate::render::format_number(value);
+    let number = crate::numbers::format_number(value);
     match unit {
         Unit::Number => number,
         Unit::Percent => format!("{number}%"),
         Unit::Currency => match currency {
-            Some(code) => format!("{} {code}", crate::render::format_number_fixed(value)),
-            None => crate::render::format_number_fixed(value),
+            Some(code) => format!("{} {code}", crate::numbers::format_number_fixed(value)),
+            None => crate::numbers::format_number_fixed(value),
         },
     }
 }
