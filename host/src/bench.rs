@@ -13,6 +13,7 @@ use crate::goals::progress::{Direction, Unit};
 use crate::goals::scheduler::Scheduler;
 use crate::goals::sync::{Syncer, Trigger};
 use crate::limits::Limits;
+use crate::params;
 use crate::render::{Report, table};
 use crate::runtime::{PluginRuntime, PluginSource};
 use anyhow::Context;
@@ -137,7 +138,7 @@ impl Rig {
                              start_value, target_value, direction, created_at)
                          SELECT organization_id, title, owner, unit, start_value,
                              target_value, direction, created_at FROM key_results WHERE id = ?1",
-                        [id],
+                        params![id],
                     )?;
                     tx.execute(
                         "INSERT INTO metric_links (key_result_id, connection_id, app_id,
@@ -149,7 +150,7 @@ impl Rig {
                              column_display, aggregation, currency, interval_seconds,
                              'active', ?2, ?2
                          FROM metric_links WHERE key_result_id = ?1",
-                        [id, now],
+                        params![id, now],
                     )?;
                 }
                 tx.commit()?;
@@ -253,37 +254,33 @@ async fn history_size(plugin: &PluginSource) -> anyhow::Result<(String, Value)> 
                     "INSERT INTO key_results (id, organization_id, title, owner, unit,
                          start_value, target_value, direction, created_at)
                      VALUES (1, 1, 'bench', 'bench', 'number', 0, 1000, 'increase', 0)",
-                    rusqlite::params![],
+                    params![],
                 )?;
                 let query_id: i64 = tx.query_row(
                     "INSERT INTO sync_queries (text) VALUES (?1) RETURNING id",
-                    [&query],
+                    params![&query],
                     |r| r.get(0),
                 )?;
-                let mut insert = tx.prepare(
-                    "INSERT INTO sync_runs (key_result_id, trigger, started_at, finished_at,
-                         status, value, records, requests, bytes, query, query_id, owner)
+                let insert = "INSERT INTO sync_runs (key_result_id, trigger, started_at,
+                         finished_at, status, value, records, requests, bytes, query, query_id,
+                         owner)
                      VALUES (1, 'scheduled', ?1, ?1, 'success', ?2, 1088, 1, 862, ?3, ?4,
-                         '12345-0123456789abcdef')",
-                )?;
+                         '12345-0123456789abcdef')";
                 for i in 0..RUNS {
                     let (text, id) = if text_in_each_run {
                         (Some(query.as_str()), None)
                     } else {
                         (None, Some(query_id))
                     };
-                    insert.execute(rusqlite::params![
-                        1_800_000_000 + i * 3600,
-                        5000.0 + i as f64,
-                        text,
-                        id
-                    ])?;
+                    tx.execute(
+                        insert,
+                        params![1_800_000_000 + i * 3600, 5000.0 + i as f64, text, id],
+                    )?;
                 }
-                drop(insert);
                 tx.commit()?;
                 conn.execute_batch("VACUUM")?;
-                let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
-                let page_size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+                let pages: i64 = conn.query_row("PRAGMA page_count", params![], |r| r.get(0))?;
+                let page_size: i64 = conn.query_row("PRAGMA page_size", params![], |r| r.get(0))?;
                 Ok(pages * page_size)
             })
             .await?;

@@ -2,8 +2,9 @@
 
 use crate::bindings::{CredentialKind, PluginInfo, SettingKind};
 use crate::db::{Database, DbError, connection_secret_context, plugin_value_context};
+use crate::params;
 use crate::secrets::Keyring;
-use rusqlite::{OptionalExtension, params};
+use crate::sql::{Row, Sql, SqlError};
 use std::fmt;
 use std::sync::Arc;
 use url::Url;
@@ -459,13 +460,13 @@ pub const UNREADABLE_SECRET: &str = "the connection's stored sign-in (client sec
 /// cannot be opened. Only those hold a sign-in (a refresh token); values with an
 /// expiry are caches, which read as absent when they cannot be opened.
 fn durable_value_unreadable(
-    conn: &rusqlite::Connection,
+    conn: &Sql<'_>,
     keyring: &Keyring,
     connection_id: &str,
-) -> rusqlite::Result<bool> {
+) -> Result<bool, SqlError> {
     // The key is (plugin, connection, key): the few plugin names are walked one
     // by one (a loose index scan), so no row of other connections is read.
-    let mut statement = conn.prepare_cached(
+    let rows = conn.query_map(
         "WITH RECURSIVE plugins(name) AS (
              SELECT min(plugin) FROM plugin_kv
              UNION ALL
@@ -474,11 +475,16 @@ fn durable_value_unreadable(
          SELECT kv.plugin, kv.key, kv.value FROM plugins
          JOIN plugin_kv kv ON kv.plugin = plugins.name AND kv.connection_id = ?1
          WHERE kv.expires_at IS NULL",
+        params![connection_id],
+        |row| {
+            Ok((
+                row.get::<String>(0)?,
+                row.get::<String>(1)?,
+                row.get::<Vec<u8>>(2)?,
+            ))
+        },
     )?;
-    let mut rows = statement.query([connection_id])?;
-    while let Some(row) = rows.next()? {
-        let (plugin, key): (String, String) = (row.get(0)?, row.get(1)?);
-        let value: Vec<u8> = row.get(2)?;
+    for (plugin, key, value) in rows {
         let context = plugin_value_context(&plugin, connection_id, &key);
         if keyring.open(&context, &value).is_err() {
             return Ok(true);
@@ -503,13 +509,9 @@ fn settings_to_json(settings: &[(String, String)]) -> String {
     .to_string()
 }
 
-fn from_row(
-    row: &rusqlite::Row<'_>,
-    keyring: &Keyring,
-    conn: &rusqlite::Connection,
-) -> rusqlite::Result<ConnectionRecord> {
+fn from_row(row: &Row, keyring: &Keyring, conn: &Sql<'_>) -> Result<ConnectionRecord, SqlError> {
     let id: String = row.get("id")?;
-    let sign_in = SignIn::parse(&row.get::<_, String>("sign_in")?);
+    let sign_in = SignIn::parse(&row.get::<String>("sign_in")?);
     let sealed: String = row.get("client_secret")?;
     let secret = if sign_in.has_secret() {
         keyring
@@ -528,7 +530,7 @@ fn from_row(
     } else {
         durable_value_unreadable(conn, keyring, &id)?
     };
-    let mut status = Status::parse(&row.get::<_, String>("status")?);
+    let mut status = Status::parse(&row.get::<String>("status")?);
     let mut status_reason: Option<String> = row.get("status_reason")?;
     // A lost key must not crash anything: the connection just needs sign-in
     // (unless an admin switched it off, which stays the stronger reason).
@@ -546,8 +548,8 @@ fn from_row(
         sign_in,
         name: row.get("name")?,
         integration: row.get("integration")?,
-        settings: settings_from_json(&row.get::<_, String>("settings")?),
-        origins: serde_json::from_str(&row.get::<_, String>("origins")?).unwrap_or_default(),
+        settings: settings_from_json(&row.get::<String>("settings")?),
+        origins: serde_json::from_str(&row.get::<String>("origins")?).unwrap_or_default(),
         secret,
         key_lost,
         allow_loopback: row.get("allow_loopback")?,
@@ -579,23 +581,19 @@ pub async fn add(
     };
     db.run(move |conn| {
         let tx = conn.transaction()?;
-        let Some(organization_id) = tx
-            .query_row(
-                "SELECT id FROM organizations WHERE name = ?1",
-                [&new.organization],
-                |r| r.get::<_, i64>(0),
-            )
-            .optional()?
+        let Some(organization_id) = tx.query_opt(
+            "SELECT id FROM organizations WHERE name = ?1",
+            params![&new.organization],
+            |r| r.get::<i64>(0),
+        )?
         else {
             return Ok(Err(ConnectionError::NoOrganization(new.organization)));
         };
-        let exists: Option<String> = tx
-            .query_row(
-                "SELECT id FROM connections WHERE organization_id = ?1 AND name = ?2",
-                params![organization_id, new.name],
-                |r| r.get(0),
-            )
-            .optional()?;
+        let exists: Option<String> = tx.query_opt(
+            "SELECT id FROM connections WHERE organization_id = ?1 AND name = ?2",
+            params![organization_id, new.name],
+            |r| r.get(0),
+        )?;
         if exists.is_some() {
             return Ok(Err(ConnectionError::DuplicateName { organization, name }));
         }
@@ -619,7 +617,7 @@ pub async fn add(
                 initial_reason,
             ],
         )?;
-        let record = tx.query_row(&format!("{SELECT} WHERE c.id = ?1"), [&id], |r| {
+        let record = tx.query_row(&format!("{SELECT} WHERE c.id = ?1"), params![&id], |r| {
             from_row(r, &keyring, &tx)
         })?;
         tx.commit()?;
@@ -673,13 +671,11 @@ async fn organization_id(db: &Database, name: &str) -> Result<Option<i64>, Conne
     let name = name.to_string();
     Ok(db
         .run(move |conn| {
-            Ok(conn
-                .query_row(
-                    "SELECT id FROM organizations WHERE name = ?1",
-                    [name],
-                    |r| r.get(0),
-                )
-                .optional()?)
+            Ok(conn.query_opt(
+                "SELECT id FROM organizations WHERE name = ?1",
+                params![name],
+                |r| r.get(0),
+            )?)
         })
         .await?)
 }
@@ -693,12 +689,14 @@ pub async fn list(
     let keyring = Arc::clone(db.keyring());
     Ok(db
         .run(move |conn| {
-            let conn: &rusqlite::Connection = conn;
-            let mut statement = conn.prepare(&format!(
-                "{SELECT} WHERE ?1 IS NULL OR o.name = ?1 ORDER BY o.name, c.name"
-            ))?;
-            let rows = statement.query_map([organization], |r| from_row(r, &keyring, conn))?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            let conn: &Sql<'_> = conn;
+            Ok(conn.query_map(
+                &format!(
+                    "{SELECT} WHERE CAST(?1 AS TEXT) IS NULL OR o.name = ?1 ORDER BY o.name, c.name"
+                ),
+                params![organization],
+                |r| from_row(r, &keyring, conn),
+            )?)
         })
         .await?)
 }
@@ -729,12 +727,12 @@ pub async fn get_by_id(db: &Database, id: &str) -> Result<ConnectionRecord, Conn
     let wanted = id.to_string();
     let keyring = Arc::clone(db.keyring());
     db.run(move |conn| {
-        let conn: &rusqlite::Connection = conn;
-        Ok(conn
-            .query_row(&format!("{SELECT} WHERE c.id = ?1"), [&wanted], |r| {
-                from_row(r, &keyring, conn)
-            })
-            .optional()?)
+        let conn: &Sql<'_> = conn;
+        Ok(conn.query_opt(
+            &format!("{SELECT} WHERE c.id = ?1"),
+            params![&wanted],
+            |r| from_row(r, &keyring, conn),
+        )?)
     })
     .await?
     .ok_or_else(|| ConnectionError::NotFound {
@@ -758,12 +756,15 @@ pub async fn remove(
             let tx = conn.transaction()?;
             let links: i64 = tx.query_row(
                 "SELECT count(*) FROM metric_links WHERE connection_id = ?1",
-                [&id],
+                params![&id],
                 |r| r.get(0),
             )?;
             if links == 0 {
-                tx.execute("DELETE FROM plugin_kv WHERE connection_id = ?1", [&id])?;
-                tx.execute("DELETE FROM connections WHERE id = ?1", [&id])?;
+                tx.execute(
+                    "DELETE FROM plugin_kv WHERE connection_id = ?1",
+                    params![&id],
+                )?;
+                tx.execute("DELETE FROM connections WHERE id = ?1", params![&id])?;
                 tx.commit()?;
             }
             Ok(links)
@@ -804,7 +805,10 @@ pub async fn forget_plugin_storage(
 ) -> Result<(), ConnectionError> {
     let id = connection_id.to_string();
     db.run(move |conn| {
-        conn.execute("DELETE FROM plugin_kv WHERE connection_id = ?1", [&id])?;
+        conn.execute(
+            "DELETE FROM plugin_kv WHERE connection_id = ?1",
+            params![&id],
+        )?;
         Ok(())
     })
     .await?;
@@ -824,13 +828,18 @@ pub async fn forget_unreadable_storage(
         .run(move |conn| {
             let tx = conn.transaction()?;
             let unreadable: Vec<(String, String)> = {
-                let mut statement = tx
-                    .prepare("SELECT plugin, key, value FROM plugin_kv WHERE connection_id = ?1")?;
-                let rows = statement.query_map([&id], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get::<_, Vec<u8>>(2)?))
-                })?;
-                rows.collect::<Result<Vec<(String, String, Vec<u8>)>, _>>()?
-                    .into_iter()
+                let rows = tx.query_map(
+                    "SELECT plugin, key, value FROM plugin_kv WHERE connection_id = ?1",
+                    params![id],
+                    |r| {
+                        Ok((
+                            r.get::<String>(0)?,
+                            r.get::<String>(1)?,
+                            r.get::<Vec<u8>>(2)?,
+                        ))
+                    },
+                )?;
+                rows.into_iter()
                     .filter(|(plugin, key, value)| {
                         keyring
                             .open(&plugin_value_context(plugin, &id, key), value)

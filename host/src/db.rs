@@ -2,7 +2,9 @@
 //! with versioned migrations. Every statement runs off the async runtime.
 
 use crate::lease::ProcessLease;
+use crate::params;
 use crate::secrets::{Keyring, SecretError};
+use crate::sql::{Sql, SqlError};
 use rusqlite_migration::{M, Migrations};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -19,6 +21,53 @@ const MIGRATIONS: &[M<'_>] = &[
     // Rebuilds a table others refer to: checked as a whole before it commits.
     M::up(include_str!("../migrations/0007_generic_connections.sql")).foreign_key_check(),
 ];
+
+/// PostgreSQL's schema versions, oldest first: the same data as SQLite's, in
+/// PostgreSQL's types. Never edited once released, like SQLite's.
+const POSTGRES_MIGRATIONS: &[&str] = &[include_str!("../migrations/postgres/0001_schema.sql")];
+
+/// Any number to key the advisory lock under which a host migrates, so hosts
+/// starting together apply each migration once.
+const MIGRATION_LOCK: i64 = 0x676f_616c_735f_6462;
+
+/// Brings a PostgreSQL schema up to date, each migration in its own
+/// transaction, the version kept in `schema_version`.
+async fn migrate_postgres(client: &mut tokio_postgres::Client) -> Result<(), DbError> {
+    let tx = client.transaction().await.map_err(SqlError::from)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await
+        .map_err(SqlError::from)?;
+    tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")
+        .await
+        .map_err(SqlError::from)?;
+    let applied: Option<i64> = tx
+        .query_opt("SELECT version FROM schema_version", &[])
+        .await
+        .map_err(SqlError::from)?
+        .map(|row| row.get(0));
+    let applied = usize::try_from(applied.unwrap_or(0)).unwrap_or(usize::MAX);
+    if applied > POSTGRES_MIGRATIONS.len() {
+        return Err(DbError::NewerSchema {
+            found: applied,
+            known: POSTGRES_MIGRATIONS.len(),
+        });
+    }
+    for migration in &POSTGRES_MIGRATIONS[applied..] {
+        tx.batch_execute(migration).await.map_err(SqlError::from)?;
+    }
+    let version = i64::try_from(POSTGRES_MIGRATIONS.len()).unwrap_or(i64::MAX);
+    tx.execute("DELETE FROM schema_version", &[])
+        .await
+        .map_err(SqlError::from)?;
+    tx.execute(
+        "INSERT INTO schema_version (version) VALUES ($1)",
+        &[&version],
+    )
+    .await
+    .map_err(SqlError::from)?;
+    tx.commit().await.map_err(SqlError::from)?;
+    Ok(())
+}
 
 /// Brings the schema up to date, then enforces foreign keys. Migrations that
 /// rebuild a table run with enforcement off, as SQLite's own procedure for
@@ -68,18 +117,63 @@ pub enum DbError {
     },
     #[error("cannot migrate the database schema: {0}")]
     Migrate(#[from] rusqlite_migration::Error),
+    #[error(
+        "the database's schema is version {found}, newer than this goals-host knows ({known}): \
+         run the newer goals-host, or a database of this version"
+    )]
+    NewerSchema { found: usize, known: usize },
+    #[error("cannot connect to PostgreSQL at {url}: {reason}")]
+    Connect { url: String, reason: String },
+    // Not a source: the message says it all, and a chain would repeat it.
     #[error("database error: {0}")]
-    Sql(#[from] rusqlite::Error),
+    Sql(SqlError),
     #[error("a database task failed: {0}")]
     Task(String),
     #[error(transparent)]
     Secret(#[from] SecretError),
 }
 
+impl From<SqlError> for DbError {
+    fn from(error: SqlError) -> Self {
+        DbError::Sql(error)
+    }
+}
+
+impl From<rusqlite::Error> for DbError {
+    fn from(error: rusqlite::Error) -> Self {
+        DbError::Sql(SqlError::Sqlite(error))
+    }
+}
+
+/// Where the data lives.
+#[derive(Clone)]
+enum Backend {
+    /// One connection to the file, shared by the process's tasks.
+    Sqlite(Arc<Mutex<rusqlite::Connection>>),
+    /// A pool of connections to a server several hosts may share.
+    Postgres(deadpool_postgres::Pool),
+}
+
+/// Connections one host keeps to PostgreSQL: enough for the scheduler's
+/// concurrent syncs, each of which holds one only for a statement or two.
+const POSTGRES_POOL_SIZE: usize = 16;
+
+/// The URL without its password, for messages.
+pub fn redacted_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        Ok(parsed) => parsed.to_string(),
+        Err(_) => "(an unparsable URL)".to_string(),
+    }
+}
+
 /// A shared handle; clones use the same connection.
 #[derive(Clone)]
 pub struct Database {
-    conn: Arc<Mutex<rusqlite::Connection>>,
+    backend: Backend,
     keyring: Arc<Keyring>,
     lease: Arc<ProcessLease>,
     read_only: bool,
@@ -109,6 +203,54 @@ impl Database {
             source,
         })?;
         Self::prepare(conn, Keyring::load(data_dir)?, lease)
+    }
+
+    /// The database at a PostgreSQL URL (`postgres://user@host/db`), migrated;
+    /// `data_dir` holds what stays with each host (its key file and lease).
+    pub async fn open_postgres(url: &str, data_dir: &Path) -> Result<Database, DbError> {
+        let connect_error = |reason: String| DbError::Connect {
+            url: redacted_url(url),
+            reason,
+        };
+        let config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e: tokio_postgres::Error| connect_error(e.to_string()))?;
+        std::fs::create_dir_all(data_dir).map_err(|source| DbError::CreateDir {
+            path: data_dir.display().to_string(),
+            source,
+        })?;
+        let manager = deadpool_postgres::Manager::from_config(
+            config,
+            tokio_postgres::NoTls,
+            deadpool_postgres::ManagerConfig {
+                recycling_method: deadpool_postgres::RecyclingMethod::Fast,
+            },
+        );
+        let pool = deadpool_postgres::Pool::builder(manager)
+            .max_size(POSTGRES_POOL_SIZE)
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(std::time::Duration::from_secs(30)))
+            .create_timeout(Some(std::time::Duration::from_secs(10)))
+            .build()
+            .map_err(|e| connect_error(e.to_string()))?;
+        let mut client = pool.get().await.map_err(|e| connect_error(e.to_string()))?;
+        migrate_postgres(&mut client).await?;
+        drop(client);
+        let lease = ProcessLease::acquire(data_dir).map_err(|source| DbError::Lease {
+            path: data_dir.display().to_string(),
+            source,
+        })?;
+        Ok(Database {
+            backend: Backend::Postgres(pool),
+            keyring: Arc::new(Keyring::load(data_dir)?),
+            lease: Arc::new(lease),
+            read_only: false,
+        })
+    }
+
+    /// Whether the data is on PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.backend, Backend::Postgres(_))
     }
 
     /// [`Database::open`] for commands that only read: a data directory that
@@ -177,7 +319,7 @@ impl Database {
             });
         }
         Ok(Database {
-            conn: Arc::new(Mutex::new(conn)),
+            backend: Backend::Sqlite(Arc::new(Mutex::new(conn))),
             keyring: Arc::new(Keyring::load_existing(data_dir)?),
             lease: Arc::new(ProcessLease::private()),
             read_only: true,
@@ -214,7 +356,7 @@ impl Database {
         migrate(&mut conn)?;
         seal_plaintext(&mut conn, &keyring)?;
         Ok(Database {
-            conn: Arc::new(Mutex::new(conn)),
+            backend: Backend::Sqlite(Arc::new(Mutex::new(conn))),
             keyring: Arc::new(keyring),
             lease: Arc::new(lease),
             read_only: false,
@@ -235,17 +377,28 @@ impl Database {
     pub async fn run<T, F>(&self, work: F) -> Result<T, DbError>
     where
         T: Send + 'static,
-        F: FnOnce(&mut rusqlite::Connection) -> Result<T, DbError> + Send + 'static,
+        F: FnOnce(&mut Sql<'_>) -> Result<T, DbError> + Send + 'static,
     {
-        let conn = Arc::clone(&self.conn);
-        tokio::task::spawn_blocking(move || {
-            // A panic while holding the lock leaves SQLite itself consistent
-            // (transactions roll back), so a poisoned lock is still usable.
-            let mut guard = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            work(&mut guard)
-        })
-        .await
-        .map_err(|e| DbError::Task(e.to_string()))?
+        let task = match &self.backend {
+            Backend::Sqlite(conn) => {
+                let conn = Arc::clone(conn);
+                tokio::task::spawn_blocking(move || {
+                    // A panic while holding the lock leaves SQLite itself consistent
+                    // (transactions roll back), so a poisoned lock is still usable.
+                    let mut guard = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                    work(&mut Sql::sqlite(&mut guard))
+                })
+            }
+            Backend::Postgres(pool) => {
+                let mut client = pool
+                    .get()
+                    .await
+                    .map_err(|e| DbError::Task(format!("no PostgreSQL connection: {e}")))?;
+                let runtime = tokio::runtime::Handle::current();
+                tokio::task::spawn_blocking(move || work(&mut Sql::postgres(&mut client, runtime)))
+            }
+        };
+        task.await.map_err(|e| DbError::Task(e.to_string()))?
     }
 }
 
@@ -275,28 +428,25 @@ pub async fn move_plugin_scope(db: &Database, from: &str, to: &str) -> Result<us
         // read costs no write lock (transactions here take it at BEGIN).
         let pending: bool = conn.query_row(
             "SELECT EXISTS (SELECT 1 FROM plugin_kv WHERE plugin = ?1)",
-            [&from],
+            params![from],
             |r| r.get(0),
         )?;
         if !pending {
             return Ok(0);
         }
         let tx = conn.transaction()?;
-        let rows = {
-            let mut statement = tx.prepare(
-                "SELECT connection_id, key, value, expires_at FROM plugin_kv WHERE plugin = ?1",
-            )?;
-            statement
-                .query_map([&from], |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, Vec<u8>>(2)?,
-                        r.get::<_, Option<i64>>(3)?,
-                    ))
-                })?
-                .collect::<Result<Vec<_>, _>>()?
-        };
+        let rows = tx.query_map(
+            "SELECT connection_id, key, value, expires_at FROM plugin_kv WHERE plugin = ?1",
+            params![from],
+            |r| {
+                Ok((
+                    r.get::<String>(0)?,
+                    r.get::<String>(1)?,
+                    r.get::<Vec<u8>>(2)?,
+                    r.get::<Option<i64>>(3)?,
+                ))
+            },
+        )?;
         let mut moved = 0;
         for (connection, key, sealed, expires_at) in rows {
             // A value sealed under a key this host lost stays where it is: it
@@ -309,11 +459,11 @@ pub async fn move_plugin_scope(db: &Database, from: &str, to: &str) -> Result<us
             moved += tx.execute(
                 "INSERT INTO plugin_kv (plugin, connection_id, key, value, expires_at)
                  VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (plugin, connection_id, key) DO NOTHING",
-                rusqlite::params![to, connection, key, resealed, expires_at],
+                params![to, connection, key, resealed, expires_at],
             )?;
             tx.execute(
                 "DELETE FROM plugin_kv WHERE plugin = ?1 AND connection_id = ?2 AND key = ?3",
-                rusqlite::params![from, connection, key],
+                params![from, connection, key],
             )?;
         }
         tx.commit()?;
@@ -328,7 +478,8 @@ pub async fn move_plugin_scope(db: &Database, from: &str, to: &str) -> Result<us
 /// database is rebuilt (`VACUUM`) and the write-ahead log written back and
 /// truncated.
 fn seal_plaintext(conn: &mut rusqlite::Connection, keyring: &Keyring) -> Result<(), DbError> {
-    let secure_delete: i64 = conn.query_row("PRAGMA secure_delete", [], |r| r.get(0))?;
+    let secure_delete: i64 =
+        conn.query_row("PRAGMA secure_delete", rusqlite::params![], |r| r.get(0))?;
     conn.pragma_update(None, "secure_delete", true)?;
     let sealed = seal_rows(conn, keyring);
     conn.pragma_update(None, "secure_delete", secure_delete)?;
@@ -344,10 +495,11 @@ fn seal_plaintext(conn: &mut rusqlite::Connection, keyring: &Keyring) -> Result<
              on goals.db with the sqlite3 shell while goals-host is stopped"
         );
     }
-    let (busy, _, _): (i64, i64, i64) =
-        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })?;
+    let (busy, _, _): (i64, i64, i64) = conn.query_row(
+        "PRAGMA wal_checkpoint(TRUNCATE)",
+        rusqlite::params![],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
     if busy != 0 {
         // Another process is reading: the old pages stay in the log until a
         // later checkpoint overwrites them.
@@ -437,7 +589,7 @@ mod tests {
         let (integration, settings, origins, secret): (String, String, String, String) = conn
             .query_row(
                 "SELECT integration, settings, origins, client_secret FROM connections",
-                [],
+                rusqlite::params![],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
             )
             .unwrap();
@@ -462,19 +614,28 @@ mod tests {
         );
         assert_eq!(secret, "gh1.sealed");
         let linked: String = conn
-            .query_row("SELECT connection_id FROM metric_links", [], |r| r.get(0))
+            .query_row(
+                "SELECT connection_id FROM metric_links",
+                rusqlite::params![],
+                |r| r.get(0),
+            )
             .unwrap();
         assert_eq!(linked, "c1");
         let problems: i64 = conn
-            .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
-                r.get(0)
-            })
+            .query_row(
+                "SELECT count(*) FROM pragma_foreign_key_check",
+                rusqlite::params![],
+                |r| r.get(0),
+            )
             .unwrap();
         assert_eq!(problems, 0);
         // The links still refer to the rebuilt table.
         assert!(
-            conn.execute("UPDATE metric_links SET connection_id = 'gone'", [])
-                .is_err()
+            conn.execute(
+                "UPDATE metric_links SET connection_id = 'gone'",
+                rusqlite::params![]
+            )
+            .is_err()
         );
     }
 
@@ -533,8 +694,11 @@ mod tests {
         }
         // Removed by the old version, whose deletes left the bytes behind: in
         // the page, and in free pages (the overflow of a long value).
-        conn.execute("DELETE FROM connections WHERE id = 'c3'", [])
-            .unwrap();
+        conn.execute(
+            "DELETE FROM connections WHERE id = 'c3'",
+            rusqlite::params![],
+        )
+        .unwrap();
         for key in ["a", "refresh", "z"] {
             let value = if key == "refresh" {
                 refresh_token()
@@ -550,11 +714,14 @@ mod tests {
         let deleted = DELETED_TOKEN.repeat(2000);
         conn.execute(
             "INSERT INTO plugin_kv (plugin, connection_id, key, value) VALUES ('p', 'c3', 'r', ?1)",
-            [deleted.as_bytes()],
+            rusqlite::params![deleted.as_bytes()],
         )
         .unwrap();
-        conn.execute("DELETE FROM plugin_kv WHERE connection_id = 'c3'", [])
-            .unwrap();
+        conn.execute(
+            "DELETE FROM plugin_kv WHERE connection_id = 'c3'",
+            rusqlite::params![],
+        )
+        .unwrap();
         conn
     }
 
@@ -568,12 +735,12 @@ mod tests {
             .run(move |c| {
                 let secret: String = c.query_row(
                     "SELECT client_secret FROM connections WHERE id = 'c1'",
-                    [],
+                    crate::params![],
                     |r| r.get(0),
                 )?;
                 let value: Vec<u8> = c.query_row(
                     "SELECT value FROM plugin_kv WHERE key = 'refresh'",
-                    [],
+                    crate::params![],
                     |r| r.get(0),
                 )?;
                 Ok((
@@ -609,8 +776,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let old = old_database(dir.path());
         old.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
-        old.execute("UPDATE connections SET added_by = 'b' WHERE id = 'c1'", [])
-            .unwrap();
+        old.execute(
+            "UPDATE connections SET added_by = 'b' WHERE id = 'c1'",
+            rusqlite::params![],
+        )
+        .unwrap();
         // The old version stopped without writing its log back.
         let wal = std::fs::read(dir.path().join("goals.db-wal")).unwrap();
         assert!(contains(&wal, CLIENT_SECRET.as_bytes()), "the set-up");
@@ -623,7 +793,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("goals-db-test-{}", std::process::id()));
         let db = Database::open(&dir).unwrap();
         let mode: String = db
-            .run(|c| Ok(c.query_row("PRAGMA journal_mode", [], |r| r.get(0))?))
+            .run(|c| Ok(c.query_row("PRAGMA journal_mode", crate::params![], |r| r.get(0))?))
             .await
             .unwrap();
         assert_eq!(mode, "wal");

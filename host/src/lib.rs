@@ -25,3 +25,4 @@ pub mod render;
 pub mod resolve;
 pub mod runtime;
 pub mod secrets;
+pub mod sql;

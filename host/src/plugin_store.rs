@@ -3,8 +3,8 @@
 //! copied row opens nowhere else.
 
 use crate::db::{Database, plugin_value_context};
+use crate::params;
 use goals_engine::state::{PluginStore, Quota, Scope, StoreError, StoreFuture};
-use rusqlite::{OptionalExtension, params};
 
 fn unavailable(error: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(error.to_string())
@@ -22,15 +22,13 @@ impl PluginStore for Database {
             let sealed = self
                 .clone()
                 .run(move |conn| {
-                    Ok(conn
-                        .query_row(
-                            "SELECT value FROM plugin_kv
+                    Ok(conn.query_opt(
+                        "SELECT value FROM plugin_kv
                              WHERE plugin = ?1 AND connection_id = ?2 AND key = ?3
                                AND (expires_at IS NULL OR expires_at > unixepoch())",
-                            params![integration, connection_id, key],
-                            |row| row.get::<_, Vec<u8>>(0),
-                        )
-                        .optional()?)
+                        params![integration, connection_id, key],
+                        |row| row.get::<Vec<u8>>(0),
+                    )?)
                 })
                 .await
                 .map_err(unavailable)?;

@@ -10,6 +10,7 @@ use crate::db::Database;
 use crate::engine::Engine;
 use crate::goals::alerts::{self, AlertKind};
 use crate::outbound::{OutboundPolicy, SystemResolver};
+use crate::params;
 use crate::render::{self, Report};
 use anyhow::Context as _;
 use clap::{Subcommand, ValueEnum};
@@ -566,9 +567,9 @@ async fn usable_again(context: &Context<'_>, record: &ConnectionRecord) -> anyho
             now,
         )?;
         tx.execute(
-            "UPDATE metric_links SET next_run_at = min(next_run_at, ?2)
+            "UPDATE metric_links SET next_run_at = CASE WHEN next_run_at < ?2 THEN next_run_at ELSE ?2 END
              WHERE connection_id = ?1",
-            rusqlite::params![id, now],
+            params![id, now],
         )?;
         tx.commit()?;
         Ok(())

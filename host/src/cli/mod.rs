@@ -42,6 +42,17 @@ pub struct Cli {
         env = "GOALS_HOST_DATA_DIR"
     )]
     pub data_dir: Option<PathBuf>,
+    /// Keep the data on PostgreSQL (postgres://user[:password]@host[:port]/db)
+    /// instead of SQLite in the data directory; hosts sharing it share the
+    /// schedules. The data directory still holds this host's key file
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        env = "GOALS_HOST_DATABASE_URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
     /// An integration component to run beside the built-in Dynamics 365 one
     /// (repeatable); one with the id of a loaded integration replaces it
     #[arg(
@@ -65,6 +76,7 @@ pub struct Cli {
         long,
         global = true,
         hide = true,
+        help_heading = "Global options",
         env = "GOALS_HOST_CLOCK_OFFSET",
         default_value_t = 0,
         allow_negative_numbers = true
@@ -339,13 +351,13 @@ pub async fn run(cli: &Cli) -> anyhow::Result<Report> {
         progress::Progress::none()
     };
     let reads_only = only_reads(&cli.command);
-    let context = || -> anyhow::Result<Context<'_>> {
+    let context = async || -> anyhow::Result<Context<'_>> {
         Ok(Context {
             cli,
-            db: if reads_only {
-                Database::open_existing(&cli.data_dir())?
-            } else {
-                Database::open(&cli.data_dir())?
+            db: match &cli.database_url {
+                Some(url) => Database::open_postgres(url, &cli.data_dir()).await?,
+                None if reads_only => Database::open_existing(&cli.data_dir())?,
+                None => Database::open(&cli.data_dir())?,
             },
             clock: Arc::new(OffsetClock(cli.clock_offset)),
             progress: progress.clone(),
@@ -394,7 +406,7 @@ fn shows_progress(command: &Command) -> bool {
 
 async fn dispatch<'a>(
     cli: &'a Cli,
-    context: impl Fn() -> anyhow::Result<Context<'a>>,
+    context: impl AsyncFn() -> anyhow::Result<Context<'a>>,
 ) -> anyhow::Result<Report> {
     match &cli.command {
         #[cfg(feature = "simulator")]
@@ -402,13 +414,13 @@ async fn dispatch<'a>(
         #[cfg(feature = "simulator")]
         Command::Bench { kind } => crate::bench::run(*kind, cli.plugin_source()).await,
         Command::Completions { shell } => Ok(completions(*shell)),
-        Command::Tenant(command) => admin::tenant(&context()?, command).await,
-        Command::Org(command) => admin::org(&context()?, command).await,
-        Command::Connection(command) => connection::run(&context()?, command).await,
-        Command::Kr(command) => keyresult::run(&context()?, command).await,
-        Command::Run(args) => schedule::run(&context()?, args).await,
-        Command::Alerts { all } => schedule::alerts(&context()?, *all).await,
-        Command::Plugin(command) => discover::run(&context()?, command).await,
+        Command::Tenant(command) => admin::tenant(&context().await?, command).await,
+        Command::Org(command) => admin::org(&context().await?, command).await,
+        Command::Connection(command) => connection::run(&context().await?, command).await,
+        Command::Kr(command) => keyresult::run(&context().await?, command).await,
+        Command::Run(args) => schedule::run(&context().await?, args).await,
+        Command::Alerts { all } => schedule::alerts(&context().await?, *all).await,
+        Command::Plugin(command) => discover::run(&context().await?, command).await,
     }
 }
 

@@ -4,7 +4,8 @@
 
 use crate::db::{Database, DbError};
 use crate::goals::clock::Timestamp;
-use rusqlite::{OptionalExtension, params};
+use crate::params;
+use crate::sql::{Row, SqlError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
@@ -74,14 +75,12 @@ pub async fn create_tenant(
     let wanted = name.clone();
     let created = db
         .run(move |conn| {
-            Ok(conn
-                .query_row(
-                    "INSERT INTO tenants (name, integration_enabled, created_at) VALUES (?1, 0, ?2)
+            Ok(conn.query_opt(
+                "INSERT INTO tenants (name, integration_enabled, created_at) VALUES (?1, 0, ?2)
                      ON CONFLICT (name) DO NOTHING RETURNING id",
-                    params![wanted, now],
-                    |r| r.get::<_, i64>(0),
-                )
-                .optional()?)
+                params![wanted, now],
+                |r| r.get::<i64>(0),
+            )?)
         })
         .await?;
     match created {
@@ -100,16 +99,18 @@ pub async fn create_tenant(
 pub async fn tenants(db: &Database) -> Result<Vec<Tenant>, AdminError> {
     Ok(db
         .run(|conn| {
-            let mut statement =
-                conn.prepare("SELECT id, name, integration_enabled FROM tenants ORDER BY name")?;
-            let rows = statement.query_map([], |r| {
-                Ok(Tenant {
-                    id: r.get(0)?,
-                    name: r.get(1)?,
-                    integration_enabled: r.get(2)?,
-                })
-            })?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            let rows = conn.query_map(
+                "SELECT id, name, integration_enabled FROM tenants ORDER BY name",
+                params![],
+                |r| {
+                    Ok(Tenant {
+                        id: r.get(0)?,
+                        name: r.get(1)?,
+                        integration_enabled: r.get(2)?,
+                    })
+                },
+            )?;
+            Ok(rows)
         })
         .await?)
 }
@@ -151,13 +152,11 @@ pub async fn create_organization(
     let outcome = db
         .run(move |conn| {
             let tx = conn.transaction()?;
-            let Some(tenant_id) = tx
-                .query_row(
-                    "SELECT id FROM tenants WHERE name = ?1",
-                    [&tenant_name],
-                    |r| r.get::<_, i64>(0),
-                )
-                .optional()?
+            let Some(tenant_id) = tx.query_opt(
+                "SELECT id FROM tenants WHERE name = ?1",
+                params![&tenant_name],
+                |r| r.get::<i64>(0),
+            )?
             else {
                 return Ok(Err("tenant"));
             };
@@ -192,7 +191,7 @@ const SELECT_ORGANIZATION: &str = "SELECT o.id, o.name, t.name, o.integration_en
         t.integration_enabled
      FROM organizations o JOIN tenants t ON t.id = o.tenant_id";
 
-fn organization_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Organization> {
+fn organization_row(r: &Row) -> Result<Organization, SqlError> {
     Ok(Organization {
         id: r.get(0)?,
         name: r.get(1)?,
@@ -205,10 +204,12 @@ fn organization_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Organization> {
 pub async fn organizations(db: &Database) -> Result<Vec<Organization>, AdminError> {
     Ok(db
         .run(|conn| {
-            let mut statement =
-                conn.prepare(&format!("{SELECT_ORGANIZATION} ORDER BY t.name, o.name"))?;
-            let rows = statement.query_map([], organization_row)?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            let rows = conn.query_map(
+                &format!("{SELECT_ORGANIZATION} ORDER BY t.name, o.name"),
+                params![],
+                organization_row,
+            )?;
+            Ok(rows)
         })
         .await?)
 }

@@ -3,7 +3,8 @@
 
 use crate::db::{Database, DbError};
 use crate::goals::clock::Timestamp;
-use rusqlite::{Transaction, params};
+use crate::params;
+use crate::sql::{Row, Sql, SqlError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AlertKind {
@@ -43,12 +44,12 @@ pub fn connection_subject(connection_id: &str) -> String {
 
 /// Opens an alert unless one is open for the same problem.
 pub fn open(
-    tx: &Transaction<'_>,
+    tx: &Sql<'_>,
     kind: AlertKind,
     subject: &str,
     message: &str,
     now: Timestamp,
-) -> rusqlite::Result<()> {
+) -> Result<(), SqlError> {
     tx.execute(
         "INSERT INTO alerts (kind, subject, message, opened_at) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (kind, subject) WHERE closed_at IS NULL DO NOTHING",
@@ -57,12 +58,7 @@ pub fn open(
     Ok(())
 }
 
-pub fn close(
-    tx: &Transaction<'_>,
-    kind: AlertKind,
-    subject: &str,
-    now: Timestamp,
-) -> rusqlite::Result<()> {
+pub fn close(tx: &Sql<'_>, kind: AlertKind, subject: &str, now: Timestamp) -> Result<(), SqlError> {
     tx.execute(
         "UPDATE alerts SET closed_at = ?3 WHERE kind = ?1 AND subject = ?2 AND closed_at IS NULL",
         params![kind.as_str(), subject, now],
@@ -75,15 +71,13 @@ pub fn close(
 pub async fn open_stale(db: &Database, now: Timestamp) -> Result<(), DbError> {
     db.run(move |conn| {
         let tx = conn.transaction()?;
-        let stale: Vec<(i64, i64)> = {
-            let mut statement = tx.prepare(
-                "SELECT key_result_id, interval_seconds FROM metric_links
+        let stale: Vec<(i64, i64)> = tx.query_map(
+            "SELECT key_result_id, interval_seconds FROM metric_links
                  WHERE state = 'active'
                    AND coalesce(last_success_at, created_at) < ?1 - 2 * interval_seconds",
-            )?;
-            let rows = statement.query_map([now], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            rows.collect::<Result<Vec<_>, _>>()?
-        };
+            params![now],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
         for (kr, interval) in stale {
             open(
                 &tx,
@@ -102,7 +96,7 @@ pub async fn open_stale(db: &Database, now: Timestamp) -> Result<(), DbError> {
     .await
 }
 
-fn alert_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Alert> {
+fn alert_row(r: &Row) -> Result<Alert, SqlError> {
     Ok(Alert {
         id: r.get("id")?,
         kind: r.get("kind")?,
@@ -156,10 +150,12 @@ pub async fn open_lost_keys(db: &Database, now: Timestamp) -> Result<(), DbError
 
 pub async fn list(db: &Database, all: bool) -> Result<Vec<Alert>, DbError> {
     db.run(move |conn| {
-        let mut statement = conn
-            .prepare("SELECT * FROM alerts WHERE ?1 OR closed_at IS NULL ORDER BY opened_at, id")?;
-        let rows = statement.query_map([all], alert_row)?;
-        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        let rows = conn.query_map(
+            "SELECT * FROM alerts WHERE CAST(?1 AS BIGINT) = 1 OR closed_at IS NULL ORDER BY opened_at, id",
+            params![all],
+            alert_row,
+        )?;
+        Ok(rows)
     })
     .await
 }

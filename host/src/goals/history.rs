@@ -4,26 +4,33 @@
 
 use crate::db::{Database, DbError};
 use crate::goals::clock::Timestamp;
-use rusqlite::{OptionalExtension, Transaction, params};
+use crate::params;
+use crate::sql::{Sql, SqlError};
 
 /// How long runs are kept unless configured otherwise.
 pub const DEFAULT_KEEP_DAYS: u32 = 90;
 
 /// The id of `text` in the table of query texts, adding it when new.
-pub(crate) fn query_id(tx: &Transaction<'_>, text: &str) -> rusqlite::Result<i64> {
-    let known: Option<i64> = tx
-        .query_row("SELECT id FROM sync_queries WHERE text = ?1", [text], |r| {
-            r.get(0)
-        })
-        .optional()?;
-    match known {
-        Some(id) => Ok(id),
-        None => tx.query_row(
-            "INSERT INTO sync_queries (text) VALUES (?1) RETURNING id",
-            [text],
-            |r| r.get(0),
-        ),
+pub(crate) fn query_id(tx: &Sql<'_>, text: &str) -> Result<i64, SqlError> {
+    let known: Option<i64> = tx.query_opt(
+        "SELECT id FROM sync_queries WHERE text = ?1",
+        params![text],
+        |r| r.get(0),
+    )?;
+    if let Some(id) = known {
+        return Ok(id);
     }
+    // Another host may add the same text at the same time: its row wins, and
+    // is read back once its transaction commits.
+    tx.execute(
+        "INSERT INTO sync_queries (text) VALUES (?1) ON CONFLICT (text) DO NOTHING",
+        params![text],
+    )?;
+    tx.query_row(
+        "SELECT id FROM sync_queries WHERE text = ?1",
+        params![text],
+        |r| r.get(0),
+    )
 }
 
 /// What a sweep removed.
@@ -46,7 +53,7 @@ pub async fn sweep(db: &Database, now: Timestamp, keep_days: u32) -> Result<Swep
                AND id NOT IN (
                    SELECT max(id) FROM sync_runs GROUP BY key_result_id, status
                )",
-            [cutoff],
+            params![cutoff],
         )?;
         let queries = tx.execute(
             "DELETE FROM sync_queries WHERE NOT EXISTS (

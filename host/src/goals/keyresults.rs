@@ -5,7 +5,8 @@ use crate::db::{Database, DbError};
 use crate::goals::clock::Timestamp;
 use crate::goals::progress::{Direction, Unit};
 use crate::names;
-use rusqlite::{OptionalExtension, params};
+use crate::params;
+use crate::sql::{Row, SqlError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyResultError {
@@ -119,25 +120,24 @@ pub struct Link {
     pub created_at: Timestamp,
 }
 
-fn key_result_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeyResult> {
+fn key_result_row(r: &Row) -> Result<KeyResult, SqlError> {
     Ok(KeyResult {
         id: r.get("id")?,
         organization_id: r.get("organization_id")?,
         title: r.get("title")?,
         owner: r.get("owner")?,
-        unit: Unit::parse(&r.get::<_, String>("unit")?).unwrap_or(Unit::Number),
+        unit: Unit::parse(&r.get::<String>("unit")?).unwrap_or(Unit::Number),
         currency_code: r.get("currency_code")?,
         start: r.get("start_value")?,
         target: r.get("target_value")?,
-        direction: Direction::parse(&r.get::<_, String>("direction")?)
-            .unwrap_or(Direction::Increase),
+        direction: Direction::parse(&r.get::<String>("direction")?).unwrap_or(Direction::Increase),
         current_value: r.get("current_value")?,
         current_source: r.get("current_source")?,
         current_at: r.get("current_at")?,
     })
 }
 
-pub(crate) fn link_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Link> {
+pub(crate) fn link_row(r: &Row) -> Result<Link, SqlError> {
     Ok(Link {
         key_result_id: r.get("key_result_id")?,
         metric: MetricChoice {
@@ -148,7 +148,7 @@ pub(crate) fn link_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Link> {
             entity_name: r.get("entity_name")?,
             view: ViewRef {
                 id: r.get("view_id")?,
-                kind: if r.get::<_, String>("view_kind")? == "personal" {
+                kind: if r.get::<String>("view_kind")? == "personal" {
                     ViewKind::Personal
                 } else {
                     ViewKind::System
@@ -157,16 +157,16 @@ pub(crate) fn link_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Link> {
             view_name: r.get("view_name")?,
             column: r.get("column_name")?,
             column_display: r.get("column_display")?,
-            aggregation: names::parse_aggregation(&r.get::<_, String>("aggregation")?)
+            aggregation: names::parse_aggregation(&r.get::<String>("aggregation")?)
                 .unwrap_or(Aggregation::Count),
-            currency: if r.get::<_, String>("currency")? == "transaction" {
+            currency: if r.get::<String>("currency")? == "transaction" {
                 CurrencyChoice::Transaction
             } else {
                 CurrencyChoice::Base
             },
         },
         interval_seconds: r.get("interval_seconds")?,
-        state: LinkState::parse(&r.get::<_, String>("state")?),
+        state: LinkState::parse(&r.get::<String>("state")?),
         state_reason: r.get("state_reason")?,
         next_run_at: r.get("next_run_at")?,
         failures: r.get("failures")?,
@@ -253,7 +253,7 @@ pub async fn create(
                     new.direction.as_str(),
                     now
                 ],
-                |r| r.get::<_, i64>(0),
+                |r| r.get::<i64>(0),
             )?;
             tx.commit()?;
             Ok(Ok(id))
@@ -264,13 +264,11 @@ pub async fn create(
 
 pub async fn get_by_id(db: &Database, id: i64) -> Result<KeyResult, KeyResultError> {
     db.run(move |conn| {
-        Ok(conn
-            .query_row(
-                "SELECT * FROM key_results WHERE id = ?1",
-                [id],
-                key_result_row,
-            )
-            .optional()?)
+        Ok(conn.query_opt(
+            "SELECT * FROM key_results WHERE id = ?1",
+            params![id],
+            key_result_row,
+        )?)
     })
     .await?
     .ok_or_else(|| KeyResultError::NotFound(id.to_string()))
@@ -314,12 +312,13 @@ pub async fn find(
     let title = reference.trim().to_string();
     let mut found = db
         .run(move |conn| {
-            let mut statement = conn.prepare(
+            let rows = conn.query_map(
                 "SELECT * FROM key_results WHERE title = ?1
-                     AND (?2 IS NULL OR organization_id = ?2)",
+                     AND (CAST(?2 AS BIGINT) IS NULL OR organization_id = ?2)",
+                params![&title, organization],
+                key_result_row,
             )?;
-            let rows = statement.query_map(params![&title, organization], key_result_row)?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            Ok(rows)
         })
         .await?;
     match found.len() {
@@ -338,11 +337,12 @@ pub async fn list(
 ) -> Result<Vec<KeyResult>, KeyResultError> {
     Ok(db
         .run(move |conn| {
-            let mut statement = conn.prepare(
-                "SELECT * FROM key_results WHERE ?1 IS NULL OR organization_id = ?1 ORDER BY id",
+            let rows = conn.query_map(
+                "SELECT * FROM key_results WHERE CAST(?1 AS BIGINT) IS NULL OR organization_id = ?1 ORDER BY id",
+                params![organization_id],
+                key_result_row,
             )?;
-            let rows = statement.query_map([organization_id], key_result_row)?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            Ok(rows)
         })
         .await?)
 }
@@ -377,13 +377,11 @@ pub async fn check_in(
 pub async fn link(db: &Database, key_result_id: i64) -> Result<Option<Link>, KeyResultError> {
     Ok(db
         .run(move |conn| {
-            Ok(conn
-                .query_row(
-                    "SELECT * FROM metric_links WHERE key_result_id = ?1",
-                    [key_result_id],
-                    link_row,
-                )
-                .optional()?)
+            Ok(conn.query_opt(
+                "SELECT * FROM metric_links WHERE key_result_id = ?1",
+                params![key_result_id],
+                link_row,
+            )?)
         })
         .await?)
 }
@@ -454,7 +452,7 @@ pub async fn unlink(
             let tx = conn.transaction()?;
             let changed = tx.execute(
                 "DELETE FROM metric_links WHERE key_result_id = ?1",
-                [key_result_id],
+                params![key_result_id],
             )?;
             tx.execute(
                 "UPDATE alerts SET closed_at = ?2
@@ -506,7 +504,7 @@ pub async fn set_paused(
                 conn.execute(
                     "UPDATE metric_links SET state = 'paused', state_reason = 'paused by a person'
                      WHERE key_result_id = ?1",
-                    [key_result_id],
+                    params![key_result_id],
                 )?
             } else {
                 conn.execute(
@@ -515,8 +513,8 @@ pub async fn set_paused(
                     params![key_result_id, now],
                 )? + conn.query_row(
                     "SELECT count(*) FROM metric_links WHERE key_result_id = ?1",
-                    [key_result_id],
-                    |r| r.get::<_, usize>(0),
+                    params![key_result_id],
+                    |r| r.get::<usize>(0),
                 )?
             })
         })

@@ -5,6 +5,7 @@ use crate::db::{Database, DbError};
 use crate::goals::clock::Timestamp;
 use crate::goals::sync::{self, SyncError, SyncRun, Syncer, Trigger};
 use crate::goals::{alerts, history};
+use crate::params;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -52,7 +53,7 @@ struct DueLink {
 /// of an organization whose integration is switched on by both admins.
 async fn due_links(db: &Database, now: Timestamp) -> Result<Vec<DueLink>, DbError> {
     db.run(move |conn| {
-        let mut statement = conn.prepare(
+        let rows = conn.query_map(
             "SELECT l.key_result_id, l.connection_id, c.integration FROM metric_links l
              JOIN connections c ON c.id = l.connection_id
              JOIN organizations o ON o.id = c.organization_id
@@ -60,17 +61,18 @@ async fn due_links(db: &Database, now: Timestamp) -> Result<Vec<DueLink>, DbErro
              WHERE l.state = 'active' AND l.next_run_at <= ?1
                AND (l.running_since IS NULL
                     OR coalesce(l.claim_expires_at, l.running_since + ?2) <= ?1)
-               AND c.status = 'ok' AND o.integration_enabled AND t.integration_enabled
+               AND c.status = 'ok' AND o.integration_enabled = 1 AND t.integration_enabled = 1
              ORDER BY l.next_run_at",
+            params![now, sync::CLAIM_LEASE_SECONDS],
+            |r| {
+                Ok(DueLink {
+                    key_result: r.get(0)?,
+                    connection_id: r.get(1)?,
+                    integration: r.get(2)?,
+                })
+            },
         )?;
-        let rows = statement.query_map(rusqlite::params![now, sync::CLAIM_LEASE_SECONDS], |r| {
-            Ok(DueLink {
-                key_result: r.get(0)?,
-                connection_id: r.get(1)?,
-                integration: r.get(2)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        Ok(rows)
     })
     .await
 }

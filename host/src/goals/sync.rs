@@ -13,8 +13,9 @@ use crate::goals::clock::{Clock, Timestamp};
 use crate::goals::history;
 use crate::goals::keyresults::{Link, LinkState, link_row};
 use crate::lease::ProcessLease;
+use crate::params;
 use crate::runtime::{CallError, error_kind, error_message};
-use rusqlite::{OptionalExtension, Transaction, params};
+use crate::sql::{Row, Sql, SqlError};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -90,7 +91,7 @@ pub struct SyncRun {
 const SELECT_RUNS: &str = "SELECT r.*, coalesce(q.text, r.query) AS query_text
      FROM sync_runs r LEFT JOIN sync_queries q ON q.id = r.query_id";
 
-pub(crate) fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SyncRun> {
+pub(crate) fn run_row(r: &Row) -> Result<SyncRun, SqlError> {
     Ok(SyncRun {
         id: r.get("id")?,
         key_result_id: r.get("key_result_id")?,
@@ -346,13 +347,11 @@ impl Syncer {
         let link = self
             .db
             .run(move |conn| {
-                Ok(conn
-                    .query_row(
-                        "SELECT * FROM metric_links WHERE key_result_id = ?1",
-                        [key_result_id],
-                        link_row,
-                    )
-                    .optional()?)
+                Ok(conn.query_opt(
+                    "SELECT * FROM metric_links WHERE key_result_id = ?1",
+                    params![key_result_id],
+                    link_row,
+                )?)
             })
             .await?
             .ok_or(SyncError::NotLinked(key_result_id))?;
@@ -387,20 +386,18 @@ impl Syncer {
             .db
             .run(move |conn| {
                 let tx = conn.transaction()?;
-                let claim: Option<Claim> = tx
-                    .query_row(
-                        "SELECT running_since, running_owner, claim_expires_at
+                let claim: Option<Claim> = tx.query_opt(
+                    "SELECT running_since, running_owner, claim_expires_at
                          FROM metric_links WHERE key_result_id = ?1",
-                        [key_result_id],
-                        |r| {
-                            Ok(Claim {
-                                since: r.get(0)?,
-                                owner: r.get(1)?,
-                                expires_at: r.get(2)?,
-                            })
-                        },
-                    )
-                    .optional()?;
+                    params![key_result_id],
+                    |r| {
+                        Ok(Claim {
+                            since: r.get(0)?,
+                            owner: r.get(1)?,
+                            expires_at: r.get(2)?,
+                        })
+                    },
+                )?;
                 let Some(claim) = claim else {
                     return Ok(Err(SyncError::NotLinked(key_result_id)));
                 };
@@ -600,7 +597,11 @@ impl Syncer {
         let run = self
             .db
             .run(move |conn| {
-                Ok(conn.query_row(&format!("{SELECT_RUNS} WHERE r.id = ?1"), [run_id], run_row)?)
+                Ok(conn.query_row(
+                    &format!("{SELECT_RUNS} WHERE r.id = ?1"),
+                    params![run_id],
+                    run_row,
+                )?)
             })
             .await?;
         Ok(run)
@@ -638,13 +639,13 @@ fn log_run(run: &SyncRun, connection: &str, took: std::time::Duration) {
 /// the Key Result's (links are checked when saved, so the view's rows or the
 /// organization's base currency changed since).
 fn currency_changed(
-    tx: &Transaction<'_>,
+    tx: &Sql<'_>,
     key_result_id: i64,
     measured: Option<&str>,
-) -> rusqlite::Result<Option<String>> {
+) -> Result<Option<String>, SqlError> {
     let (unit, wanted): (String, Option<String>) = tx.query_row(
         "SELECT unit, currency_code FROM key_results WHERE id = ?1",
-        [key_result_id],
+        params![key_result_id],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
     let (Some(wanted), Some(measured)) = (wanted.filter(|_| unit == "currency"), measured) else {
@@ -659,12 +660,12 @@ fn currency_changed(
 }
 
 fn failed(
-    tx: &Transaction<'_>,
+    tx: &Sql<'_>,
     run_id: i64,
     now: Timestamp,
     kind: &str,
     message: &str,
-) -> rusqlite::Result<()> {
+) -> Result<(), SqlError> {
     tx.execute(
         "UPDATE sync_runs SET finished_at = ?2, status = 'failure', error_kind = ?3,
              error_message = ?4 WHERE id = ?1",
@@ -674,12 +675,12 @@ fn failed(
 }
 
 fn retry_at(
-    tx: &Transaction<'_>,
+    tx: &Sql<'_>,
     key_result_id: i64,
     now: Timestamp,
     at: Timestamp,
     count_failure: bool,
-) -> rusqlite::Result<()> {
+) -> Result<(), SqlError> {
     tx.execute(
         &format!(
             "UPDATE metric_links SET {RELEASE_CLAIM}, last_attempt_at = ?2, next_run_at = ?3,
@@ -690,11 +691,7 @@ fn retry_at(
     Ok(())
 }
 
-fn backoff_after_failure(
-    tx: &Transaction<'_>,
-    link: &Link,
-    now: Timestamp,
-) -> rusqlite::Result<()> {
+fn backoff_after_failure(tx: &Sql<'_>, link: &Link, now: Timestamp) -> Result<(), SqlError> {
     let delay = backoff(
         link.failures.saturating_add(1),
         link.interval_seconds,
@@ -703,12 +700,7 @@ fn backoff_after_failure(
     retry_at(tx, link.key_result_id, now, now.saturating_add(delay), true)
 }
 
-fn mark_broken(
-    tx: &Transaction<'_>,
-    link: &Link,
-    now: Timestamp,
-    reason: &str,
-) -> rusqlite::Result<()> {
+fn mark_broken(tx: &Sql<'_>, link: &Link, now: Timestamp, reason: &str) -> Result<(), SqlError> {
     tx.execute(
         &format!(
             "UPDATE metric_links SET {RELEASE_CLAIM}, last_attempt_at = ?2, state = 'broken',
@@ -726,13 +718,13 @@ fn mark_broken(
 }
 
 fn broken(
-    tx: &Transaction<'_>,
+    tx: &Sql<'_>,
     link: &Link,
     run_id: i64,
     now: Timestamp,
     kind: &str,
     reason: &str,
-) -> rusqlite::Result<()> {
+) -> Result<(), SqlError> {
     failed(tx, run_id, now, kind, reason)?;
     mark_broken(tx, link, now, reason)
 }
@@ -748,12 +740,12 @@ enum Claims<'a> {
 /// lease lapsed, or a stop cut it off): their running runs become interrupted
 /// and their links are freed and due now, so each runs again once. Returns the
 /// runs interrupted.
-fn interrupt(tx: &Transaction<'_>, now: Timestamp, claims: Claims<'_>) -> rusqlite::Result<usize> {
-    let (runs, links, key): (&str, &str, &dyn rusqlite::ToSql) = match &claims {
+fn interrupt(tx: &Sql<'_>, now: Timestamp, claims: Claims<'_>) -> Result<usize, SqlError> {
+    let (runs, links, key): (&str, &str, &dyn crate::sql::ToValue) = match &claims {
         Claims::OfLink(id) => ("key_result_id = ?2", "key_result_id = ?2", id),
         Claims::OfOwner(owner) => (
-            "owner IS ?2",
-            "running_since IS NOT NULL AND running_owner IS ?2",
+            "owner IS NOT DISTINCT FROM ?2",
+            "running_since IS NOT NULL AND running_owner IS NOT DISTINCT FROM ?2",
             owner,
         ),
     };
@@ -766,7 +758,7 @@ fn interrupt(tx: &Transaction<'_>, now: Timestamp, claims: Claims<'_>) -> rusqli
     )?;
     tx.execute(
         &format!(
-            "UPDATE metric_links SET {RELEASE_CLAIM}, next_run_at = min(next_run_at, ?1)
+            "UPDATE metric_links SET {RELEASE_CLAIM}, next_run_at = CASE WHEN next_run_at < ?1 THEN next_run_at ELSE ?1 END
              WHERE {links}"
         ),
         params![now, key],
@@ -782,25 +774,23 @@ pub async fn recover_interrupted(db: &Database, now: Timestamp) -> Result<usize,
     db.run(move |conn| {
         // Read first: the scheduler asks every poll, and nearly always nothing
         // needs the write lock.
-        let owners: Vec<Option<String>> = conn
-            .prepare(
-                "SELECT owner FROM sync_runs WHERE status = 'running'
+        let owners: Vec<Option<String>> = conn.query_map(
+            "SELECT owner FROM sync_runs WHERE status = 'running'
                  UNION SELECT running_owner FROM metric_links WHERE running_since IS NOT NULL",
-            )?
-            .query_map([], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
+            params![],
+            |r| r.get(0),
+        )?;
         let gone: Vec<Option<String>> = owners
             .into_iter()
             .filter(|owner| !owner.as_deref().is_some_and(|id| lease.is_alive(id)))
             .collect();
-        let lapsed: Vec<i64> = conn
-            .prepare(
-                "SELECT key_result_id FROM metric_links WHERE running_since IS NOT NULL
+        let lapsed: Vec<i64> = conn.query_map(
+            "SELECT key_result_id FROM metric_links WHERE running_since IS NOT NULL
                    AND coalesce(claim_expires_at, running_since + ?2) <= ?1
-                   AND running_owner IS NOT ?3",
-            )?
-            .query_map(params![now, CLAIM_LEASE_SECONDS, lease.id()], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
+                   AND running_owner IS DISTINCT FROM ?3",
+            params![now, CLAIM_LEASE_SECONDS, lease.id()],
+            |r| r.get(0),
+        )?;
         if gone.is_empty() && lapsed.is_empty() {
             return Ok(0);
         }
@@ -839,16 +829,14 @@ pub async fn throttled_until(
     now: Timestamp,
 ) -> Result<Option<Timestamp>, DbError> {
     db.run(move |conn| {
-        Ok(conn
-            .query_row(
-                "SELECT next_run_at FROM metric_links
+        Ok(conn.query_opt(
+            "SELECT next_run_at FROM metric_links
                  WHERE key_result_id = ?1 AND next_run_at > ?2
                    AND (SELECT error_kind FROM sync_runs WHERE key_result_id = ?1
                         ORDER BY id DESC LIMIT 1) = 'throttled'",
-                params![key_result_id, now],
-                |r| r.get(0),
-            )
-            .optional()?)
+            params![key_result_id, now],
+            |r| r.get(0),
+        )?)
     })
     .await
 }
@@ -856,16 +844,14 @@ pub async fn throttled_until(
 /// The Key Result's newest successful run.
 pub async fn last_success(db: &Database, key_result_id: i64) -> Result<Option<SyncRun>, DbError> {
     db.run(move |conn| {
-        Ok(conn
-            .query_row(
-                &format!(
-                    "{SELECT_RUNS} WHERE r.key_result_id = ?1 AND r.status = 'success'
+        Ok(conn.query_opt(
+            &format!(
+                "{SELECT_RUNS} WHERE r.key_result_id = ?1 AND r.status = 'success'
                      ORDER BY r.id DESC LIMIT 1"
-                ),
-                [key_result_id],
-                run_row,
-            )
-            .optional()?)
+            ),
+            params![key_result_id],
+            run_row,
+        )?)
     })
     .await
 }
@@ -876,11 +862,12 @@ pub async fn history(
     limit: usize,
 ) -> Result<Vec<SyncRun>, DbError> {
     db.run(move |conn| {
-        let mut statement = conn.prepare(&format!(
-            "{SELECT_RUNS} WHERE r.key_result_id = ?1 ORDER BY r.id DESC LIMIT ?2"
-        ))?;
-        let rows = statement.query_map(params![key_result_id, limit as i64], run_row)?;
-        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        let rows = conn.query_map(
+            &format!("{SELECT_RUNS} WHERE r.key_result_id = ?1 ORDER BY r.id DESC LIMIT ?2"),
+            params![key_result_id, limit as i64],
+            run_row,
+        )?;
+        Ok(rows)
     })
     .await
 }

@@ -22,6 +22,7 @@ use tokio::sync::OnceCell;
 pub use dataverse_sim::dataset;
 
 mod device;
+pub mod postgres;
 pub mod tally;
 
 /// Unix seconds of a JSON time (RFC 3339, as every time in the CLI's JSON).
@@ -200,6 +201,9 @@ pub struct World {
     pub clock: ManualClock,
     pub syncer: Arc<Syncer>,
     pub conn: ConnectionRecord,
+    /// On PostgreSQL: the test's database and the host's data directory, kept
+    /// as long as the world.
+    _postgres: Option<(postgres::TestDatabase, tempfile::TempDir)>,
 }
 
 /// A fixed start, so tests read the same times every run.
@@ -220,9 +224,40 @@ impl World {
         Self::build(usize::MAX, Some(limits)).await
     }
 
+    /// On a fresh PostgreSQL database, or `None` when there is no server to
+    /// test with (see [`postgres::TestDatabase`]).
+    pub async fn on_postgres(test: &str) -> Option<World> {
+        let database = postgres::TestDatabase::create(test).await?;
+        Some(Self::build_on(usize::MAX, None, Some(database)).await)
+    }
+
     async fn build(per_connection: usize, limits: Option<goals_host::limits::Limits>) -> World {
+        Self::build_on(per_connection, limits, None).await
+    }
+
+    async fn build_on(
+        per_connection: usize,
+        limits: Option<goals_host::limits::Limits>,
+        postgres: Option<postgres::TestDatabase>,
+    ) -> World {
         let sim = Sim::start().await;
-        let (runtime, db, conn) = plugin_with_database(&sim).await;
+        let (runtime, db, conn, postgres) = match postgres {
+            None => {
+                let (runtime, db, conn) = plugin_with_database(&sim).await;
+                (runtime, db, conn, None)
+            }
+            Some(database) => {
+                let data_dir = tempfile::tempdir().expect("a data directory");
+                let db = Database::open_postgres(&database.url, data_dir.path())
+                    .await
+                    .expect("open the test database");
+                let runtime = runtime::with_database(compiled().await, db.clone());
+                let conn = connections::add(&db, runtime.info(), sim.new_connection("sim"))
+                    .await
+                    .expect("add the simulator connection");
+                (runtime, db, conn, Some((database, data_dir)))
+            }
+        };
         let runtime = match limits {
             Some(limits) => runtime.with_limits(limits),
             None => runtime,
@@ -242,6 +277,7 @@ impl World {
             clock,
             syncer,
             conn,
+            _postgres: postgres,
         }
     }
 
@@ -400,6 +436,8 @@ pub fn shared_cache_dir() -> PathBuf {
 /// Runs the CLI with its own data directory.
 pub struct Cli {
     data_dir: tempfile::TempDir,
+    /// Where the data is, when on PostgreSQL rather than in `data_dir`.
+    postgres: Option<postgres::TestDatabase>,
     /// Seconds every later command's clock runs ahead of the wall clock.
     clock_offset: std::sync::atomic::AtomicI64,
 }
@@ -438,8 +476,19 @@ impl Cli {
                 .prefix("goals-e2e-")
                 .tempdir()
                 .expect("temporary data directory"),
+            postgres: None,
             clock_offset: Default::default(),
         }
+    }
+
+    /// Commands keeping their data on a fresh PostgreSQL database, or `None`
+    /// when there is no server to test with.
+    pub async fn on_postgres(test: &str) -> Option<Cli> {
+        let database = postgres::TestDatabase::create(test).await?;
+        Some(Cli {
+            postgres: Some(database),
+            ..Cli::new()
+        })
     }
 
     /// Moves the clock of every later command `seconds` ahead, as if that time
@@ -476,6 +525,7 @@ impl Cli {
             .env_remove("GOALS_HOST_SECRET_KEY")
             .env_remove("GOALS_HOST_PLUGIN")
             .env_remove("RUST_LOG")
+            .env_remove("GOALS_HOST_DATABASE_URL")
             .env(
                 "GOALS_HOST_CLOCK_OFFSET",
                 self.clock_offset
@@ -484,6 +534,9 @@ impl Cli {
             )
             .args(args)
             .kill_on_drop(true);
+        if let Some(database) = &self.postgres {
+            command.env("GOALS_HOST_DATABASE_URL", &database.url);
+        }
         command
     }
 

@@ -114,7 +114,7 @@ async fn values_under(db: &Database, plugin: &str) -> i64 {
     db.run(move |conn| {
         Ok(conn.query_row(
             "SELECT count(*) FROM plugin_kv WHERE plugin = ?1",
-            [plugin],
+            goals_host::params![plugin],
             |r| r.get(0),
         )?)
     })

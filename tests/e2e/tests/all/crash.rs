@@ -79,7 +79,7 @@ async fn values_follow_runs(db: &Database, krs: &[i64], when: &str) {
 /// (running, succeeded, interrupted) sync runs, and links with a running claim.
 async fn census(db: &Database) -> (i64, i64, i64, i64) {
     db.run(|conn| {
-        let count = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0));
+        let count = |sql: &str| conn.query_row(sql, goals_host::params![], |r| r.get::<i64>(0));
         Ok((
             count("SELECT count(*) FROM sync_runs WHERE status = 'running'")?,
             count("SELECT count(*) FROM sync_runs WHERE status = 'success'")?,

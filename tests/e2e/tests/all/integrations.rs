@@ -28,10 +28,11 @@ async fn json(cli: &Cli, args: &[&str], env: &[(&str, &str)]) -> Value {
 async fn storage_scopes(cli: &Cli) -> Vec<(String, String)> {
     let db = Database::open_existing(cli.data_dir()).unwrap();
     db.run(|conn| {
-        let mut statement =
-            conn.prepare("SELECT DISTINCT plugin, connection_id FROM plugin_kv ORDER BY 1, 2")?;
-        let rows = statement.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        Ok(conn.query_map(
+            "SELECT DISTINCT plugin, connection_id FROM plugin_kv ORDER BY 1, 2",
+            goals_host::params![],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?)
     })
     .await
     .unwrap()

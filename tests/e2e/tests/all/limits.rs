@@ -349,14 +349,14 @@ async fn stored(db: &Database, conn: &ConnectionRecord) -> (u64, u64, Vec<u64>) 
         let (keys, bytes) = sql.query_row(
             "SELECT count(*), coalesce(sum(length(value)), 0) FROM plugin_kv
              WHERE connection_id = ?1",
-            [&id],
+            goals_host::params![&id],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
-        let mut sizes =
-            sql.prepare("SELECT DISTINCT length(value) FROM plugin_kv WHERE connection_id = ?1")?;
-        let sizes = sizes
-            .query_map([&id], |r| r.get(0))?
-            .collect::<Result<Vec<u64>, _>>()?;
+        let sizes: Vec<u64> = sql.query_map(
+            "SELECT DISTINCT length(value) FROM plugin_kv WHERE connection_id = ?1",
+            goals_host::params![id],
+            |r| r.get(0),
+        )?;
         Ok((keys, bytes, sizes))
     })
     .await

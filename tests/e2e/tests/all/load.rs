@@ -54,7 +54,7 @@ async fn ten_thousand_due_links_on_two_connections_each_stay_within_the_connecti
                          target_value, direction, created_at)
                      SELECT organization_id, title, owner, unit, start_value, target_value,
                          direction, created_at FROM key_results WHERE id = ?1",
-                    [template_id],
+                    goals_host::params![template_id],
                 )?;
                 tx.execute(
                     "INSERT INTO metric_links (key_result_id, connection_id, app_id, app_name,
@@ -66,7 +66,7 @@ async fn ten_thousand_due_links_on_two_connections_each_stay_within_the_connecti
                          column_display, aggregation, currency, interval_seconds, 'active',
                          ?2, ?2
                      FROM metric_links WHERE key_result_id = ?1",
-                    (template_id, now, connection.as_str()),
+                    goals_host::params![template_id, now, connection.as_str()],
                 )?;
             }
             tx.commit()?;
@@ -119,25 +119,24 @@ async fn ten_thousand_due_links_on_two_connections_each_stay_within_the_connecti
     let (successes, still_due, synced_value) = world
         .db
         .run(move |conn| {
-            let mut successes = conn.prepare(
+            let successes = conn.query_map(
                 "SELECT l.connection_id, count(*) FROM sync_runs r
                  JOIN metric_links l ON l.key_result_id = r.key_result_id
                  WHERE r.status = 'success' GROUP BY l.connection_id ORDER BY 1",
+                goals_host::params![],
+                |r| Ok((r.get::<String>(0)?, r.get::<i64>(1)?)),
             )?;
-            let successes = successes
-                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
-                .collect::<Result<Vec<_>, _>>()?;
             Ok((
                 successes,
                 conn.query_row(
                     "SELECT count(*) FROM metric_links WHERE next_run_at <= ?1",
-                    [now + link.interval_seconds * 2],
-                    |r| r.get::<_, i64>(0),
+                    goals_host::params![now + link.interval_seconds * 2],
+                    |r| r.get::<i64>(0),
                 )?,
                 conn.query_row(
                     "SELECT count(DISTINCT current_value), count(current_value) FROM key_results",
-                    [],
-                    |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
+                    goals_host::params![],
+                    |r| Ok((r.get::<i64>(0)?, r.get::<i64>(1)?)),
                 )?,
             ))
         })

@@ -16,6 +16,7 @@ mod metrics;
 mod pinning;
 mod pool;
 mod portability;
+mod postgres;
 mod secrets_cli;
 mod signin;
 mod signin_cli;
