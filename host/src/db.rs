@@ -24,7 +24,38 @@ const MIGRATIONS: &[M<'_>] = &[
 
 /// PostgreSQL's schema versions, oldest first: the same data as SQLite's, in
 /// PostgreSQL's types. Never edited once released, like SQLite's.
-const POSTGRES_MIGRATIONS: &[&str] = &[include_str!("../migrations/postgres/0001_schema.sql")];
+const POSTGRES_MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/postgres/0001_schema.sql"),
+    include_str!("../migrations/postgres/0002_key_check.sql"),
+];
+
+/// Where the key check value is sealed.
+const KEY_CHECK_CONTEXT: &str = "key_check";
+
+/// Makes sure this host's key is the one the database's secrets are sealed
+/// with: the first host to start seals a check value, every later one must
+/// open it.
+async fn check_key(client: &tokio_postgres::Client, keyring: &Keyring) -> Result<(), DbError> {
+    let check = keyring.seal_text(KEY_CHECK_CONTEXT, "goals-host")?;
+    client
+        .execute(
+            "INSERT INTO key_check (id, sealed) VALUES (1, $1) ON CONFLICT (id) DO NOTHING",
+            &[&check],
+        )
+        .await
+        .map_err(SqlError::from)?;
+    let sealed: String = client
+        .query_one("SELECT sealed FROM key_check WHERE id = 1", &[])
+        .await
+        .map_err(SqlError::from)?
+        .get(0);
+    match keyring.open_text(KEY_CHECK_CONTEXT, &sealed) {
+        Ok(_) => Ok(()),
+        Err(_) => Err(DbError::OtherKey {
+            source_of_key: keyring.source().to_string(),
+        }),
+    }
+}
 
 /// Any number to key the advisory lock under which a host migrates, so hosts
 /// starting together apply each migration once.
@@ -122,6 +153,12 @@ pub enum DbError {
          run the newer goals-host, or a database of this version"
     )]
     NewerSchema { found: usize, known: usize },
+    #[error(
+        "this database's secrets are sealed with another key than this host's ({source_of_key}); \
+         hosts sharing a database must share its key: give this host the others' key in \
+         GOALS_HOST_SECRET_KEY or GOALS_HOST_SECRET_KEY_FILE. Nothing was changed"
+    )]
+    OtherKey { source_of_key: String },
     #[error("cannot connect to PostgreSQL at {url}: {reason}")]
     Connect { url: String, reason: String },
     // Not a source: the message says it all, and a chain would repeat it.
@@ -235,14 +272,16 @@ impl Database {
             .map_err(|e| connect_error(e.to_string()))?;
         let mut client = pool.get().await.map_err(|e| connect_error(e.to_string()))?;
         migrate_postgres(&mut client).await?;
+        let keyring = Keyring::load(data_dir)?;
+        check_key(&client, &keyring).await?;
         drop(client);
-        let lease = ProcessLease::acquire(data_dir).map_err(|source| DbError::Lease {
+        let lease = ProcessLease::acquire_shared(data_dir).map_err(|source| DbError::Lease {
             path: data_dir.display().to_string(),
             source,
         })?;
         Ok(Database {
             backend: Backend::Postgres(pool),
-            keyring: Arc::new(Keyring::load(data_dir)?),
+            keyring: Arc::new(keyring),
             lease: Arc::new(lease),
             read_only: false,
         })

@@ -2,6 +2,10 @@
 //! an exclusive lock on its own file under `<data dir>/processes/`; the OS drops
 //! the lock when the process ends, however it ends (`kill -9` included), so the
 //! owner of a sync's claim is alive exactly while its file is locked.
+//!
+//! Hosts on other machines sharing a PostgreSQL database have no file here:
+//! whether they are alive this host cannot tell, and the lease of each claim
+//! (renewed while its sync runs) decides instead.
 
 use std::fs::{self, File, TryLockError};
 use std::io;
@@ -11,6 +15,8 @@ pub struct ProcessLease {
     id: String,
     /// `None` for an in-memory database, which no other process can share.
     dir: Option<PathBuf>,
+    /// Whether processes elsewhere (other machines) share the database.
+    shared_beyond_dir: bool,
     _held: Option<File>,
 }
 
@@ -27,8 +33,17 @@ impl ProcessLease {
         Ok(ProcessLease {
             id,
             dir: Some(dir),
+            shared_beyond_dir: false,
             _held: Some(file),
         })
+    }
+
+    /// A lease in `data_dir` for a database that hosts elsewhere share too: an
+    /// owner without a file here may be alive on another machine.
+    pub fn acquire_shared(data_dir: &Path) -> io::Result<ProcessLease> {
+        let mut lease = Self::acquire(data_dir)?;
+        lease.shared_beyond_dir = true;
+        Ok(lease)
     }
 
     /// A lease for a database only this process can see.
@@ -36,6 +51,7 @@ impl ProcessLease {
         ProcessLease {
             id: format!("{}-{:016x}", std::process::id(), fastrand::u64(..)),
             dir: None,
+            shared_beyond_dir: false,
             _held: None,
         }
     }
@@ -46,7 +62,8 @@ impl ProcessLease {
     }
 
     /// Whether the process that recorded `id` may still be running. When its
-    /// file cannot be checked it counts as alive: the claim's lease then ends it.
+    /// file cannot be checked, or it has none here but may run elsewhere, it
+    /// counts as alive: the claim's lease then ends it.
     pub fn is_alive(&self, id: &str) -> bool {
         if id == self.id {
             return true;
@@ -59,7 +76,7 @@ impl ProcessLease {
         }
         let path = dir.join(format!("{id}.lock"));
         match File::open(&path) {
-            Err(error) => error.kind() != io::ErrorKind::NotFound,
+            Err(error) => error.kind() != io::ErrorKind::NotFound || self.shared_beyond_dir,
             Ok(file) => match file.try_lock() {
                 Ok(()) => {
                     let _ = fs::remove_file(&path);
@@ -126,6 +143,26 @@ mod tests {
         File::create(&left).unwrap();
         assert!(!mine.is_alive("99-00000000000000aa"));
         assert!(!left.exists());
+    }
+
+    #[test]
+    fn an_owner_without_a_file_may_be_alive_elsewhere_when_the_database_is_shared() {
+        let dir = tempfile::tempdir().unwrap();
+        let mine = ProcessLease::acquire_shared(dir.path()).unwrap();
+        assert!(
+            mine.is_alive("1234-00000000000000ff"),
+            "maybe on another machine"
+        );
+        let neighbour = ProcessLease::acquire(dir.path()).unwrap();
+        let neighbour_id = neighbour.id().to_string();
+        assert!(mine.is_alive(&neighbour_id));
+        // A file left unlocked here is a process of this machine that ended.
+        let left = dir
+            .path()
+            .join("processes")
+            .join("99-00000000000000aa.lock");
+        File::create(&left).unwrap();
+        assert!(!mine.is_alive("99-00000000000000aa"));
     }
 
     #[test]

@@ -13,6 +13,10 @@ use std::path::{Path, PathBuf};
 /// Environment variable holding the key as 64 hex digits; it wins over the file.
 pub const KEY_ENV: &str = "GOALS_HOST_SECRET_KEY";
 
+/// Environment variable naming a key file to use instead of the data
+/// directory's: one file (or secret) several hosts are given.
+pub const KEY_FILE_ENV: &str = "GOALS_HOST_SECRET_KEY_FILE";
+
 /// The key file in the data directory.
 pub const KEY_FILE: &str = "secret.key";
 
@@ -98,8 +102,8 @@ impl Keyring {
         Ok(Self::with_source(random()?, "an in-memory key".to_string()))
     }
 
-    /// The key from the environment, else from the data directory's key file,
-    /// which is created (owner-only) on first use. A key that cannot be read is an
+    /// The key from the environment, else from the key file it names, else from
+    /// the data directory's key file, which is created (owner-only) on first use. A key that cannot be read is an
     /// error naming where it came from; a readable but different key is not
     /// detected here (connections whose secrets it cannot open need sign-in).
     pub fn load(data_dir: &Path) -> Result<Keyring, SecretError> {
@@ -109,6 +113,16 @@ impl Keyring {
                 key,
                 format!("the environment variable {KEY_ENV}"),
             ));
+        }
+        if let Some(path) = std::env::var_os(KEY_FILE_ENV) {
+            let path = std::path::PathBuf::from(path);
+            let text = std::fs::read(&path).map_err(|source| SecretError::KeyFile {
+                path: path.clone(),
+                source,
+            })?;
+            return parse_key(&text)
+                .map(|key| Self::with_source(key, format!("the key file {}", path.display())))
+                .ok_or(SecretError::BadKeyFile { path });
         }
         let path = data_dir.join(KEY_FILE);
         let file_error = |source| SecretError::KeyFile {

@@ -150,6 +150,7 @@ pub fn kind(error: &anyhow::Error) -> &'static str {
         return match sync {
             SyncError::NotLinked(_) => "not-linked",
             SyncError::AlreadyRunning { .. } => "already-running",
+            SyncError::NotDue(_) => "not-due",
             SyncError::Throttled { .. } => "throttled",
             SyncError::Disabled(_) => "disabled",
             SyncError::ConnectionUnavailable(_) => "needs-sign-in",

@@ -110,7 +110,9 @@ impl InFlight {
             Ok((_, None)) => {}
             Ok((_, Some(Ok(run)))) if run.status == "success" => round.succeeded += 1,
             Ok((_, Some(Ok(_)))) => round.failed += 1,
-            Ok((_, Some(Err(SyncError::AlreadyRunning { .. })))) => round.skipped += 1,
+            Ok((_, Some(Err(SyncError::AlreadyRunning { .. } | SyncError::NotDue(_))))) => {
+                round.skipped += 1
+            }
             Ok((_, Some(Err(SyncError::Db(e))))) => return Err(e),
             Ok((_, Some(Err(e)))) => {
                 tracing::warn!("scheduled sync not started: {e}");

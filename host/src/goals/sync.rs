@@ -57,6 +57,10 @@ pub enum SyncError {
     AlreadyRunning { key_result: i64, since: Timestamp },
     #[error("the service asked to wait: Key Result {key_result} syncs again at {} (give --force to send now anyway)", crate::goals::clock::format(*.until))]
     Throttled { key_result: i64, until: Timestamp },
+    /// A scheduled sync found the link synced already (by another host) since
+    /// it was listed as due.
+    #[error("Key Result {0} is not due: another host synced it first")]
+    NotDue(i64),
     #[error("{0}")]
     Disabled(String),
     #[error("{0}")]
@@ -167,6 +171,7 @@ struct Claim {
     since: Option<Timestamp>,
     owner: Option<String>,
     expires_at: Option<Timestamp>,
+    next_run_at: Timestamp,
 }
 
 impl Claim {
@@ -386,15 +391,22 @@ impl Syncer {
             .db
             .run(move |conn| {
                 let tx = conn.transaction()?;
+                // Hosts sharing PostgreSQL claim at once: the row lock makes the
+                // second wait and then read the first's claim. (SQLite's write
+                // lock, taken at BEGIN, already orders them.)
+                let lock = if tx.is_postgres() { " FOR UPDATE" } else { "" };
                 let claim: Option<Claim> = tx.query_opt(
-                    "SELECT running_since, running_owner, claim_expires_at
-                         FROM metric_links WHERE key_result_id = ?1",
+                    &format!(
+                        "SELECT running_since, running_owner, claim_expires_at, next_run_at
+                         FROM metric_links WHERE key_result_id = ?1{lock}"
+                    ),
                     params![key_result_id],
                     |r| {
                         Ok(Claim {
                             since: r.get(0)?,
                             owner: r.get(1)?,
                             expires_at: r.get(2)?,
+                            next_run_at: r.get(3)?,
                         })
                     },
                 )?;
@@ -411,6 +423,9 @@ impl Syncer {
                     // The claim's owner is gone: its sync will never be recorded.
                     // It counts as interrupted, and this sync is its retry.
                     interrupt(&tx, now, Claims::OfLink(key_result_id))?;
+                } else if trigger == Trigger::Scheduled && claim.next_run_at > now {
+                    // Another host synced it since this one found it due.
+                    return Ok(Err(SyncError::NotDue(key_result_id)));
                 }
                 tx.execute(
                     "UPDATE metric_links SET running_since = ?2, running_owner = ?3,

@@ -285,6 +285,38 @@ impl World {
         self.clock.now()
     }
 
+    /// Where the data is, when on PostgreSQL.
+    pub fn database_url(&self) -> Option<&str> {
+        self._postgres
+            .as_ref()
+            .map(|(database, _)| database.url.as_str())
+    }
+
+    /// Another host on this world's PostgreSQL database: its own connections,
+    /// data directory and lease, the same plugin, clock and data.
+    pub async fn peer_host(&self, per_connection: usize) -> (Arc<Syncer>, tempfile::TempDir) {
+        let url = self.database_url().expect("a world on PostgreSQL");
+        let data_dir = tempfile::tempdir().expect("a data directory");
+        // Hosts sharing a database share its key.
+        let (_, own_dir) = self._postgres.as_ref().expect("a world on PostgreSQL");
+        std::fs::copy(
+            own_dir.path().join("secret.key"),
+            data_dir.path().join("secret.key"),
+        )
+        .expect("give the peer the key");
+        let db = Database::open_postgres(url, data_dir.path())
+            .await
+            .expect("open the shared database");
+        let runtime = Arc::new(runtime::with_database(&self.runtime, db.clone()));
+        let syncer = Arc::new(Syncer::new(
+            db,
+            runtime,
+            Arc::new(self.clock.clone()),
+            per_connection,
+        ));
+        (syncer, data_dir)
+    }
+
     pub fn scheduler(&self, concurrency: usize) -> Scheduler {
         Scheduler::new(Arc::clone(&self.syncer), concurrency)
     }

@@ -4,11 +4,15 @@
 //! are skipped, saying so, without `GOALS_TEST_DATABASE_URL`.
 
 use goals_e2e::postgres::TestDatabase;
-use goals_e2e::{Cli, Sim, hot_leads};
+use goals_e2e::{Cli, Sim, World, hot_leads};
+use goals_host::bindings::Aggregation;
 use goals_host::db::Database;
+use goals_host::goals::scheduler::Scheduler;
+use goals_host::goals::sync::{SyncError, Trigger};
 use goals_host::params;
 use goals_host::sql::Value;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// One row in every table, every column set, through the SQL both backends run
 /// (`?1`, where given, is bytes: the two have no common literal for them).
@@ -101,8 +105,11 @@ async fn round_trip(db: &Database) -> Tables {
         tx.commit()?;
         let tables: Vec<String> = if sql.is_postgres() {
             sql.query_map(
+                // Beside the data: the schema's version, and the check that
+                // every host sharing the database has its key.
                 "SELECT table_name::TEXT FROM information_schema.tables
-                 WHERE table_schema = 'public' AND table_name <> 'schema_version'",
+                 WHERE table_schema = 'public'
+                   AND table_name NOT IN ('schema_version', 'key_check')",
                 params![],
                 |r| r.get(0),
             )?
@@ -230,4 +237,72 @@ async fn the_cli_links_and_syncs_a_key_result_on_postgres() {
 
     // Nothing of it is in the data directory: the data is on the server.
     assert!(!cli.data_dir().join("goals.db").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hosts_sharing_the_database_sync_each_due_link_once() {
+    let Some(world) = World::on_postgres("two hosts").await else {
+        return;
+    };
+    const LINKS: usize = 30;
+    let mut krs = Vec::new();
+    for i in 0..LINKS {
+        let kr = world.key_result(&format!("KR {i}")).await;
+        world
+            .link(&kr, "lead", "Hot Leads", "fullname", Aggregation::Count)
+            .await;
+        krs.push(kr);
+    }
+    let (peer, _peer_dir) = world.peer_host(usize::MAX).await;
+    let (here, there) = (world.scheduler(6), Scheduler::new(Arc::clone(&peer), 6));
+    let (a, b) = tokio::join!(here.run_due(), there.run_due());
+    let (a, b) = (a.expect("this host's round"), b.expect("the peer's round"));
+    assert_eq!(a.succeeded + b.succeeded, LINKS, "{a:?} {b:?}");
+    assert_eq!(a.failed + b.failed, 0, "{a:?} {b:?}");
+    // A host that listed the links as due before the other synced them all
+    // finds them synced, and leaves them.
+    for kr in &krs {
+        let late = peer.sync(kr.id, Trigger::Scheduled).await;
+        assert!(matches!(late, Err(SyncError::NotDue(_))), "{late:?}");
+    }
+    let runs_per_link: Vec<i64> = world
+        .db
+        .run(|sql| {
+            Ok(sql.query_map(
+                "SELECT count(*) FROM sync_runs GROUP BY key_result_id",
+                params![],
+                |r| r.get(0),
+            )?)
+        })
+        .await
+        .unwrap();
+    assert_eq!(runs_per_link, vec![1; LINKS], "each link synced once");
+}
+
+#[tokio::test]
+async fn a_host_with_another_key_refuses_to_start_and_changes_nothing() {
+    let Some(world) = World::on_postgres("another key").await else {
+        return;
+    };
+    let url = world.database_url().expect("on PostgreSQL").to_string();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let refused = Database::open_postgres(&url, elsewhere.path()).await;
+    let message = refused.err().expect("another key is refused").to_string();
+    assert!(message.contains("sealed with another key"), "{message}");
+
+    // The same through the CLI: a failure that says what to do, no change.
+    let cli = Cli::new();
+    let run = cli
+        .run_with_env(&["kr", "list"], &[("GOALS_HOST_DATABASE_URL", &url)])
+        .await;
+    assert!(!run.success());
+    assert!(
+        run.stderr.contains("GOALS_HOST_SECRET_KEY"),
+        "{}",
+        run.stderr
+    );
+    let conn = goals_host::connections::get_by_id(&world.db, &world.conn.id)
+        .await
+        .unwrap();
+    assert_eq!(conn.status, goals_host::connections::Status::Ok);
 }
