@@ -27,6 +27,7 @@ const MIGRATIONS: &[M<'_>] = &[
 const POSTGRES_MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0001_schema.sql"),
     include_str!("../migrations/postgres/0002_key_check.sql"),
+    include_str!("../migrations/postgres/0003_connection_slots.sql"),
 ];
 
 /// Where the key check value is sealed.

@@ -11,6 +11,13 @@ use std::fs::{self, File, TryLockError};
 use std::io;
 use std::path::{Path, PathBuf};
 
+/// How long a claim (of a link, or of a connection's slot) holds without
+/// renewal: a sync renews its claims every [`CLAIM_RENEW_EVERY`] while it runs,
+/// so a claim that lapses belongs to a host that stopped (or lost the database)
+/// and the next sync takes it over.
+pub const CLAIM_LEASE_SECONDS: i64 = 30;
+pub const CLAIM_RENEW_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
 pub struct ProcessLease {
     id: String,
     /// `None` for an in-memory database, which no other process can share.

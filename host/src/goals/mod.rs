@@ -10,6 +10,7 @@ pub mod keyresults;
 pub mod linking;
 pub mod progress;
 pub mod scheduler;
+pub mod slots;
 pub mod sync;
 
 // The sync policy against a fake engine.

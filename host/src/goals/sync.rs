@@ -12,6 +12,7 @@ use crate::goals::alerts::{self, AlertKind};
 use crate::goals::clock::{Clock, Timestamp};
 use crate::goals::history;
 use crate::goals::keyresults::{Link, LinkState, link_row};
+use crate::goals::slots;
 use crate::lease::ProcessLease;
 use crate::params;
 use crate::runtime::{CallError, error_kind, error_message};
@@ -20,11 +21,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// How long a claim holds without renewal: a sync renews its claim every
-/// [`CLAIM_RENEW_EVERY`] while it runs, so a claim that lapses belongs to a host
-/// that stopped (or lost the database) and the next sync takes the link over.
-pub const CLAIM_LEASE_SECONDS: i64 = 30;
-pub const CLAIM_RENEW_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+pub use crate::lease::{CLAIM_LEASE_SECONDS, CLAIM_RENEW_EVERY};
 
 /// The assignments that free a link's claim, in every statement that ends a sync.
 const RELEASE_CLAIM: &str = "running_since = NULL, running_owner = NULL, claim_expires_at = NULL";
@@ -164,6 +161,8 @@ pub struct Syncer {
 pub struct ConnectionSlot {
     connection_id: String,
     _permit: OwnedSemaphorePermit,
+    /// On PostgreSQL, the slot counted across every host.
+    _shared: Option<slots::SharedSlot>,
 }
 
 /// A link's claim as recorded.
@@ -235,12 +234,29 @@ impl Syncer {
         connection_id: &str,
         integration: &str,
     ) -> Option<ConnectionSlot> {
-        let slots = self.connection_slots(connection_id, integration);
+        let local = self.connection_slots(connection_id, integration);
         // The semaphore is never closed, so acquiring cannot fail.
-        let permit = slots.acquire_owned().await.ok()?;
+        let permit = local.acquire_owned().await.ok()?;
+        let shared = if self.db.is_postgres() {
+            let declared = self
+                .runtime
+                .declared(integration)
+                .map_or(1, |info| info.max_concurrent_per_connection.max(1) as usize);
+            match slots::acquire(&self.db, &self.clock, connection_id, declared).await {
+                Ok(slot) => Some(slot),
+                // The sync's own statements meet the same database and say why.
+                Err(error) => {
+                    tracing::warn!("no shared slot of connection {connection_id}: {error}");
+                    None
+                }
+            }
+        } else {
+            None
+        };
         Some(ConnectionSlot {
             connection_id: connection_id.to_string(),
             _permit: permit,
+            _shared: shared,
         })
     }
 

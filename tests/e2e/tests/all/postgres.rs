@@ -105,11 +105,12 @@ async fn round_trip(db: &Database) -> Tables {
         tx.commit()?;
         let tables: Vec<String> = if sql.is_postgres() {
             sql.query_map(
-                // Beside the data: the schema's version, and the check that
-                // every host sharing the database has its key.
+                // Beside the data, what only hosts sharing a database need:
+                // the schema's version, the check that they share the key,
+                // and the connections' slots they share.
                 "SELECT table_name::TEXT FROM information_schema.tables
                  WHERE table_schema = 'public'
-                   AND table_name NOT IN ('schema_version', 'key_check')",
+                   AND table_name NOT IN ('schema_version', 'key_check', 'connection_slots')",
                 params![],
                 |r| r.get(0),
             )?
@@ -305,4 +306,43 @@ async fn a_host_with_another_key_refuses_to_start_and_changes_nothing() {
         .await
         .unwrap();
     assert_eq!(conn.status, goals_host::connections::Status::Ok);
+}
+
+/// Dataverse limits concurrent requests per user, whichever host sends them: two
+/// hosts, each allowed the integration's whole maximum, stay under it together.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_connections_limit_holds_across_hosts() {
+    let Some(world) = World::on_postgres("the shared limit").await else {
+        return;
+    };
+    let maximum = world.runtime.info().max_concurrent_per_connection as usize;
+    let links = maximum * 5 / 2;
+    for i in 0..links {
+        let kr = world.key_result(&format!("KR {i}")).await;
+        world
+            .link(&kr, "lead", "Hot Leads", "fullname", Aggregation::Count)
+            .await;
+    }
+    // Linking signed in already: every sync is one request.
+    world
+        .sim
+        .server
+        .set_latency(std::time::Duration::from_millis(300));
+    let (peer, _peer_dir) = world.peer_host(usize::MAX).await;
+    let (here, there) = (
+        world.scheduler(2 * maximum),
+        Scheduler::new(peer, 2 * maximum),
+    );
+    let (a, b) = tokio::join!(here.run_due(), there.run_due());
+    let (a, b) = (a.expect("this host's round"), b.expect("the peer's round"));
+    assert_eq!(a.succeeded + b.succeeded, links, "{a:?} {b:?}");
+    assert!(
+        a.succeeded > 0 && b.succeeded > 0,
+        "both hosts synced: {a:?} {b:?}"
+    );
+    let peak = world.sim.server.peak_concurrency();
+    assert!(
+        peak <= maximum,
+        "{peak} requests at once from two hosts, over the connection's {maximum}"
+    );
 }
