@@ -84,6 +84,10 @@ async fn migrate_postgres(client: &mut tokio_postgres::Client) -> Result<(), DbE
             known: POSTGRES_MIGRATIONS.len(),
         });
     }
+    if applied == POSTGRES_MIGRATIONS.len() {
+        // Up to date: every start asks, and nothing needs writing.
+        return Ok(());
+    }
     for migration in &POSTGRES_MIGRATIONS[applied..] {
         tx.batch_execute(migration).await.map_err(SqlError::from)?;
     }

@@ -35,23 +35,31 @@ pub async fn acquire(
         let (connection, owner) = (connection_id.to_string(), token.clone());
         let taken: Option<i64> = db
             .run(move |sql| {
-                sql.execute(
+                let take = || {
+                    sql.query_opt(
+                        "UPDATE connection_slots SET owner = ?2, expires_at = ?3
+                         WHERE (connection_id, slot) = (
+                             SELECT connection_id, slot FROM connection_slots
+                             WHERE connection_id = ?1 AND slot < ?5
+                               AND (owner IS NULL OR expires_at <= ?4)
+                             ORDER BY slot LIMIT 1 FOR UPDATE SKIP LOCKED)
+                         RETURNING slot",
+                        params![connection, owner, now + CLAIM_LEASE_SECONDS, now, limit],
+                        |r| r.get::<i64>(0),
+                    )
+                };
+                if let Some(slot) = take()? {
+                    return Ok(Some(slot));
+                }
+                // The connection's rows are made on its first sync (or when its
+                // integration allows more); every later sync takes one at once.
+                let made = sql.execute(
                     "INSERT INTO connection_slots (connection_id, slot)
                      SELECT ?1, s FROM generate_series(0, ?2 - 1) AS s
                      ON CONFLICT DO NOTHING",
                     params![connection, limit],
                 )?;
-                Ok(sql.query_opt(
-                    "UPDATE connection_slots SET owner = ?2, expires_at = ?3
-                     WHERE (connection_id, slot) = (
-                         SELECT connection_id, slot FROM connection_slots
-                         WHERE connection_id = ?1 AND slot < ?5
-                           AND (owner IS NULL OR expires_at <= ?4)
-                         ORDER BY slot LIMIT 1 FOR UPDATE SKIP LOCKED)
-                     RETURNING slot",
-                    params![connection, owner, now + CLAIM_LEASE_SECONDS, now, limit],
-                    |r| r.get(0),
-                )?)
+                Ok(if made > 0 { take()? } else { None })
             })
             .await?;
         if taken.is_some() {
