@@ -20,6 +20,7 @@ const MIGRATIONS: &[M<'_>] = &[
     M::up(include_str!("../migrations/0006_history_retention.sql")),
     // Rebuilds a table others refer to: checked as a whole before it commits.
     M::up(include_str!("../migrations/0007_generic_connections.sql")).foreign_key_check(),
+    M::up(include_str!("../migrations/0008_hosts.sql")),
 ];
 
 /// PostgreSQL's schema versions, oldest first: the same data as SQLite's, in
@@ -28,6 +29,7 @@ const POSTGRES_MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0001_schema.sql"),
     include_str!("../migrations/postgres/0002_key_check.sql"),
     include_str!("../migrations/postgres/0003_connection_slots.sql"),
+    include_str!("../migrations/postgres/0004_hosts.sql"),
 ];
 
 /// Where the key check value is sealed.

@@ -10,13 +10,16 @@
 use std::fs::{self, File, TryLockError};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
 
 /// How long a claim (of a link, or of a connection's slot) holds without
-/// renewal: a sync renews its claims every [`CLAIM_RENEW_EVERY`] while it runs,
-/// so a claim that lapses belongs to a host that stopped (or lost the database)
-/// and the next sync takes it over.
+/// renewal, unless the host is told otherwise: a sync renews its claims three
+/// times per lease while it runs, so a claim that lapses belongs to a host that
+/// stopped (or lost the database) and the next sync takes it over. Each claim
+/// records when it lapses, so hosts with different lease lengths can share a
+/// database.
 pub const CLAIM_LEASE_SECONDS: i64 = 30;
-pub const CLAIM_RENEW_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub struct ProcessLease {
     id: String,
@@ -24,6 +27,8 @@ pub struct ProcessLease {
     dir: Option<PathBuf>,
     /// Whether processes elsewhere (other machines) share the database.
     shared_beyond_dir: bool,
+    /// This host's lease length in seconds, set once at start.
+    lease_seconds: AtomicI64,
     _held: Option<File>,
 }
 
@@ -41,6 +46,7 @@ impl ProcessLease {
             id,
             dir: Some(dir),
             shared_beyond_dir: false,
+            lease_seconds: AtomicI64::new(CLAIM_LEASE_SECONDS),
             _held: Some(file),
         })
     }
@@ -59,8 +65,24 @@ impl ProcessLease {
             id: format!("{}-{:016x}", std::process::id(), fastrand::u64(..)),
             dir: None,
             shared_beyond_dir: false,
+            lease_seconds: AtomicI64::new(CLAIM_LEASE_SECONDS),
             _held: None,
         }
+    }
+
+    /// How long this host's claims hold without renewal (at least 3 seconds:
+    /// timestamps are whole seconds, and a claim is renewed thrice per lease).
+    pub fn set_lease_seconds(&self, seconds: i64) {
+        self.lease_seconds.store(seconds.max(3), Ordering::Relaxed);
+    }
+
+    pub fn lease_seconds(&self) -> i64 {
+        self.lease_seconds.load(Ordering::Relaxed)
+    }
+
+    /// How often a running sync renews its claims.
+    pub fn renew_every(&self) -> Duration {
+        Duration::from_secs_f64(self.lease_seconds() as f64 / 3.0)
     }
 
     /// This process's id, recorded with every claim it makes.
@@ -93,6 +115,22 @@ impl ProcessLease {
                 Err(TryLockError::Error(_)) => true,
             },
         }
+    }
+
+    /// The ids of the other processes holding a lease in this data directory
+    /// now: for work that needs the directory to itself (`migrate-to`).
+    pub fn others_alive(&self) -> Vec<String> {
+        let Some(entries) = self.dir.as_ref().and_then(|dir| fs::read_dir(dir).ok()) else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .filter_map(|entry| {
+                let name = entry.file_name().into_string().ok()?;
+                Some(name.strip_suffix(".lock")?.to_string())
+            })
+            .filter(|id| *id != self.id && self.is_alive(id))
+            .collect()
     }
 }
 
@@ -170,6 +208,17 @@ mod tests {
             .join("99-00000000000000aa.lock");
         File::create(&left).unwrap();
         assert!(!mine.is_alive("99-00000000000000aa"));
+    }
+
+    #[test]
+    fn others_alive_lists_the_other_holders_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let mine = ProcessLease::acquire(dir.path()).unwrap();
+        assert!(mine.others_alive().is_empty());
+        let other = ProcessLease::acquire(dir.path()).unwrap();
+        assert_eq!(mine.others_alive(), [other.id()]);
+        drop(other);
+        assert!(mine.others_alive().is_empty());
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub mod demo;
 pub mod engine;
 pub mod goals;
 pub mod lease;
+pub mod migrate;
 pub mod names;
 pub mod numbers;
 pub mod plugin_store;

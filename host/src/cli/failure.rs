@@ -157,6 +157,17 @@ pub fn kind(error: &anyhow::Error) -> &'static str {
             SyncError::Db(_) => "storage",
         };
     }
+    if let Some(migrate) = error.downcast_ref::<crate::migrate::MigrateError>() {
+        use crate::migrate::MigrateError;
+        return match migrate {
+            MigrateError::NoDatabase { .. } => "not-found",
+            MigrateError::Backends => "usage",
+            MigrateError::InUse { .. } | MigrateError::NotEmpty { .. } => "in-use",
+            MigrateError::NoTable { .. } | MigrateError::Copy { .. } | MigrateError::Db(_) => {
+                "storage"
+            }
+        };
+    }
     if error.downcast_ref::<UsageError>().is_some() {
         return "usage";
     }

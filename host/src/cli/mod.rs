@@ -82,6 +82,18 @@ pub struct Cli {
         allow_negative_numbers = true
     )]
     pub clock_offset: i64,
+    /// How long a sync's claims hold without renewal: a host that dies (kill -9,
+    /// a lost machine) leaves its syncs to other hosts after this long
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        env = "GOALS_HOST_CLAIM_LEASE",
+        default_value_t = crate::lease::CLAIM_LEASE_SECONDS,
+        value_name = "SECONDS",
+        value_parser = clap::value_parser!(i64).range(3..=3600)
+    )]
+    pub claim_lease: i64,
     /// Organization the command acts in [default: "default", or the connection's]
     #[arg(long, global = true, help_heading = "Global options")]
     pub org: Option<String>,
@@ -184,6 +196,11 @@ pub enum Command {
         #[arg(long)]
         all: bool,
     },
+    /// Scheduler processes on this database: alive or gone, and what each syncs
+    #[command(after_long_help = "Examples:
+  goals-host hosts
+  goals-host --database-url postgres://goals@db.internal/goals hosts --json")]
+    Hosts,
     /// Run the whole flow against the built-in Dataverse simulator
     #[cfg(feature = "simulator")]
     Demo,
@@ -195,6 +212,23 @@ pub enum Command {
         #[arg(value_enum, default_value = "all")]
         kind: crate::bench::BenchKind,
     },
+    /// Move this data directory's SQLite database to an empty PostgreSQL
+    /// database (--database-url), all or nothing
+    #[command(after_long_help = "Copies every table of DATA_DIR/goals.db to the \
+PostgreSQL database of --database-url, in one transaction: tenants, organizations, \
+connections with their sealed secrets, Key Results, links, history, alerts and the \
+plugins' storage, ids kept. The target must be empty (a new database): one holding \
+data is refused, and so is a run while another goals-host process (`goals-host run`) \
+uses the data directory: stop it first. goals.db is left as it was.
+
+The secrets stay sealed with this data directory's key, which opens the target here \
+too: run every host on PostgreSQL with the same key (copy DATA_DIR/secret.key to \
+each, or give each the same GOALS_HOST_SECRET_KEY).
+
+Examples:
+  goals-host migrate-to --database-url postgres://goals@db.internal/goals
+  goals-host --data-dir /srv/goals migrate-to --database-url postgres://db/goals --json")]
+    MigrateTo,
     /// Print a completion script for a shell
     #[command(after_long_help = "Examples:
   goals-host completions bash > ~/.local/share/bash-completion/completions/goals-host
@@ -352,13 +386,15 @@ pub async fn run(cli: &Cli) -> anyhow::Result<Report> {
     };
     let reads_only = only_reads(&cli.command);
     let context = async || -> anyhow::Result<Context<'_>> {
+        let db = match &cli.database_url {
+            Some(url) => Database::open_postgres(url, &cli.data_dir()).await?,
+            None if reads_only => Database::open_existing(&cli.data_dir())?,
+            None => Database::open(&cli.data_dir())?,
+        };
+        db.lease().set_lease_seconds(cli.claim_lease);
         Ok(Context {
             cli,
-            db: match &cli.database_url {
-                Some(url) => Database::open_postgres(url, &cli.data_dir()).await?,
-                None if reads_only => Database::open_existing(&cli.data_dir())?,
-                None => Database::open(&cli.data_dir())?,
-            },
+            db,
             clock: Arc::new(OffsetClock(cli.clock_offset)),
             progress: progress.clone(),
         })
@@ -390,6 +426,7 @@ fn only_reads(command: &Command) -> bool {
             | Command::Connection(ConnectionCommand::List)
             | Command::Kr(KrCommand::List | KrCommand::Show { .. } | KrCommand::History { .. })
             | Command::Alerts { .. }
+            | Command::Hosts
     )
 }
 
@@ -414,14 +451,73 @@ async fn dispatch<'a>(
         #[cfg(feature = "simulator")]
         Command::Bench { kind } => crate::bench::run(*kind, cli.plugin_source()).await,
         Command::Completions { shell } => Ok(completions(*shell)),
+        // Opens both databases itself: the context would open PostgreSQL as
+        // the one to work on.
+        Command::MigrateTo => migrate_to(cli).await,
         Command::Tenant(command) => admin::tenant(&context().await?, command).await,
         Command::Org(command) => admin::org(&context().await?, command).await,
         Command::Connection(command) => connection::run(&context().await?, command).await,
         Command::Kr(command) => keyresult::run(&context().await?, command).await,
         Command::Run(args) => schedule::run(&context().await?, args).await,
         Command::Alerts { all } => schedule::alerts(&context().await?, *all).await,
+        Command::Hosts => schedule::hosts(&context().await?).await,
         Command::Plugin(command) => discover::run(&context().await?, command).await,
     }
+}
+
+/// `goals-host migrate-to`: the data directory's SQLite database copied to the
+/// PostgreSQL one of --database-url, opened with the same data directory so
+/// that the copied secrets open with the same key.
+async fn migrate_to(cli: &Cli) -> anyhow::Result<Report> {
+    let Some(url) = &cli.database_url else {
+        return Err(failure::UsageError(
+            "migrate-to needs --database-url postgres://user@host/database (or \
+             GOALS_HOST_DATABASE_URL): the empty PostgreSQL database to move this data \
+             directory's goals.db to"
+                .to_string(),
+        )
+        .into());
+    };
+    let data_dir = cli.data_dir();
+    // Database errors stay themselves, so that they keep their kind and exit code.
+    let unwrapped = |error: crate::migrate::MigrateError| match error {
+        crate::migrate::MigrateError::Db(db) => anyhow::Error::from(db),
+        other => anyhow::Error::from(other),
+    };
+    let source = crate::migrate::open_source(&data_dir).map_err(unwrapped)?;
+    let target = Database::open_postgres(url, &data_dir).await?;
+    let moved = crate::migrate::sqlite_to_postgres(&source, &target)
+        .await
+        .map_err(unwrapped)?;
+    let shown_url = crate::db::redacted_url(url);
+    let rows: Vec<Vec<String>> = moved
+        .tables
+        .iter()
+        .map(|(table, rows)| vec![table.clone(), rows.to_string()])
+        .collect();
+    let text = format!(
+        "Copied {} to {shown_url}, in one transaction:\n{}\n{} rows in all.\n\n\
+         Next: run every host with this --database-url (or GOALS_HOST_DATABASE_URL) and \
+         this key, from {}: copy it to each host's data directory, or give each the same \
+         GOALS_HOST_SECRET_KEY. goals.db is left as it was, unused by hosts on PostgreSQL.",
+        data_dir.join("goals.db").display(),
+        crate::render::table(&["table", "rows"], &rows),
+        moved.rows(),
+        target.keyring().source(),
+    );
+    let tables: serde_json::Map<String, serde_json::Value> = moved
+        .tables
+        .iter()
+        .map(|(table, rows)| (table.clone(), serde_json::json!(rows)))
+        .collect();
+    Ok(Report {
+        text,
+        json: serde_json::json!({
+            "database_url": shown_url,
+            "tables": tables,
+            "rows": moved.rows(),
+        }),
+    })
 }
 
 /// `goals-host completions SHELL`: the script on stdout, or in `{"shell", "script"}`.

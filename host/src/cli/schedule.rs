@@ -5,6 +5,7 @@ use super::keyresult::syncer;
 use crate::connections;
 use crate::goals::alerts;
 use crate::goals::clock;
+use crate::goals::hosts;
 use crate::goals::keyresults;
 use crate::goals::scheduler::{Round, Scheduler};
 use crate::render::{Report, table};
@@ -64,6 +65,8 @@ pub async fn run(context: &Context<'_>, args: &RunArgs) -> anyhow::Result<Report
     )
     .with_grace(Duration::from_secs_f64(args.grace.clamp(0.0, 3600.0)))
     .with_keep_days(args.keep_history_days);
+    // Registered before it claims anything, so other hosts can tell who runs what.
+    let registration = hosts::register(&context.db, Arc::clone(&context.clock)).await?;
     let recovered = scheduler.recover().await?;
     let round = if args.once {
         scheduler.run_due().await?
@@ -81,6 +84,7 @@ pub async fn run(context: &Context<'_>, args: &RunArgs) -> anyhow::Result<Report
             .run(Duration::from_secs_f64(args.poll.max(0.01)), stop)
             .await?
     };
+    registration.end().await?;
     Ok(Report {
         text: format!(
             "{} sync(s): {} succeeded, {} failed, {} skipped, {} interrupted{}",
@@ -172,6 +176,63 @@ pub async fn alerts(context: &Context<'_>, all: bool) -> anyhow::Result<Report> 
             "no open problems".to_string()
         } else {
             table(&["KIND", "ABOUT", "OPENED", "CLOSED", "PROBLEM"], &rows)
+        },
+        json: Value::Array(documents),
+    })
+}
+
+/// `goals-host hosts`: the scheduler processes registered on the database.
+pub async fn hosts(context: &Context<'_>) -> anyhow::Result<Report> {
+    let now = context.clock.now();
+    let list = hosts::list(&context.db, now).await?;
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|host| {
+            vec![
+                host.id.clone(),
+                host.hostname.clone(),
+                host.pid.to_string(),
+                host.version.clone(),
+                clock::format(host.started_at),
+                clock::format(host.heartbeat_at),
+                if host.alive { "alive" } else { "gone" }.to_string(),
+                host.running.to_string(),
+            ]
+        })
+        .collect();
+    let documents: Vec<Value> = list
+        .iter()
+        .map(|host| {
+            json!({
+                "id": host.id,
+                "hostname": host.hostname,
+                "pid": host.pid,
+                "version": host.version,
+                "started_at": clock::json(host.started_at),
+                "heartbeat_at": clock::json(host.heartbeat_at),
+                "lease_seconds": host.lease_seconds,
+                "alive": host.alive,
+                "running": host.running,
+            })
+        })
+        .collect();
+    Ok(Report {
+        text: if list.is_empty() {
+            "no host is running the scheduler (start one with `goals-host run`)".to_string()
+        } else {
+            table(
+                &[
+                    "ID",
+                    "HOST",
+                    "PID",
+                    "VERSION",
+                    "STARTED",
+                    "HEARTBEAT",
+                    "STATE",
+                    "RUNNING",
+                ],
+                &rows,
+            )
         },
         json: Value::Array(documents),
     })

@@ -6,6 +6,7 @@ pub mod admin;
 pub mod alerts;
 pub mod clock;
 pub mod history;
+pub mod hosts;
 pub mod keyresults;
 pub mod linking;
 pub mod progress;

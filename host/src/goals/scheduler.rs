@@ -62,6 +62,7 @@ async fn due_links(db: &Database, now: Timestamp) -> Result<Vec<DueLink>, DbErro
                AND (l.running_since IS NULL
                     OR coalesce(l.claim_expires_at, l.running_since + ?2) <= ?1)
                AND c.status = 'ok' AND o.integration_enabled = 1 AND t.integration_enabled = 1
+               AND (c.throttled_until IS NULL OR c.throttled_until <= ?1)
              ORDER BY l.next_run_at",
             params![now, sync::CLAIM_LEASE_SECONDS],
             |r| {
@@ -110,9 +111,14 @@ impl InFlight {
             Ok((_, None)) => {}
             Ok((_, Some(Ok(run)))) if run.status == "success" => round.succeeded += 1,
             Ok((_, Some(Ok(_)))) => round.failed += 1,
-            Ok((_, Some(Err(SyncError::AlreadyRunning { .. } | SyncError::NotDue(_))))) => {
-                round.skipped += 1
-            }
+            Ok((
+                _,
+                Some(Err(
+                    SyncError::AlreadyRunning { .. }
+                    | SyncError::NotDue(_)
+                    | SyncError::Throttled { .. },
+                )),
+            )) => round.skipped += 1,
             Ok((_, Some(Err(SyncError::Db(e))))) => return Err(e),
             Ok((_, Some(Err(e)))) => {
                 tracing::warn!("scheduled sync not started: {e}");
@@ -198,7 +204,8 @@ impl Scheduler {
     /// Starts a sync of every due link not already in flight. Each waits for a
     /// slot of its own connection first and then for one of the overall slots,
     /// so a connection with a backlog never holds overall slots that other
-    /// connections could use; it claims its link only once it has both.
+    /// connections could use; then, on PostgreSQL, for one of the slots all
+    /// hosts share; it claims its link only once it has them all.
     async fn dispatch(
         &self,
         flight: &mut InFlight,
@@ -228,17 +235,23 @@ impl Scheduler {
             let stopping = Arc::clone(stopping);
             let key_result = due.key_result;
             let task = flight.tasks.spawn(async move {
-                let connection_slot = syncer
-                    .connection_slot(&due.connection_id, &due.integration)
-                    .await;
+                let local = syncer
+                    .local_slot(&due.connection_id, &due.integration)
+                    .await?;
                 // The semaphore is never closed, so acquiring cannot fail.
                 let _overall = overall.acquire_owned().await.ok();
                 if stopping.load(Ordering::SeqCst) {
                     return None;
                 }
+                // The slot all hosts share comes last: it is the scarcest, and
+                // held only by a sync ready to send.
+                let slot = match syncer.shared_slot(local, Some(due.key_result)).await {
+                    Ok(slot) => slot,
+                    Err(not_due) => return Some(Err(not_due)),
+                };
                 Some(
                     syncer
-                        .sync_holding(due.key_result, Trigger::Scheduled, connection_slot)
+                        .sync_holding(due.key_result, Trigger::Scheduled, Some(slot))
                         .await,
                 )
             });

@@ -6,13 +6,12 @@
 
 use crate::db::{Database, DbError};
 use crate::goals::clock::Clock;
-use crate::lease::{CLAIM_LEASE_SECONDS, CLAIM_RENEW_EVERY};
 use crate::params;
 use std::sync::Arc;
 use std::time::Duration;
 
 /// How long a host waits before asking again for a slot all hosts hold.
-const RETRY_EVERY: Duration = Duration::from_millis(100);
+const RETRY_EVERY: Duration = Duration::from_millis(20);
 
 /// One leased slot; freed when dropped.
 pub struct SharedSlot {
@@ -30,6 +29,7 @@ pub async fn acquire(
 ) -> Result<SharedSlot, DbError> {
     let token = format!("{}:{:016x}", db.lease().id(), fastrand::u64(..));
     let limit = i64::try_from(limit.max(1)).unwrap_or(i64::MAX);
+    let lease_seconds = db.lease().lease_seconds();
     loop {
         let now = clock.now();
         let (connection, owner) = (connection_id.to_string(), token.clone());
@@ -44,7 +44,7 @@ pub async fn acquire(
                                AND (owner IS NULL OR expires_at <= ?4)
                              ORDER BY slot LIMIT 1 FOR UPDATE SKIP LOCKED)
                          RETURNING slot",
-                        params![connection, owner, now + CLAIM_LEASE_SECONDS, now, limit],
+                        params![connection, owner, now + lease_seconds, now, limit],
                         |r| r.get::<i64>(0),
                     )
                 };
@@ -70,15 +70,16 @@ pub async fn acquire(
             });
         }
         // Jittered, so waiting hosts do not ask in step.
-        tokio::time::sleep(RETRY_EVERY + Duration::from_millis(fastrand::u64(..50))).await;
+        tokio::time::sleep(RETRY_EVERY + Duration::from_millis(fastrand::u64(..20))).await;
     }
 }
 
 fn renew(db: Database, clock: Arc<dyn Clock>, token: String) -> tokio::task::AbortHandle {
+    let (every, lease_seconds) = (db.lease().renew_every(), db.lease().lease_seconds());
     tokio::spawn(async move {
         loop {
-            tokio::time::sleep(CLAIM_RENEW_EVERY).await;
-            let (owner, until) = (token.clone(), clock.now() + CLAIM_LEASE_SECONDS);
+            tokio::time::sleep(every).await;
+            let (owner, until) = (token.clone(), clock.now() + lease_seconds);
             let renewed = db
                 .run(move |sql| {
                     Ok(sql.execute(

@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-pub use crate::lease::{CLAIM_LEASE_SECONDS, CLAIM_RENEW_EVERY};
+pub use crate::lease::CLAIM_LEASE_SECONDS;
 
 /// The assignments that free a link's claim, in every statement that ends a sync.
 const RELEASE_CLAIM: &str = "running_since = NULL, running_owner = NULL, claim_expires_at = NULL";
@@ -155,11 +155,16 @@ pub struct Syncer {
     clock: Arc<dyn Clock>,
     per_connection_limit: usize,
     per_connection: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// Per connection, the turn to ask the database for one of its shared
+    /// slots: one task per host asks at a time, the rest queue here, so a
+    /// backlog costs the database a few polls, not one per waiting sync.
+    shared_turns: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// A slot of one connection's concurrency limit, held for one sync.
 pub struct ConnectionSlot {
     connection_id: String,
+    integration: String,
     _permit: OwnedSemaphorePermit,
     /// On PostgreSQL, the slot counted across every host.
     _shared: Option<slots::SharedSlot>,
@@ -212,6 +217,7 @@ impl Syncer {
             clock,
             per_connection_limit: per_connection_limit.max(1),
             per_connection: Mutex::default(),
+            shared_turns: Mutex::default(),
         }
     }
 
@@ -234,30 +240,88 @@ impl Syncer {
         connection_id: &str,
         integration: &str,
     ) -> Option<ConnectionSlot> {
+        let local = self.local_slot(connection_id, integration).await?;
+        self.shared_slot(local, None).await.ok()
+    }
+
+    /// This host's own slot of the connection, without the one all hosts
+    /// sharing PostgreSQL count (see [`Syncer::shared_slot`]).
+    pub async fn local_slot(
+        &self,
+        connection_id: &str,
+        integration: &str,
+    ) -> Option<ConnectionSlot> {
         let local = self.connection_slots(connection_id, integration);
         // The semaphore is never closed, so acquiring cannot fail.
         let permit = local.acquire_owned().await.ok()?;
-        let shared = if self.db.is_postgres() {
-            let declared = self
-                .runtime
-                .declared(integration)
-                .map_or(1, |info| info.max_concurrent_per_connection.max(1) as usize);
-            match slots::acquire(&self.db, &self.clock, connection_id, declared).await {
-                Ok(slot) => Some(slot),
-                // The sync's own statements meet the same database and say why.
-                Err(error) => {
-                    tracing::warn!("no shared slot of connection {connection_id}: {error}");
-                    None
-                }
-            }
-        } else {
-            None
-        };
         Some(ConnectionSlot {
             connection_id: connection_id.to_string(),
+            integration: integration.to_string(),
             _permit: permit,
-            _shared: shared,
+            _shared: None,
         })
+    }
+
+    /// Adds to a local slot one of the connection's slots all hosts share (on
+    /// PostgreSQL). For a scheduled sync of `due`, it first checks the link is
+    /// still due, since another host may have synced it while this one
+    /// waited: `Err(NotDue)` then, and no shared slot was taken.
+    pub async fn shared_slot(
+        &self,
+        mut slot: ConnectionSlot,
+        due: Option<i64>,
+    ) -> Result<ConnectionSlot, SyncError> {
+        if !self.db.is_postgres() || slot._shared.is_some() {
+            return Ok(slot);
+        }
+        if let Some(key_result) = due
+            && !self.still_due(key_result).await?
+        {
+            return Err(SyncError::NotDue(key_result));
+        }
+        let declared = self
+            .runtime
+            .declared(&slot.integration)
+            .map_or(1, |info| info.max_concurrent_per_connection.max(1) as usize);
+        let turn = self.shared_turn(&slot.connection_id);
+        let _turn = turn.lock().await;
+        match slots::acquire(&self.db, &self.clock, &slot.connection_id, declared).await {
+            Ok(shared) => slot._shared = Some(shared),
+            // The sync's own statements meet the same database and say why.
+            Err(error) => tracing::warn!(
+                "no shared slot of connection {}: {error}",
+                slot.connection_id
+            ),
+        }
+        Ok(slot)
+    }
+
+    /// Whether the link is due and unclaimed, as far as a read can tell (the
+    /// claim decides for sure).
+    async fn still_due(&self, key_result: i64) -> Result<bool, SyncError> {
+        let now = self.clock.now();
+        Ok(self
+            .db
+            .run(move |sql| {
+                Ok(sql
+                    .query_opt(
+                        "SELECT 1 FROM metric_links WHERE key_result_id = ?1
+                             AND next_run_at <= ?2
+                             AND (running_since IS NULL OR claim_expires_at <= ?2)",
+                        params![key_result, now],
+                        |r| r.get::<i64>(0),
+                    )?
+                    .is_some())
+            })
+            .await?)
+    }
+
+    fn shared_turn(&self, connection_id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut turns = self
+            .shared_turns
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        Arc::clone(turns.entry(connection_id.to_string()).or_default())
     }
 
     fn connection_slots(&self, connection_id: &str, integration: &str) -> Arc<Semaphore> {
@@ -288,7 +352,9 @@ impl Syncer {
         trigger: Trigger,
         held: Option<ConnectionSlot>,
     ) -> Result<SyncRun, SyncError> {
+        let claiming = std::time::Instant::now();
         let claimed = self.claim(key_result_id, trigger).await?;
+        let claim_took = claiming.elapsed();
         let _slot = match held {
             Some(slot) if slot.connection_id == claimed.connection.id => Some(slot),
             other => {
@@ -330,25 +396,26 @@ impl Syncer {
         };
         let connection = claimed.connection.name.clone();
         let run = self.record(claimed, result).await?;
-        log_run(&run, &connection, started.elapsed());
+        log_run(&run, &connection, claim_took, started.elapsed());
         Ok(run)
     }
 
     /// Runs `work` while renewing this host's claim of the link, so other hosts
     /// see the sync is alive however long it takes.
     async fn renewing<T>(&self, key_result_id: i64, work: impl Future<Output = T>) -> T {
+        let lease = Arc::clone(self.db.lease());
         let renew = async {
             loop {
-                tokio::time::sleep(CLAIM_RENEW_EVERY).await;
-                let now = self.clock.now();
-                let owner = self.db.lease().id().to_string();
+                tokio::time::sleep(lease.renew_every()).await;
+                let until = self.clock.now() + lease.lease_seconds();
+                let owner = lease.id().to_string();
                 let renewed = self
                     .db
                     .run(move |conn| {
                         Ok(conn.execute(
                             "UPDATE metric_links SET claim_expires_at = ?2
                              WHERE key_result_id = ?1 AND running_owner = ?3",
-                            params![key_result_id, now + CLAIM_LEASE_SECONDS, owner],
+                            params![key_result_id, until, owner],
                         )?)
                     })
                     .await;
@@ -403,6 +470,8 @@ impl Syncer {
         }
         let lease = Arc::clone(self.db.lease());
         let owner = lease.id().to_string();
+        let expires_at = now + lease.lease_seconds();
+        let connection_id = connection.id.clone();
         let claim = self
             .db
             .run(move |conn| {
@@ -429,6 +498,21 @@ impl Syncer {
                 let Some(claim) = claim else {
                     return Ok(Err(SyncError::NotLinked(key_result_id)));
                 };
+                if trigger == Trigger::Scheduled {
+                    // Another host may have been throttled since this one
+                    // listed the link as due.
+                    let throttled: Option<Timestamp> = tx.query_row(
+                        "SELECT throttled_until FROM connections WHERE id = ?1",
+                        params![connection_id],
+                        |r| r.get(0),
+                    )?;
+                    if let Some(until) = throttled.filter(|until| *until > now) {
+                        return Ok(Err(SyncError::Throttled {
+                            key_result: key_result_id,
+                            until,
+                        }));
+                    }
+                }
                 if let Some(since) = claim.since {
                     if claim.is_live(&lease, now) {
                         return Ok(Err(SyncError::AlreadyRunning {
@@ -447,7 +531,7 @@ impl Syncer {
                     "UPDATE metric_links SET running_since = ?2, running_owner = ?3,
                          claim_expires_at = ?4
                      WHERE key_result_id = ?1",
-                    params![key_result_id, now, owner, now + CLAIM_LEASE_SECONDS],
+                    params![key_result_id, now, owner, expires_at],
                 )?;
                 let run_id: i64 = tx.query_row(
                     "INSERT INTO sync_runs (key_result_id, trigger, started_at, status, owner)
@@ -481,6 +565,28 @@ impl Syncer {
         self.db
             .run(move |conn| {
                 let tx = conn.transaction()?;
+                // The link's row first, as a claim and a takeover lock it: a
+                // claim that lapsed (this host stalled past its lease) may have
+                // been taken over, and the run is then no longer this host's to
+                // record. Its result is dropped rather than recorded twice.
+                let lock = if tx.is_postgres() { " FOR UPDATE" } else { "" };
+                tx.query_opt(
+                    &format!("SELECT 1 FROM metric_links WHERE key_result_id = ?1{lock}"),
+                    params![kr],
+                    |r| r.get::<i64>(0),
+                )?;
+                let status: Option<String> = tx.query_opt(
+                    "SELECT status FROM sync_runs WHERE id = ?1",
+                    params![run_id],
+                    |r| r.get(0),
+                )?;
+                if status.as_deref() != Some("running") {
+                    tracing::warn!(
+                        "the claim of Key Result {kr} lapsed while it synced and was taken \
+                         over: this result is dropped, the run was recorded as interrupted"
+                    );
+                    return Ok(());
+                }
                 match result {
                     Ok(measurement) => {
                         let value = match measurement.value {
@@ -542,6 +648,12 @@ impl Syncer {
                             ),
                             params![kr, now, next_run(now, link.interval_seconds, kr)],
                         )?;
+                        // Dataverse answered: whatever throttle it set has ended.
+                        tx.execute(
+                            "UPDATE connections SET throttled_until = NULL
+                             WHERE id = ?1 AND throttled_until IS NOT NULL",
+                            params![connection.id],
+                        )?;
                         alerts::close(&tx, AlertKind::BrokenLink, &alerts::kr_subject(kr), now)?;
                         alerts::close(&tx, AlertKind::Stale, &alerts::kr_subject(kr), now)?;
                     }
@@ -550,15 +662,18 @@ impl Syncer {
                         failed(&tx, run_id, now, error_kind(&error), &message)?;
                         match &error {
                             PluginError::Throttled(throttle) => {
-                                retry_at(
-                                    &tx,
-                                    kr,
-                                    now,
-                                    now.saturating_add(
-                                        i64::from(throttle.retry_after_seconds.max(1))
-                                            .min(retry_after_cap(link.interval_seconds)),
-                                    ),
-                                    false,
+                                let until = now.saturating_add(
+                                    i64::from(throttle.retry_after_seconds.max(1))
+                                        .min(retry_after_cap(link.interval_seconds)),
+                                );
+                                retry_at(&tx, kr, now, until, false)?;
+                                // Dataverse throttles the user, not the link: no
+                                // host sends for the connection before then.
+                                tx.execute(
+                                    "UPDATE connections SET throttled_until = ?2
+                                     WHERE id = ?1
+                                       AND (throttled_until IS NULL OR throttled_until < ?2)",
+                                    params![connection.id, until],
                                 )?;
                             }
                             PluginError::Unauthorized(_) => {
@@ -640,14 +755,16 @@ impl Syncer {
 }
 
 /// One line per sync at info level: what an operator reads in `goals-host run`'s
-/// log. Only recorded fields, never a credential.
-fn log_run(run: &SyncRun, connection: &str, took: std::time::Duration) {
+/// log. Only recorded fields, never a credential. `claim` is how long taking
+/// the link took (its row lock waited for included), `took` the rest.
+fn log_run(run: &SyncRun, connection: &str, claim: std::time::Duration, took: std::time::Duration) {
     let millis = took.as_millis();
+    let claim = claim.as_micros();
     match run.status.as_str() {
         "success" => tracing::info!(
             target: "goals_host::sync",
             "sync kr={} connection='{connection}' trigger={} outcome=success value={} \
-             records={} requests={} took={millis}ms",
+             records={} requests={} claim={claim}us took={millis}ms",
             run.key_result_id,
             run.trigger,
             run.value.map_or_else(|| "none".to_string(), |v| v.to_string()),
@@ -657,7 +774,7 @@ fn log_run(run: &SyncRun, connection: &str, took: std::time::Duration) {
         status => tracing::info!(
             target: "goals_host::sync",
             "sync kr={} connection='{connection}' trigger={} outcome={status} kind={} \
-             took={millis}ms: {}",
+             claim={claim}us took={millis}ms: {}",
             run.key_result_id,
             run.trigger,
             run.error_kind.as_deref().unwrap_or("-"),
@@ -827,8 +944,23 @@ pub async fn recover_interrupted(db: &Database, now: Timestamp) -> Result<usize,
         }
         let tx = conn.transaction()?;
         let mut interrupted = 0;
+        let lock = if tx.is_postgres() { " FOR UPDATE" } else { "" };
         for key_result_id in lapsed {
-            interrupted += interrupt(&tx, now, Claims::OfLink(key_result_id))?;
+            // Read again under the row's lock: its sync may have been recorded
+            // (or renewed) since the list was read.
+            let still_lapsed = tx.query_opt(
+                &format!(
+                    "SELECT 1 FROM metric_links WHERE key_result_id = ?1
+                         AND running_since IS NOT NULL
+                         AND coalesce(claim_expires_at, running_since + ?3) <= ?2
+                         AND running_owner IS DISTINCT FROM ?4{lock}"
+                ),
+                params![key_result_id, now, CLAIM_LEASE_SECONDS, lease.id()],
+                |r| r.get::<i64>(0),
+            )?;
+            if still_lapsed.is_some() {
+                interrupted += interrupt(&tx, now, Claims::OfLink(key_result_id))?;
+            }
         }
         for owner in &gone {
             interrupted += interrupt(&tx, now, Claims::OfOwner(owner.as_deref()))?;
@@ -852,22 +984,33 @@ pub async fn interrupt_own(db: &Database, now: Timestamp) -> Result<usize, DbErr
     .await
 }
 
-/// When "Sync now" should not send: the link's last run was throttled and the
-/// retry Dataverse asked for is still ahead. The time it asked to wait until.
+/// When "Sync now" should not send: Dataverse asked to wait, and the retry is
+/// still ahead, for this link (its last run was throttled) or for its whole
+/// connection (any host's sync of it was). The time it asked to wait until.
 pub async fn throttled_until(
     db: &Database,
     key_result_id: i64,
     now: Timestamp,
 ) -> Result<Option<Timestamp>, DbError> {
     db.run(move |conn| {
-        Ok(conn.query_opt(
+        let link: Option<Timestamp> = conn.query_opt(
             "SELECT next_run_at FROM metric_links
                  WHERE key_result_id = ?1 AND next_run_at > ?2
                    AND (SELECT error_kind FROM sync_runs WHERE key_result_id = ?1
                         ORDER BY id DESC LIMIT 1) = 'throttled'",
             params![key_result_id, now],
             |r| r.get(0),
-        )?)
+        )?;
+        let connection: Option<Timestamp> = conn
+            .query_opt(
+                "SELECT c.throttled_until FROM metric_links l
+                     JOIN connections c ON c.id = l.connection_id
+                 WHERE l.key_result_id = ?1 AND c.throttled_until > ?2",
+                params![key_result_id, now],
+                |r| r.get(0),
+            )?
+            .flatten();
+        Ok(link.max(connection))
     })
     .await
 }

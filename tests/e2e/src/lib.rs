@@ -192,6 +192,43 @@ pub fn target(conn: &ConnectionRecord) -> CallTarget {
     goals_host::engine::call_target(conn).expect("the connection's credential opens")
 }
 
+/// Makes `template`'s Key Result and link into `total` of each, in one
+/// transaction: copies of it, every other one on `other_connection` (so both
+/// connections have links due all through a round). SQL both backends run.
+pub async fn copy_links(db: &Database, template: i64, total: i64, other_connection: &str) {
+    let other = other_connection.to_string();
+    db.run(move |sql| {
+        let tx = sql.transaction()?;
+        tx.execute(
+            "WITH RECURSIVE copies (n) AS (
+                 SELECT 1 UNION ALL SELECT n + 1 FROM copies WHERE n < ?2 - 1)
+             INSERT INTO key_results (organization_id, title, owner, unit, start_value,
+                 target_value, direction, created_at)
+             SELECT organization_id, 'Copy ' || n, owner, unit, start_value, target_value,
+                 direction, created_at
+             FROM key_results, copies WHERE id = ?1",
+            goals_host::params![template, total],
+        )?;
+        tx.execute(
+            "INSERT INTO metric_links (key_result_id, connection_id, app_id, app_name,
+                 entity, entity_name, view_id, view_kind, view_name, column_name,
+                 column_display, aggregation, currency, interval_seconds, state,
+                 next_run_at, created_at)
+             SELECT k.id, CASE k.id % 2 WHEN 0 THEN ?2 ELSE l.connection_id END,
+                 l.app_id, l.app_name, l.entity, l.entity_name, l.view_id, l.view_kind,
+                 l.view_name, l.column_name, l.column_display, l.aggregation, l.currency,
+                 l.interval_seconds, 'active', l.next_run_at, l.created_at
+             FROM key_results k, metric_links l
+             WHERE l.key_result_id = ?1 AND k.id <> ?1",
+            goals_host::params![template, other],
+        )?;
+        tx.commit()?;
+        Ok(())
+    })
+    .await
+    .expect("copy the template's link");
+}
+
 /// The Goals side in-process: a database, the plugin, a clock the test moves, a
 /// syncer, and a connection to a simulator, in the enabled default organization.
 pub struct World {
@@ -292,18 +329,21 @@ impl World {
             .map(|(database, _)| database.url.as_str())
     }
 
+    /// The key this world's host seals with, for other hosts sharing its
+    /// PostgreSQL database (`GOALS_HOST_SECRET_KEY_FILE`).
+    pub fn key_file(&self) -> PathBuf {
+        let (_, own_dir) = self._postgres.as_ref().expect("a world on PostgreSQL");
+        own_dir.path().join("secret.key")
+    }
+
     /// Another host on this world's PostgreSQL database: its own connections,
     /// data directory and lease, the same plugin, clock and data.
     pub async fn peer_host(&self, per_connection: usize) -> (Arc<Syncer>, tempfile::TempDir) {
         let url = self.database_url().expect("a world on PostgreSQL");
         let data_dir = tempfile::tempdir().expect("a data directory");
         // Hosts sharing a database share its key.
-        let (_, own_dir) = self._postgres.as_ref().expect("a world on PostgreSQL");
-        std::fs::copy(
-            own_dir.path().join("secret.key"),
-            data_dir.path().join("secret.key"),
-        )
-        .expect("give the peer the key");
+        std::fs::copy(self.key_file(), data_dir.path().join("secret.key"))
+            .expect("give the peer the key");
         let db = Database::open_postgres(url, data_dir.path())
             .await
             .expect("open the shared database");
@@ -541,6 +581,11 @@ impl Cli {
 
     pub fn data_dir(&self) -> &Path {
         self.data_dir.path()
+    }
+
+    /// Where the data is, when on PostgreSQL.
+    pub fn database_url(&self) -> Option<&str> {
+        self.postgres.as_ref().map(|database| database.url.as_str())
     }
 
     /// `goals-host` with this data directory and `args`, not started yet: for

@@ -998,6 +998,25 @@ async fn every_commands_json_follows_the_published_schema() {
     check("key_result", &cli.json(&["kr", "checkin", &kr, "12"]).await);
     check("link", &cli.json(&["kr", "resume", &kr]).await);
     check("round", &cli.json(&["run", "--once"]).await);
+    // A scheduler registers itself while it runs.
+    let mut running = cli
+        .command(&["run", "--duration", "60"])
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start goals-host run");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let hosts = loop {
+        let hosts = cli.json(&["hosts"]).await;
+        if hosts.as_array().is_some_and(|hosts| !hosts.is_empty()) {
+            break hosts;
+        }
+        assert!(std::time::Instant::now() < deadline, "no host registered");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    running.kill().await.expect("stop goals-host run");
+    assert_eq!(hosts[0]["alive"], true, "{hosts}");
+    check("hosts", &hosts);
 
     // Work that ran and failed, and failures before any work.
     sim.server.inject_fault(dataverse_sim::Fault::Status {

@@ -298,6 +298,41 @@ on_both_backends! {
         );
     }
 
+    tokio::test; fn a_throttle_holds_for_every_link_of_the_connection(world) {
+        let (first, second) = (
+            hot_leads_kr(&world, "First").await,
+            hot_leads_kr(&world, "Second").await,
+        );
+        world.syncer.sync(first.id, Trigger::Manual).await.unwrap();
+        world.syncer.sync(second.id, Trigger::Manual).await.unwrap();
+        world.clock.advance(4000);
+        world.sim.server.inject_fault(Fault::Status {
+            status: 429,
+            retry_after_seconds: Some(120),
+        });
+        let run = world.syncer.sync(first.id, Trigger::Manual).await.unwrap();
+        assert_eq!(run.error_kind.as_deref(), Some("throttled"));
+        // Dataverse throttles the user: the other link, due too, waits as well.
+        let sent = world.sim.server.requests().len();
+        let round = world.scheduler(4).run_due().await.unwrap();
+        assert_eq!(round.started, 0, "nothing of the connection is sent: {round:?}");
+        assert_eq!(world.sim.server.requests().len(), sent);
+        let until = world.now() + 120;
+        assert_eq!(
+            sync::throttled_until(&world.db, second.id, world.now()).await.unwrap(),
+            Some(until),
+            "Sync now of the other link is refused until then"
+        );
+        let scheduled = world.syncer.sync(second.id, Trigger::Scheduled).await;
+        assert!(
+            matches!(scheduled, Err(SyncError::Throttled { until: at, .. }) if at == until),
+            "{scheduled:?}"
+        );
+        world.clock.advance(120);
+        let round = world.scheduler(4).run_due().await.unwrap();
+        assert_eq!((round.started, round.succeeded), (2, 2), "{round:?}");
+    }
+
     tokio::test; fn upstream_failures_back_off_exponentially_and_keep_the_value(world) {
         let kr = hot_leads_kr(&world, "Hot leads").await;
         world.syncer.sync(kr.id, Trigger::Manual).await.unwrap();

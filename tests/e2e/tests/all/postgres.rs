@@ -31,11 +31,11 @@ const ROWS: &[(&str, &str)] = &[
         "connections",
         "INSERT INTO connections (id, organization_id, name, integration, settings, origins,
              sign_in, client_secret, allow_loopback, added_by, status, status_reason,
-             created_at)
+             created_at, throttled_until)
          VALUES ('c1', 8, 'CRM', 'microsoft.dynamics365',
              '[[\"environment_url\",\"https://fabrikam.crm.dynamics.com\"]]',
              '[\"https://fabrikam.crm.dynamics.com\"]', 'client-secret', 'gh1.sealed', 0,
-             'admin@fabrikam.example', 'disabled', 'license review', 1800000002)",
+             'admin@fabrikam.example', 'disabled', 'license review', 1800000002, 1800000300)",
     ),
     (
         "key_results",
@@ -73,6 +73,11 @@ const ROWS: &[(&str, &str)] = &[
         "alerts",
         "INSERT INTO alerts (id, kind, subject, message, opened_at, closed_at)
          VALUES (12, 'broken-link', 'kr:9', 'the view was deleted', 1800000012, 1800000013)",
+    ),
+    (
+        "hosts",
+        "INSERT INTO hosts (id, hostname, pid, version, started_at, heartbeat_at, lease_seconds)
+         VALUES ('4242-00000000000000aa', 'host-a', 4242, '0.1.0', 1800000015, 1800000016, 30)",
     ),
     (
         "plugin_kv",
@@ -278,6 +283,45 @@ async fn hosts_sharing_the_database_sync_each_due_link_once() {
         .await
         .unwrap();
     assert_eq!(runs_per_link, vec![1; LINKS], "each link synced once");
+}
+
+#[tokio::test]
+async fn a_throttle_seen_by_one_host_holds_for_every_host() {
+    let Some(world) = World::on_postgres("a shared throttle").await else {
+        return;
+    };
+    let (first, second) = (
+        world.key_result("First").await,
+        world.key_result("Second").await,
+    );
+    for kr in [&first, &second] {
+        world
+            .link(kr, "lead", "Hot Leads", "fullname", Aggregation::Count)
+            .await;
+    }
+    world.clock.advance(4000);
+    world.sim.server.inject_fault(dataverse_sim::Fault::Status {
+        status: 429,
+        retry_after_seconds: Some(300),
+    });
+    let run = world.syncer.sync(first.id, Trigger::Manual).await.unwrap();
+    assert_eq!(run.error_kind.as_deref(), Some("throttled"));
+
+    // The peer has heard nothing from Dataverse, and still waits.
+    let (peer, _peer_dir) = world.peer_host(usize::MAX).await;
+    let sent = world.sim.server.requests().len();
+    let round = Scheduler::new(Arc::clone(&peer), 4)
+        .run_due()
+        .await
+        .unwrap();
+    assert_eq!(round.started, 0, "{round:?}");
+    assert_eq!(world.sim.server.requests().len(), sent, "nothing sent");
+    world.clock.advance(300);
+    let round = Scheduler::new(Arc::clone(&peer), 4)
+        .run_due()
+        .await
+        .unwrap();
+    assert_eq!(round.succeeded, 2, "{round:?}");
 }
 
 #[tokio::test]
