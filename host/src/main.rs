@@ -1,5 +1,5 @@
-use clap::Parser;
 use clap::error::ErrorKind;
+use clap::{CommandFactory, FromArgMatches};
 use goals_host::cli::failure::{self, Exit};
 use goals_host::cli::{self, Cli};
 use std::io::{IsTerminal, Write};
@@ -8,10 +8,20 @@ use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let matches = match Cli::command().try_get_matches() {
+        Ok(matches) => matches,
+        Err(error) => return usage_error(error),
+    };
+    let mut cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(error) => return usage_error(error),
     };
+    if let Err(error) = goals_host::cli::config::apply(&mut cli, &matches) {
+        return config_error(&error, cli.json);
+    }
+    if let Some(path) = &cli.secret_key_file {
+        goals_host::secrets::use_key_file(path.clone());
+    }
     let default_level = match cli.verbose {
         // wasmtime-wasi-http logs each failed connection at WARN with Rust debug
         // detail; the error the command returns already says it in the user's
@@ -68,6 +78,17 @@ fn print_out(output: &dyn std::fmt::Display) {
 /// (https://no-color.org).
 fn colour_on_stderr() -> bool {
     std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// A configuration file that cannot be used: a usage error, like a bad flag.
+fn config_error(error: &goals_host::cli::config::ConfigError, json: bool) -> ExitCode {
+    if json {
+        print_out(
+            &serde_json::json!({ "error": { "kind": "usage", "message": error.to_string() } }),
+        );
+    }
+    eprintln!("error: {error}");
+    ExitCode::from(Exit::Usage as u8)
 }
 
 /// A command line clap refused. Help and version are not failures; under

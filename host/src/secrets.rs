@@ -17,6 +17,16 @@ pub const KEY_ENV: &str = "GOALS_HOST_SECRET_KEY";
 /// directory's: one file (or secret) several hosts are given.
 pub const KEY_FILE_ENV: &str = "GOALS_HOST_SECRET_KEY_FILE";
 
+/// The key file the command line or the configuration file names, which
+/// then stands where `GOALS_HOST_SECRET_KEY_FILE` would.
+static NAMED_KEY_FILE: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+
+/// Names the key file for every later [`Keyring::load`] of this process; set
+/// once, at start.
+pub fn use_key_file(path: std::path::PathBuf) {
+    let _ = NAMED_KEY_FILE.set(path);
+}
+
 /// The key file in the data directory.
 pub const KEY_FILE: &str = "secret.key";
 
@@ -114,8 +124,11 @@ impl Keyring {
                 format!("the environment variable {KEY_ENV}"),
             ));
         }
-        if let Some(path) = std::env::var_os(KEY_FILE_ENV) {
-            let path = std::path::PathBuf::from(path);
+        let named = NAMED_KEY_FILE
+            .get()
+            .cloned()
+            .or_else(|| std::env::var_os(KEY_FILE_ENV).map(std::path::PathBuf::from));
+        if let Some(path) = named {
             let text = std::fs::read(&path).map_err(|source| SecretError::KeyFile {
                 path: path.clone(),
                 source,
@@ -149,7 +162,8 @@ impl Keyring {
     /// [`Keyring::load`] that never creates the key file (a read-only data
     /// directory): without a key, stored secrets simply cannot be opened.
     pub fn load_existing(data_dir: &Path) -> Result<Keyring, SecretError> {
-        if std::env::var_os(KEY_ENV).is_some() || data_dir.join(KEY_FILE).exists() {
+        let named = NAMED_KEY_FILE.get().is_some() || std::env::var_os(KEY_FILE_ENV).is_some();
+        if named || std::env::var_os(KEY_ENV).is_some() || data_dir.join(KEY_FILE).exists() {
             return Self::load(data_dir);
         }
         Ok(Self::with_source(

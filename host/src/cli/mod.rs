@@ -1,6 +1,7 @@
 //! The `goals-host` command line.
 
 mod admin;
+pub mod config;
 mod connection;
 mod discover;
 pub mod failure;
@@ -34,6 +35,16 @@ pub use keyresult::KrCommand;
     about = "Reference host of the Goals integration world, with the Dynamics 365 plugin built in."
 )]
 pub struct Cli {
+    /// A TOML file with the settings of these flags (and `run`'s, under
+    /// `[run]`); flags and the environment take precedence over it
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        env = "GOALS_HOST_CONFIG",
+        value_name = "PATH"
+    )]
+    pub config: Option<PathBuf>,
     /// Directory of the host's database [default: $XDG_DATA_HOME/goals-host]
     #[arg(
         long,
@@ -53,6 +64,17 @@ pub struct Cli {
         hide_env_values = true
     )]
     pub database_url: Option<String>,
+    /// The file holding the key that seals secrets (64 hex digits), shared by
+    /// hosts on one database [default: DATA_DIR/secret.key]; GOALS_HOST_SECRET_KEY
+    /// gives the key itself
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        env = "GOALS_HOST_SECRET_KEY_FILE",
+        value_name = "PATH"
+    )]
+    pub secret_key_file: Option<PathBuf>,
     /// An integration component to run beside the built-in Dynamics 365 one
     /// (repeatable); one with the id of a loaded integration replaces it
     #[arg(
@@ -165,6 +187,9 @@ pub struct Cli {
     pub instance_slots: u32,
     #[command(subcommand)]
     pub command: Command,
+    /// The settings after the configuration file was layered in.
+    #[arg(skip)]
+    pub effective: Option<config::Settings>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -196,6 +221,9 @@ pub enum Command {
         #[arg(long)]
         all: bool,
     },
+    /// The effective settings: flags, environment, configuration file, defaults
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Scheduler processes on this database: alive or gone, and what each syncs
     #[command(after_long_help = "Examples:
   goals-host hosts
@@ -241,6 +269,15 @@ Examples:
     },
     #[command(flatten)]
     Plugin(PluginCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the effective settings (the database URL's password hidden)
+    #[command(after_long_help = "Examples:
+  goals-host --config /etc/goals-host.toml config show
+  GOALS_HOST_CONFIG=/etc/goals-host.toml goals-host config show --json")]
+    Show,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -451,6 +488,7 @@ async fn dispatch<'a>(
         #[cfg(feature = "simulator")]
         Command::Bench { kind } => crate::bench::run(*kind, cli.plugin_source()).await,
         Command::Completions { shell } => Ok(completions(*shell)),
+        Command::Config(ConfigCommand::Show) => config::show(cli),
         // Opens both databases itself: the context would open PostgreSQL as
         // the one to work on.
         Command::MigrateTo => migrate_to(cli).await,

@@ -1017,6 +1017,7 @@ async fn every_commands_json_follows_the_published_schema() {
     running.kill().await.expect("stop goals-host run");
     assert_eq!(hosts[0]["alive"], true, "{hosts}");
     check("hosts", &hosts);
+    check("settings", &cli.json(&["config", "show"]).await);
 
     // Work that ran and failed, and failures before any work.
     sim.server.inject_fault(dataverse_sim::Fault::Status {

@@ -1,0 +1,237 @@
+//! The configuration file: a TOML file (`--config PATH`, `GOALS_HOST_CONFIG`)
+//! with the settings of the global flags and of `run`. Flags beat the
+//! environment (clap resolves both), which beats the file, which beats the
+//! defaults; figment layers the three. An unknown key is an error naming it.
+
+use super::schedule::RunArgs;
+use super::{Cli, Command};
+use crate::render::Report;
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, FromArgMatches};
+use figment::Figment;
+use figment::providers::{Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::path::PathBuf;
+
+/// Every setting the file may hold, named as the flags are (with `_`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_key_file: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub plugin: Vec<PathBuf>,
+    pub claim_lease: i64,
+    pub call_timeout: f64,
+    pub memory_limit: usize,
+    pub response_limit: u64,
+    pub storage_limit: u64,
+    pub storage_keys: u64,
+    pub instance_slots: u32,
+    pub run: RunSettings,
+}
+
+/// The scheduler's settings: `[run]` in the file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunSettings {
+    pub poll: f64,
+    pub concurrency: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_connection: Option<usize>,
+    pub grace: f64,
+    pub keep_history_days: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(
+        "the configuration file {path} cannot be read: {source}; check --config (or GOALS_HOST_CONFIG)"
+    )]
+    Unreadable {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("the configuration file {path}: {message}")]
+    Invalid { path: String, message: String },
+}
+
+impl RunSettings {
+    fn of(args: &RunArgs) -> RunSettings {
+        RunSettings {
+            poll: args.poll,
+            concurrency: args.concurrency,
+            per_connection: args.per_connection,
+            grace: args.grace,
+            keep_history_days: args.keep_history_days,
+        }
+    }
+
+    /// `run`'s defaults, for commands other than `run`.
+    fn defaults() -> RunSettings {
+        let command = RunArgs::augment_args(clap::Command::new("run"));
+        let args = command
+            .try_get_matches_from(["run"])
+            .ok()
+            .and_then(|matches| RunArgs::from_arg_matches(&matches).ok());
+        match args {
+            Some(args) => RunSettings::of(&args),
+            // Unreachable: `run` needs no argument.
+            None => RunSettings {
+                poll: 1.0,
+                concurrency: 64,
+                per_connection: None,
+                grace: 30.0,
+                keep_history_days: crate::goals::history::DEFAULT_KEEP_DAYS,
+            },
+        }
+    }
+}
+
+impl Settings {
+    fn of(cli: &Cli) -> Settings {
+        Settings {
+            data_dir: cli.data_dir.clone(),
+            database_url: cli.database_url.clone(),
+            secret_key_file: cli.secret_key_file.clone(),
+            cache_dir: cli.cache_dir.clone(),
+            plugin: cli.plugin.clone(),
+            claim_lease: cli.claim_lease,
+            call_timeout: cli.call_timeout,
+            memory_limit: cli.memory_limit,
+            response_limit: cli.response_limit,
+            storage_limit: cli.storage_limit,
+            storage_keys: cli.storage_keys,
+            instance_slots: cli.instance_slots,
+            run: match &cli.command {
+                Command::Run(args) => RunSettings::of(args),
+                _ => RunSettings::defaults(),
+            },
+        }
+    }
+
+    fn apply_to(self, cli: &mut Cli) {
+        cli.data_dir = self.data_dir;
+        cli.database_url = self.database_url;
+        cli.secret_key_file = self.secret_key_file;
+        cli.cache_dir = self.cache_dir;
+        cli.plugin = self.plugin;
+        cli.claim_lease = self.claim_lease;
+        cli.call_timeout = self.call_timeout;
+        cli.memory_limit = self.memory_limit;
+        cli.response_limit = self.response_limit;
+        cli.storage_limit = self.storage_limit;
+        cli.storage_keys = self.storage_keys;
+        cli.instance_slots = self.instance_slots;
+        if let Command::Run(args) = &mut cli.command {
+            args.poll = self.run.poll;
+            args.concurrency = self.run.concurrency;
+            args.per_connection = self.run.per_connection;
+            args.grace = self.run.grace;
+            args.keep_history_days = self.run.keep_history_days;
+        }
+    }
+}
+
+/// Whether the value of `id` was given (flag or environment) rather than
+/// left to its default.
+fn given(matches: &ArgMatches, id: &str) -> bool {
+    matches!(
+        matches
+            .try_get_raw(id)
+            .ok()
+            .flatten()
+            .and_then(|_| matches.value_source(id)),
+        Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+    )
+}
+
+/// Splits `settings` into what was given and what was defaulted.
+fn split(settings: &Settings, matches: &ArgMatches) -> (Map<String, Value>, Map<String, Value>) {
+    let (mut given_values, mut defaults) = (Map::new(), Map::new());
+    let Ok(Value::Object(all)) = serde_json::to_value(settings) else {
+        return (given_values, defaults);
+    };
+    let run_matches = match matches.subcommand() {
+        Some(("run", run)) => Some(run),
+        _ => None,
+    };
+    for (key, value) in all {
+        if key == "run" {
+            let Value::Object(run) = value else { continue };
+            let (mut run_given, mut run_defaults) = (Map::new(), Map::new());
+            for (key, value) in run {
+                if run_matches.is_some_and(|run| given(run, &key)) {
+                    run_given.insert(key, value);
+                } else {
+                    run_defaults.insert(key, value);
+                }
+            }
+            given_values.insert("run".into(), Value::Object(run_given));
+            defaults.insert("run".into(), Value::Object(run_defaults));
+        } else if given(matches, &key) {
+            given_values.insert(key, value);
+        } else {
+            defaults.insert(key, value);
+        }
+    }
+    (given_values, defaults)
+}
+
+/// Layers the configuration file, if there is one, under what the command
+/// line and the environment gave.
+pub fn apply(cli: &mut Cli, matches: &ArgMatches) -> Result<(), ConfigError> {
+    let Some(path) = cli.config.clone() else {
+        return Ok(());
+    };
+    let shown = path.display().to_string();
+    // figment skips a missing file; a named one must be there.
+    std::fs::metadata(&path).map_err(|source| ConfigError::Unreadable {
+        path: shown.clone(),
+        source,
+    })?;
+    let (given_values, defaults) = split(&Settings::of(cli), matches);
+    let settings: Settings = Figment::new()
+        .merge(Serialized::defaults(Value::Object(defaults)))
+        .merge(Toml::file_exact(&path))
+        .merge(Serialized::defaults(Value::Object(given_values)))
+        .extract()
+        .map_err(|error| ConfigError::Invalid {
+            path: shown,
+            message: error.to_string(),
+        })?;
+    cli.effective = Some(settings.clone());
+    settings.apply_to(cli);
+    Ok(())
+}
+
+/// `goals-host config show`: the effective settings, the database URL's
+/// password hidden.
+pub fn show(cli: &Cli) -> anyhow::Result<Report> {
+    let mut settings = cli.effective.clone().unwrap_or_else(|| Settings::of(cli));
+    settings.database_url = settings
+        .database_url
+        .as_deref()
+        .map(crate::db::redacted_url);
+    let text = toml::to_string_pretty(&settings)?;
+    let mut json = serde_json::to_value(&settings)?;
+    json["config_file"] = serde_json::json!(cli.config.as_ref().map(|p| p.display().to_string()));
+    Ok(Report {
+        text: format!(
+            "# effective settings ({})\n{}",
+            match &cli.config {
+                Some(path) => format!("flags, then the environment, then {}", path.display()),
+                None => "flags, then the environment; no configuration file".to_string(),
+            },
+            text.trim_end()
+        ),
+        json,
+    })
+}
