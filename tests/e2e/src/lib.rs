@@ -438,6 +438,15 @@ impl World {
     }
 }
 
+/// The cargo running this test, else the one that built it: a bench is run
+/// without `CARGO`, and a bare `cargo` may pick another toolchain.
+pub fn cargo_binary() -> String {
+    std::env::var("CARGO")
+        .ok()
+        .or(option_env!("CARGO").map(str::to_string))
+        .unwrap_or_else(|| "cargo".to_string())
+}
+
 /// The `goals-host` binary, built from the current sources once per test run.
 pub fn goals_host_binary() -> &'static Path {
     &workspace_binaries().goals_host
@@ -460,7 +469,7 @@ struct Binaries {
 fn workspace_binaries() -> &'static Binaries {
     static BINARIES: OnceLock<Binaries> = OnceLock::new();
     BINARIES.get_or_init(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+        let cargo = cargo_binary();
         let output = std::process::Command::new(cargo)
             .args([
                 "build",
@@ -796,7 +805,7 @@ pub fn build_guest(args: &[&str]) -> Vec<Value> {
         .nth(2)
         .expect("tests/e2e lives inside the workspace")
         .to_path_buf();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let cargo = cargo_binary();
     let output = std::process::Command::new(cargo)
         .current_dir(&workspace)
         .args(["build", "--quiet", "--target", "wasm32-wasip2"])

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 const LINKS: i64 = 1000;
 /// Short, so the test waits seconds for the takeover, not the default 30.
-const LEASE_SECONDS: i64 = 5;
+const LEASE_SECONDS: i64 = 8;
 
 /// A scheduler process on `world`'s database, with a data directory of its own.
 fn start_host(world: &World, data_dir: &std::path::Path) -> tokio::process::Child {
