@@ -74,30 +74,23 @@ impl RunSettings {
         }
     }
 
-    /// `run`'s defaults, for commands other than `run`.
-    fn defaults() -> RunSettings {
-        let command = RunArgs::augment_args(clap::Command::new("run"));
-        let args = command
+    /// `run`'s defaults, for commands other than `run`: its arguments parsed
+    /// from nothing, so they are clap's and never written twice.
+    fn defaults() -> Result<RunSettings, ConfigError> {
+        RunArgs::augment_args(clap::Command::new("run"))
             .try_get_matches_from(["run"])
-            .ok()
-            .and_then(|matches| RunArgs::from_arg_matches(&matches).ok());
-        match args {
-            Some(args) => RunSettings::of(&args),
-            // Unreachable: `run` needs no argument.
-            None => RunSettings {
-                poll: 1.0,
-                concurrency: 64,
-                per_connection: None,
-                grace: 30.0,
-                keep_history_days: crate::goals::history::DEFAULT_KEEP_DAYS,
-            },
-        }
+            .and_then(|matches| RunArgs::from_arg_matches(&matches))
+            .map(|args| RunSettings::of(&args))
+            .map_err(|error| ConfigError::Invalid {
+                path: "(run's defaults)".to_string(),
+                message: error.to_string(),
+            })
     }
 }
 
 impl Settings {
-    fn of(cli: &Cli) -> Settings {
-        Settings {
+    fn of(cli: &Cli) -> Result<Settings, ConfigError> {
+        Ok(Settings {
             data_dir: cli.data_dir.clone(),
             database_url: cli.database_url.clone(),
             secret_key_file: cli.secret_key_file.clone(),
@@ -112,9 +105,9 @@ impl Settings {
             instance_slots: cli.instance_slots,
             run: match &cli.command {
                 Command::Run(args) => RunSettings::of(args),
-                _ => RunSettings::defaults(),
+                _ => RunSettings::defaults()?,
             },
-        }
+        })
     }
 
     fn apply_to(self, cli: &mut Cli) {
@@ -197,7 +190,7 @@ pub fn apply(cli: &mut Cli, matches: &ArgMatches) -> Result<(), ConfigError> {
         path: shown.clone(),
         source,
     })?;
-    let (given_values, defaults) = split(&Settings::of(cli), matches);
+    let (given_values, defaults) = split(&Settings::of(cli)?, matches);
     let settings: Settings = Figment::new()
         .merge(Serialized::defaults(Value::Object(defaults)))
         .merge(Toml::file_exact(&path))
@@ -215,7 +208,10 @@ pub fn apply(cli: &mut Cli, matches: &ArgMatches) -> Result<(), ConfigError> {
 /// `goals-host config show`: the effective settings, the database URL's
 /// password hidden.
 pub fn show(cli: &Cli) -> anyhow::Result<Report> {
-    let mut settings = cli.effective.clone().unwrap_or_else(|| Settings::of(cli));
+    let mut settings = match &cli.effective {
+        Some(settings) => settings.clone(),
+        None => Settings::of(cli)?,
+    };
     settings.database_url = settings
         .database_url
         .as_deref()

@@ -37,12 +37,13 @@ pub struct Registration {
 
 /// Registers this process and starts its heartbeat.
 pub async fn register(db: &Database, clock: Arc<dyn Clock>) -> Result<Registration, DbError> {
-    beat(db, clock.now(), true).await?;
+    let hostname = whoami::hostname().unwrap_or_else(|_| "unknown".to_string());
+    beat(db, clock.now(), &hostname, true).await?;
     let (every, beating) = (db.lease().renew_every(), db.clone());
     let heartbeat = tokio::spawn(async move {
         loop {
             tokio::time::sleep(every).await;
-            if let Err(error) = beat(&beating, clock.now(), false).await {
+            if let Err(error) = beat(&beating, clock.now(), &hostname, false).await {
                 tracing::warn!("renewing this host's heartbeat: {error}");
             }
         }
@@ -56,9 +57,13 @@ pub async fn register(db: &Database, clock: Arc<dyn Clock>) -> Result<Registrati
 
 /// Writes this host's row: all of it when starting, the heartbeat after. An
 /// upsert, so a row removed meanwhile (by an operator) comes back.
-async fn beat(db: &Database, now: Timestamp, starting: bool) -> Result<(), DbError> {
-    let lease = Arc::clone(db.lease());
-    let hostname = whoami::hostname().unwrap_or_else(|_| "unknown".to_string());
+async fn beat(
+    db: &Database,
+    now: Timestamp,
+    hostname: &str,
+    starting: bool,
+) -> Result<(), DbError> {
+    let (lease, hostname) = (Arc::clone(db.lease()), hostname.to_string());
     db.run(move |sql| {
         if starting {
             sql.execute(

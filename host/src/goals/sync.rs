@@ -167,7 +167,7 @@ pub struct ConnectionSlot {
     integration: String,
     _permit: OwnedSemaphorePermit,
     /// On PostgreSQL, the slot counted across every host.
-    _shared: Option<slots::SharedSlot>,
+    shared: Option<slots::SharedSlot>,
 }
 
 /// A link's claim as recorded.
@@ -258,7 +258,7 @@ impl Syncer {
             connection_id: connection_id.to_string(),
             integration: integration.to_string(),
             _permit: permit,
-            _shared: None,
+            shared: None,
         })
     }
 
@@ -271,7 +271,7 @@ impl Syncer {
         mut slot: ConnectionSlot,
         due: Option<i64>,
     ) -> Result<ConnectionSlot, SyncError> {
-        if !self.db.is_postgres() || slot._shared.is_some() {
+        if !self.db.is_postgres() || slot.shared.is_some() {
             return Ok(slot);
         }
         if let Some(key_result) = due
@@ -286,7 +286,7 @@ impl Syncer {
         let turn = self.shared_turn(&slot.connection_id);
         let _turn = turn.lock().await;
         match slots::acquire(&self.db, &self.clock, &slot.connection_id, declared).await {
-            Ok(shared) => slot._shared = Some(shared),
+            Ok(shared) => slot.shared = Some(shared),
             // The sync's own statements meet the same database and say why.
             Err(error) => tracing::warn!(
                 "no shared slot of connection {}: {error}",
@@ -307,8 +307,9 @@ impl Syncer {
                     .query_opt(
                         "SELECT 1 FROM metric_links WHERE key_result_id = ?1
                              AND next_run_at <= ?2
-                             AND (running_since IS NULL OR claim_expires_at <= ?2)",
-                        params![key_result, now],
+                             AND (running_since IS NULL
+                                  OR coalesce(claim_expires_at, running_since + ?3) <= ?2)",
+                        params![key_result, now, CLAIM_LEASE_SECONDS],
                         |r| r.get::<i64>(0),
                     )?
                     .is_some())
@@ -569,12 +570,14 @@ impl Syncer {
                 // claim that lapsed (this host stalled past its lease) may have
                 // been taken over, and the run is then no longer this host's to
                 // record. Its result is dropped rather than recorded twice.
-                let lock = if tx.is_postgres() { " FOR UPDATE" } else { "" };
-                tx.query_opt(
-                    &format!("SELECT 1 FROM metric_links WHERE key_result_id = ?1{lock}"),
-                    params![kr],
-                    |r| r.get::<i64>(0),
-                )?;
+                // (SQLite's write lock, taken at BEGIN, already orders them.)
+                if tx.is_postgres() {
+                    tx.query_opt(
+                        "SELECT 1 FROM metric_links WHERE key_result_id = ?1 FOR UPDATE",
+                        params![kr],
+                        |r| r.get::<i64>(0),
+                    )?;
+                }
                 let status: Option<String> = tx.query_opt(
                     "SELECT status FROM sync_runs WHERE id = ?1",
                     params![run_id],

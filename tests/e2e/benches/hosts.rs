@@ -5,22 +5,20 @@
 //! `GOALS_TEST_DATABASE_URL=postgres://... cargo bench -p goals-e2e --bench hosts`
 //! (`GOALS_BENCH_LINKS` changes the number of links); it prints a table.
 
-use goals_e2e::{CREATE_KR, Cli, Sim, cargo_binary, copy_links};
+use goals_e2e::{CREATE_KR, Cli, Sim, cargo_binary, cargo_messages, copy_links};
 use goals_host::db::Database;
 use goals_host::goals::clock::{Clock, SystemClock};
 use goals_host::params;
-use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 /// The release build of goals-host, built (or found up to date) by cargo.
 fn release_binary() -> PathBuf {
-    // The cargo that built this bench, so the release build stays its own.
-    let cargo = option_env!("CARGO").map_or_else(cargo_binary, str::to_string);
-    let output = std::process::Command::new(cargo)
-        // The bench's own packages and targets besides the binary, so cargo
-        // unifies features as for the bench and reuses its release build.
+    let mut build = std::process::Command::new(cargo_binary());
+    // The bench's own packages and targets besides the binary, so cargo
+    // unifies features as for the bench and reuses its release build.
+    build
         .args([
             "build",
             "--release",
@@ -34,17 +32,9 @@ fn release_binary() -> PathBuf {
             "--benches",
             "--message-format=json",
         ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("run cargo build --release");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    cargo_messages(build, "the release goals-host")
+        .iter()
         .find_map(|m| {
             (m["target"]["name"] == "goals-host")
                 .then(|| m["executable"].as_str().map(PathBuf::from))

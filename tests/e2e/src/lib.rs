@@ -438,8 +438,8 @@ impl World {
     }
 }
 
-/// The cargo running this test, else the one that built it: a bench is run
-/// without `CARGO`, and a bare `cargo` may pick another toolchain.
+/// The cargo running this test (`CARGO`), else the one that built it, else
+/// the one on `PATH`.
 pub fn cargo_binary() -> String {
     std::env::var("CARGO")
         .ok()
@@ -469,8 +469,8 @@ struct Binaries {
 fn workspace_binaries() -> &'static Binaries {
     static BINARIES: OnceLock<Binaries> = OnceLock::new();
     BINARIES.get_or_init(|| {
-        let cargo = cargo_binary();
-        let output = std::process::Command::new(cargo)
+        let mut build = std::process::Command::new(cargo_binary());
+        build
             .args([
                 "build",
                 "--quiet",
@@ -479,18 +479,8 @@ fn workspace_binaries() -> &'static Binaries {
                 "--tests",
                 "--message-format=json",
             ])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .output()
-            .unwrap_or_else(|e| panic!("run cargo build for the workspace's binaries: {e}"));
-        assert!(
-            output.status.success(),
-            "building the workspace's binaries failed:\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let messages: Vec<Value> = String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-            .collect();
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        let messages = cargo_messages(build, "the workspace's binaries");
         let binary = |name: &str| {
             messages
                 .iter()
@@ -805,8 +795,8 @@ pub fn build_guest(args: &[&str]) -> Vec<Value> {
         .nth(2)
         .expect("tests/e2e lives inside the workspace")
         .to_path_buf();
-    let cargo = cargo_binary();
-    let output = std::process::Command::new(cargo)
+    let mut build = std::process::Command::new(cargo_binary());
+    build
         .current_dir(&workspace)
         .args(["build", "--quiet", "--target", "wasm32-wasip2"])
         .args(args)
@@ -818,12 +808,19 @@ pub fn build_guest(args: &[&str]) -> Vec<Value> {
         .env_remove("RUSTC_WORKSPACE_WRAPPER")
         .env_remove("RUSTC_WRAPPER")
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .env_remove("RUSTFLAGS")
+        .env_remove("RUSTFLAGS");
+    cargo_messages(build, &format!("{args:?} for wasm32-wasip2"))
+}
+
+/// Runs `build` (a `cargo build --message-format=json`) and returns cargo's
+/// messages; a failed build fails the test with cargo's own report.
+pub fn cargo_messages(mut build: std::process::Command, what: &str) -> Vec<Value> {
+    let output = build
         .output()
-        .unwrap_or_else(|e| panic!("run cargo build {args:?}: {e}"));
+        .unwrap_or_else(|e| panic!("run cargo to build {what}: {e}"));
     assert!(
         output.status.success(),
-        "building {args:?} for wasm32-wasip2 failed:\n{}",
+        "building {what} failed:\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8_lossy(&output.stdout)

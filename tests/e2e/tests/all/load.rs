@@ -8,7 +8,7 @@
 //! Opt-in, being the slowest test by far: `.ci/run` runs it after the suite, and
 //! `cargo test -p goals-e2e --test all -- --ignored load::` does by hand.
 
-use goals_e2e::{World, dataset};
+use goals_e2e::{World, copy_links, dataset};
 use goals_host::bindings::Aggregation;
 use goals_host::connections;
 use goals_host::goals::keyresults;
@@ -41,43 +41,11 @@ async fn ten_thousand_due_links_on_two_connections_each_stay_within_the_connecti
         )
         .await;
 
-    // The other links are copies of the first, every other one on the second
-    // connection (so both have links due all through the round), written in one
-    // transaction.
+    // The other links are copies of the first, every other one (the even ids)
+    // on the second connection, so both have links due all through the round.
     let now = world.now();
     let template_id = template.id;
-    let (first_id, second_id) = (first.clone(), second.clone());
-    world
-        .db
-        .run(move |conn| {
-            let tx = conn.transaction()?;
-            for i in 1..links {
-                let connection = if i % 2 == 1 { &second_id } else { &first_id };
-                tx.execute(
-                    "INSERT INTO key_results (organization_id, title, owner, unit, start_value,
-                         target_value, direction, created_at)
-                     SELECT organization_id, title, owner, unit, start_value, target_value,
-                         direction, created_at FROM key_results WHERE id = ?1",
-                    goals_host::params![template_id],
-                )?;
-                tx.execute(
-                    "INSERT INTO metric_links (key_result_id, connection_id, app_id, app_name,
-                         entity, entity_name, view_id, view_kind, view_name, column_name,
-                         column_display, aggregation, currency, interval_seconds, state,
-                         next_run_at, created_at)
-                     SELECT last_insert_rowid(), ?3, app_id, app_name, entity,
-                         entity_name, view_id, view_kind, view_name, column_name,
-                         column_display, aggregation, currency, interval_seconds, 'active',
-                         ?2, ?2
-                     FROM metric_links WHERE key_result_id = ?1",
-                    goals_host::params![template_id, now, connection.as_str()],
-                )?;
-            }
-            tx.commit()?;
-            Ok(())
-        })
-        .await
-        .unwrap();
+    copy_links(&world.db, template_id, links, &second).await;
     // Warm the token and metadata caches of both connections (the first copy is
     // on the second connection); these two syncs are before the round.
     for kr in [template_id, template_id + 1] {
