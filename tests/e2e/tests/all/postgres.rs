@@ -286,6 +286,40 @@ async fn hosts_sharing_the_database_sync_each_due_link_once() {
 }
 
 #[tokio::test]
+async fn hosts_share_one_access_token_and_metadata_cache_per_connection() {
+    let Some(world) = World::on_postgres("a shared token").await else {
+        return;
+    };
+    let kr = world.key_result("Hot leads").await;
+    world
+        .link(&kr, "lead", "Hot Leads", "fullname", Aggregation::Count)
+        .await;
+    let first = world.syncer.sync(kr.id, Trigger::Manual).await.unwrap();
+    assert_eq!(first.status, "success", "{first:?}");
+
+    // Another host, which never signed in nor read the view, syncs with one
+    // request: the token and the metadata this host stored.
+    let (peer, _peer_dir) = world.peer_host(usize::MAX).await;
+    world.sim.server.clear_requests();
+    let run = peer.sync(kr.id, Trigger::Manual).await.unwrap();
+    assert_eq!(run.status, "success", "{run:?}");
+    let paths: Vec<String> = world
+        .sim
+        .server
+        .requests()
+        .iter()
+        .map(|r| r.path.clone())
+        .collect();
+    assert!(
+        !paths
+            .iter()
+            .any(|path| path.ends_with("/oauth2/v2.0/token")),
+        "the peer signed in again: {paths:?}"
+    );
+    assert_eq!(run.requests, Some(1), "one aggregate request: {paths:?}");
+}
+
+#[tokio::test]
 async fn a_throttle_seen_by_one_host_holds_for_every_host() {
     let Some(world) = World::on_postgres("a shared throttle").await else {
         return;
