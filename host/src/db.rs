@@ -21,6 +21,7 @@ const MIGRATIONS: &[M<'_>] = &[
     // Rebuilds a table others refer to: checked as a whole before it commits.
     M::up(include_str!("../migrations/0007_generic_connections.sql")).foreign_key_check(),
     M::up(include_str!("../migrations/0008_hosts.sql")),
+    M::up(include_str!("../migrations/0009_api_tokens.sql")),
 ];
 
 /// PostgreSQL's schema versions, oldest first: the same data as SQLite's, in
@@ -30,6 +31,7 @@ const POSTGRES_MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0002_key_check.sql"),
     include_str!("../migrations/postgres/0003_connection_slots.sql"),
     include_str!("../migrations/postgres/0004_hosts.sql"),
+    include_str!("../migrations/postgres/0005_api_tokens.sql"),
 ];
 
 /// Where the key check value is sealed.

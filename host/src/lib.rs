@@ -8,9 +8,11 @@ pub use goals_engine::{artifact, bindings, integrations, limits, outbound, state
 
 // The demo and the benches bring the Dataverse simulator; a host built
 // without the default `simulator` feature ships neither.
+pub mod api;
 #[cfg(feature = "simulator")]
 pub mod bench;
 pub mod cli;
+pub mod connecting;
 pub mod connections;
 pub mod db;
 #[cfg(feature = "simulator")]

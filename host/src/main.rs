@@ -22,21 +22,27 @@ async fn main() -> ExitCode {
     if let Some(path) = &cli.secret_key_file {
         goals_host::secrets::use_key_file(path.clone());
     }
+    let serving = matches!(cli.command, cli::Command::Serve(_));
     let default_level = match cli.verbose {
         // wasmtime-wasi-http logs each failed connection at WARN with Rust debug
         // detail; the error the command returns already says it in the user's
-        // terms, so that detail waits for -v.
+        // terms, so that detail waits for -v. A service logs each request and
+        // sync.
+        0 if serving => "warn,goals_host::api=info,goals_host::sync=info,wasmtime_wasi_http=error",
         0 => "warn,wasmtime_wasi_http=error",
         1 => "info",
         _ => "debug",
     };
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(colour_on_stderr())
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)),
-        )
-        .init();
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    let logs = tracing_subscriber::fmt().with_writer(std::io::stderr);
+    match cli.log_format {
+        cli::LogFormat::Json => logs.json().with_env_filter(filter).init(),
+        cli::LogFormat::Text => logs
+            .with_ansi(colour_on_stderr())
+            .with_env_filter(filter)
+            .init(),
+    }
 
     match cli::run(&cli).await {
         Ok(report) => {

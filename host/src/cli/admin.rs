@@ -4,7 +4,7 @@ use super::Context;
 use crate::goals::admin::{self, Organization, Tenant};
 use crate::render::{Report, table};
 use clap::Subcommand;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 #[derive(Debug, Subcommand)]
 pub enum TenantCommand {
@@ -71,22 +71,6 @@ fn on_off(enabled: bool) -> &'static str {
     if enabled { "on" } else { "off" }
 }
 
-fn tenant_json(tenant: &Tenant) -> Value {
-    json!({ "id": tenant.id, "name": tenant.name, "integration_enabled": tenant.integration_enabled })
-}
-
-fn org_json(org: &Organization) -> Value {
-    json!({
-        "id": org.id,
-        "name": org.name,
-        "tenant": org.tenant,
-        "integration_enabled": org.integration_enabled,
-        "tenant_integration_enabled": org.tenant_integration_enabled,
-        "syncs_run": org.disabled_reason().is_none(),
-        "disabled_reason": org.disabled_reason(),
-    })
-}
-
 fn tenant_report(tenant: &Tenant) -> Report {
     Report {
         text: format!(
@@ -94,7 +78,7 @@ fn tenant_report(tenant: &Tenant) -> Report {
             tenant.name,
             on_off(tenant.integration_enabled)
         ),
-        json: tenant_json(tenant),
+        json: crate::render::tenant(tenant),
     }
 }
 
@@ -108,7 +92,7 @@ fn org_report(org: &Organization) -> Report {
             org.disabled_reason()
                 .unwrap_or_else(|| "syncs run".to_string())
         ),
-        json: org_json(org),
+        json: crate::render::organization(org),
     }
 }
 
@@ -135,7 +119,7 @@ pub async fn tenant(context: &Context<'_>, command: &TenantCommand) -> anyhow::R
                         .map(|t| vec![t.name.clone(), on_off(t.integration_enabled).to_string()])
                         .collect::<Vec<_>>(),
                 ),
-                json: Value::Array(tenants.iter().map(tenant_json).collect()),
+                json: Value::Array(tenants.iter().map(crate::render::tenant).collect()),
             }
         }
     })
@@ -176,7 +160,7 @@ pub async fn org(context: &Context<'_>, command: &OrgCommand) -> anyhow::Result<
                         })
                         .collect::<Vec<_>>(),
                 ),
-                json: Value::Array(orgs.iter().map(org_json).collect()),
+                json: Value::Array(orgs.iter().map(crate::render::organization).collect()),
             }
         }
     })

@@ -3,7 +3,7 @@
 //! environment (clap resolves both), which beats the file, which beats the
 //! defaults; figment layers the three. An unknown key is an error naming it.
 
-use super::schedule::RunArgs;
+use super::schedule::SchedulerArgs;
 use super::{Cli, Command};
 use crate::render::Report;
 use clap::parser::ValueSource;
@@ -35,7 +35,16 @@ pub struct Settings {
     pub storage_limit: u64,
     pub storage_keys: u64,
     pub instance_slots: u32,
+    pub log_format: super::LogFormat,
     pub run: RunSettings,
+    pub serve: ServeSettings,
+}
+
+/// `serve`'s own settings: `[serve]` in the file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeSettings {
+    pub listen: String,
 }
 
 /// The scheduler's settings: `[run]` in the file.
@@ -64,7 +73,7 @@ pub enum ConfigError {
 }
 
 impl RunSettings {
-    fn of(args: &RunArgs) -> RunSettings {
+    fn of(args: &SchedulerArgs) -> RunSettings {
         RunSettings {
             poll: args.poll,
             concurrency: args.concurrency,
@@ -77,9 +86,9 @@ impl RunSettings {
     /// `run`'s defaults, for commands other than `run`: its arguments parsed
     /// from nothing, so they are clap's and never written twice.
     fn defaults() -> Result<RunSettings, ConfigError> {
-        RunArgs::augment_args(clap::Command::new("run"))
+        SchedulerArgs::augment_args(clap::Command::new("run"))
             .try_get_matches_from(["run"])
-            .and_then(|matches| RunArgs::from_arg_matches(&matches))
+            .and_then(|matches| SchedulerArgs::from_arg_matches(&matches))
             .map(|args| RunSettings::of(&args))
             .map_err(|error| ConfigError::Invalid {
                 path: "(run's defaults)".to_string(),
@@ -103,9 +112,17 @@ impl Settings {
             storage_limit: cli.storage_limit,
             storage_keys: cli.storage_keys,
             instance_slots: cli.instance_slots,
+            log_format: cli.log_format,
             run: match &cli.command {
-                Command::Run(args) => RunSettings::of(args),
+                Command::Run(args) => RunSettings::of(&args.scheduler),
+                Command::Serve(args) => RunSettings::of(&args.scheduler),
                 _ => RunSettings::defaults()?,
+            },
+            serve: ServeSettings {
+                listen: match &cli.command {
+                    Command::Serve(args) => args.listen.clone(),
+                    _ => super::serve::DEFAULT_LISTEN.to_string(),
+                },
             },
         })
     }
@@ -123,7 +140,16 @@ impl Settings {
         cli.storage_limit = self.storage_limit;
         cli.storage_keys = self.storage_keys;
         cli.instance_slots = self.instance_slots;
-        if let Command::Run(args) = &mut cli.command {
+        cli.log_format = self.log_format;
+        let scheduler = match &mut cli.command {
+            Command::Run(args) => Some(&mut args.scheduler),
+            Command::Serve(args) => {
+                args.listen = self.serve.listen;
+                Some(&mut args.scheduler)
+            }
+            _ => None,
+        };
+        if let Some(args) = scheduler {
             args.poll = self.run.poll;
             args.concurrency = self.run.concurrency;
             args.per_connection = self.run.per_connection;
@@ -152,23 +178,24 @@ fn split(settings: &Settings, matches: &ArgMatches) -> (Map<String, Value>, Map<
     let Ok(Value::Object(all)) = serde_json::to_value(settings) else {
         return (given_values, defaults);
     };
+    // The scheduler's flags belong to `run` or `serve`.
     let run_matches = match matches.subcommand() {
-        Some(("run", run)) => Some(run),
+        Some(("run" | "serve", run)) => Some(run),
         _ => None,
     };
     for (key, value) in all {
-        if key == "run" {
+        if key == "run" || key == "serve" {
             let Value::Object(run) = value else { continue };
             let (mut run_given, mut run_defaults) = (Map::new(), Map::new());
-            for (key, value) in run {
-                if run_matches.is_some_and(|run| given(run, &key)) {
-                    run_given.insert(key, value);
+            for (inner, value) in run {
+                if run_matches.is_some_and(|run| given(run, &inner)) {
+                    run_given.insert(inner, value);
                 } else {
-                    run_defaults.insert(key, value);
+                    run_defaults.insert(inner, value);
                 }
             }
-            given_values.insert("run".into(), Value::Object(run_given));
-            defaults.insert("run".into(), Value::Object(run_defaults));
+            given_values.insert(key.clone(), Value::Object(run_given));
+            defaults.insert(key, Value::Object(run_defaults));
         } else if given(matches, &key) {
             given_values.insert(key, value);
         } else {

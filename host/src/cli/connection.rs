@@ -2,15 +2,10 @@
 //! as a service principal (client secret) or as a person (device code).
 
 use super::Context;
-use crate::bindings::{Identity, SignInStatus};
-use crate::connections::{
-    self, ConnectionError, ConnectionRecord, NewConnection, Secret, SignIn, Status,
-};
+use crate::bindings::SignInStatus;
+use crate::connections::{self, ConnectionRecord, NewConnection, Secret, SignIn, Status};
 use crate::db::Database;
 use crate::engine::Engine;
-use crate::goals::alerts::{self, AlertKind};
-use crate::outbound::{OutboundPolicy, SystemResolver};
-use crate::params;
 use crate::render::{self, Report};
 use anyhow::Context as _;
 use clap::{Subcommand, ValueEnum};
@@ -325,25 +320,14 @@ pub async fn run(context: &Context<'_>, command: &ConnectionCommand) -> anyhow::
                 secret,
                 allow_loopback: *allow_loopback,
             };
-            // Checked before anything is saved: the URLs against the outbound
-            // policy every call meets (an internal address is refused now, not at
-            // the first call), then a service principal's credentials, so a wrong
-            // secret, tenant or client id is said now, not at the first sync.
-            let candidate = connections::candidate(db, info, new.clone()).await?;
-            OutboundPolicy::new(&candidate.origins, candidate.allow_loopback)
-                .check_origins(&SystemResolver)
-                .await
-                .map_err(|reason| ConnectionError::Invalid {
-                    field: "endpoint".to_string(),
-                    value: candidate.origins.join(", "),
-                    reason: format!("{reason}; nothing was saved"),
-                })?;
-            let identity = if sign_in.has_secret() && !no_verify {
-                Some(verify(context, &runtime, &candidate).await?)
-            } else {
-                None
-            };
-            let record = connections::add(db, info, new).await?;
+            let (record, identity) = crate::connecting::add(
+                db,
+                runtime.as_ref(),
+                info,
+                new,
+                (!no_verify).then_some("; --no-verify saves without signing in"),
+            )
+            .await?;
             if sign_in == SignIn::DeviceCode {
                 // Nothing half-made stays behind: a connection nobody could sign in
                 // to is removed again.
@@ -497,25 +481,6 @@ pub async fn run(context: &Context<'_>, command: &ConnectionCommand) -> anyhow::
     }
 }
 
-/// Signs in with the credentials of a connection not yet saved and asks WhoAmI;
-/// nothing stays behind either way.
-async fn verify(
-    context: &Context<'_>,
-    runtime: &dyn Engine,
-    candidate: &ConnectionRecord,
-) -> anyhow::Result<Identity> {
-    let verified = runtime.who_am_i(candidate).await;
-    connections::forget_plugin_storage(&context.db, &candidate.id).await?;
-    verified.map_err(|error| {
-        anyhow::Error::from(error).context(format!(
-            "connection '{}' was not added: signing in to {} failed (nothing was saved; \
-             --no-verify saves without signing in)",
-            candidate.name,
-            candidate.url()
-        ))
-    })
-}
-
 /// A person signs in: the code and address go to the terminal (stderr, so that
 /// `--json` output stays one document), then the plugin is polled until the
 /// person is done, declines, or the code expires.
@@ -551,29 +516,6 @@ async fn device_sign_in(
     Ok(())
 }
 
-/// After a successful sign-in, or enabled by an admin: the connection is usable
-/// again and its links that waited run at once.
 async fn usable_again(context: &Context<'_>, record: &ConnectionRecord) -> anyhow::Result<()> {
-    let db = &context.db;
-    connections::set_status(db, &record.id, Status::Ok, None).await?;
-    let now = context.clock.now();
-    let id = record.id.clone();
-    db.run(move |conn| {
-        let tx = conn.transaction()?;
-        alerts::close(
-            &tx,
-            AlertKind::NeedsSignIn,
-            &alerts::connection_subject(&id),
-            now,
-        )?;
-        tx.execute(
-            "UPDATE metric_links SET next_run_at = CASE WHEN next_run_at < ?2 THEN next_run_at ELSE ?2 END
-             WHERE connection_id = ?1",
-            params![id, now],
-        )?;
-        tx.commit()?;
-        Ok(())
-    })
-    .await?;
-    Ok(())
+    crate::connecting::usable_again(&context.db, record, context.clock.now()).await
 }

@@ -8,6 +8,7 @@ pub mod failure;
 mod keyresult;
 pub mod progress;
 mod schedule;
+pub mod serve;
 
 use crate::bindings::{Aggregation, CurrencyChoice};
 use crate::connections::DEFAULT_ORGANIZATION;
@@ -131,6 +132,17 @@ pub struct Cli {
         action = clap::ArgAction::Count
     )]
     pub verbose: u8,
+    /// Log lines on stderr as text, or as one JSON object per line (requests
+    /// and syncs of `serve` and `run` included)
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        env = "GOALS_HOST_LOG_FORMAT",
+        value_enum,
+        default_value_t = LogFormat::Text
+    )]
+    pub log_format: LogFormat,
     /// Seconds one plugin call may take, waiting included
     #[arg(
         long,
@@ -212,6 +224,22 @@ pub enum Command {
   goals-host run --once
   goals-host run --concurrency 16 --per-connection 4 --duration 3600")]
     Run(schedule::RunArgs),
+    /// Serve the HTTP API (/api/v1) with the scheduler in the same process
+    #[command(
+        after_long_help = "Prints `listening on http://HOST:PORT` first; SIGTERM or \
+Ctrl-C stops accepting, lets requests and running syncs finish within --grace, and exits 0.
+Every /api/v1 request needs `Authorization: Bearer TOKEN` (`goals-host token create`); \
+/healthz, /readyz and /metrics need none. GET /api/v1/openapi.json describes the API.
+
+Examples:
+  goals-host serve
+  goals-host serve --listen 0.0.0.0:8080 --log-format json
+  goals-host --config /etc/goals-host/goals-host.toml serve --no-scheduler"
+    )]
+    Serve(serve::ServeArgs),
+    /// Bearer tokens of the HTTP API: create (shown once), list, revoke
+    #[command(subcommand)]
+    Token(serve::TokenCommand),
     /// Open problems: connections needing sign-in, broken links, stale Key Results
     #[command(after_long_help = "Examples:
   goals-host alerts
@@ -278,6 +306,13 @@ pub enum ConfigCommand {
   goals-host --config /etc/goals-host.toml config show
   GOALS_HOST_CONFIG=/etc/goals-host.toml goals-host config show --json")]
     Show,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -464,6 +499,7 @@ fn only_reads(command: &Command) -> bool {
             | Command::Kr(KrCommand::List | KrCommand::Show { .. } | KrCommand::History { .. })
             | Command::Alerts { .. }
             | Command::Hosts
+            | Command::Token(serve::TokenCommand::List)
     )
 }
 
@@ -497,6 +533,8 @@ async fn dispatch<'a>(
         Command::Connection(command) => connection::run(&context().await?, command).await,
         Command::Kr(command) => keyresult::run(&context().await?, command).await,
         Command::Run(args) => schedule::run(&context().await?, args).await,
+        Command::Serve(args) => serve::serve(&context().await?, args).await,
+        Command::Token(command) => serve::token(&context().await?, command).await,
         Command::Alerts { all } => schedule::alerts(&context().await?, *all).await,
         Command::Hosts => schedule::hosts(&context().await?).await,
         Command::Plugin(command) => discover::run(&context().await?, command).await,

@@ -18,12 +18,20 @@ pub struct RunArgs {
     /// Sync what is due once, then exit
     #[arg(long)]
     pub once: bool,
-    /// Seconds between checks for due links
-    #[arg(long, default_value_t = 1.0, value_name = "SECONDS")]
-    pub poll: f64,
     /// Stop after this many seconds [default: run until interrupted]
     #[arg(long, value_name = "SECONDS")]
     pub duration: Option<f64>,
+    #[command(flatten)]
+    pub scheduler: SchedulerArgs,
+}
+
+/// The scheduler's settings, for `run` and `serve` (`[run]` in the
+/// configuration file).
+#[derive(Debug, clap::Args)]
+pub struct SchedulerArgs {
+    /// Seconds between checks for due links
+    #[arg(long, default_value_t = 1.0, value_name = "SECONDS")]
+    pub poll: f64,
     /// Syncs running at once over all connections
     #[arg(long, default_value_t = 64, value_name = "N")]
     pub concurrency: usize,
@@ -41,6 +49,19 @@ pub struct RunArgs {
     pub per_connection: Option<usize>,
 }
 
+impl SchedulerArgs {
+    /// The scheduler these settings describe, over `syncer`.
+    pub fn scheduler(&self, syncer: Arc<crate::goals::sync::Syncer>) -> Scheduler {
+        Scheduler::new(syncer, self.concurrency)
+            .with_grace(Duration::from_secs_f64(self.grace.clamp(0.0, 3600.0)))
+            .with_keep_days(self.keep_history_days)
+    }
+
+    pub fn poll(&self) -> Duration {
+        Duration::from_secs_f64(self.poll.max(0.01))
+    }
+}
+
 fn round_json(round: &Round, recovered: usize) -> Value {
     json!({
         "started": round.started,
@@ -54,17 +75,12 @@ fn round_json(round: &Round, recovered: usize) -> Value {
 
 pub async fn run(context: &Context<'_>, args: &RunArgs) -> anyhow::Result<Report> {
     let runtime = context.engine().await?;
-    let scheduler = Scheduler::new(
+    let scheduler = args.scheduler.scheduler(Arc::new(syncer(
+        context,
+        runtime,
         // The syncer caps it at the integration's declared maximum.
-        Arc::new(syncer(
-            context,
-            runtime,
-            args.per_connection.unwrap_or(usize::MAX),
-        )),
-        args.concurrency,
-    )
-    .with_grace(Duration::from_secs_f64(args.grace.clamp(0.0, 3600.0)))
-    .with_keep_days(args.keep_history_days);
+        args.scheduler.per_connection.unwrap_or(usize::MAX),
+    )));
     // Registered before it claims anything, so other hosts can tell who runs what.
     let registration = hosts::register(&context.db, Arc::clone(&context.clock)).await?;
     let recovered = scheduler.recover().await?;
@@ -80,9 +96,7 @@ pub async fn run(context: &Context<'_>, args: &RunArgs) -> anyhow::Result<Report
                 None => stop_signal().await,
             }
         };
-        scheduler
-            .run(Duration::from_secs_f64(args.poll.max(0.01)), stop)
-            .await?
+        scheduler.run(args.scheduler.poll(), stop).await?
     };
     registration.end().await?;
     Ok(Report {
@@ -105,7 +119,7 @@ pub async fn run(context: &Context<'_>, args: &RunArgs) -> anyhow::Result<Report
 
 /// SIGTERM (systemd, containers) or SIGINT (Ctrl-C): either starts a graceful
 /// stop, bounded by `--grace`.
-async fn stop_signal() {
+pub async fn stop_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

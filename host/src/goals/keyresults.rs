@@ -177,11 +177,8 @@ pub(crate) fn link_row(r: &Row) -> Result<Link, SqlError> {
     })
 }
 
-pub async fn create(
-    db: &Database,
-    new: NewKeyResult,
-    now: Timestamp,
-) -> Result<KeyResult, KeyResultError> {
+/// What is wrong with a Key Result's fields, if anything; its trimmed title.
+fn checked(new: &NewKeyResult) -> Result<String, KeyResultError> {
     let title = new.title.trim().to_string();
     if title.is_empty() || title.len() > 200 {
         return Err(KeyResultError::Invalid(
@@ -222,6 +219,15 @@ pub async fn create(
             "only a currency Key Result has a currency code".to_string(),
         ));
     }
+    Ok(title)
+}
+
+pub async fn create(
+    db: &Database,
+    new: NewKeyResult,
+    now: Timestamp,
+) -> Result<KeyResult, KeyResultError> {
+    let title = checked(&new)?;
     let id = db
         .run(move |conn| {
             // Check and insert under one write lock: two processes creating the
@@ -272,6 +278,88 @@ pub async fn get_by_id(db: &Database, id: i64) -> Result<KeyResult, KeyResultErr
     })
     .await?
     .ok_or_else(|| KeyResultError::NotFound(id.to_string()))
+}
+
+/// Changes a Key Result's fields (not its value or link), checked as on create.
+pub async fn update(
+    db: &Database,
+    id: i64,
+    change: impl FnOnce(&mut NewKeyResult),
+) -> Result<KeyResult, KeyResultError> {
+    let current = get_by_id(db, id).await?;
+    let mut fields = NewKeyResult {
+        organization_id: current.organization_id,
+        title: current.title,
+        owner: current.owner,
+        unit: current.unit,
+        currency_code: current.currency_code,
+        start: current.start,
+        target: current.target,
+        direction: current.direction,
+    };
+    change(&mut fields);
+    let title = checked(&fields)?;
+    db.run(move |conn| {
+        let tx = conn.transaction()?;
+        let taken: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM key_results WHERE organization_id = ?1 AND title = ?2
+                 AND id <> ?3)",
+            params![fields.organization_id, title, id],
+            |r| r.get(0),
+        )?;
+        if taken {
+            return Ok(Err(KeyResultError::Invalid(format!(
+                "the organization already has a Key Result titled '{title}'; titles are \
+                 unique per organization"
+            ))));
+        }
+        tx.execute(
+            "UPDATE key_results SET title = ?2, owner = ?3, unit = ?4, currency_code = ?5,
+                 start_value = ?6, target_value = ?7, direction = ?8
+             WHERE id = ?1",
+            params![
+                id,
+                title,
+                fields.owner,
+                fields.unit.as_str(),
+                fields.currency_code,
+                fields.start,
+                fields.target,
+                fields.direction.as_str()
+            ],
+        )?;
+        tx.commit()?;
+        Ok(Ok(()))
+    })
+    .await??;
+    get_by_id(db, id).await
+}
+
+/// Deletes a Key Result with its link and history; its alerts close.
+pub async fn delete(db: &Database, id: i64, now: Timestamp) -> Result<KeyResult, KeyResultError> {
+    let gone = get_by_id(db, id).await?;
+    db.run(move |conn| {
+        let tx = conn.transaction()?;
+        for kind in [
+            crate::goals::alerts::AlertKind::Stale,
+            crate::goals::alerts::AlertKind::BrokenLink,
+        ] {
+            crate::goals::alerts::close(&tx, kind, &crate::goals::alerts::kr_subject(id), now)?;
+        }
+        tx.execute(
+            "DELETE FROM sync_runs WHERE key_result_id = ?1",
+            params![id],
+        )?;
+        tx.execute(
+            "DELETE FROM metric_links WHERE key_result_id = ?1",
+            params![id],
+        )?;
+        tx.execute("DELETE FROM key_results WHERE id = ?1", params![id])?;
+        tx.commit()?;
+        Ok(())
+    })
+    .await?;
+    Ok(gone)
 }
 
 /// Where a Key Result is looked for: one organization (`--org`), or all.

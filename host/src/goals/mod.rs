@@ -13,6 +13,7 @@ pub mod progress;
 pub mod scheduler;
 pub mod slots;
 pub mod sync;
+pub mod tokens;
 
 // The sync policy against a fake engine.
 #[cfg(test)]

@@ -159,7 +159,12 @@ pub struct Syncer {
     /// slots: one task per host asks at a time, the rest queue here, so a
     /// backlog costs the database a few polls, not one per waiting sync.
     shared_turns: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Told of every recorded run and how long it took (the API's metrics).
+    observer: Option<RunObserver>,
 }
+
+/// What a [`Syncer`] tells of each run it records.
+pub type RunObserver = Arc<dyn Fn(&SyncRun, std::time::Duration) + Send + Sync>;
 
 /// A slot of one connection's concurrency limit, held for one sync.
 pub struct ConnectionSlot {
@@ -218,6 +223,7 @@ impl Syncer {
             per_connection_limit: per_connection_limit.max(1),
             per_connection: Mutex::default(),
             shared_turns: Mutex::default(),
+            observer: None,
         }
     }
 
@@ -348,6 +354,26 @@ impl Syncer {
     /// scheduler queues for it before claiming the link). A slot of another
     /// connection (the link moved meanwhile) is given back for the right one.
     pub async fn sync_holding(
+        &self,
+        key_result_id: i64,
+        trigger: Trigger,
+        held: Option<ConnectionSlot>,
+    ) -> Result<SyncRun, SyncError> {
+        let started = std::time::Instant::now();
+        let result = self.sync_recorded(key_result_id, trigger, held).await;
+        if let (Some(observe), Ok(run)) = (&self.observer, &result) {
+            observe(run, started.elapsed());
+        }
+        result
+    }
+
+    /// Tells `observer` of every run this syncer records from now on.
+    pub fn with_observer(mut self, observer: RunObserver) -> Syncer {
+        self.observer = Some(observer);
+        self
+    }
+
+    async fn sync_recorded(
         &self,
         key_result_id: i64,
         trigger: Trigger,
@@ -1033,15 +1059,21 @@ pub async fn last_success(db: &Database, key_result_id: i64) -> Result<Option<Sy
     .await
 }
 
+/// A Key Result's runs, newest first: `limit` of them, older than run `before`
+/// when given (the next page after a page ending with that run).
 pub async fn history(
     db: &Database,
     key_result_id: i64,
     limit: usize,
+    before: Option<i64>,
 ) -> Result<Vec<SyncRun>, DbError> {
     db.run(move |conn| {
         let rows = conn.query_map(
-            &format!("{SELECT_RUNS} WHERE r.key_result_id = ?1 ORDER BY r.id DESC LIMIT ?2"),
-            params![key_result_id, limit as i64],
+            &format!(
+                "{SELECT_RUNS} WHERE r.key_result_id = ?1 AND (CAST(?3 AS BIGINT) IS NULL OR r.id < ?3)
+                 ORDER BY r.id DESC LIMIT ?2"
+            ),
+            params![key_result_id, i64::try_from(limit).unwrap_or(i64::MAX), before],
             run_row,
         )?;
         Ok(rows)

@@ -48,7 +48,7 @@ pub async fn details(db: &Database, now: Timestamp, key_result_id: i64) -> anyho
         });
     };
     let conn = connections::get_by_id(db, &link.metric.connection_id).await?;
-    let mut last_run = sync::history(db, kr.id, 1).await?.into_iter().next();
+    let mut last_run = sync::history(db, kr.id, 1, None).await?.into_iter().next();
     // A run still marked running whose process is gone was interrupted: the
     // next sync (scheduled or Sync now) takes its link over and runs it again.
     if let Some(run) = &mut last_run

@@ -42,6 +42,24 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     out.join("\n")
 }
 
+/// A tenant in JSON, for the CLI and the API.
+pub fn tenant(tenant: &crate::goals::admin::Tenant) -> Value {
+    json!({ "id": tenant.id, "name": tenant.name, "integration_enabled": tenant.integration_enabled })
+}
+
+/// An organization in JSON, for the CLI and the API.
+pub fn organization(org: &crate::goals::admin::Organization) -> Value {
+    json!({
+        "id": org.id,
+        "name": org.name,
+        "tenant": org.tenant,
+        "integration_enabled": org.integration_enabled,
+        "tenant_integration_enabled": org.tenant_integration_enabled,
+        "syncs_run": org.disabled_reason().is_none(),
+        "disabled_reason": org.disabled_reason(),
+    })
+}
+
 pub fn connection(record: &ConnectionRecord) -> Value {
     json!({
         "id": record.id,

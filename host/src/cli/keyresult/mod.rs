@@ -186,7 +186,7 @@ pub async fn run(context: &Context<'_>, command: &KrCommand) -> anyhow::Result<R
         }
         KrCommand::History { kr, limit } => {
             let kr = find(context, kr).await?;
-            let runs = sync::history(db, kr.id, *limit).await?;
+            let runs = sync::history(db, kr.id, *limit, None).await?;
             Ok(Report {
                 text: table(
                     &[

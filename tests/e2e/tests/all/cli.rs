@@ -1018,6 +1018,60 @@ async fn every_commands_json_follows_the_published_schema() {
     assert_eq!(hosts[0]["alive"], true, "{hosts}");
     check("hosts", &hosts);
     check("settings", &cli.json(&["config", "show"]).await);
+    let created = cli
+        .json(&[
+            "token",
+            "create",
+            "--role",
+            "member",
+            "--org",
+            "default",
+            "--user",
+            "ana@contoso.com",
+        ])
+        .await;
+    check("token_created", &created);
+    check("tokens", &cli.json(&["token", "list"]).await);
+    let id = created["id"].as_str().expect("a token id");
+    check("token", &cli.json(&["token", "revoke", id]).await);
+    // `serve` prints its address first, then, when stopped, its document.
+    let mut serving = cli
+        .command(&[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--no-scheduler",
+            "--json",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start goals-host serve");
+    let mut stdout = tokio::io::BufReader::new(serving.stdout.take().expect("stdout"));
+    let mut first = String::new();
+    tokio::io::AsyncBufReadExt::read_line(&mut stdout, &mut first)
+        .await
+        .expect("the address");
+    assert!(
+        first.starts_with("listening on http://127.0.0.1:"),
+        "{first}"
+    );
+    let pid = serving.id().expect("a pid").to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    let mut rest = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut stdout, &mut rest)
+        .await
+        .expect("the document");
+    check(
+        "served",
+        &serde_json::from_str(&rest).expect("one JSON document"),
+    );
 
     // Work that ran and failed, and failures before any work.
     sim.server.inject_fault(dataverse_sim::Fault::Status {

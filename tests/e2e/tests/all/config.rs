@@ -129,3 +129,17 @@ async fn an_unknown_key_or_a_missing_file_is_a_usage_error_naming_it() {
         refused.stderr
     );
 }
+
+/// The example under deploy/ is a file the host takes as it is, `serve`'s
+/// settings included.
+#[tokio::test]
+async fn the_deploy_example_is_a_valid_configuration() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/goals-host.toml");
+    let example = example.to_str().expect("a UTF-8 path");
+    let shown = goals_host(&["--config", example, "config", "show", "--json"], &[]).await;
+    assert!(shown.success(), "{}", shown.stderr);
+    let settings = shown.json();
+    assert_eq!(settings["serve"]["listen"], "127.0.0.1:8080", "{settings}");
+    assert_eq!(settings["log_format"], "json");
+    assert_eq!(settings["run"]["grace"], 30.0);
+}

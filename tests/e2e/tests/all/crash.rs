@@ -46,7 +46,11 @@ fn hot_lead_rows(first: usize, count: usize) -> Vec<Row> {
 async fn runs(db: &Database, krs: &[i64]) -> Vec<SyncRun> {
     let mut all = Vec::new();
     for &kr in krs {
-        all.extend(history(db, kr, 100).await.expect("read the sync runs"));
+        all.extend(
+            history(db, kr, 100, None)
+                .await
+                .expect("read the sync runs"),
+        );
     }
     all.sort_by_key(|run| run.id);
     all
@@ -57,7 +61,7 @@ async fn runs(db: &Database, krs: &[i64]) -> Vec<SyncRun> {
 /// from a run that did not finish, nor is applied again by another.
 async fn values_follow_runs(db: &Database, krs: &[i64], when: &str) {
     for &kr in krs {
-        let runs = history(db, kr, 100).await.unwrap();
+        let runs = history(db, kr, 100, None).await.unwrap();
         // Newest first.
         let latest = runs.iter().find(|r| r.status == "success");
         let current = keyresults::get_by_id(db, kr).await.unwrap();
@@ -247,7 +251,7 @@ async fn a_killed_scheduler_loses_nothing_and_retries_what_it_interrupted_once()
         "every link synced exactly once: {succeeded} before the kill, the rest after"
     );
     for &kr in &krs {
-        let runs = history(&db, kr, 100).await.unwrap();
+        let runs = history(&db, kr, 100, None).await.unwrap();
         let successes: Vec<_> = runs.iter().filter(|r| r.status == "success").collect();
         assert_eq!(successes.len(), 1, "Key Result {kr}: {runs:?}");
         let success = successes[0];

@@ -316,7 +316,7 @@ async fn persistent(case: PersistentFault) {
     assert_eq!(recovered.status, "success", "{label}: {recovered:?}");
     assert_eq!(recovered.value, Some(good_value + 1.0), "{label}");
     assert_eq!(world.value_of(&kr).await, Some(good_value + 1.0), "{label}");
-    let statuses: Vec<String> = sync::history(&world.db, kr.id, 10)
+    let statuses: Vec<String> = sync::history(&world.db, kr.id, 10, None)
         .await
         .unwrap()
         .into_iter()

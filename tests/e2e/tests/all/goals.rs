@@ -181,7 +181,7 @@ on_both_backends! {
             scheduler.run_due().await.unwrap();
         }
         for kr in &krs {
-            let mut starts: Vec<i64> = sync::history(&world.db, kr.id, 20)
+            let mut starts: Vec<i64> = sync::history(&world.db, kr.id, 20, None)
                 .await
                 .unwrap()
                 .iter()
@@ -268,7 +268,7 @@ on_both_backends! {
         assert_eq!(round.succeeded, 1);
         let after = world.syncer.sync(kr.id, Trigger::Manual).await.unwrap();
         assert_eq!(after.status, "success");
-        let runs = sync::history(&world.db, kr.id, 10).await.unwrap();
+        let runs = sync::history(&world.db, kr.id, 10, None).await.unwrap();
         assert_eq!(
             runs.len(),
             3,
@@ -605,7 +605,7 @@ on_both_backends! {
         assert_eq!(scheduler.recover().await.unwrap(), 1);
         let round = scheduler.run_due().await.unwrap();
         assert_eq!(round.succeeded, 1, "the interrupted sync runs again, once");
-        let runs = sync::history(&world.db, kr.id, 10).await.unwrap();
+        let runs = sync::history(&world.db, kr.id, 10, None).await.unwrap();
         let statuses: Vec<&str> = runs.iter().map(|r| r.status.as_str()).collect();
         assert_eq!(statuses, ["success", "interrupted"]);
         assert_eq!(scheduler.run_due().await.unwrap().started, 0);
@@ -682,7 +682,7 @@ on_both_backends! {
             .run_due()
             .await
             .unwrap();
-        let kept = sync::history(&world.db, kr.id, 1000).await.unwrap();
+        let kept = sync::history(&world.db, kr.id, 1000, None).await.unwrap();
         let cutoff = world.now() - 30 * 86_400;
         let (recent, old): (Vec<_>, Vec<_>) = kept.iter().partition(|r| r.started_at >= cutoff);
         assert_eq!(
@@ -741,7 +741,7 @@ on_both_backends! {
             .await
             .unwrap();
         assert_eq!(round.succeeded, 1, "{round:?}");
-        let statuses: Vec<String> = sync::history(&world.db, kr.id, 10)
+        let statuses: Vec<String> = sync::history(&world.db, kr.id, 10, None)
             .await
             .unwrap()
             .into_iter()

@@ -269,7 +269,7 @@ async fn three_hosts_sync_each_link_once_and_take_over_from_a_killed_one() {
             *successes == 1 && *interrupted <= 1,
             "Key Result {kr}, slot ending {slot}: {successes} success(es), {interrupted} \
              interrupted\n{:#?}\n{}",
-            sync::history(&world.db, *kr, 10).await.unwrap(),
+            sync::history(&world.db, *kr, 10, None).await.unwrap(),
             logs(&dirs)
         );
     }

@@ -1,6 +1,7 @@
 //! The end-to-end tests in one test binary, so wasmtime and the host are linked
 //! once rather than once per file; each module is one area of the product.
 
+mod api;
 mod cli;
 mod config;
 mod contract;

@@ -1,0 +1,320 @@
+//! Connections of an organization, the wizard's discovery steps (apps,
+//! entities, views, columns) and the preview of a metric.
+
+use super::auth::Caller;
+use super::{ApiState, Body, Problem};
+use crate::bindings::{MetricSpec, ViewKind, ViewRef};
+use crate::cli::{AggregationArg, CurrencyArg};
+use crate::connections::{self, NewConnection, Secret, SignIn};
+use crate::engine::Engine;
+use crate::goals::tokens::Role;
+use crate::render;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use clap::ValueEnum;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use utoipa::{IntoParams, ToSchema};
+
+/// The secret material of a connection; never echoed, logged or stored unsealed.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecretBody {
+    /// An application's client secret (a service principal's sign-in).
+    client_secret: Option<String>,
+    /// An API key, for integrations that sign in with one.
+    api_key: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewConnectionBody {
+    /// Unique within the organization.
+    #[schema(example = "Contoso")]
+    name: String,
+    /// The integration's id [default: the Dynamics 365 integration].
+    integration: Option<String>,
+    /// The integration's settings by key; for Dynamics 365: environment_url,
+    /// tenant, client_id and optionally authority_url.
+    #[schema(example = json!({"environment_url": "https://contoso.crm.dynamics.com",
+        "tenant": "contoso.onmicrosoft.com", "client_id": "00000000-0000-0000-0000-000000000001"}))]
+    settings: BTreeMap<String, String>,
+    secret: SecretBody,
+    /// Allow plain HTTP and loopback addresses: simulators and tests only.
+    #[serde(default)]
+    allow_loopback: bool,
+}
+
+pub(super) fn parse_choice<T: ValueEnum>(what: &str, text: &str) -> Result<T, Problem> {
+    T::from_str(text, false).map_err(|_| {
+        let allowed: Vec<String> = T::value_variants()
+            .iter()
+            .filter_map(|v| v.to_possible_value().map(|p| p.get_name().to_string()))
+            .collect();
+        Problem::new(
+            "invalid-input",
+            format!("{what} '{text}' is not one of: {}", allowed.join(", ")),
+        )
+    })
+}
+
+pub(super) fn view_kind(text: Option<&str>) -> Result<ViewKind, Problem> {
+    match text.unwrap_or("system") {
+        "system" => Ok(ViewKind::System),
+        "personal" => Ok(ViewKind::Personal),
+        other => Err(Problem::new(
+            "invalid-input",
+            format!("view_kind '{other}' is not one of: system, personal"),
+        )),
+    }
+}
+
+/// The organization's connections (members see them to pick one).
+#[utoipa::path(get, path = "/api/v1/organizations/{org_id}/connections", tag = "connections",
+    params(("org_id" = i64, Path)),
+    responses((status = 200, description = "Connections, without secrets", body = Object)))]
+pub async fn list_connections(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(org_id): Path<i64>,
+) -> Result<axum::Json<Value>, Problem> {
+    let (org, _) = caller.organization(&state, org_id, Role::Member).await?;
+    let list = connections::list(&state.db, Some(&org.name)).await?;
+    Ok(axum::Json(render::connections(&list).json))
+}
+
+/// Add a connection (organization admins) after signing in with its
+/// credentials: a wrong secret, tenant or client id is said now and nothing is
+/// saved.
+#[utoipa::path(post, path = "/api/v1/organizations/{org_id}/connections", tag = "connections",
+    params(("org_id" = i64, Path)), request_body = NewConnectionBody,
+    responses((status = 201, description = "The connection: {id, name, status, ...}", body = Object)))]
+pub async fn add_connection(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(org_id): Path<i64>,
+    Body(body): Body<NewConnectionBody>,
+) -> Result<(StatusCode, axum::Json<Value>), Problem> {
+    let (org, _) = caller.organization(&state, org_id, Role::OrgAdmin).await?;
+    let (sign_in, secret) = match (body.secret.client_secret, body.secret.api_key) {
+        (Some(secret), None) => (SignIn::ClientSecret, Secret::new(secret)),
+        (None, Some(key)) => (SignIn::ApiKey, Secret::new(key)),
+        _ => {
+            return Err(Problem::new(
+                "invalid-input",
+                "secret needs exactly one of client_secret or api_key",
+            ));
+        }
+    };
+    let info = state.engine.get(body.integration.as_deref())?.info();
+    let new = NewConnection {
+        organization: org.name.clone(),
+        added_by: caller
+            .0
+            .user
+            .clone()
+            .unwrap_or_else(|| format!("token {}", caller.0.id)),
+        name: body.name,
+        integration: info.id.clone(),
+        settings: body.settings.into_iter().collect(),
+        sign_in,
+        secret: Some(secret),
+        allow_loopback: body.allow_loopback,
+    };
+    let (record, identity) =
+        crate::connecting::add(&state.db, state.engine.as_ref(), info, new, Some("")).await?;
+    let mut json = render::connection(&record);
+    json["verified_as"] = match identity {
+        Some(identity) => json!({
+            "user_id": identity.user_id,
+            "environment_id": identity.environment_id,
+        }),
+        None => Value::Null,
+    };
+    Ok((StatusCode::CREATED, axum::Json(json)))
+}
+
+#[utoipa::path(get, path = "/api/v1/connections/{id}", tag = "connections",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "The connection, without secrets", body = Object)))]
+pub async fn get_connection(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Value>, Problem> {
+    let record = caller.connection(&state, &id, Role::Member).await?;
+    Ok(axum::Json(render::connection(&record)))
+}
+
+/// Remove a connection and what the integration stored for it (organization
+/// admins); refused while Key Results are linked to it.
+#[utoipa::path(delete, path = "/api/v1/connections/{id}", tag = "connections",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "The removed connection", body = Object)))]
+pub async fn delete_connection(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Value>, Problem> {
+    let record = caller.connection(&state, &id, Role::OrgAdmin).await?;
+    let removed = connections::remove(&state.db, &record.name, Some(&record.organization)).await?;
+    Ok(axum::Json(render::connection(&removed)))
+}
+
+/// Sign in with the saved credentials and say as whom.
+#[utoipa::path(post, path = "/api/v1/connections/{id}/test", tag = "connections",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "{connection, url, user_id, environment_id, details}", body = Object)))]
+pub async fn test_connection(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Value>, Problem> {
+    let record = caller.connection(&state, &id, Role::OrgAdmin).await?;
+    let identity = state.engine.who_am_i(&record).await?;
+    Ok(axum::Json(json!({
+        "connection": record.name,
+        "url": record.url(),
+        "user_id": identity.user_id,
+        "environment_id": identity.environment_id,
+        "details": identity
+            .details
+            .iter()
+            .map(|(label, value)| json!({"label": label, "value": value}))
+            .collect::<Vec<_>>(),
+    })))
+}
+
+/// The environment's apps.
+#[utoipa::path(get, path = "/api/v1/connections/{id}/apps", tag = "discovery",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "Apps: [{id, name, ...}]", body = Object)))]
+pub async fn list_apps(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Value>, Problem> {
+    let record = caller.connection(&state, &id, Role::Member).await?;
+    Ok(axum::Json(
+        render::apps(&state.engine.list_apps(&record).await?).json,
+    ))
+}
+
+/// The entities of an app's site map.
+#[utoipa::path(get, path = "/api/v1/connections/{id}/apps/{app_id}/entities", tag = "discovery",
+    params(("id" = String, Path), ("app_id" = String, Path)),
+    responses((status = 200, description = "Entities: [{logical_name, name}]", body = Object)))]
+pub async fn list_entities(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path((id, app_id)): Path<(String, String)>,
+) -> Result<axum::Json<Value>, Problem> {
+    let record = caller.connection(&state, &id, Role::Member).await?;
+    Ok(axum::Json(
+        render::entities(&state.engine.list_entities(&record, &app_id).await?).json,
+    ))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ViewSearch {
+    /// Words of the view's name, in any case.
+    search: Option<String>,
+}
+
+/// The entity's views, searched by name.
+#[utoipa::path(get, path = "/api/v1/connections/{id}/entities/{entity}/views", tag = "discovery",
+    params(("id" = String, Path), ("entity" = String, Path), ViewSearch),
+    responses((status = 200, description = "Views: [{id, name, kind, ...}]", body = Object)))]
+pub async fn list_views(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path((id, entity)): Path<(String, String)>,
+    Query(query): Query<ViewSearch>,
+) -> Result<axum::Json<Value>, Problem> {
+    let record = caller.connection(&state, &id, Role::Member).await?;
+    let views = state
+        .engine
+        .list_views(&record, &entity, query.search.as_deref())
+        .await?;
+    Ok(axum::Json(render::views(&views).json))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ViewKindQuery {
+    /// `system` (default) or `personal`.
+    kind: Option<String>,
+}
+
+/// The view's columns, with the aggregations each allows.
+#[utoipa::path(get, path = "/api/v1/connections/{id}/entities/{entity}/views/{view_id}/columns",
+    tag = "discovery",
+    params(("id" = String, Path), ("entity" = String, Path), ("view_id" = String, Path), ViewKindQuery),
+    responses((status = 200, description = "Columns: [{name, display_name, type, aggregations}]", body = Object)))]
+pub async fn list_columns(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path((id, entity, view_id)): Path<(String, String, String)>,
+    Query(query): Query<ViewKindQuery>,
+) -> Result<axum::Json<Value>, Problem> {
+    let record = caller.connection(&state, &id, Role::Member).await?;
+    let view = ViewRef {
+        id: view_id,
+        kind: view_kind(query.kind.as_deref())?,
+    };
+    let columns = state.engine.list_columns(&record, &entity, &view).await?;
+    Ok(axum::Json(render::columns(&columns).json))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MeasurementBody {
+    #[schema(example = "opportunity")]
+    entity: String,
+    #[schema(example = "00000000-0000-0000-00aa-000010003001")]
+    view_id: String,
+    /// `system` (default) or `personal`.
+    view_kind: Option<String>,
+    #[schema(example = "estimatedvalue")]
+    column: String,
+    /// count, count-values, count-distinct, sum, average, min or max.
+    #[schema(example = "sum")]
+    aggregation: String,
+    /// `base` (default) or `transaction`.
+    currency_mode: Option<String>,
+}
+
+/// Preview a metric: its value now, with the evidence (records, requests,
+/// bytes, the query sent).
+#[utoipa::path(post, path = "/api/v1/connections/{id}/measurements", tag = "discovery",
+    params(("id" = String, Path)), request_body = MeasurementBody,
+    responses((status = 200,
+        description = "{value, value_type, records, currency, requests, bytes_received, query}",
+        body = Object)))]
+pub async fn measure(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(body): Body<MeasurementBody>,
+) -> Result<axum::Json<Value>, Problem> {
+    let record = caller.connection(&state, &id, Role::Member).await?;
+    let aggregation: AggregationArg = parse_choice("aggregation", &body.aggregation)?;
+    let currency: CurrencyArg = parse_choice(
+        "currency_mode",
+        body.currency_mode.as_deref().unwrap_or("base"),
+    )?;
+    let spec = MetricSpec {
+        entity: body.entity,
+        view: ViewRef {
+            id: body.view_id,
+            kind: view_kind(body.view_kind.as_deref())?,
+        },
+        column: body.column,
+        aggregation: aggregation.into(),
+        currency: currency.into(),
+    };
+    let measured = state.engine.fetch_and_aggregate(&record, &spec).await?;
+    Ok(axum::Json(render::measurement(&measured, true).json))
+}

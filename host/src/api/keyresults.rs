@@ -1,0 +1,436 @@
+//! Key Results of an organization: create, change, link to a metric, Sync now,
+//! the details popover, history and the organization's alerts.
+
+use super::auth::Caller;
+use super::connections::parse_choice;
+use super::{ApiState, Body, Problem};
+use crate::cli::{AggregationArg, CurrencyArg};
+use crate::connections;
+use crate::engine::Engine;
+use crate::goals::alerts;
+use crate::goals::clock;
+use crate::goals::keyresults::{self, KeyResult, LinkState, NewKeyResult};
+use crate::goals::linking::{self, Wanted};
+use crate::goals::progress::{Direction, Unit};
+use crate::goals::sync::{self, SyncError, Trigger};
+use crate::goals::tokens::Role;
+use crate::render::keyresult::{details, kr_json, link_json, run_json};
+use crate::render::{self};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use utoipa::{IntoParams, ToSchema};
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewKeyResultBody {
+    #[schema(example = "Grow the open pipeline")]
+    title: String,
+    #[schema(example = "ana@contoso.com")]
+    owner: String,
+    /// number, percent or currency.
+    #[schema(example = "currency")]
+    unit: String,
+    /// ISO 4217 code, for a currency Key Result only.
+    #[schema(example = "USD")]
+    currency: Option<String>,
+    #[schema(example = 0.0)]
+    start: f64,
+    #[schema(example = 1000000.0)]
+    target: f64,
+    /// increase (default) or decrease.
+    #[schema(example = "increase")]
+    direction: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KeyResultPatch {
+    title: Option<String>,
+    owner: Option<String>,
+    start: Option<f64>,
+    target: Option<f64>,
+    direction: Option<String>,
+}
+
+fn unit(text: &str) -> Result<Unit, Problem> {
+    Unit::parse(text).ok_or_else(|| {
+        Problem::new(
+            "invalid-input",
+            format!("unit '{text}' is not one of: number, percent, currency"),
+        )
+    })
+}
+
+fn direction(text: &str) -> Result<Direction, Problem> {
+    Direction::parse(text).ok_or_else(|| {
+        Problem::new(
+            "invalid-input",
+            format!("direction '{text}' is not one of: increase, decrease"),
+        )
+    })
+}
+
+/// The organization's Key Results with their values and progress.
+#[utoipa::path(get, path = "/api/v1/organizations/{org_id}/key-results", tag = "key-results",
+    params(("org_id" = i64, Path)),
+    responses((status = 200, description = "Key Results", body = Object)))]
+pub async fn list_key_results(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(org_id): Path<i64>,
+) -> Result<axum::Json<Value>, Problem> {
+    let (org, _) = caller.organization(&state, org_id, Role::Member).await?;
+    let krs = keyresults::list(&state.db, Some(org.id)).await?;
+    Ok(axum::Json(Value::Array(krs.iter().map(kr_json).collect())))
+}
+
+/// Create a Key Result in the organization.
+#[utoipa::path(post, path = "/api/v1/organizations/{org_id}/key-results", tag = "key-results",
+    params(("org_id" = i64, Path)), request_body = NewKeyResultBody,
+    responses((status = 201, description = "The Key Result: {id, title, ...}", body = Object)))]
+pub async fn create_key_result(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(org_id): Path<i64>,
+    Body(body): Body<NewKeyResultBody>,
+) -> Result<(StatusCode, axum::Json<Value>), Problem> {
+    let (org, _) = caller.organization(&state, org_id, Role::Member).await?;
+    let kr = keyresults::create(
+        &state.db,
+        NewKeyResult {
+            organization_id: org.id,
+            title: body.title,
+            owner: body.owner,
+            unit: unit(&body.unit)?,
+            currency_code: body.currency,
+            start: body.start,
+            target: body.target,
+            direction: direction(body.direction.as_deref().unwrap_or("increase"))?,
+        },
+        state.clock.now(),
+    )
+    .await?;
+    Ok((StatusCode::CREATED, axum::Json(kr_json(&kr))))
+}
+
+/// The details popover: value, progress, the link with names, status, last
+/// success, last attempt, next sync and whether the value is stale.
+#[utoipa::path(get, path = "/api/v1/key-results/{id}", tag = "key-results",
+    params(("id" = i64, Path)),
+    responses((status = 200, description = "The Key Result's details", body = Object)))]
+pub async fn get_key_result(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> Result<axum::Json<Value>, Problem> {
+    let kr = caller.key_result(&state, id, Role::Member).await?;
+    Ok(axum::Json(
+        details(&state.db, state.clock.now(), kr.id).await?.json,
+    ))
+}
+
+/// Change a Key Result's title, owner, start, target or direction.
+#[utoipa::path(patch, path = "/api/v1/key-results/{id}", tag = "key-results",
+    params(("id" = i64, Path)), request_body = KeyResultPatch,
+    responses((status = 200, description = "The Key Result", body = Object)))]
+pub async fn update_key_result(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    Body(patch): Body<KeyResultPatch>,
+) -> Result<axum::Json<Value>, Problem> {
+    let kr = caller.key_result(&state, id, Role::Member).await?;
+    let new_direction = patch.direction.as_deref().map(direction).transpose()?;
+    let kr = keyresults::update(&state.db, kr.id, |fields| {
+        if let Some(title) = patch.title {
+            fields.title = title;
+        }
+        if let Some(owner) = patch.owner {
+            fields.owner = owner;
+        }
+        if let Some(start) = patch.start {
+            fields.start = start;
+        }
+        if let Some(target) = patch.target {
+            fields.target = target;
+        }
+        if let Some(direction) = new_direction {
+            fields.direction = direction;
+        }
+    })
+    .await?;
+    Ok(axum::Json(kr_json(&kr)))
+}
+
+/// Delete a Key Result with its link and history.
+#[utoipa::path(delete, path = "/api/v1/key-results/{id}", tag = "key-results",
+    params(("id" = i64, Path)),
+    responses((status = 200, description = "The deleted Key Result", body = Object)))]
+pub async fn delete_key_result(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> Result<axum::Json<Value>, Problem> {
+    let kr = caller.key_result(&state, id, Role::Member).await?;
+    let gone = keyresults::delete(&state.db, kr.id, state.clock.now()).await?;
+    Ok(axum::Json(kr_json(&gone)))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LinkBody {
+    connection_id: String,
+    app_id: String,
+    #[schema(example = "opportunity")]
+    entity: String,
+    view_id: String,
+    /// `system` (default) or `personal`.
+    view_kind: Option<String>,
+    #[schema(example = "estimatedvalue")]
+    column: String,
+    #[schema(example = "sum")]
+    aggregation: String,
+    /// `base` (default) or `transaction`.
+    currency_mode: Option<String>,
+    /// Seconds between syncs [default: the integration's, hourly for Dynamics 365].
+    interval_seconds: Option<i64>,
+}
+
+/// Link the Key Result to a metric: the choice is checked against the live
+/// lists, measured, saved and synced once.
+#[utoipa::path(put, path = "/api/v1/key-results/{id}/link", tag = "key-results",
+    params(("id" = i64, Path)), request_body = LinkBody,
+    responses((status = 200, description = "{link, preview, run, key_result}", body = Object)))]
+pub async fn link(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    Body(body): Body<LinkBody>,
+) -> Result<axum::Json<Value>, Problem> {
+    let kr = caller.key_result(&state, id, Role::Member).await?;
+    let record = caller
+        .connection(&state, &body.connection_id, Role::Member)
+        .await?;
+    if record.organization_id != kr.organization_id {
+        return Err(Problem::not_found("connection", &body.connection_id));
+    }
+    let org = crate::goals::admin::organization_by_id(&state.db, kr.organization_id).await?;
+    if let Some(reason) = org.disabled_reason() {
+        return Err(SyncError::Disabled(format!("{reason}; nothing was linked")).into());
+    }
+    let aggregation: AggregationArg = parse_choice("aggregation", &body.aggregation)?;
+    let currency: CurrencyArg = parse_choice(
+        "currency_mode",
+        body.currency_mode.as_deref().unwrap_or("base"),
+    )?;
+    let wanted = Wanted {
+        app: body.app_id,
+        entity: body.entity,
+        view: body.view_id,
+        column: body.column,
+        aggregation: aggregation.into(),
+        currency: currency.into(),
+    };
+    let engine: &dyn Engine = state.engine.as_ref();
+    let chosen = linking::choose(engine, &record, &wanted).await?;
+    if let Some(kind) = &body.view_kind
+        && super::connections::view_kind(Some(kind))? != chosen.metric.view.kind
+    {
+        return Err(Problem::new(
+            "invalid-input",
+            format!("view {} is not a {kind} view", chosen.metric.view.id),
+        ));
+    }
+    let integration = engine.info(&record)?;
+    let interval = body
+        .interval_seconds
+        .unwrap_or(i64::from(integration.default_sync_interval_seconds));
+    linking::check_interval(integration, &record, interval)?;
+    linking::save(&state.db, &kr, &chosen, interval, state.clock.now()).await?;
+    let run = state.syncer.sync(kr.id, Trigger::Manual).await?;
+    linked(
+        &state,
+        kr.id,
+        json!({
+            "preview": render::measurement(&chosen.preview, true).json,
+            "run": run_json(&run),
+        }),
+    )
+    .await
+}
+
+/// The link as saved, beside `extra`, with the Key Result as it is now.
+async fn linked(state: &ApiState, id: i64, mut extra: Value) -> Result<axum::Json<Value>, Problem> {
+    let kr = keyresults::get_by_id(&state.db, id).await?;
+    let link = keyresults::link(&state.db, id)
+        .await?
+        .ok_or(keyresults::KeyResultError::NotLinked(id))?;
+    let conn = connections::get_by_id(&state.db, &link.metric.connection_id)
+        .await
+        .ok();
+    extra["link"] = link_json(&link, conn.as_ref(), None, None);
+    extra["key_result"] = kr_json(&kr);
+    Ok(axum::Json(extra))
+}
+
+/// Unlink: the value stays, syncs stop.
+#[utoipa::path(delete, path = "/api/v1/key-results/{id}/link", tag = "key-results",
+    params(("id" = i64, Path)),
+    responses((status = 200, description = "The Key Result", body = Object)))]
+pub async fn unlink(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> Result<axum::Json<Value>, Problem> {
+    let kr = caller.key_result(&state, id, Role::Member).await?;
+    keyresults::unlink(&state.db, kr.id, state.clock.now()).await?;
+    Ok(axum::Json(kr_json(&kr)))
+}
+
+/// Pause the link's scheduled syncs.
+#[utoipa::path(post, path = "/api/v1/key-results/{id}/link/pause", tag = "key-results",
+    params(("id" = i64, Path)),
+    responses((status = 200, description = "{link, key_result}", body = Object)))]
+pub async fn pause(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> Result<axum::Json<Value>, Problem> {
+    let kr = caller.key_result(&state, id, Role::Member).await?;
+    keyresults::set_paused(&state.db, kr.id, true, state.clock.now()).await?;
+    linked(&state, kr.id, json!({})).await
+}
+
+/// Resume the link: the next sync runs at once. A broken link is checked by a
+/// sync now, and stays broken (saying why) if its view or column is still gone.
+#[utoipa::path(post, path = "/api/v1/key-results/{id}/link/resume", tag = "key-results",
+    params(("id" = i64, Path)),
+    responses((status = 200, description = "{link, key_result, run?}", body = Object)))]
+pub async fn resume(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> Result<axum::Json<Value>, Problem> {
+    let kr = caller.key_result(&state, id, Role::Member).await?;
+    let broken = keyresults::link(&state.db, kr.id)
+        .await?
+        .is_some_and(|link| link.state == LinkState::Broken);
+    if broken {
+        keyresults::reactivate(&state.db, kr.id, state.clock.now()).await?;
+        let run = state.syncer.sync(kr.id, Trigger::Manual).await?;
+        return linked(&state, kr.id, json!({ "run": run_json(&run) })).await;
+    }
+    keyresults::set_paused(&state.db, kr.id, false, state.clock.now()).await?;
+    linked(&state, kr.id, json!({})).await
+}
+
+/// Sync now, through the scheduler's path: one sync per link at a time, on
+/// every host; a sync already running is a 409 problem with its start time.
+#[utoipa::path(post, path = "/api/v1/key-results/{id}/sync", tag = "key-results",
+    params(("id" = i64, Path)),
+    responses(
+        (status = 200, description = "{run, key_result}: the run, succeeded or failed", body = Object),
+        (status = 409, description = "A sync is running (`running_since`), or nothing is linked", body = Object)
+    ))]
+pub async fn sync_now(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> Result<axum::Json<Value>, Problem> {
+    let kr = caller.key_result(&state, id, Role::Member).await?;
+    let run = match state.syncer.sync(kr.id, Trigger::Manual).await {
+        Ok(run) => run,
+        Err(SyncError::AlreadyRunning { key_result, since }) => {
+            let error = SyncError::AlreadyRunning { key_result, since };
+            return Err(Problem::from(error).with("running_since", clock::json(since)));
+        }
+        Err(error) => return Err(error.into()),
+    };
+    let kr: KeyResult = keyresults::get_by_id(&state.db, kr.id).await?;
+    Ok(axum::Json(
+        json!({ "run": run_json(&run), "key_result": kr_json(&kr) }),
+    ))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct Page {
+    /// Runs per page, 1 to 500 [default: 50].
+    limit: Option<usize>,
+    /// Only runs older than this run id: the `next_before` of the previous page.
+    before: Option<i64>,
+}
+
+/// The Key Result's sync runs, newest first, a page at a time.
+#[utoipa::path(get, path = "/api/v1/key-results/{id}/history", tag = "key-results",
+    params(("id" = i64, Path), Page),
+    responses((status = 200, description = "{runs, next_before}", body = Object)))]
+pub async fn history(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    Query(page): Query<Page>,
+) -> Result<axum::Json<Value>, Problem> {
+    let kr = caller.key_result(&state, id, Role::Member).await?;
+    let limit = page.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(Problem::new(
+            "invalid-input",
+            format!("limit {limit} is not between 1 and 500"),
+        ));
+    }
+    let runs = sync::history(&state.db, kr.id, limit, page.before).await?;
+    let next_before = if runs.len() == limit {
+        runs.last().map(|run| run.id)
+    } else {
+        None
+    };
+    Ok(axum::Json(json!({
+        "runs": runs.iter().map(run_json).collect::<Vec<_>>(),
+        "next_before": next_before,
+    })))
+}
+
+/// The organization's open alerts: connections needing sign-in, broken links,
+/// stale Key Results.
+#[utoipa::path(get, path = "/api/v1/organizations/{org_id}/alerts", tag = "key-results",
+    params(("org_id" = i64, Path)),
+    responses((status = 200, description = "Alerts: [{id, kind, subject, message, opened_at}]", body = Object)))]
+pub async fn alerts(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(org_id): Path<i64>,
+) -> Result<axum::Json<Value>, Problem> {
+    let (org, _) = caller.organization(&state, org_id, Role::Member).await?;
+    let now = state.clock.now();
+    alerts::open_stale(&state.db, now).await?;
+    let mut listed = Vec::new();
+    for alert in alerts::list(&state.db, false).await? {
+        let organization_id = match alert.subject.split_once(':') {
+            Some(("kr", id)) => match id.parse::<i64>() {
+                Ok(id) => keyresults::get_by_id(&state.db, id)
+                    .await
+                    .ok()
+                    .map(|kr| kr.organization_id),
+                Err(_) => None,
+            },
+            Some(("connection", id)) => connections::get_by_id(&state.db, id)
+                .await
+                .ok()
+                .map(|c| c.organization_id),
+            _ => None,
+        };
+        if organization_id == Some(org.id) {
+            listed.push(json!({
+                "id": alert.id,
+                "kind": alert.kind,
+                "subject": alert.subject,
+                "message": alert.message,
+                "opened_at": clock::json(alert.opened_at),
+            }));
+        }
+    }
+    Ok(axum::Json(Value::Array(listed)))
+}

@@ -1,0 +1,792 @@
+//! `goals-host serve` through real HTTP: the seed flow, problems, the role
+//! matrix, operations endpoints and a graceful stop during a slow sync.
+
+use goals_e2e::{Cli, Sim, hot_leads};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+/// A `goals-host serve` process of `cli`'s data directory on a free port.
+struct Served {
+    child: tokio::process::Child,
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Served {
+    async fn start(cli: &Cli, extra: &[&str]) -> Served {
+        let mut args = vec!["serve", "--listen", "127.0.0.1:0"];
+        args.extend_from_slice(extra);
+        let mut child = cli
+            .command(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start goals-host serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let first = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+            .await
+            .expect("serve prints its address within a minute")
+            .expect("read stdout")
+            .expect("a first line");
+        let base = first
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("first line: {first}"))
+            .to_string();
+        // The rest of stdout (the final report) is drained so the process
+        // never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Served {
+            child,
+            base,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Sends a request; returns the status and the JSON body (null if none).
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("send the request");
+        let status = response.status();
+        let problem = response
+            .headers()
+            .get("content-type")
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+        let text = response.text().await.expect("the body");
+        let json: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        if !status.is_success() {
+            assert!(problem, "{status} for {path} is a problem document: {text}");
+            assert_eq!(json["status"], status.as_u16(), "{json}");
+        }
+        (status, json)
+    }
+
+    async fn ok(&self, method: Method, path: &str, token: &str, body: Option<Value>) -> Value {
+        let (status, json) = self.call(method, path, Some(token), body).await;
+        assert!(status.is_success(), "{path}: {status} {json}");
+        json
+    }
+}
+
+async fn token(cli: &Cli, scope: &[&str], role: &str) -> String {
+    let mut args = vec!["token", "create", "--role", role];
+    args.extend_from_slice(scope);
+    let created = cli.json(&args).await;
+    created["token"].as_str().expect("a token").to_string()
+}
+
+fn connection_body(sim: &Sim, name: &str, secret: &str) -> Value {
+    json!({
+        "name": name,
+        "settings": {
+            "environment_url": sim.url(),
+            "authority_url": sim.url(),
+            "tenant": sim.config.tenant,
+            "client_id": sim.config.client_id,
+        },
+        "secret": { "client_secret": secret },
+        "allow_loopback": true,
+    })
+}
+
+const KR: fn(&str) -> Value = |title| {
+    json!({ "title": title, "owner": "ana@contoso.com", "unit": "number",
+            "start": 0.0, "target": 10000.0 })
+};
+
+/// A tenant and an organization with the integration on, through the API.
+async fn switched_on(api: &Served, admin: &str, tenant: &str, org: &str) -> (i64, i64) {
+    let (status, created) = api
+        .call(
+            Method::POST,
+            "/api/v1/tenants",
+            Some(admin),
+            Some(json!({"name": tenant})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["integration_enabled"], false);
+    let tenant_id = created["id"].as_i64().expect("tenant id");
+    let on = Some(json!({"enabled": true}));
+    let switched = api
+        .ok(
+            Method::PUT,
+            &format!("/api/v1/tenants/{tenant_id}/integration"),
+            admin,
+            on.clone(),
+        )
+        .await;
+    assert_eq!(switched["integration_enabled"], true);
+    let (status, org_json) = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/tenants/{tenant_id}/organizations"),
+            Some(admin),
+            Some(json!({"name": org})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{org_json}");
+    assert_eq!(org_json["tenant_id"], tenant_id);
+    let org_id = org_json["id"].as_i64().expect("org id");
+    api.ok(
+        Method::PUT,
+        &format!("/api/v1/organizations/{org_id}/integration"),
+        admin,
+        on,
+    )
+    .await;
+    (tenant_id, org_id)
+}
+
+fn find<'a>(list: &'a Value, key: &str, value: &str) -> &'a Value {
+    list.as_array()
+        .and_then(|items| items.iter().find(|item| item[key] == value))
+        .unwrap_or_else(|| panic!("no {key} = {value} in {list}"))
+}
+
+#[tokio::test]
+async fn the_seed_flow_runs_through_the_api_with_the_clis_values() {
+    let sim = Sim::start().await;
+    let cli = Cli::new();
+    let admin = token(&cli, &[], "platform-admin").await;
+    let api = Served::start(&cli, &["--no-scheduler"]).await;
+    let (_, org) = switched_on(&api, &admin, "Contoso", "Sales").await;
+    let org_admin = token(&cli, &["--org", "Sales"], "org-admin").await;
+    let member = token(&cli, &["--org", "Sales"], "member").await;
+
+    let (status, conn) = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/organizations/{org}/connections"),
+            Some(&org_admin),
+            Some(connection_body(&sim, "sim", &sim.config.client_secret)),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{conn}");
+    assert_eq!(conn["status"], "ok");
+    assert!(!conn.to_string().contains(&sim.config.client_secret));
+    let conn = conn["id"].as_str().expect("connection id").to_string();
+
+    // The wizard's steps, as a member.
+    let base = format!("/api/v1/connections/{conn}");
+    let apps = api
+        .ok(Method::GET, &format!("{base}/apps"), &member, None)
+        .await;
+    let app = find(&apps, "name", "Sales Hub")["id"]
+        .as_str()
+        .expect("app id")
+        .to_string();
+    let entities = api
+        .ok(
+            Method::GET,
+            &format!("{base}/apps/{app}/entities"),
+            &member,
+            None,
+        )
+        .await;
+    find(&entities, "logical_name", "lead");
+    let views = api
+        .ok(
+            Method::GET,
+            &format!("{base}/entities/lead/views?search=hot"),
+            &member,
+            None,
+        )
+        .await;
+    let view = find(&views, "name", "Hot Leads")["id"]
+        .as_str()
+        .expect("view")
+        .to_string();
+    assert!(
+        views.as_array().is_some_and(|v| v.iter().all(|v| v["name"]
+            .as_str()
+            .is_some_and(|n| n.to_lowercase().contains("hot")))),
+        "{views}"
+    );
+    let columns = api
+        .ok(
+            Method::GET,
+            &format!("{base}/entities/lead/views/{view}/columns?kind=system"),
+            &member,
+            None,
+        )
+        .await;
+    find(&columns, "logical_name", "fullname");
+    let preview = api
+        .ok(
+            Method::POST,
+            &format!("{base}/measurements"),
+            &member,
+            Some(
+                json!({"entity": "lead", "view_id": view, "view_kind": "system",
+                        "column": "fullname", "aggregation": "count"}),
+            ),
+        )
+        .await;
+    assert_eq!(preview["value"], json!(hot_leads()));
+    assert!(
+        preview["requests"].as_u64().is_some_and(|n| n >= 1),
+        "{preview}"
+    );
+    // The CLI measures the same.
+    let by_cli = cli
+        .json(
+            &goals_e2e::hot_leads_measure("sim")
+                .iter()
+                .copied()
+                .chain(["--org", "Sales"])
+                .collect::<Vec<_>>(),
+        )
+        .await;
+    assert_eq!(by_cli["value"], preview["value"]);
+
+    let (status, kr) = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/organizations/{org}/key-results"),
+            Some(&member),
+            Some(KR("Work the hot leads")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{kr}");
+    let kr = kr["id"].as_i64().expect("kr id");
+    let linked = api
+        .ok(
+            Method::PUT,
+            &format!("/api/v1/key-results/{kr}/link"),
+            &member,
+            Some(
+                json!({"connection_id": conn, "app_id": app, "entity": "lead",
+                        "view_id": view, "view_kind": "system", "column": "fullname",
+                        "aggregation": "count"}),
+            ),
+        )
+        .await;
+    assert_eq!(linked["preview"]["value"], json!(hot_leads()), "{linked}");
+    assert_eq!(linked["key_result"]["current_value"], json!(hot_leads()));
+    assert_eq!(linked["link"]["view_name"], "Hot Leads");
+
+    let synced = api
+        .ok(
+            Method::POST,
+            &format!("/api/v1/key-results/{kr}/sync"),
+            &member,
+            None,
+        )
+        .await;
+    assert_eq!(synced["run"]["status"], "success", "{synced}");
+    assert_eq!(synced["run"]["trigger"], "manual");
+
+    let details = api
+        .ok(
+            Method::GET,
+            &format!("/api/v1/key-results/{kr}"),
+            &member,
+            None,
+        )
+        .await;
+    assert_eq!(details["link"]["connection"], "sim");
+    assert_eq!(details["link"]["view_name"], "Hot Leads");
+    assert_eq!(details["stale"], false);
+    let shown = cli.json(&["kr", "show", &kr.to_string()]).await;
+    assert_eq!(
+        shown["key_result"]["current_value"],
+        details["key_result"]["current_value"]
+    );
+
+    // History pages: the link's first sync and Sync now.
+    let first = api
+        .ok(
+            Method::GET,
+            &format!("/api/v1/key-results/{kr}/history?limit=1"),
+            &member,
+            None,
+        )
+        .await;
+    assert_eq!(first["runs"].as_array().map(Vec::len), Some(1), "{first}");
+    let before = first["next_before"].as_i64().expect("a next page");
+    let second = api
+        .ok(
+            Method::GET,
+            &format!("/api/v1/key-results/{kr}/history?limit=1&before={before}"),
+            &member,
+            None,
+        )
+        .await;
+    assert!(second["runs"][0]["id"].as_i64() < first["runs"][0]["id"].as_i64());
+    let alerts = api
+        .ok(
+            Method::GET,
+            &format!("/api/v1/organizations/{org}/alerts"),
+            &member,
+            None,
+        )
+        .await;
+    assert_eq!(alerts, json!([]));
+
+    // Every route served is in the OpenAPI document.
+    let (status, document) = api
+        .call(Method::GET, "/api/v1/openapi.json", None, None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        document["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3.1"))
+    );
+    for path in [
+        "/api/v1/tenants",
+        "/api/v1/organizations/{org_id}/connections",
+        "/api/v1/connections/{id}/entities/{entity}/views/{view_id}/columns",
+        "/api/v1/key-results/{id}/link",
+        "/api/v1/key-results/{id}/history",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+    ] {
+        assert!(document["paths"][path].is_object(), "{path} is documented");
+    }
+}
+
+#[tokio::test]
+async fn errors_are_problems_with_the_right_status_and_kind() {
+    let sim = Sim::start().await;
+    let cli = Cli::new();
+    let admin = token(&cli, &[], "platform-admin").await;
+    let api = Served::start(&cli, &["--no-scheduler"]).await;
+    let (_, org) = switched_on(&api, &admin, "Contoso", "Sales").await;
+    let connections = format!("/api/v1/organizations/{org}/connections");
+
+    // No token, or an unknown one.
+    let (status, problem) = api.call(Method::GET, &connections, None, None).await;
+    assert_eq!(
+        (status, problem["kind"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("unauthenticated"))
+    );
+    let (status, _) = api
+        .call(Method::GET, &connections, Some("ghk_nope"), None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // A wrong secret: said now, nothing saved, the secret never echoed.
+    let (status, problem) = api
+        .call(
+            Method::POST,
+            &connections,
+            Some(&admin),
+            Some(connection_body(&sim, "sim", "wrong-secret")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert_eq!(problem["kind"], "unauthorized");
+    assert!(!problem.to_string().contains("wrong-secret"));
+    assert_eq!(
+        api.ok(Method::GET, &connections, &admin, None).await,
+        json!([])
+    );
+
+    let (_, conn) = api
+        .call(
+            Method::POST,
+            &connections,
+            Some(&admin),
+            Some(connection_body(&sim, "sim", &sim.config.client_secret)),
+        )
+        .await;
+    let conn = conn["id"].as_str().expect("connection").to_string();
+    let measure = |view: &str, column: &str, aggregation: &str| json!({"entity": "lead", "view_id": view, "column": column, "aggregation": aggregation});
+    let measurements = format!("/api/v1/connections/{conn}/measurements");
+    let (status, problem) = api
+        .call(
+            Method::POST,
+            &measurements,
+            Some(&admin),
+            Some(measure(
+                "00000000-0000-0000-0000-00000000dead",
+                "fullname",
+                "count",
+            )),
+        )
+        .await;
+    assert_eq!(
+        (status, problem["kind"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not-found")),
+        "{problem}"
+    );
+
+    let views = api
+        .ok(
+            Method::GET,
+            &format!("/api/v1/connections/{conn}/entities/lead/views?search=hot"),
+            &admin,
+            None,
+        )
+        .await;
+    let view = find(&views, "name", "Hot Leads")["id"]
+        .as_str()
+        .expect("view")
+        .to_string();
+    let (status, problem) = api
+        .call(
+            Method::POST,
+            &measurements,
+            Some(&admin),
+            Some(measure(&view, "fullname", "sum")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("fullname")),
+        "{problem}"
+    );
+
+    // Malformed bodies name what is wrong; oversized ones are refused.
+    let key_results = format!("/api/v1/organizations/{org}/key-results");
+    let (status, problem) = api
+        .call(
+            Method::POST,
+            &key_results,
+            Some(&admin),
+            Some(json!({"title": 5})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        problem["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("title")),
+        "{problem}"
+    );
+    let (status, _) = api
+        .call(
+            Method::POST,
+            &key_results,
+            Some(&admin),
+            Some(json!({"title": "x".repeat(70_000)})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+
+    // A switched-off organization links nothing.
+    let (_, kr) = api
+        .call(Method::POST, &key_results, Some(&admin), Some(KR("Hot")))
+        .await;
+    let kr = kr["id"].as_i64().expect("kr");
+    api.ok(
+        Method::PUT,
+        &format!("/api/v1/organizations/{org}/integration"),
+        &admin,
+        Some(json!({"enabled": false})),
+    )
+    .await;
+    let (status, problem) = api
+        .call(
+            Method::PUT,
+            &format!("/api/v1/key-results/{kr}/link"),
+            Some(&admin),
+            Some(
+                json!({"connection_id": conn, "app_id": "x", "entity": "lead", "view_id": view,
+                        "column": "fullname", "aggregation": "count"}),
+            ),
+        )
+        .await;
+    assert_eq!(
+        (status, problem["kind"].as_str()),
+        (StatusCode::CONFLICT, Some("disabled")),
+        "{problem}"
+    );
+    let (status, problem) = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/key-results/{kr}/sync"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, problem["kind"].as_str()),
+        (StatusCode::CONFLICT, Some("not-linked")),
+        "{problem}"
+    );
+    let (status, _) = api
+        .call(Method::GET, "/api/v1/nothing-here", Some(&admin), None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+/// Each role against each kind of endpoint, in its own organization and in
+/// another tenant's: allowed, forbidden (403) or not there (404).
+#[tokio::test]
+async fn every_role_reaches_what_it_may_and_nothing_of_others() {
+    let cli = Cli::new();
+    let platform = token(&cli, &[], "platform-admin").await;
+    let api = Served::start(&cli, &["--no-scheduler"]).await;
+    let (own_tenant, own_org) = switched_on(&api, &platform, "Contoso", "Sales").await;
+    let (other_tenant, other_org) = switched_on(&api, &platform, "Fabrikam", "Support").await;
+    let mut krs = Vec::new();
+    for org in [own_org, other_org] {
+        let (_, kr) = api
+            .call(
+                Method::POST,
+                &format!("/api/v1/organizations/{org}/key-results"),
+                Some(&platform),
+                Some(KR("Seeded")),
+            )
+            .await;
+        krs.push(kr["id"].as_i64().expect("kr"));
+    }
+    let roles = [
+        ("platform-admin", platform.clone()),
+        (
+            "tenant-admin",
+            token(&cli, &["--tenant", "Contoso"], "tenant-admin").await,
+        ),
+        (
+            "org-admin",
+            token(&cli, &["--org", "Sales"], "org-admin").await,
+        ),
+        ("member", token(&cli, &["--org", "Sales"], "member").await),
+    ];
+    let rank = |role: &str| {
+        ["platform-admin", "tenant-admin", "org-admin", "member"]
+            .iter()
+            .position(|r| *r == role)
+            .expect("a role")
+    };
+    let mut unique = 0;
+    for (role, bearer) in &roles {
+        for (own, tenant, org, kr) in [
+            (true, own_tenant, own_org, krs[0]),
+            (false, other_tenant, other_org, krs[1]),
+        ] {
+            unique += 1;
+            // (method, path, body, the narrowest role allowed)
+            let cases: Vec<(Method, String, Option<Value>, &str)> = vec![
+                (
+                    Method::GET,
+                    format!("/api/v1/organizations/{org}"),
+                    None,
+                    "member",
+                ),
+                (
+                    Method::GET,
+                    format!("/api/v1/organizations/{org}/connections"),
+                    None,
+                    "member",
+                ),
+                (
+                    Method::GET,
+                    format!("/api/v1/organizations/{org}/key-results"),
+                    None,
+                    "member",
+                ),
+                (
+                    Method::POST,
+                    format!("/api/v1/organizations/{org}/key-results"),
+                    Some(KR(&format!("KR {unique}"))),
+                    "member",
+                ),
+                (
+                    Method::GET,
+                    format!("/api/v1/key-results/{kr}"),
+                    None,
+                    "member",
+                ),
+                (
+                    Method::GET,
+                    format!("/api/v1/key-results/{kr}/history"),
+                    None,
+                    "member",
+                ),
+                (
+                    Method::GET,
+                    format!("/api/v1/organizations/{org}/alerts"),
+                    None,
+                    "member",
+                ),
+                (
+                    Method::PUT,
+                    format!("/api/v1/organizations/{org}/integration"),
+                    Some(json!({"enabled": true})),
+                    "org-admin",
+                ),
+                (
+                    Method::POST,
+                    format!("/api/v1/organizations/{org}/connections"),
+                    Some(json!({"name": "x", "settings": {}, "secret": {}})),
+                    "org-admin",
+                ),
+                (
+                    Method::PUT,
+                    format!("/api/v1/tenants/{tenant}/integration"),
+                    Some(json!({"enabled": true})),
+                    "tenant-admin",
+                ),
+                (
+                    Method::POST,
+                    format!("/api/v1/tenants/{tenant}/organizations"),
+                    Some(json!({"name": format!("Org {unique}")})),
+                    "tenant-admin",
+                ),
+            ];
+            for (method, path, body, narrowest) in cases {
+                let (status, answer) = api.call(method.clone(), &path, Some(bearer), body).await;
+                let reaches = own || *role == "platform-admin";
+                let expected = if !reaches {
+                    "hidden"
+                } else if rank(role) <= rank(narrowest) {
+                    "allowed"
+                } else {
+                    "forbidden"
+                };
+                let got = match status {
+                    StatusCode::NOT_FOUND => "hidden",
+                    StatusCode::FORBIDDEN => "forbidden",
+                    s if s.is_success() || s == StatusCode::UNPROCESSABLE_ENTITY => "allowed",
+                    other => panic!("{role} {method} {path}: {other} {answer}"),
+                };
+                assert_eq!(
+                    got, expected,
+                    "{role} {method} {path} (own: {own}): {answer}"
+                );
+            }
+        }
+    }
+    // Creating tenants is the platform admin's alone.
+    for (role, bearer) in &roles {
+        let (status, _) = api
+            .call(
+                Method::POST,
+                "/api/v1/tenants",
+                Some(bearer),
+                Some(json!({"name": format!("T {role}")})),
+            )
+            .await;
+        let expected = if *role == "platform-admin" {
+            StatusCode::CREATED
+        } else {
+            StatusCode::FORBIDDEN
+        };
+        assert_eq!(status, expected, "{role}");
+    }
+}
+
+#[tokio::test]
+async fn operations_endpoints_need_no_token_and_count_what_happens() {
+    let sim = Sim::start().await;
+    let cli = Cli::new();
+    assert!(cli.add_connection(&sim, "sim").await.success());
+    let kr = cli.linked_hot_leads_kr("sim", &[]).await;
+    let admin = token(&cli, &[], "platform-admin").await;
+    let api = Served::start(&cli, &[]).await;
+    let (status, health) = api.call(Method::GET, "/healthz", None, None).await;
+    assert_eq!(
+        (status, health["status"].as_str()),
+        (StatusCode::OK, Some("ok"))
+    );
+    let (status, ready) = api.call(Method::GET, "/readyz", None, None).await;
+    assert_eq!(status, StatusCode::OK, "{ready}");
+    assert_eq!(
+        ready["checks"],
+        json!({"database": true, "plugins": true, "scheduler": true})
+    );
+    api.ok(Method::GET, "/api/v1/tenants", &admin, None).await;
+    let synced = api
+        .ok(
+            Method::POST,
+            &format!("/api/v1/key-results/{kr}/sync"),
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!(synced["run"]["status"], "success", "{synced}");
+    let metrics = api
+        .http
+        .get(format!("{}/metrics", api.base))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    for family in [
+        "goals_syncs_total{outcome=\"success\"} 1",
+        "goals_environment_requests_total 1",
+        "goals_sync_duration_seconds",
+        "goals_due_links",
+        "goals_scheduler_lag_seconds",
+        "goals_open_alerts",
+    ] {
+        assert!(metrics.contains(family), "{family} in\n{metrics}");
+    }
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("goals_api_requests_total{")
+                && l.contains("route=\"/api/v1/tenants\"")
+                && l.contains("status=\"200\"")),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn sigterm_lets_a_running_sync_now_finish_and_exits_zero() {
+    let sim = Sim::start().await;
+    let cli = Cli::new();
+    assert!(cli.add_connection(&sim, "sim").await.success());
+    let kr = cli.linked_hot_leads_kr("sim", &[]).await;
+    let member = token(&cli, &["--org", "default"], "member").await;
+    let mut api = Served::start(&cli, &["--grace", "30"]).await;
+    sim.server.set_latency(Duration::from_secs(3));
+    let (http, url) = (
+        api.http.clone(),
+        format!("{}/api/v1/key-results/{kr}/sync", api.base),
+    );
+    let bearer = member.clone();
+    let sync = tokio::spawn(async move {
+        let response = http
+            .post(url)
+            .bearer_auth(bearer)
+            .send()
+            .await
+            .expect("sync now");
+        (
+            response.status(),
+            response.json::<Value>().await.expect("json"),
+        )
+    });
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let pid = api.child.id().expect("a pid").to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    let (status, answer) = sync.await.expect("the request");
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["run"]["status"], "success", "{answer}");
+    let exit = tokio::time::timeout(Duration::from_secs(60), api.child.wait())
+        .await
+        .expect("serve stops within its grace")
+        .expect("exit status");
+    assert_eq!(exit.code(), Some(0));
+}
