@@ -27,6 +27,19 @@ pub struct SecretBody {
     api_key: Option<String>,
 }
 
+impl SecretBody {
+    fn parts(self) -> Result<(SignIn, Secret), Problem> {
+        match (self.client_secret, self.api_key) {
+            (Some(secret), None) => Ok((SignIn::ClientSecret, Secret::new(secret))),
+            (None, Some(key)) => Ok((SignIn::ApiKey, Secret::new(key))),
+            _ => Err(Problem::new(
+                "invalid-input",
+                "secret needs exactly one of client_secret or api_key",
+            )),
+        }
+    }
+}
+
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewConnectionBody {
@@ -40,7 +53,9 @@ pub struct NewConnectionBody {
     #[schema(example = json!({"environment_url": "https://contoso.crm.dynamics.com",
         "tenant": "contoso.onmicrosoft.com", "client_id": "00000000-0000-0000-0000-000000000001"}))]
     settings: BTreeMap<String, String>,
-    secret: SecretBody,
+    /// The secret material; leave it out for a person's sign-in (device
+    /// code), then POST .../sign-in.
+    secret: Option<SecretBody>,
     /// Allow plain HTTP and loopback addresses: simulators and tests only.
     #[serde(default)]
     allow_loopback: bool,
@@ -97,14 +112,11 @@ pub async fn add_connection(
     Body(body): Body<NewConnectionBody>,
 ) -> Result<(StatusCode, axum::Json<Value>), Problem> {
     let (org, _) = caller.organization(&state, org_id, Role::OrgAdmin).await?;
-    let (sign_in, secret) = match (body.secret.client_secret, body.secret.api_key) {
-        (Some(secret), None) => (SignIn::ClientSecret, Secret::new(secret)),
-        (None, Some(key)) => (SignIn::ApiKey, Secret::new(key)),
-        _ => {
-            return Err(Problem::new(
-                "invalid-input",
-                "secret needs exactly one of client_secret or api_key",
-            ));
+    let (sign_in, secret) = match body.secret {
+        None => (SignIn::DeviceCode, None),
+        Some(secret) => {
+            let (sign_in, secret) = secret.parts()?;
+            (sign_in, Some(secret))
         }
     };
     let info = state.engine.get(body.integration.as_deref())?.info();
@@ -119,7 +131,7 @@ pub async fn add_connection(
         integration: info.id.clone(),
         settings: body.settings.into_iter().collect(),
         sign_in,
-        secret: Some(secret),
+        secret,
         allow_loopback: body.allow_loopback,
     };
     let (record, identity) =
@@ -317,4 +329,124 @@ pub async fn measure(
     };
     let measured = state.engine.fetch_and_aggregate(&record, &spec).await?;
     Ok(axum::Json(render::measurement(&measured, true).json))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignInBody {
+    /// A new secret, for a service principal's connection; leave it out for a
+    /// person's (device code).
+    secret: Option<SecretBody>,
+}
+
+/// Sign a connection in again (organization admins). With a new secret: it is
+/// tried first and replaces the stored one only if it works. For a person's
+/// connection: a device code to show the person, then poll GET .../sign-in.
+#[utoipa::path(post, path = "/api/v1/connections/{id}/sign-in", tag = "connections",
+    params(("id" = String, Path)), request_body = SignInBody,
+    responses(
+        (status = 200, description = "Signed in with the new secret: {status: \"complete\", connection}", body = Object),
+        (status = 202, description = "A person's sign-in started: {status: \"pending\", user_code, verification_uri, message, expires_in_seconds, interval_seconds}", body = Object)
+    ))]
+pub async fn start_sign_in(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(body): Body<SignInBody>,
+) -> Result<(StatusCode, axum::Json<Value>), Problem> {
+    let record = caller.connection(&state, &id, Role::OrgAdmin).await?;
+    let now = state.clock.now();
+    match (record.sign_in, body.secret) {
+        (SignIn::DeviceCode, None) => {
+            // A sign-in sealed under a lost key is of no use any more.
+            connections::forget_unreadable_storage(&state.db, &record.id).await?;
+            let record = connections::get_by_id(&state.db, &record.id).await?;
+            let code = state.engine.start_device_sign_in(&record).await?;
+            Ok((
+                StatusCode::ACCEPTED,
+                axum::Json(json!({
+                    "status": "pending",
+                    "user_code": code.user_code,
+                    "verification_uri": code.verification_uri,
+                    "message": code.message,
+                    "expires_in_seconds": code.expires_in_seconds,
+                    "interval_seconds": code.interval_seconds,
+                })),
+            ))
+        }
+        (SignIn::DeviceCode, Some(_)) => Err(Problem::new(
+            "invalid-input",
+            format!(
+                "connection '{}' signs in as a person: leave out secret and show the person \
+                 the device code",
+                record.name
+            ),
+        )),
+        (_, None) => Err(Problem::new(
+            "invalid-input",
+            format!(
+                "connection '{}' signs in with {}: give secret",
+                record.name,
+                record.sign_in.as_str()
+            ),
+        )),
+        (kind, Some(secret)) => {
+            let (given, secret) = secret.parts()?;
+            if given != kind {
+                return Err(Problem::new(
+                    "invalid-input",
+                    format!(
+                        "connection '{}' signs in with {}, not {}",
+                        record.name,
+                        kind.as_str(),
+                        given.as_str()
+                    ),
+                ));
+            }
+            // Proved under a storage scope of its own first: a token cached for
+            // the old secret must not vouch for the new one.
+            let mut candidate = record.clone();
+            candidate.id = format!("{}-sign-in", record.id);
+            candidate.secret = Some(secret.clone());
+            let verified = state.engine.who_am_i(&candidate).await;
+            connections::forget_plugin_storage(&state.db, &candidate.id).await?;
+            verified?;
+            connections::set_secret(&state.db, &record.id, &secret).await?;
+            connections::forget_plugin_storage(&state.db, &record.id).await?;
+            crate::connecting::usable_again(&state.db, &record, now).await?;
+            let record = connections::get_by_id(&state.db, &record.id).await?;
+            Ok((
+                StatusCode::OK,
+                axum::Json(
+                    json!({ "status": "complete", "connection": render::connection(&record) }),
+                ),
+            ))
+        }
+    }
+}
+
+/// How a person's sign-in stands: pending until the person enters the code,
+/// then complete (the connection works and its links resume).
+#[utoipa::path(get, path = "/api/v1/connections/{id}/sign-in", tag = "connections",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "{status: pending|complete, connection?}", body = Object)))]
+pub async fn poll_sign_in(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Value>, Problem> {
+    let record = caller.connection(&state, &id, Role::OrgAdmin).await?;
+    match state.engine.poll_device_sign_in(&record).await? {
+        crate::bindings::SignInStatus::Pending => Ok(axum::Json(json!({ "status": "pending" }))),
+        crate::bindings::SignInStatus::Complete => {
+            let identity = state.engine.who_am_i(&record).await?;
+            crate::connecting::usable_again(&state.db, &record, state.clock.now()).await?;
+            let record = connections::get_by_id(&state.db, &record.id).await?;
+            Ok(axum::Json(json!({
+                "status": "complete",
+                "user_id": identity.user_id,
+                "connection": render::connection(&record),
+            })))
+        }
+    }
 }

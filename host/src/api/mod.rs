@@ -105,6 +105,10 @@ pub fn routes() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
             connections::delete_connection
         ))
         .routes(routes!(connections::test_connection))
+        .routes(routes!(
+            connections::start_sign_in,
+            connections::poll_sign_in
+        ))
         .routes(routes!(connections::list_apps))
         .routes(routes!(connections::list_entities))
         .routes(routes!(connections::list_views))

@@ -790,3 +790,76 @@ async fn sigterm_lets_a_running_sync_now_finish_and_exits_zero() {
         .expect("exit status");
     assert_eq!(exit.code(), Some(0));
 }
+
+#[tokio::test]
+async fn a_person_signs_in_with_a_device_code_and_a_new_secret_replaces_the_old() {
+    let sim = Sim::start().await;
+    let cli = Cli::new();
+    let admin = token(&cli, &["--org", "default"], "org-admin").await;
+    let api = Served::start(&cli, &["--no-scheduler"]).await;
+    let connections = "/api/v1/organizations/1/connections";
+
+    // A person's connection: added waiting for the sign-in, then a device code.
+    let mut person = connection_body(&sim, "person", "");
+    person.as_object_mut().expect("object").remove("secret");
+    let (status, added) = api
+        .call(Method::POST, connections, Some(&admin), Some(person))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{added}");
+    assert_eq!(added["status"], "needs-sign-in");
+    let sign_in = format!(
+        "/api/v1/connections/{}/sign-in",
+        added["id"].as_str().expect("id")
+    );
+    let (status, code) = api
+        .call(Method::POST, &sign_in, Some(&admin), Some(json!({})))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{code}");
+    assert!(
+        code["verification_uri"]
+            .as_str()
+            .is_some_and(|u| u.contains("/devicelogin"))
+    );
+    let pending = api.ok(Method::GET, &sign_in, &admin, None).await;
+    assert_eq!(pending["status"], "pending");
+    sim.server
+        .approve_device_code(code["user_code"].as_str().expect("a user code"));
+    let done = api.ok(Method::GET, &sign_in, &admin, None).await;
+    assert_eq!(done["status"], "complete", "{done}");
+    assert_eq!(done["connection"]["status"], "ok");
+
+    // A service principal's: a wrong new secret changes nothing, the right one
+    // replaces the old.
+    let (_, added) = api
+        .call(
+            Method::POST,
+            connections,
+            Some(&admin),
+            Some(connection_body(&sim, "app", &sim.config.client_secret)),
+        )
+        .await;
+    let sign_in = format!(
+        "/api/v1/connections/{}/sign-in",
+        added["id"].as_str().expect("id")
+    );
+    sim.server.replace_client_secret("rotated");
+    let wrong = json!({"secret": {"client_secret": "not-it"}});
+    let (status, problem) = api
+        .call(Method::POST, &sign_in, Some(&admin), Some(wrong))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert!(!problem.to_string().contains("not-it"));
+    let right = json!({"secret": {"client_secret": "rotated"}});
+    let done = api.ok(Method::POST, &sign_in, &admin, Some(right)).await;
+    assert_eq!(done["status"], "complete", "{done}");
+    let conn = added["id"].as_str().expect("id");
+    let tested = api
+        .ok(
+            Method::POST,
+            &format!("/api/v1/connections/{conn}/test"),
+            &admin,
+            None,
+        )
+        .await;
+    assert!(tested["user_id"].is_string(), "{tested}");
+}
