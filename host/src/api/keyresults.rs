@@ -47,9 +47,11 @@ pub struct NewKeyResultBody {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KeyResultPatch {
+    #[schema(example = "Grow the open pipeline to 2M")]
     title: Option<String>,
     owner: Option<String>,
     start: Option<f64>,
+    #[schema(example = 2000000.0)]
     target: Option<f64>,
     direction: Option<String>,
 }
@@ -181,10 +183,15 @@ pub async fn delete_key_result(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LinkBody {
+    /// A connection of the Key Result's organization.
+    #[schema(example = "d9de32e643cf56abc8f7d4839b8a368c")]
     connection_id: String,
+    /// The app's id (or its unique name).
+    #[schema(example = "a862561e-9090-5459-5331-863c45360abc")]
     app_id: String,
     #[schema(example = "opportunity")]
     entity: String,
+    #[schema(example = "fcf735c1-fec3-22d4-c659-43523409172b")]
     view_id: String,
     /// `system` (default) or `personal`.
     view_kind: Option<String>,

@@ -863,3 +863,190 @@ async fn a_person_signs_in_with_a_device_code_and_a_new_secret_replaces_the_old(
         .await;
     assert!(tested["user_id"].is_string(), "{tested}");
 }
+
+/// The request bodies the OpenAPI document declares: (method, path, the
+/// component schema's name).
+fn documented_bodies(document: &Value) -> Vec<(Method, String, String)> {
+    let mut bodies = Vec::new();
+    for (path, operations) in document["paths"].as_object().expect("paths") {
+        for (method, operation) in operations.as_object().expect("operations") {
+            let schema = &operation["requestBody"]["content"]["application/json"]["schema"]["$ref"];
+            if let Some(reference) = schema.as_str() {
+                let name = reference.rsplit('/').next().expect("a name").to_string();
+                let method =
+                    Method::from_bytes(method.to_uppercase().as_bytes()).expect("a method");
+                bodies.push((method, path.clone(), name));
+            }
+        }
+    }
+    bodies
+}
+
+#[tokio::test]
+async fn every_documented_example_follows_its_schema() {
+    let cli = Cli::new();
+    let api = Served::start(&cli, &["--no-scheduler"]).await;
+    let (_, document) = api
+        .call(Method::GET, "/api/v1/openapi.json", None, None)
+        .await;
+    let bodies = documented_bodies(&document);
+    assert!(bodies.len() >= 10, "{bodies:?}");
+    let mut examples = 0;
+    for (method, path, name) in bodies {
+        let schema = &document["components"]["schemas"][&name];
+        let Some(properties) = schema["properties"].as_object() else {
+            panic!("{name} has properties");
+        };
+        let example: serde_json::Map<String, Value> = properties
+            .iter()
+            .filter_map(|(key, property)| Some((key.clone(), property.get("example")?.clone())))
+            .collect();
+        if example.is_empty() {
+            continue;
+        }
+        examples += 1;
+        let rooted = json!({
+            "$ref": format!("#/components/schemas/{name}"),
+            "components": document["components"],
+        });
+        let validator = jsonschema::validator_for(&rooted).expect("the schema compiles");
+        let example = Value::Object(example);
+        // Members without an example are left out; only what is required must be there.
+        let errors: Vec<String> = validator
+            .iter_errors(&example)
+            .map(|e| e.to_string())
+            .filter(|e| !e.contains("is a required property"))
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "{method} {path} {name}: {errors:?} in {example}"
+        );
+        let required = schema["required"].as_array().cloned().unwrap_or_default();
+        for key in required {
+            let key = key.as_str().expect("a name");
+            assert!(
+                example.get(key).is_some(),
+                "{name}.{key} is required and has no example"
+            );
+        }
+    }
+    assert!(examples >= 4, "{examples} bodies have examples");
+
+    // Every documented operation is served: without a token it is refused, or
+    // answered, but never missed by the router.
+    for (path, operations) in document["paths"].as_object().expect("paths") {
+        for method in operations.as_object().expect("operations").keys() {
+            let concrete = path
+                .split('/')
+                .map(|part| if part.starts_with('{') { "1" } else { part })
+                .collect::<Vec<_>>()
+                .join("/");
+            let method = Method::from_bytes(method.to_uppercase().as_bytes()).expect("a method");
+            let (status, answer) = api.call(method.clone(), &concrete, None, None).await;
+            let missed = answer["detail"]
+                .as_str()
+                .is_some_and(|d| d.starts_with("no route"));
+            assert!(
+                !missed,
+                "{method} {path} is documented but not served: {status} {answer}"
+            );
+        }
+    }
+}
+
+/// Random JSON, shaped or not like each documented body, sent to every route
+/// that takes one: answered with a problem or a result, never a 500.
+#[tokio::test]
+async fn random_bodies_never_make_a_server_error() {
+    use proptest::prelude::*;
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::{Config, TestRunner};
+
+    let sim = Sim::start().await;
+    let cli = Cli::new();
+    let admin = token(&cli, &[], "platform-admin").await;
+    let api = Served::start(&cli, &["--no-scheduler"]).await;
+    let (_, conn) = api
+        .call(
+            Method::POST,
+            "/api/v1/organizations/1/connections",
+            Some(&admin),
+            Some(connection_body(&sim, "sim", &sim.config.client_secret)),
+        )
+        .await;
+    let conn = conn["id"].as_str().expect("a connection").to_string();
+    let (_, kr) = api
+        .call(
+            Method::POST,
+            "/api/v1/organizations/1/key-results",
+            Some(&admin),
+            Some(KR("Fuzzed")),
+        )
+        .await;
+    let kr = kr["id"].as_i64().expect("a Key Result").to_string();
+    let (_, document) = api
+        .call(Method::GET, "/api/v1/openapi.json", None, None)
+        .await;
+
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<f64>().prop_map(|f| json!(f)),
+        "[a-zA-Z0-9 _./:-]{0,12}".prop_map(Value::from),
+    ];
+    let value = leaf.prop_recursive(3, 24, 4, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+            prop::collection::btree_map("[a-z_]{1,12}", inner, 0..4)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    });
+    let mut runner = TestRunner::new(Config {
+        rng_seed: proptest::test_runner::RngSeed::Fixed(7),
+        ..Config::default()
+    });
+    let mut sent = 0;
+    for (method, path, name) in documented_bodies(&document) {
+        let concrete = path
+            .replace("{tenant_id}", "1")
+            .replace("{org_id}", "1")
+            .replace("{app_id}", "x")
+            .replace("{entity}", "lead")
+            .replace("{view_id}", "x")
+            .replace(
+                "{id}",
+                if path.starts_with("/api/v1/connections") {
+                    &conn
+                } else {
+                    &kr
+                },
+            );
+        let mut fields: Vec<String> = document["components"]["schemas"][&name]["properties"]
+            .as_object()
+            .map(|p| p.keys().cloned().collect())
+            .unwrap_or_default();
+        fields.extend(["client_secret".to_string(), "api_key".to_string()]);
+        let shaped = prop::collection::vec((prop::sample::select(fields), value.clone()), 0..7)
+            .prop_map(|pairs| Value::Object(pairs.into_iter().collect()));
+        let body = prop_oneof![3 => shaped, 1 => value.clone()];
+        for _ in 0..24 {
+            let random = body.new_tree(&mut runner).expect("a value").current();
+            let (status, answer) = api
+                .call(
+                    method.clone(),
+                    &concrete,
+                    Some(&admin),
+                    Some(random.clone()),
+                )
+                .await;
+            sent += 1;
+            assert_ne!(
+                status,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "{method} {concrete} with {random}: {answer}"
+            );
+        }
+    }
+    assert!(sent > 200, "{sent} requests");
+}
