@@ -35,23 +35,25 @@ pub enum BenchKind {
     Memory,
     /// Database bytes per 100,000 sync runs, query text in each run or kept once
     History,
+    /// The HTTP API: concurrent GETs of the details and previews
+    Api,
     All,
 }
 
 /// A simulator, a data directory, the plugin and one connection.
-struct Rig {
-    simulator: RunningSimulator,
+pub(crate) struct Rig {
+    pub(crate) simulator: RunningSimulator,
     data_dir: tempfile::TempDir,
-    db: Database,
-    runtime: Arc<PluginRuntime>,
-    conn: ConnectionRecord,
-    clock: ManualClock,
+    pub(crate) db: Database,
+    pub(crate) runtime: Arc<PluginRuntime>,
+    pub(crate) conn: ConnectionRecord,
+    pub(crate) clock: ManualClock,
     /// Resident size once the simulator (which shares this process) is up.
     rss_with_simulator: u64,
 }
 
 impl Rig {
-    async fn start(plugin: &PluginSource) -> anyhow::Result<Rig> {
+    pub(crate) async fn start(plugin: &PluginSource) -> anyhow::Result<Rig> {
         let config = SimConfig::default();
         let simulator = RunningSimulator::start(([127, 0, 0, 1], 0).into(), config.clone())
             .await
@@ -96,7 +98,7 @@ impl Rig {
 
     /// `count` Key Results linked to a small view's row count (so the simulator's
     /// own work stays small next to the host's), all due now. Returns the first id.
-    async fn links(&self, count: i64) -> anyhow::Result<i64> {
+    pub(crate) async fn links(&self, count: i64) -> anyhow::Result<i64> {
         let metric = linking::choose(
             &self.runtime,
             &self.conn,
@@ -162,7 +164,7 @@ impl Rig {
 }
 
 /// Median and 99th percentile of durations, in microseconds.
-fn percentiles(mut samples: Vec<Duration>) -> (f64, f64) {
+pub(crate) fn percentiles(mut samples: Vec<Duration>) -> (f64, f64) {
     samples.sort();
     let at = |q: f64| {
         let index = ((samples.len() as f64 - 1.0) * q).round() as usize;
@@ -219,6 +221,11 @@ pub async fn run(kind: BenchKind, plugin: PluginSource) -> anyhow::Result<Report
         let (section, value) = cold_start(&plugin).await?;
         text.push(section);
         document.insert("cold_start".into(), value);
+    }
+    if all || kind == BenchKind::Api {
+        let (section, value) = crate::api_bench::run(&plugin).await?;
+        text.push(section);
+        document.insert("api".into(), value);
     }
     if all || kind == BenchKind::History {
         let (section, value) = history_size(&plugin).await?;

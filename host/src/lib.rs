@@ -10,6 +10,8 @@ pub use goals_engine::{artifact, bindings, integrations, limits, outbound, state
 // without the default `simulator` feature ships neither.
 pub mod api;
 #[cfg(feature = "simulator")]
+mod api_bench;
+#[cfg(feature = "simulator")]
 pub mod bench;
 pub mod cli;
 pub mod connecting;
