@@ -42,8 +42,7 @@ async fn load(
         tasks.push(tokio::spawn(async move {
             let stream = tokio::net::TcpStream::connect(address).await?;
             let (mut sender, connection) =
-                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                    .await?;
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
             tokio::spawn(connection);
             let mut latencies = Vec::with_capacity(per_client);
             for _ in 0..per_client {
@@ -89,9 +88,7 @@ pub async fn run(plugin: &PluginSource) -> anyhow::Result<(String, Value)> {
         Arc::clone(&clock),
         usize::MAX,
     ));
-    syncer
-        .sync(kr, crate::goals::sync::Trigger::Manual)
-        .await?;
+    syncer.sync(kr, crate::goals::sync::Trigger::Manual).await?;
     let state = Arc::new(Shared {
         db: rig.db.clone(),
         engine,
@@ -175,7 +172,9 @@ pub async fn run(plugin: &PluginSource) -> anyhow::Result<(String, Value)> {
         "The HTTP API on loopback, keep-alive clients at once (a preview is a plugin call \
          to the simulator, which shares the cores)\n\n{}",
         table(
-            &["REQUEST", "CLIENTS", "REQUESTS", "P50 MS", "P99 MS", "REQ/S"],
+            &[
+                "REQUEST", "CLIENTS", "REQUESTS", "P50 MS", "P99 MS", "REQ/S"
+            ],
             &rows
         )
     );

@@ -13,6 +13,8 @@ struct Served {
     child: tokio::process::Child,
     base: String,
     http: reqwest::Client,
+    /// Everything the process wrote on stderr so far.
+    logs: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 impl Served {
@@ -22,9 +24,20 @@ impl Served {
         let mut child = cli
             .command(&args)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("start goals-host serve");
+        let logs = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let mut stderr = BufReader::new(child.stderr.take().expect("stderr")).lines();
+        let kept = std::sync::Arc::clone(&logs);
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = stderr.next_line().await {
+                if let Ok(mut logs) = kept.lock() {
+                    logs.push_str(&line);
+                    logs.push('\n');
+                }
+            }
+        });
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
         let first = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
@@ -43,6 +56,7 @@ impl Served {
             child,
             base,
             http: reqwest::Client::new(),
+            logs,
         }
     }
 
@@ -74,6 +88,13 @@ impl Served {
             assert_eq!(json["status"], status.as_u16(), "{json}");
         }
         (status, json)
+    }
+
+    fn logs(&self) -> String {
+        self.logs
+            .lock()
+            .map(|logs| logs.clone())
+            .unwrap_or_default()
     }
 
     async fn ok(&self, method: Method, path: &str, token: &str, body: Option<Value>) -> Value {
@@ -695,7 +716,7 @@ async fn operations_endpoints_need_no_token_and_count_what_happens() {
     assert!(cli.add_connection(&sim, "sim").await.success());
     let kr = cli.linked_hot_leads_kr("sim", &[]).await;
     let admin = token(&cli, &[], "platform-admin").await;
-    let api = Served::start(&cli, &[]).await;
+    let api = Served::start(&cli, &["--log-format", "json"]).await;
     let (status, health) = api.call(Method::GET, "/healthz", None, None).await;
     assert_eq!(
         (status, health["status"].as_str()),
