@@ -552,27 +552,16 @@ async fn errors_are_problems_with_the_right_status_and_kind() {
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
-/// Each role against each kind of endpoint, in its own organization and in
-/// another tenant's: allowed, forbidden (403) or not there (404).
+/// Each role against every endpoint, in its own organization and in another
+/// tenant's: allowed, forbidden (403) or not there (404).
 #[tokio::test]
 async fn every_role_reaches_what_it_may_and_nothing_of_others() {
+    let sim = Sim::start().await;
     let cli = Cli::new();
     let platform = token(&cli, &[], "platform-admin").await;
     let api = Served::start(&cli, &["--no-scheduler"]).await;
     let (own_tenant, own_org) = switched_on(&api, &platform, "Contoso", "Sales").await;
     let (other_tenant, other_org) = switched_on(&api, &platform, "Fabrikam", "Support").await;
-    let mut krs = Vec::new();
-    for org in [own_org, other_org] {
-        let (_, kr) = api
-            .call(
-                Method::POST,
-                &format!("/api/v1/organizations/{org}/key-results"),
-                Some(&platform),
-                Some(KR("Seeded")),
-            )
-            .await;
-        krs.push(kr["id"].as_i64().expect("kr"));
-    }
     let roles = [
         ("platform-admin", platform.clone()),
         (
@@ -592,65 +581,121 @@ async fn every_role_reaches_what_it_may_and_nothing_of_others() {
             .expect("a role")
     };
     let mut unique = 0;
+    // What each organization holds: a connection and a linked Key Result.
+    let mut held = Vec::new();
+    for org in [own_org, other_org] {
+        let (_, conn) = api
+            .call(
+                Method::POST,
+                &format!("/api/v1/organizations/{org}/connections"),
+                Some(&platform),
+                Some(connection_body(&sim, "sim", &sim.config.client_secret)),
+            )
+            .await;
+        let conn = conn["id"].as_str().expect("a connection").to_string();
+        held.push(conn);
+    }
+    let base = format!("/api/v1/connections/{}", held[0]);
+    let apps = api
+        .ok(Method::GET, &format!("{base}/apps"), &platform, None)
+        .await;
+    let app = find(&apps, "name", "Sales Hub")["id"]
+        .as_str()
+        .expect("app")
+        .to_string();
+    let views = api
+        .ok(
+            Method::GET,
+            &format!("{base}/entities/lead/views?search=hot"),
+            &platform,
+            None,
+        )
+        .await;
+    let view = find(&views, "name", "Hot Leads")["id"]
+        .as_str()
+        .expect("view")
+        .to_string();
+    let link_body = |conn: &str| {
+        json!({"connection_id": conn, "app_id": app, "entity": "lead", "view_id": view,
+               "column": "fullname", "aggregation": "count"})
+    };
+    let mut linked = Vec::new();
+    for (org, conn) in [(own_org, &held[0]), (other_org, &held[1])] {
+        let (_, kr) = api
+            .call(
+                Method::POST,
+                &format!("/api/v1/organizations/{org}/key-results"),
+                Some(&platform),
+                Some(KR("Linked")),
+            )
+            .await;
+        let kr = kr["id"].as_i64().expect("kr");
+        api.ok(
+            Method::PUT,
+            &format!("/api/v1/key-results/{kr}/link"),
+            &platform,
+            Some(link_body(conn)),
+        )
+        .await;
+        linked.push(kr);
+    }
+
+    let mut checked = 0;
     for (role, bearer) in &roles {
-        for (own, tenant, org, kr) in [
-            (true, own_tenant, own_org, krs[0]),
-            (false, other_tenant, other_org, krs[1]),
+        for (own, tenant, org, conn, kr) in [
+            (true, own_tenant, own_org, &held[0], linked[0]),
+            (false, other_tenant, other_org, &held[1], linked[1]),
         ] {
             unique += 1;
+            // Fresh things to delete, made by the platform admin.
+            let (_, doomed_kr) = api
+                .call(
+                    Method::POST,
+                    &format!("/api/v1/organizations/{org}/key-results"),
+                    Some(&platform),
+                    Some(KR(&format!("Doomed {unique}"))),
+                )
+                .await;
+            let doomed_kr = doomed_kr["id"].as_i64().expect("kr");
+            let (_, doomed_conn) = api
+                .call(
+                    Method::POST,
+                    &format!("/api/v1/organizations/{org}/connections"),
+                    Some(&platform),
+                    Some(connection_body(
+                        &sim,
+                        &format!("doomed {unique}"),
+                        &sim.config.client_secret,
+                    )),
+                )
+                .await;
+            let doomed_conn = doomed_conn["id"].as_str().expect("connection").to_string();
+            let c = format!("/api/v1/connections/{conn}");
+            let k = format!("/api/v1/key-results/{kr}");
+            let o = format!("/api/v1/organizations/{org}");
+            let measure = json!({"entity": "lead", "view_id": view, "column": "fullname",
+                                 "aggregation": "count"});
             // (method, path, body, the narrowest role allowed)
             let cases: Vec<(Method, String, Option<Value>, &str)> = vec![
-                (
-                    Method::GET,
-                    format!("/api/v1/organizations/{org}"),
-                    None,
-                    "member",
-                ),
-                (
-                    Method::GET,
-                    format!("/api/v1/organizations/{org}/connections"),
-                    None,
-                    "member",
-                ),
-                (
-                    Method::GET,
-                    format!("/api/v1/organizations/{org}/key-results"),
-                    None,
-                    "member",
-                ),
+                (Method::GET, o.clone(), None, "member"),
+                (Method::GET, format!("{o}/connections"), None, "member"),
+                (Method::GET, format!("{o}/key-results"), None, "member"),
                 (
                     Method::POST,
-                    format!("/api/v1/organizations/{org}/key-results"),
+                    format!("{o}/key-results"),
                     Some(KR(&format!("KR {unique}"))),
                     "member",
                 ),
-                (
-                    Method::GET,
-                    format!("/api/v1/key-results/{kr}"),
-                    None,
-                    "member",
-                ),
-                (
-                    Method::GET,
-                    format!("/api/v1/key-results/{kr}/history"),
-                    None,
-                    "member",
-                ),
-                (
-                    Method::GET,
-                    format!("/api/v1/organizations/{org}/alerts"),
-                    None,
-                    "member",
-                ),
+                (Method::GET, format!("{o}/alerts"), None, "member"),
                 (
                     Method::PUT,
-                    format!("/api/v1/organizations/{org}/integration"),
+                    format!("{o}/integration"),
                     Some(json!({"enabled": true})),
                     "org-admin",
                 ),
                 (
                     Method::POST,
-                    format!("/api/v1/organizations/{org}/connections"),
+                    format!("{o}/connections"),
                     Some(json!({"name": "x", "settings": {}, "secret": {}})),
                     "org-admin",
                 ),
@@ -666,11 +711,73 @@ async fn every_role_reaches_what_it_may_and_nothing_of_others() {
                     Some(json!({"name": format!("Org {unique}")})),
                     "tenant-admin",
                 ),
+                (Method::GET, c.clone(), None, "member"),
+                (Method::POST, format!("{c}/test"), None, "org-admin"),
+                (
+                    Method::POST,
+                    format!("{c}/sign-in"),
+                    Some(json!({"secret": {}})),
+                    "org-admin",
+                ),
+                (Method::GET, format!("{c}/apps"), None, "member"),
+                (
+                    Method::GET,
+                    format!("{c}/apps/{app}/entities"),
+                    None,
+                    "member",
+                ),
+                (
+                    Method::GET,
+                    format!("{c}/entities/lead/views?search=hot"),
+                    None,
+                    "member",
+                ),
+                (
+                    Method::GET,
+                    format!("{c}/entities/lead/views/{view}/columns"),
+                    None,
+                    "member",
+                ),
+                (
+                    Method::POST,
+                    format!("{c}/measurements"),
+                    Some(measure),
+                    "member",
+                ),
+                (Method::GET, k.clone(), None, "member"),
+                (
+                    Method::PATCH,
+                    k.clone(),
+                    Some(json!({"owner": format!("owner {unique}")})),
+                    "member",
+                ),
+                (Method::GET, format!("{k}/history"), None, "member"),
+                (
+                    Method::PUT,
+                    format!("{k}/link"),
+                    Some(link_body(conn)),
+                    "member",
+                ),
+                (Method::POST, format!("{k}/link/pause"), None, "member"),
+                (Method::POST, format!("{k}/link/resume"), None, "member"),
+                (Method::POST, format!("{k}/sync"), None, "member"),
+                (Method::DELETE, format!("{k}/link"), None, "member"),
+                (
+                    Method::DELETE,
+                    format!("/api/v1/key-results/{doomed_kr}"),
+                    None,
+                    "member",
+                ),
+                (
+                    Method::DELETE,
+                    format!("/api/v1/connections/{doomed_conn}"),
+                    None,
+                    "org-admin",
+                ),
             ];
             for (method, path, body, narrowest) in cases {
                 let (status, answer) = api.call(method.clone(), &path, Some(bearer), body).await;
-                let reaches = own || *role == "platform-admin";
-                let expected = if !reaches {
+                let expected = if !own && *role != "platform-admin" {
                     "hidden"
                 } else if rank(role) <= rank(narrowest) {
                     "allowed"
@@ -687,9 +794,19 @@ async fn every_role_reaches_what_it_may_and_nothing_of_others() {
                     got, expected,
                     "{role} {method} {path} (own: {own}): {answer}"
                 );
+                checked += 1;
             }
+            // The link of the next round starts from a linked Key Result.
+            api.ok(
+                Method::PUT,
+                &format!("{k}/link"),
+                &platform,
+                Some(link_body(conn)),
+            )
+            .await;
         }
     }
+    assert_eq!(checked, 4 * 2 * 27);
     // Creating tenants is the platform admin's alone.
     for (role, bearer) in &roles {
         let (status, _) = api
