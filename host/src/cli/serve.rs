@@ -188,21 +188,7 @@ pub async fn serve(context: &Context<'_>, args: &ServeArgs) -> anyhow::Result<Re
             engine.clone(),
             args.scheduler.per_connection.unwrap_or(usize::MAX),
         )
-        .with_observer(Arc::new(move |run, took| {
-            observed.sync_recorded(run, took);
-            tracing::info!(
-                target: "goals_host::sync",
-                key_result = run.key_result_id,
-                run = run.id,
-                trigger = run.trigger,
-                outcome = run.status,
-                duration_ms = took.as_secs_f64() * 1000.0,
-                requests = run.requests,
-                records = run.records,
-                error_kind = run.error_kind,
-                "sync"
-            );
-        })),
+        .with_observer(Arc::new(move |run, took| observed.sync_recorded(run, took))),
     );
     let scheduler_running = Arc::new(AtomicBool::new(false));
     let state = Arc::new(Shared {

@@ -789,25 +789,36 @@ impl Syncer {
 fn log_run(run: &SyncRun, connection: &str, claim: std::time::Duration, took: std::time::Duration) {
     let millis = took.as_millis();
     let claim = claim.as_micros();
+    // Fields, not a formatted message, so that `--log-format json` gives them
+    // as JSON members; the text format prints them as `key=value`.
     match run.status.as_str() {
         "success" => tracing::info!(
             target: "goals_host::sync",
-            "sync kr={} connection='{connection}' trigger={} outcome=success value={} \
-             records={} requests={} claim={claim}us took={millis}ms",
-            run.key_result_id,
-            run.trigger,
-            run.value.map_or_else(|| "none".to_string(), |v| v.to_string()),
-            run.records.unwrap_or_default(),
-            run.requests.unwrap_or_default(),
+            kr = run.key_result_id,
+            run = run.id,
+            connection,
+            trigger = run.trigger,
+            outcome = "success",
+            value = run.value,
+            records = run.records,
+            requests = run.requests,
+            claim_us = claim,
+            took_ms = millis,
+            "sync"
         ),
         status => tracing::info!(
             target: "goals_host::sync",
-            "sync kr={} connection='{connection}' trigger={} outcome={status} kind={} \
-             claim={claim}us took={millis}ms: {}",
-            run.key_result_id,
-            run.trigger,
-            run.error_kind.as_deref().unwrap_or("-"),
-            run.error_message.as_deref().unwrap_or_default(),
+            kr = run.key_result_id,
+            run = run.id,
+            connection,
+            trigger = run.trigger,
+            outcome = status,
+            kind = run.error_kind.as_deref().unwrap_or("-"),
+            requests = run.requests,
+            claim_us = claim,
+            took_ms = millis,
+            error = run.error_message.as_deref().unwrap_or_default(),
+            "sync"
         ),
     }
 }

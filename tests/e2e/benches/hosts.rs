@@ -191,8 +191,8 @@ async fn round(binary: &Path, cli: Cli, backend: &'static str, hosts: usize, lin
                 .unwrap_or_default()
                 .lines()
                 .filter_map(|line| {
-                    let (_, rest) = line.split_once(" claim=")?;
-                    rest.split_once("us ")?.0.parse::<u64>().ok()
+                    let (_, rest) = line.split_once(" claim_us=")?;
+                    rest.split_once(' ')?.0.parse::<u64>().ok()
                 })
                 .collect::<Vec<_>>()
         })

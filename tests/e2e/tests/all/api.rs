@@ -882,6 +882,27 @@ async fn operations_endpoints_need_no_token_and_count_what_happens() {
                 && l.contains("status=\"200\"")),
         "{metrics}"
     );
+
+    // One JSON object per request and per sync, never the token.
+    let logs = api.logs();
+    let lines: Vec<Value> = logs
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    let request = lines
+        .iter()
+        .find(|l| l["fields"]["route"] == "/api/v1/key-results/{id}/sync")
+        .unwrap_or_else(|| panic!("a request line in\n{logs}"));
+    assert_eq!(request["fields"]["status"], 200, "{request}");
+    assert!(request["fields"]["duration_ms"].is_number(), "{request}");
+    let sync = lines
+        .iter()
+        .find(|l| l["target"] == "goals_host::sync")
+        .unwrap_or_else(|| panic!("a sync line in\n{logs}"));
+    assert_eq!(sync["fields"]["outcome"], "success", "{sync}");
+    assert_eq!(sync["fields"]["kr"].to_string(), kr, "{sync}");
+    assert_eq!(sync["fields"]["requests"], 1, "{sync}");
+    assert!(!logs.contains(&admin) && !logs.contains("Bearer"), "{logs}");
 }
 
 #[tokio::test]

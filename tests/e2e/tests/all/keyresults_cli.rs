@@ -876,11 +876,11 @@ async fn the_scheduler_logs_one_line_per_sync_at_info() {
         .collect();
     assert_eq!(lines.len(), 1, "{}", run.stderr);
     for field in [
-        "connection='sim'",
-        "trigger=scheduled",
-        "outcome=success",
+        "connection=\"sim\"",
+        "trigger=\"scheduled\"",
+        "outcome=\"success\"",
         "requests=1",
-        "took=",
+        "took_ms=",
     ] {
         assert!(lines[0].contains(field), "{field}: {}", lines[0]);
     }
