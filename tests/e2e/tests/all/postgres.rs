@@ -80,6 +80,13 @@ const ROWS: &[(&str, &str)] = &[
          VALUES ('4242-00000000000000aa', 'host-a', 4242, '0.1.0', 1800000015, 1800000016, 30)",
     ),
     (
+        "api_tokens",
+        "INSERT INTO api_tokens (id, hash, role, tenant_id, organization_id, user_email,
+             created_at, revoked_at)
+         VALUES ('00aa11bb22cc', 'ab01', 'member', 7, 8, 'ana@contoso.com', 1800000017,
+             1800000018)",
+    ),
+    (
         "plugin_kv",
         "INSERT INTO plugin_kv (plugin, connection_id, key, value, expires_at)
          VALUES ('microsoft.dynamics365', 'c1', 'token', ?1, 1800000014)",
