@@ -16,6 +16,7 @@ pub mod bench;
 pub mod cli;
 pub mod connecting;
 pub mod connections;
+pub mod console;
 pub mod db;
 #[cfg(feature = "simulator")]
 pub mod demo;

@@ -9,6 +9,7 @@ use crate::goals::admin::{self, Organization, Tenant};
 use crate::goals::keyresults::{self, KeyResult};
 use crate::goals::tokens::{self, Role, Token};
 use axum::extract::FromRequestParts;
+use axum::http::Method;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 
@@ -19,19 +20,38 @@ impl FromRequestParts<ApiState> for Caller {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Caller, Problem> {
-        let presented = parts
+        let bearer = parts
             .headers
             .get(AUTHORIZATION)
             .and_then(|value| value.to_str().ok())
             .and_then(|value| value.strip_prefix("Bearer "))
-            .map(str::trim)
-            .ok_or_else(|| {
-                Problem::new(
-                    "unauthenticated",
-                    "this request needs `Authorization: Bearer TOKEN`; create a token with \
-                     `goals-host token create`",
-                )
-            })?;
+            .map(str::trim);
+        let presented = match bearer {
+            Some(token) => token,
+            None => {
+                // The console's session: its cookie, and on a request that
+                // changes something, the header a cross-site page cannot send.
+                let token = crate::console::cookie(&parts.headers, crate::console::SESSION_COOKIE)
+                    .ok_or_else(|| {
+                        Problem::new(
+                            "unauthenticated",
+                            "this request needs `Authorization: Bearer TOKEN`; create a token \
+                             with `goals-host token create`",
+                        )
+                    })?;
+                let reads_only = matches!(parts.method, Method::GET | Method::HEAD);
+                if !reads_only && !parts.headers.contains_key(crate::console::CSRF_HEADER) {
+                    return Err(Problem::new(
+                        "forbidden",
+                        format!(
+                            "a console request that changes something carries the {} header",
+                            crate::console::CSRF_HEADER
+                        ),
+                    ));
+                }
+                token
+            }
+        };
         match tokens::authenticate(&state.db, presented).await? {
             Some(token) => Ok(Caller(token)),
             None => Err(Problem::new(

@@ -74,10 +74,15 @@ fn direction(text: &str) -> Result<Direction, Problem> {
     })
 }
 
-/// The organization's Key Results with their values and progress.
+/// The organization's Key Results with their values and progress, and for
+/// each linked one what its icon and badges show: everything a list needs in
+/// one request.
 #[utoipa::path(get, path = "/api/v1/organizations/{org_id}/key-results", tag = "key-results",
     params(("org_id" = i64, Path)),
-    responses((status = 200, description = "Key Results", body = Object)))]
+    responses((status = 200,
+        description = "Key Results, each with `link`: null or {state, state_reason, connection, \
+            connection_status, integration, stale, last_success_at, next_run_at}",
+        body = Object)))]
 pub async fn list_key_results(
     State(state): State<ApiState>,
     caller: Caller,
@@ -85,7 +90,43 @@ pub async fn list_key_results(
 ) -> Result<axum::Json<Value>, Problem> {
     let (org, _) = caller.organization(&state, org_id, Role::Member).await?;
     let krs = keyresults::list(&state.db, Some(org.id)).await?;
-    Ok(axum::Json(Value::Array(krs.iter().map(kr_json).collect())))
+    let links: std::collections::HashMap<i64, keyresults::Link> =
+        keyresults::links_of_organization(&state.db, org.id)
+            .await?
+            .into_iter()
+            .map(|link| (link.key_result_id, link))
+            .collect();
+    let connections: std::collections::HashMap<String, connections::ConnectionRecord> =
+        connections::list(&state.db, Some(&org.name))
+            .await?
+            .into_iter()
+            .map(|c| (c.id.clone(), c))
+            .collect();
+    let now = state.clock.now();
+    let listed = krs
+        .iter()
+        .map(|kr| {
+            let mut json = kr_json(kr);
+            json["link"] = match links.get(&kr.id) {
+                None => Value::Null,
+                Some(link) => {
+                    let conn = connections.get(&link.metric.connection_id);
+                    json!({
+                        "state": link.state.as_str(),
+                        "state_reason": link.state_reason,
+                        "connection": conn.map(|c| c.name.clone()),
+                        "connection_status": conn.map(|c| c.status.as_str()),
+                        "integration": conn.map(|c| c.integration.clone()),
+                        "stale": crate::render::keyresult::is_stale(link, now),
+                        "last_success_at": clock::json_opt(link.last_success_at),
+                        "next_run_at": clock::json(link.next_run_at),
+                    })
+                }
+            };
+            json
+        })
+        .collect();
+    Ok(axum::Json(Value::Array(listed)))
 }
 
 /// Create a Key Result in the organization.

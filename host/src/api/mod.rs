@@ -142,6 +142,7 @@ pub fn app(state: ApiState) -> Router {
     let (router, document) = routes();
     let document = Arc::new(document);
     router
+        .merge(crate::console::routes())
         .layer(axum::Extension(document))
         .fallback(ops::no_route)
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))

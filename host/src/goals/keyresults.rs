@@ -474,6 +474,23 @@ pub async fn link(db: &Database, key_result_id: i64) -> Result<Option<Link>, Key
         .await?)
 }
 
+/// The links of an organization's Key Results, in one query.
+pub async fn links_of_organization(
+    db: &Database,
+    organization_id: i64,
+) -> Result<Vec<Link>, KeyResultError> {
+    Ok(db
+        .run(move |conn| {
+            Ok(conn.query_map(
+                "SELECT l.* FROM metric_links l JOIN key_results k ON k.id = l.key_result_id
+                 WHERE k.organization_id = ?1",
+                params![organization_id],
+                link_row,
+            )?)
+        })
+        .await?)
+}
+
 /// Links (or relinks) a Key Result to a metric. The link is due at once, so the
 /// first sync gives the Key Result its value; later ones follow the interval.
 pub async fn save_link(

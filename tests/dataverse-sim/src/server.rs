@@ -340,6 +340,17 @@ impl RunningSimulator {
         });
     }
 
+    /// Gives a view another name, as an admin renaming it in Dynamics 365
+    /// would. Only this simulator sees the change.
+    ///
+    /// # Panics
+    /// If no view has this id.
+    pub fn rename_view(&self, id: &str, name: &str) {
+        self.change("rename_view", |overlay| {
+            overlay.rename_view(dataset(), id, name)
+        });
+    }
+
     /// Gives a view another id, as the same view has in another environment
     /// (a sandbox beside production). Only this simulator sees the change.
     ///

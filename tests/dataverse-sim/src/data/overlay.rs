@@ -107,6 +107,26 @@ impl Overlay {
         Ok(())
     }
 
+    /// Gives a view another name (its `savedquery`/`userquery` row's too).
+    pub fn rename_view(&mut self, base: &Dataset, id: &str, name: &str) -> Result<(), String> {
+        let id = id.to_ascii_lowercase();
+        let view = self
+            .views_mut(base)
+            .iter_mut()
+            .find(|v| v.id == id)
+            .ok_or_else(|| format!("there is no view with id {id}"))?;
+        view.name = name.to_string();
+        let kind = view.kind;
+        let id_column = format!("{}id", kind.logical_name());
+        let row = self
+            .table_mut(base, kind.logical_name())
+            .iter_mut()
+            .find(|r| r.get(&id_column).and_then(Value::as_str) == Some(id.as_str()))
+            .ok_or_else(|| format!("the view {id} has no {} row", kind.logical_name()))?;
+        row.insert("name".to_string(), json!(name));
+        Ok(())
+    }
+
     /// Gives a view another id, as the same view has in another environment.
     pub fn rekey_view(&mut self, base: &Dataset, id: &str, new_id: &str) -> Result<(), String> {
         let (id, new_id) = (id.to_ascii_lowercase(), new_id.to_ascii_lowercase());

@@ -9,16 +9,16 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 /// A `goals-host serve` process of `cli`'s data directory on a free port.
-struct Served {
+pub(crate) struct Served {
     child: tokio::process::Child,
-    base: String,
+    pub(crate) base: String,
     http: reqwest::Client,
     /// Everything the process wrote on stderr so far.
     logs: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 impl Served {
-    async fn start(cli: &Cli, extra: &[&str]) -> Served {
+    pub(crate) async fn start(cli: &Cli, extra: &[&str]) -> Served {
         let mut args = vec!["serve", "--listen", "127.0.0.1:0"];
         args.extend_from_slice(extra);
         let mut child = cli
@@ -61,7 +61,7 @@ impl Served {
     }
 
     /// Sends a request; returns the status and the JSON body (null if none).
-    async fn call(
+    pub(crate) async fn call(
         &self,
         method: Method,
         path: &str,
@@ -97,21 +97,27 @@ impl Served {
             .unwrap_or_default()
     }
 
-    async fn ok(&self, method: Method, path: &str, token: &str, body: Option<Value>) -> Value {
+    pub(crate) async fn ok(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> Value {
         let (status, json) = self.call(method, path, Some(token), body).await;
         assert!(status.is_success(), "{path}: {status} {json}");
         json
     }
 }
 
-async fn token(cli: &Cli, scope: &[&str], role: &str) -> String {
+pub(crate) async fn token(cli: &Cli, scope: &[&str], role: &str) -> String {
     let mut args = vec!["token", "create", "--role", role];
     args.extend_from_slice(scope);
     let created = cli.json(&args).await;
     created["token"].as_str().expect("a token").to_string()
 }
 
-fn connection_body(sim: &Sim, name: &str, secret: &str) -> Value {
+pub(crate) fn connection_body(sim: &Sim, name: &str, secret: &str) -> Value {
     json!({
         "name": name,
         "settings": {
@@ -125,7 +131,7 @@ fn connection_body(sim: &Sim, name: &str, secret: &str) -> Value {
     })
 }
 
-const KR: fn(&str) -> Value = |title| {
+pub(crate) const KR: fn(&str) -> Value = |title| {
     json!({ "title": title, "owner": "ana@contoso.com", "unit": "number",
             "start": 0.0, "target": 10000.0 })
 };
@@ -174,7 +180,7 @@ async fn switched_on(api: &Served, admin: &str, tenant: &str, org: &str) -> (i64
     (tenant_id, org_id)
 }
 
-fn find<'a>(list: &'a Value, key: &str, value: &str) -> &'a Value {
+pub(crate) fn find<'a>(list: &'a Value, key: &str, value: &str) -> &'a Value {
     list.as_array()
         .and_then(|items| items.iter().find(|item| item[key] == value))
         .unwrap_or_else(|| panic!("no {key} = {value} in {list}"))

@@ -4,6 +4,7 @@
 mod api;
 mod cli;
 mod config;
+mod console;
 mod contract;
 mod crash;
 mod discovery;

@@ -1,0 +1,587 @@
+//! The web console in a real headless Chromium (Debian's `chromium` and
+//! `chromium-driver`, over WebDriver), against `goals-host serve` and the
+//! simulator. Each screen is saved as a PNG under the test's output directory.
+
+use crate::api::{KR, Served, connection_body, find, token};
+use fantoccini::{Client, ClientBuilder, Locator};
+use goals_e2e::{Cli, Sim, hot_leads};
+use reqwest::Method;
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// Chromium driven through its own chromedriver on a free loopback port.
+struct Browser {
+    client: Client,
+    _driver: tokio::process::Child,
+    shots: PathBuf,
+}
+
+impl Browser {
+    /// The browser, or `None` (saying why) where Chromium is not installed;
+    /// under GOALS_E2E_REQUIRE_ALL (as in `.ci/run`) its absence fails.
+    async fn start(test: &str) -> Option<Browser> {
+        if !Path::new(CHROMIUM).exists() || !Path::new(CHROMEDRIVER).exists() {
+            let reason = format!(
+                "{test}: skipped: the console's browser tests need {CHROMIUM} and {CHROMEDRIVER} \
+                 (apt-get install chromium chromium-driver)"
+            );
+            assert!(
+                std::env::var_os("GOALS_E2E_REQUIRE_ALL").is_none(),
+                "{reason}"
+            );
+            eprintln!("{reason}");
+            return None;
+        }
+        let mut driver = tokio::process::Command::new(CHROMEDRIVER)
+            .arg("--port=0")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start chromedriver");
+        let mut lines = BufReader::new(driver.stdout.take().expect("stdout")).lines();
+        let port = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(rest) = line.split("started successfully on port ").nth(1) {
+                    return rest.trim_end_matches('.').trim().parse::<u16>().ok();
+                }
+            }
+            None
+        })
+        .await
+        .expect("chromedriver starts within 30 s")
+        .expect("chromedriver names its port");
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert(
+            "goog:chromeOptions".to_string(),
+            json!({
+                "binary": CHROMIUM,
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                         "--disable-dev-shm-usage", "--window-size=1280,900", "--lang=en-US"],
+            }),
+        );
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        let client = ClientBuilder::new(connector)
+            .capabilities(capabilities)
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+            .expect("a browser session");
+        let shots = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join("console-screenshots")
+            .join(test);
+        std::fs::create_dir_all(&shots).expect("the screenshot directory");
+        Some(Browser {
+            client,
+            _driver: driver,
+            shots,
+        })
+    }
+
+    /// Saves the page, from its top, as NAME.png.
+    async fn shot(&self, name: &str) {
+        self.script("window.scrollTo(0, 0); return true").await;
+        let png = self.client.screenshot().await.expect("a screenshot");
+        std::fs::write(self.shots.join(format!("{name}.png")), png).expect("save the screenshot");
+    }
+
+    async fn goto(&self, url: &str) {
+        self.client.goto(url).await.expect("open the page");
+    }
+
+    /// The element `css` once it is there (the console renders after its
+    /// requests answer).
+    async fn element(&self, css: &str) -> fantoccini::elements::Element {
+        self.client
+            .wait()
+            .at_most(Duration::from_secs(20))
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css} appears: {e}"))
+    }
+
+    async fn click(&self, css: &str) {
+        self.element(css).await.click().await.expect("click");
+    }
+
+    async fn type_into(&self, css: &str, text: &str) {
+        let field = self.element(css).await;
+        field.clear().await.expect("clear the field");
+        field.send_keys(text).await.expect("type");
+    }
+
+    async fn select(&self, css: &str, value: &str) {
+        self.element(css)
+            .await
+            .select_by_value(value)
+            .await
+            .unwrap_or_else(|e| panic!("select {value} in {css}: {e}"));
+    }
+
+    /// The text of `css` once `ready` holds for it.
+    async fn text_when(&self, css: &str, ready: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let text = match self.client.find(Locator::Css(css)).await {
+                Ok(element) => element.text().await.unwrap_or_default(),
+                Err(_) => String::new(),
+            };
+            if ready(&text) {
+                return text;
+            }
+            assert!(Instant::now() < deadline, "{css} never got there: {text:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn script(&self, code: &str) -> Value {
+        self.client
+            .execute(code, Vec::new())
+            .await
+            .expect("run a script")
+    }
+
+    async fn sign_in(&self, base: &str, token: &str) {
+        self.goto(&format!("{base}/#/sign-in")).await;
+        self.type_into("#token", token).await;
+        self.click("#sign-in").await;
+        self.element("#sign-out").await;
+    }
+}
+
+/// A number as the console shows it in en-US: with thousands separators.
+fn grouped(value: f64) -> String {
+    let digits = format!("{}", value.round() as i64);
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+const XSS: &str = "<img src=x onerror=alert(1)>";
+
+#[tokio::test]
+async fn the_seed_flow_runs_in_the_console() {
+    let Some(browser) = Browser::start("seed_flow").await else {
+        return;
+    };
+    let sim = Sim::start().await;
+    let cli = Cli::new();
+    let admin = token(&cli, &[], "platform-admin").await;
+    let api = Served::start(&cli, &["--poll", "0.2"]).await;
+    let base = api.base.clone();
+
+    // Sign-in: nothing but the form before it.
+    browser.goto(&base).await;
+    browser.element("#token").await;
+    browser.shot("01-sign-in").await;
+    browser.sign_in(&base, &admin).await;
+    let cookies = browser.client.get_all_cookies().await.expect("cookies");
+    assert!(
+        cookies
+            .iter()
+            .any(|c| c.name() == "goals_session" && c.http_only() == Some(true)),
+        "{cookies:?}"
+    );
+    let storage = browser
+        .script(
+            "return JSON.stringify(localStorage) + JSON.stringify(sessionStorage) + location.href",
+        )
+        .await;
+    assert!(!storage.to_string().contains(&admin), "{storage}");
+
+    // Admin: the switches are on (the default tenant and organization), a
+    // connection is added through the form.
+    browser.goto(&format!("{base}/#/orgs/1/admin")).await;
+    browser.element("#org-integration").await;
+    browser.type_into("#conn-name", "Contoso").await;
+    browser.type_into("#conn-url", &sim.url()).await;
+    browser.type_into("#conn-tenant", &sim.config.tenant).await;
+    browser
+        .type_into("#conn-client-id", &sim.config.client_id)
+        .await;
+    browser
+        .type_into("#conn-client-secret", &sim.config.client_secret)
+        .await;
+    browser.type_into("#conn-authority", &sim.url()).await;
+    browser.click("#conn-allow-loopback").await;
+    browser.click("#conn-add").await;
+    let added = browser
+        .element("#connection-list li[data-connection-id]")
+        .await;
+    let conn = added
+        .attr("data-connection-id")
+        .await
+        .expect("an attribute")
+        .expect("a connection id");
+    browser.shot("02-admin").await;
+    let page = browser.client.source().await.expect("the page");
+    assert!(
+        !page.contains(&sim.config.client_secret),
+        "no secret in the page"
+    );
+
+    // A view with markup for a name shows as text.
+    let views = api
+        .ok(
+            Method::GET,
+            &format!("/api/v1/connections/{conn}/entities/lead/views"),
+            &admin,
+            None,
+        )
+        .await;
+    let renamed = views
+        .as_array()
+        .and_then(|v| v.iter().find(|v| v["name"] != "Hot Leads"))
+        .expect("another lead view")["id"]
+        .as_str()
+        .expect("an id")
+        .to_string();
+    sim.server.rename_view(&renamed, XSS);
+
+    // A Key Result, linked through the wizard.
+    browser
+        .goto(&format!("{base}/#/orgs/1/key-results/new"))
+        .await;
+    browser.type_into("#kr-title", "Work the hot leads").await;
+    browser.type_into("#kr-owner", "ana@contoso.com").await;
+    browser.select("#kr-unit", "number").await;
+    browser.type_into("#kr-start", "0").await;
+    browser.type_into("#kr-target", "10000").await;
+    browser.click("#kr-progress-auto").await;
+    browser.shot("03-new-key-result").await;
+    browser.click("#kr-save").await;
+
+    browser.select("#wizard-connection", &conn).await;
+    browser.click("#wizard-next").await;
+    let apps = api
+        .ok(
+            Method::GET,
+            &format!("/api/v1/connections/{conn}/apps"),
+            &admin,
+            None,
+        )
+        .await;
+    let app = find(&apps, "name", "Sales Hub")["id"]
+        .as_str()
+        .expect("app")
+        .to_string();
+    browser.select("#wizard-app", &app).await;
+    browser.click("#wizard-next").await;
+    browser.select("#wizard-entity", "lead").await;
+    browser.click("#wizard-next").await;
+    let everything = browser.text_when("#wizard-view", |t| !t.is_empty()).await;
+    assert!(
+        everything.contains(XSS),
+        "the markup shows as text: {everything}"
+    );
+    let images = browser
+        .script("return document.querySelectorAll('img[src=\"x\"]').length")
+        .await;
+    assert_eq!(images, json!(0), "the view's name made no element");
+    browser.shot("04-wizard-views").await;
+    browser.type_into("#wizard-view-search", "hot").await;
+    let narrowed = browser
+        .text_when("#wizard-view", |t| !t.is_empty() && !t.contains(XSS))
+        .await;
+    assert!(
+        narrowed.lines().all(|v| v.to_lowercase().contains("hot")),
+        "{narrowed}"
+    );
+    let hot = find(&views, "name", "Hot Leads")["id"]
+        .as_str()
+        .expect("view")
+        .to_string();
+    browser.select("#wizard-view", &hot).await;
+    browser.click("#wizard-next").await;
+    browser.select("#wizard-column", "fullname").await;
+    browser.click("#wizard-next").await;
+    browser.select("#wizard-aggregation", "count").await;
+    browser.click("#wizard-next").await;
+    browser.click("#wizard-preview").await;
+    let preview = browser
+        .text_when("#wizard-preview-value", |t| {
+            t.chars().any(|c| c.is_ascii_digit())
+        })
+        .await;
+    let measured = api
+        .ok(
+            Method::POST,
+            &format!("/api/v1/connections/{conn}/measurements"),
+            &admin,
+            Some(
+                json!({"entity": "lead", "view_id": hot, "column": "fullname",
+                        "aggregation": "count"}),
+            ),
+        )
+        .await;
+    assert_eq!(measured["value"], json!(hot_leads()));
+    assert!(preview.contains(&grouped(hot_leads())), "{preview}");
+    browser.shot("05-wizard-preview").await;
+    browser.click("#wizard-save").await;
+
+    // The details: value, then Sync now.
+    let value = browser
+        .text_when("#details-value", |t| t.contains(&grouped(hot_leads())))
+        .await;
+    assert!(value.contains(&grouped(hot_leads())), "{value}");
+    browser.click("#sync-now").await;
+    browser
+        .text_when("#details-status", |t| t.starts_with("Synced"))
+        .await;
+    browser.element("#history-chart").await;
+    browser.shot("06-details").await;
+
+    // The list: the icon by the bar; a scheduled sync that finds more hot
+    // leads updates it without a reload.
+    let krs = api
+        .ok(
+            Method::GET,
+            "/api/v1/organizations/1/key-results",
+            &admin,
+            None,
+        )
+        .await;
+    let kr = find(&krs, "title", "Work the hot leads")["id"]
+        .as_i64()
+        .expect("kr");
+    browser.goto(&format!("{base}/#/orgs/1/key-results")).await;
+    browser.element(&format!("#kr-{kr}-d365")).await;
+    browser.shot("07-key-results").await;
+    browser
+        .script("window.__notReloaded = true; return true")
+        .await;
+    api.ok(
+        Method::PUT,
+        &format!("/api/v1/key-results/{kr}/link"),
+        &admin,
+        Some(
+            json!({"connection_id": conn, "app_id": app, "entity": "lead", "view_id": hot,
+                    "column": "fullname", "aggregation": "count", "interval_seconds": 1}),
+        ),
+    )
+    .await;
+    let more: Vec<dataverse_sim::Row> = (0..7)
+        .map(|i| {
+            let mut row = dataverse_sim::Row::new();
+            row.insert(
+                "leadid".into(),
+                json!(format!("00000000-0000-4000-9000-{i:012}")),
+            );
+            row.insert("fullname".into(), json!(format!("Hot {i}")));
+            row.insert("statecode".into(), json!(0));
+            row.insert("leadqualitycode".into(), json!(1));
+            row.insert("createdon".into(), json!("2025-03-01T10:00:00Z"));
+            row
+        })
+        .collect();
+    sim.server.add_rows("lead", more);
+    let updated = grouped(hot_leads() + 7.0);
+    browser
+        .text_when(&format!("tr[data-kr-id=\"{kr}\"] .progress-text"), |t| {
+            t.contains(&updated)
+        })
+        .await;
+    assert_eq!(
+        browser.script("return window.__notReloaded === true").await,
+        json!(true),
+        "updated in place"
+    );
+    browser.shot("08-key-results-updated").await;
+    browser.client.close().await.expect("close the browser");
+}
+
+#[tokio::test]
+async fn a_member_sees_no_admin_screen_and_a_broken_link_says_why() {
+    let Some(browser) = Browser::start("member").await else {
+        return;
+    };
+    let sim = Sim::start().await;
+    let cli = Cli::new();
+    let admin = token(&cli, &[], "platform-admin").await;
+    let member = token(&cli, &["--org", "default"], "member").await;
+    let api = Served::start(&cli, &["--no-scheduler"]).await;
+    let (_, conn) = api
+        .call(
+            Method::POST,
+            "/api/v1/organizations/1/connections",
+            Some(&admin),
+            Some(connection_body(&sim, "sim", &sim.config.client_secret)),
+        )
+        .await;
+    let conn = conn["id"].as_str().expect("connection").to_string();
+    let views = api
+        .ok(
+            Method::GET,
+            &format!("/api/v1/connections/{conn}/entities/lead/views?search=hot"),
+            &admin,
+            None,
+        )
+        .await;
+    let hot = find(&views, "name", "Hot Leads")["id"]
+        .as_str()
+        .expect("view")
+        .to_string();
+    let apps = api
+        .ok(
+            Method::GET,
+            &format!("/api/v1/connections/{conn}/apps"),
+            &admin,
+            None,
+        )
+        .await;
+    let app = find(&apps, "name", "Sales Hub")["id"].clone();
+    let (_, kr) = api
+        .call(
+            Method::POST,
+            "/api/v1/organizations/1/key-results",
+            Some(&admin),
+            Some(KR("Hot leads")),
+        )
+        .await;
+    let kr = kr["id"].as_i64().expect("kr");
+    api.ok(
+        Method::PUT,
+        &format!("/api/v1/key-results/{kr}/link"),
+        &admin,
+        Some(
+            json!({"connection_id": conn, "app_id": app, "entity": "lead", "view_id": hot,
+                    "column": "fullname", "aggregation": "count"}),
+        ),
+    )
+    .await;
+    sim.server.delete_view(&hot);
+    api.ok(
+        Method::POST,
+        &format!("/api/v1/key-results/{kr}/sync"),
+        &admin,
+        None,
+    )
+    .await;
+
+    let base = api.base.clone();
+    browser.sign_in(&base, &member).await;
+    let admin_links = browser
+        .script("return document.querySelectorAll('#nav-admin').length")
+        .await;
+    assert_eq!(admin_links, json!(0), "a member has no admin link");
+    browser.goto(&format!("{base}/#/orgs/1/admin")).await;
+    browser.element("#not-allowed").await;
+
+    browser.goto(&format!("{base}/#/orgs/1/key-results")).await;
+    browser
+        .element(&format!("tr[data-kr-id=\"{kr}\"] .badge-broken"))
+        .await;
+    browser.goto(&format!("{base}/#/key-results/{kr}")).await;
+    let state = browser.text_when("#details-state", |t| !t.is_empty()).await;
+    assert!(
+        state.contains("Hot Leads") || state.to_lowercase().contains("broken"),
+        "{state}"
+    );
+    browser.shot("09-broken-link").await;
+
+    // Signed out, the API refuses the old cookie's page.
+    browser.click("#sign-out").await;
+    browser.element("#token").await;
+    browser.client.close().await.expect("close the browser");
+}
+
+/// Without a browser: the console's pages carry their Content-Security-Policy,
+/// and a request with the session cookie changes nothing unless it carries the
+/// console's header (what a cross-site form or script cannot send).
+#[tokio::test]
+async fn console_pages_forbid_inline_script_and_cookie_writes_need_the_console_header() {
+    let cli = Cli::new();
+    let admin = token(&cli, &[], "platform-admin").await;
+    let api = Served::start(&cli, &["--no-scheduler"]).await;
+    let http = reqwest::Client::new();
+    let page = http
+        .get(format!("{}/", api.base))
+        .send()
+        .await
+        .expect("the page");
+    let csp = page
+        .headers()
+        .get("content-security-policy")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    let html = page.text().await.expect("html");
+    assert!(
+        html.contains("/assets/app.js") && !html.contains("onclick"),
+        "{html}"
+    );
+    for asset in ["app.js", "api.js", "wizard.js", "app.css", "d365.svg"] {
+        let answer = http
+            .get(format!("{}/assets/{asset}", api.base))
+            .send()
+            .await
+            .expect("an asset");
+        assert_eq!(answer.status(), reqwest::StatusCode::OK, "{asset}");
+    }
+
+    // Sign in as the console does: the cookie is HttpOnly and SameSite=Strict.
+    let signed_in = http
+        .post(format!("{}/console/session", api.base))
+        .header("X-Goals-Console", "1")
+        .json(&json!({"token": admin}))
+        .send()
+        .await
+        .expect("sign in");
+    assert_eq!(signed_in.status(), reqwest::StatusCode::OK);
+    let cookie = signed_in
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .expect("a cookie")
+        .to_string();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let session = cookie.split(';').next().expect("name=value").to_string();
+    let switch = format!("{}/api/v1/organizations/1/integration", api.base);
+    let off = json!({"enabled": false});
+    let forged = http
+        .put(&switch)
+        .header("cookie", &session)
+        .json(&off)
+        .send()
+        .await
+        .expect("a forged request");
+    assert_eq!(forged.status(), reqwest::StatusCode::FORBIDDEN);
+    let read = http
+        .get(format!("{}/api/v1/organizations/1", api.base))
+        .header("cookie", &session)
+        .send()
+        .await
+        .expect("a read");
+    let org: Value = read.json().await.expect("json");
+    assert_eq!(
+        org["integration_enabled"], true,
+        "the forged request changed nothing"
+    );
+    let console = http
+        .put(&switch)
+        .header("cookie", &session)
+        .header("X-Goals-Console", "1")
+        .json(&off)
+        .send()
+        .await
+        .expect("the console's request");
+    assert_eq!(console.status(), reqwest::StatusCode::OK);
+}
