@@ -49,7 +49,9 @@ impl Steps {
     }
 }
 
-pub async fn run(plugin: PluginSource) -> anyhow::Result<Report> {
+/// The demo; with `serve`, its data then stays served at that address in the
+/// console until Ctrl-C.
+pub async fn run(plugin: PluginSource, serve: Option<&str>) -> anyhow::Result<Report> {
     let started = Instant::now();
     let sim_config = SimConfig::default();
     let simulator = RunningSimulator::start(([127, 0, 0, 1], 0).into(), sim_config.clone())
@@ -60,8 +62,73 @@ pub async fn run(plugin: PluginSource) -> anyhow::Result<Report> {
         .tempdir()
         .context("creating a temporary data directory")?;
     let result = walk(&plugin, &simulator, &sim_config, data_dir.path(), started).await;
+    let result = match (result, serve) {
+        (Ok(report), Some(listen)) => served(&plugin, data_dir.path(), listen, report).await,
+        (result, _) => result,
+    };
     simulator.shutdown().await;
     result
+}
+
+/// Serves the demo's data directory in the console (no scheduler: the demo's
+/// clock ran hours ahead) until Ctrl-C or SIGTERM.
+async fn served(
+    plugin: &PluginSource,
+    data_dir: &std::path::Path,
+    listen: &str,
+    report: Report,
+) -> anyhow::Result<Report> {
+    use std::io::Write;
+    let db = Database::open(data_dir)?;
+    let engine = Arc::new(crate::integrations::Integrations::new(vec![
+        crate::runtime::load(plugin, db.clone()).await?,
+    ]));
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let syncer = Arc::new(Syncer::new(
+        db.clone(),
+        engine.clone(),
+        Arc::clone(&clock),
+        usize::MAX,
+    ));
+    let (token, _) = crate::goals::tokens::create(
+        &db,
+        crate::goals::tokens::Role::PlatformAdmin,
+        crate::goals::tokens::NewToken::default(),
+        clock.now(),
+    )
+    .await?;
+    let state = Arc::new(crate::api::Shared {
+        db,
+        engine,
+        syncer,
+        clock,
+        metrics: Arc::new(crate::api::metrics::Metrics::new()),
+        scheduler_running: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        scheduler_expected: false,
+    });
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("listening on {listen} (choose another with --listen)"))?;
+    let address = listener.local_addr()?;
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "listening on http://{address}")?;
+        writeln!(out, "{}\n", report.text)?;
+        writeln!(
+            out,
+            "The demo's data is served at http://{address}/ until Ctrl-C. Sign in with this \
+             platform admin's token (it works for this demo only):\n{token}"
+        )?;
+        out.flush()?;
+    }
+    axum::serve(listener, crate::api::app(state))
+        .with_graceful_shutdown(crate::cli::stop_signal())
+        .await
+        .context("serving the console")?;
+    Ok(Report {
+        text: "stopped".to_string(),
+        json: report.json,
+    })
 }
 
 /// A connection to the Dataverse simulator at `url` as the Dynamics 365

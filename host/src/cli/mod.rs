@@ -28,6 +28,7 @@ pub use admin::{OrgCommand, TenantCommand};
 pub use connection::ConnectionCommand;
 pub use discover::PluginCommand;
 pub use keyresult::KrCommand;
+pub use schedule::stop_signal;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -259,7 +260,19 @@ Examples:
     Hosts,
     /// Run the whole flow against the built-in Dataverse simulator
     #[cfg(feature = "simulator")]
-    Demo,
+    #[command(after_long_help = "Examples:
+  goals-host demo
+  goals-host demo --serve            # then open the address it prints
+  goals-host demo --serve --listen 127.0.0.1:0")]
+    Demo {
+        /// Then serve the demo's data in the web console (and the API) until
+        /// Ctrl-C, with a platform admin's token printed to sign in with
+        #[arg(long)]
+        serve: bool,
+        /// Address of the console with --serve; port 0 picks a free one
+        #[arg(long, default_value = serve::DEFAULT_LISTEN, value_name = "ADDR")]
+        listen: String,
+    },
     /// Measure the host (overhead per sync, throughput, cold start, memory)
     /// against the built-in simulator; run it from a release build
     #[cfg(feature = "simulator")]
@@ -520,7 +533,9 @@ async fn dispatch<'a>(
 ) -> anyhow::Result<Report> {
     match &cli.command {
         #[cfg(feature = "simulator")]
-        Command::Demo => crate::demo::run(cli.plugin_source()).await,
+        Command::Demo { serve, listen } => {
+            crate::demo::run(cli.plugin_source(), serve.then_some(listen.as_str())).await
+        }
         #[cfg(feature = "simulator")]
         Command::Bench { kind } => crate::bench::run(*kind, cli.plugin_source()).await,
         Command::Completions { shell } => Ok(completions(*shell)),

@@ -170,6 +170,15 @@ fn grouped(value: f64) -> String {
 
 const XSS: &str = "<img src=x onerror=alert(1)>";
 
+/// The API requests the page made since its timings were last cleared: [url, ms].
+const API_REQUESTS: &str = "return performance.getEntriesByType('resource')
+    .filter(e => e.name.includes('/api/v1/') || e.name.includes('/console/session'))
+    .map(e => [e.name, Math.round(e.duration * 10) / 10])";
+
+/// Navigation start to the load event of the last full page load, in ms.
+const PAGE_LOAD_MS: &str = "const n = performance.getEntriesByType('navigation')[0];
+    return n ? Math.round(n.loadEventEnd) : null";
+
 #[tokio::test]
 async fn the_seed_flow_runs_in_the_console() {
     let Some(browser) = Browser::start("seed_flow").await else {
@@ -358,6 +367,28 @@ async fn the_seed_flow_runs_in_the_console() {
     browser.goto(&format!("{base}/#/orgs/1/key-results")).await;
     browser.element(&format!("#kr-{kr}-d365")).await;
     browser.shot("07-key-results").await;
+    // The list is one API request, whether reached in the console or loaded
+    // afresh (the fresh load also asks who is signed in and their organizations).
+    browser.goto(&format!("{base}/#/key-results/{kr}")).await;
+    browser.element("#sync-now").await;
+    browser
+        .script("performance.clearResourceTimings(); location.hash = '#/orgs/1/key-results'; return true")
+        .await;
+    browser.element(&format!("#kr-{kr}-d365")).await;
+    let in_app = browser.script(API_REQUESTS).await;
+    assert_eq!(in_app.as_array().map(Vec::len), Some(1), "{in_app}");
+    browser.goto("about:blank").await;
+    browser.goto(&format!("{base}/#/orgs/1/key-results")).await;
+    browser.element(&format!("#kr-{kr}-d365")).await;
+    let fresh = browser.script(API_REQUESTS).await;
+    let load = browser.script(PAGE_LOAD_MS).await;
+    eprintln!("console list: in-app {in_app}, fresh load {fresh}, page load {load} ms");
+    let list_requests = fresh.as_array().map(|r| {
+        r.iter()
+            .filter(|r| r[0].as_str().is_some_and(|u| u.contains("/key-results")))
+            .count()
+    });
+    assert_eq!(list_requests, Some(1), "{fresh}");
     browser
         .script("window.__notReloaded = true; return true")
         .await;
@@ -584,4 +615,75 @@ async fn console_pages_forbid_inline_script_and_cookie_writes_need_the_console_h
         .await
         .expect("the console's request");
     assert_eq!(console.status(), reqwest::StatusCode::OK);
+}
+
+/// `demo --serve`: the demo's data in the console, with a token to sign in.
+#[tokio::test]
+async fn the_demo_serves_its_data_with_a_token_to_sign_in() {
+    let cli = Cli::new();
+    let mut demo = cli
+        .command(&["demo", "--serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the demo");
+    let mut lines = BufReader::new(demo.stdout.take().expect("stdout")).lines();
+    let first = tokio::time::timeout(Duration::from_secs(120), lines.next_line())
+        .await
+        .expect("the demo serves within two minutes")
+        .expect("read")
+        .expect("a line");
+    let base = first
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("{first}"))
+        .to_string();
+    let token = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.starts_with("ghk_") {
+                return Some(line);
+            }
+        }
+        None
+    })
+    .await
+    .expect("the token follows")
+    .expect("a token line");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let http = reqwest::Client::new();
+    let get = |path: String| {
+        let request = http.get(format!("{base}{path}")).bearer_auth(&token);
+        async move {
+            let answer = request.send().await.expect("a request");
+            assert!(answer.status().is_success(), "{}", answer.status());
+            answer.json::<Value>().await.expect("json")
+        }
+    };
+    let orgs = get("/api/v1/organizations".to_string()).await;
+    let org = find(&orgs, "name", "Contoso Sales")["id"]
+        .as_i64()
+        .expect("the demo's organization");
+    let krs = get(format!("/api/v1/organizations/{org}/key-results")).await;
+    let linked = krs
+        .as_array()
+        .map(|krs| krs.iter().filter(|kr| kr["link"].is_object()).count());
+    assert_eq!(linked, Some(2), "{krs}");
+    let page = http
+        .get(format!("{base}/"))
+        .send()
+        .await
+        .expect("the console");
+    assert!(page.status().is_success());
+    let pid = demo.id().expect("a pid").to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    let exit = tokio::time::timeout(Duration::from_secs(30), demo.wait())
+        .await
+        .expect("the demo stops")
+        .expect("its status");
+    assert_eq!(exit.code(), Some(0));
 }
