@@ -50,6 +50,11 @@ impl Integrations {
         })
     }
 
+    /// Every loaded integration, the default first.
+    pub fn all(&self) -> impl Iterator<Item = &PluginRuntime> {
+        self.runtimes.iter()
+    }
+
     /// The integration that serves `target`.
     pub fn for_target(&self, target: &CallTarget) -> Result<&PluginRuntime, CallError> {
         self.get(Some(&target.integration))

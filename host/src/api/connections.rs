@@ -85,6 +85,87 @@ pub(super) fn view_kind(text: Option<&str>) -> Result<ViewKind, Problem> {
     }
 }
 
+/// The integrations this host runs, the default first: what each declares
+/// (the settings a connection takes, its credentials, sync intervals,
+/// aggregations), so a form for a new connection can be built from it.
+#[utoipa::path(get, path = "/api/v1/integrations", tag = "connections",
+    responses((status = 200,
+        description = "[{id, name, version, settings: [{key, label, help, kind, required, default}], credentials, ...}]",
+        body = Object)))]
+pub async fn list_integrations(
+    State(state): State<ApiState>,
+    _caller: Caller,
+) -> Result<axum::Json<Value>, Problem> {
+    Ok(axum::Json(Value::Array(
+        state
+            .engine
+            .all()
+            .map(|runtime| render::info(runtime.info()).json)
+            .collect(),
+    )))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DisableBody {
+    /// Why, for the people whose Key Results stop.
+    #[schema(example = "the app registration is being rotated")]
+    reason: Option<String>,
+}
+
+/// Stop every sync through a connection (organization admins); its Key Results
+/// say why until it is enabled again.
+#[utoipa::path(post, path = "/api/v1/connections/{id}/disable", tag = "connections",
+    params(("id" = String, Path)), request_body = DisableBody,
+    responses((status = 200, description = "The connection", body = Object)))]
+pub async fn disable_connection(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(body): Body<DisableBody>,
+) -> Result<axum::Json<Value>, Problem> {
+    let record = caller.connection(&state, &id, Role::OrgAdmin).await?;
+    let reason = match body.reason.as_deref().map(str::trim) {
+        Some(reason) if !reason.is_empty() => format!("disabled by an admin: {reason}"),
+        _ => "disabled by an admin".to_string(),
+    };
+    connections::set_status(
+        &state.db,
+        &record.id,
+        connections::Status::Disabled,
+        Some(&reason),
+    )
+    .await?;
+    let record = connections::get_by_id(&state.db, &record.id).await?;
+    Ok(axum::Json(render::connection(&record)))
+}
+
+/// Let a disabled connection sync again (organization admins); its links that
+/// waited run at once.
+#[utoipa::path(post, path = "/api/v1/connections/{id}/enable", tag = "connections",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "The connection", body = Object)))]
+pub async fn enable_connection(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Value>, Problem> {
+    let record = caller.connection(&state, &id, Role::OrgAdmin).await?;
+    if record.status != connections::Status::Disabled {
+        return Err(Problem::new(
+            "invalid-input",
+            format!(
+                "connection '{}' is not disabled (it is {}); nothing to enable",
+                record.name,
+                record.status.as_str()
+            ),
+        ));
+    }
+    crate::connecting::usable_again(&state.db, &record, state.clock.now()).await?;
+    let record = connections::get_by_id(&state.db, &record.id).await?;
+    Ok(axum::Json(render::connection(&record)))
+}
+
 /// The organization's connections (members see them to pick one).
 #[utoipa::path(get, path = "/api/v1/organizations/{org_id}/connections", tag = "connections",
     params(("org_id" = i64, Path)),

@@ -104,7 +104,10 @@ pub fn routes() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
             connections::get_connection,
             connections::delete_connection
         ))
+        .routes(routes!(connections::list_integrations))
         .routes(routes!(connections::test_connection))
+        .routes(routes!(connections::disable_connection))
+        .routes(routes!(connections::enable_connection))
         .routes(routes!(
             connections::start_sign_in,
             connections::poll_sign_in

@@ -50,7 +50,8 @@ export async function showAdmin(screen) {
   const connectionList = h('ul', { class: 'connections', id: 'connection-list' });
   const connections = section('connections', 'Connections', connectionStatus, connectionList);
   const alerts = section('alerts', 'Open alerts', h('p', { class: 'muted', text: 'Loading…' }));
-  screen.root.append(error, switches, connections, addConnectionForm(), alerts);
+  const addSlot = h('div', { id: 'add-connection-slot' });
+  screen.root.append(error, switches, connections, addSlot, alerts);
 
   const timers = new Set(); // sign-in polls to stop when leaving
   screen.onLeave(() => timers.forEach((t) => clearTimeout(t)));
@@ -167,6 +168,41 @@ export async function showAdmin(screen) {
         : secretSignIn(conn, base, result);
     }
 
+    // An admin stops every sync through a connection, saying why, and lets it
+    // sync again.
+    let switchOff;
+    if (conn.status === 'disabled') {
+      switchOff = button('enable', 'Enable', async (b) => {
+        b.disabled = true;
+        showError(error, null);
+        try {
+          await api.post(url`/api/v1/connections/${conn.id}/enable`);
+          connectionStatus.textContent = `${conn.name} is enabled; its Key Results sync at once.`;
+          await loadConnections();
+        } catch (failure) {
+          showError(error, failure);
+          b.disabled = false;
+        }
+      }, 'secondary');
+    } else {
+      const reason = h('input', { id: `${base}-reason`, type: 'text', maxlength: 200, autocomplete: 'off' });
+      const submit = h('button', { type: 'submit', id: `${base}-disable`, class: 'secondary', text: 'Disable' });
+      switchOff = h('form', { class: 'inline-form' }, field('Reason (optional)', reason), submit);
+      switchOff.addEventListener('submit', async (event) => {
+        event.preventDefault();
+        submit.disabled = true;
+        showError(error, null);
+        try {
+          await api.post(url`/api/v1/connections/${conn.id}/disable`, { reason: reason.value.trim() || null });
+          connectionStatus.textContent = `${conn.name} is disabled: its Key Results stop syncing and say why.`;
+          await loadConnections();
+        } catch (failure) {
+          showError(error, failure);
+          submit.disabled = false;
+        }
+      });
+    }
+
     return h('li', { class: 'connection', 'data-connection-id': conn.id },
       h('div', { class: 'connection-head' },
         h('strong', { text: conn.name }),
@@ -175,6 +211,7 @@ export async function showAdmin(screen) {
         `signs in as ${SIGN_IN_KINDS[conn.sign_in] || conn.sign_in}`),
       conn.status_reason ? h('p', { class: 'small', text: conn.status_reason }) : null,
       h('div', { class: 'actions' }, test, signIn, remove),
+      switchOff,
       result);
   }
 
@@ -260,24 +297,29 @@ export async function showAdmin(screen) {
 
   // --- adding a connection -------------------------------------------------
 
-  function addConnectionForm() {
+  // The form follows what the integration declares: one field per setting
+  // (an endpoint is a URL), and a secret only if it signs in with one.
+  function addConnectionForm(integration) {
     const input = (id, type, props = {}) => h('input', { id, name: id, type, autocomplete: 'off', ...props });
     const name = input('conn-name', 'text', { required: true, maxlength: 100 });
-    const environment = input('conn-url', 'url', { required: true, placeholder: 'https://contoso.crm.dynamics.com' });
-    const tenant = input('conn-tenant', 'text', { required: true, placeholder: 'contoso.onmicrosoft.com' });
-    const clientId = input('conn-client-id', 'text', { required: true });
-    const secret = input('conn-client-secret', 'password', { autocomplete: 'new-password' });
-    const authority = input('conn-authority', 'url');
+    const settings = integration.settings.map((setting) => ({
+      setting,
+      control: input(`conn-setting-${setting.key}`, setting.kind === 'endpoint' ? 'url' : 'text', {
+        required: setting.required,
+        placeholder: setting.default || '',
+      }),
+    }));
+    const takesSecret = integration.credentials.includes('client-secret');
+    const secret = takesSecret ? input('conn-client-secret', 'password', { autocomplete: 'new-password' }) : null;
     const loopback = input('conn-allow-loopback', 'checkbox');
     const add = h('button', { type: 'submit', id: 'conn-add', text: 'Add connection' });
     const status = statusBox('conn-add-status');
     const form = h('form', { id: 'conn-form', class: 'stacked' },
       field('Name', name, 'Unique in this organization.'),
-      field('Environment URL', environment),
-      field('Tenant', tenant, 'The Directory (tenant) ID or the tenant’s domain.'),
-      field('Client ID', clientId, 'The Application (client) ID of the app registration.'),
-      field('Client secret', secret, 'Leave it empty when a person signs in with a code instead; then use “Sign in” in the list.'),
-      field('Authority URL (optional)', authority, 'Only for national clouds; leave it empty otherwise.'),
+      settings.map(({ setting, control }) =>
+        field(setting.required ? setting.label : `${setting.label} (optional)`, control, setting.help)),
+      secret ? field('Client secret', secret,
+        'Leave it empty when a person signs in with a code instead; then use “Sign in” in the list.') : null,
       h('div', { class: 'choice' }, loopback,
         h('label', { for: 'conn-allow-loopback', text: 'Allow plain HTTP and loopback addresses (simulators and tests only)' })),
       h('div', { class: 'actions' }, add),
@@ -287,11 +329,13 @@ export async function showAdmin(screen) {
       event.preventDefault();
       add.disabled = true;
       showError(error, null);
-      status.textContent = secret.value ? 'Signing in to check the credentials…' : '';
-      const settings = { environment_url: environment.value.trim(), tenant: tenant.value.trim(), client_id: clientId.value.trim() };
-      if (authority.value.trim()) settings.authority_url = authority.value.trim();
-      const body = { name: name.value.trim(), settings };
-      if (secret.value) body.secret = { client_secret: secret.value };
+      status.textContent = secret && secret.value ? 'Signing in to check the credentials…' : '';
+      const values = {};
+      for (const { setting, control } of settings) {
+        if (control.value.trim()) values[setting.key] = control.value.trim();
+      }
+      const body = { name: name.value.trim(), integration: integration.id, settings: values };
+      if (secret && secret.value) body.secret = { client_secret: secret.value };
       if (loopback.checked) body.allow_loopback = true;
       try {
         const added = await api.post(url`/api/v1/organizations/${orgId}/connections`, body);
@@ -302,14 +346,14 @@ export async function showAdmin(screen) {
         await loadConnections();
       } catch (failure) {
         // The secret is never left in the page after a failed try either.
-        secret.value = '';
+        if (secret) secret.value = '';
         status.textContent = '';
         showError(error, failure);
       } finally {
         add.disabled = false;
       }
     });
-    return section('add-connection', 'Add a connection', form);
+    return section('add-connection', `Add a ${integration.name} connection`, form);
   }
 
   // --- alerts -------------------------------------------------------------
@@ -329,11 +373,13 @@ export async function showAdmin(screen) {
   let org;
   let connectionsList;
   let alertList;
+  let integrations;
   try {
-    [org, connectionsList, alertList] = await Promise.all([
+    [org, connectionsList, alertList, integrations] = await Promise.all([
       api.get(url`/api/v1/organizations/${orgId}`),
       api.get(url`/api/v1/organizations/${orgId}/connections`),
       api.get(url`/api/v1/organizations/${orgId}/alerts`),
+      api.get('/api/v1/integrations'),
     ]);
   } catch (failure) {
     if (screen.alive()) showError(error, failure);
@@ -343,5 +389,6 @@ export async function showAdmin(screen) {
   screen.title(`Admin: ${org.name}`);
   renderSwitches(org);
   renderConnections(connectionsList);
+  if (integrations.length > 0) addSlot.replaceChildren(addConnectionForm(integrations[0]));
   renderAlerts(alertList);
 }

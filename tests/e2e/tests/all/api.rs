@@ -721,6 +721,13 @@ async fn every_role_reaches_what_it_may_and_nothing_of_others() {
                 (Method::POST, format!("{c}/test"), None, "org-admin"),
                 (
                     Method::POST,
+                    format!("{c}/disable"),
+                    Some(json!({"reason": "a test"})),
+                    "org-admin",
+                ),
+                (Method::POST, format!("{c}/enable"), None, "org-admin"),
+                (
+                    Method::POST,
                     format!("{c}/sign-in"),
                     Some(json!({"secret": {}})),
                     "org-admin",
@@ -812,7 +819,14 @@ async fn every_role_reaches_what_it_may_and_nothing_of_others() {
             .await;
         }
     }
-    assert_eq!(checked, 4 * 2 * 27);
+    assert_eq!(checked, 4 * 2 * 29);
+    // What the integrations declare is for every role.
+    for (role, bearer) in &roles {
+        let integrations = api
+            .ok(Method::GET, "/api/v1/integrations", bearer, None)
+            .await;
+        assert_eq!(integrations[0]["id"], "microsoft.dynamics365", "{role}");
+    }
     // Creating tenants is the platform admin's alone.
     for (role, bearer) in &roles {
         let (status, _) = api

@@ -209,20 +209,54 @@ async fn the_seed_flow_runs_in_the_console() {
         .await;
     assert!(!storage.to_string().contains(&admin), "{storage}");
 
-    // Admin: the switches are on (the default tenant and organization), a
-    // connection is added through the form.
+    // Admin: the organization's switch goes off and on again, a connection
+    // is added through the form the integration's settings describe.
     browser.goto(&format!("{base}/#/orgs/1/admin")).await;
-    browser.element("#org-integration").await;
+    for enabled in [false, true] {
+        browser
+            .text_when("#integration-status", |t| !t.is_empty())
+            .await;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while browser
+            .script("return document.getElementById('org-integration').disabled")
+            .await
+            != json!(false)
+        {
+            assert!(Instant::now() < deadline, "the switch becomes usable");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        browser.click("#org-integration").await;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let org = api
+                .ok(Method::GET, "/api/v1/organizations/1", &admin, None)
+                .await;
+            if org["integration_enabled"] == enabled {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the switch reached the API: {org}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
     browser.type_into("#conn-name", "Contoso").await;
-    browser.type_into("#conn-url", &sim.url()).await;
-    browser.type_into("#conn-tenant", &sim.config.tenant).await;
     browser
-        .type_into("#conn-client-id", &sim.config.client_id)
+        .type_into("#conn-setting-environment_url", &sim.url())
+        .await;
+    browser
+        .type_into("#conn-setting-tenant", &sim.config.tenant)
+        .await;
+    browser
+        .type_into("#conn-setting-client_id", &sim.config.client_id)
         .await;
     browser
         .type_into("#conn-client-secret", &sim.config.client_secret)
         .await;
-    browser.type_into("#conn-authority", &sim.url()).await;
+    browser
+        .type_into("#conn-setting-authority_url", &sim.url())
+        .await;
     browser.click("#conn-allow-loopback").await;
     browser.click("#conn-add").await;
     let added = browser
@@ -234,6 +268,28 @@ async fn the_seed_flow_runs_in_the_console() {
         .expect("an attribute")
         .expect("a connection id");
     browser.shot("02-admin").await;
+    // Disabled with a reason, then enabled again.
+    browser
+        .type_into(&format!("#conn-{conn}-reason"), "rotating the secret")
+        .await;
+    browser.click(&format!("#conn-{conn}-disable")).await;
+    browser.element(&format!("#conn-{conn}-enable")).await;
+    let disabled = api
+        .ok(
+            Method::GET,
+            &format!("/api/v1/connections/{conn}"),
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!(disabled["status"], "disabled", "{disabled}");
+    assert!(
+        disabled["status_reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("rotating the secret"))
+    );
+    browser.click(&format!("#conn-{conn}-enable")).await;
+    browser.element(&format!("#conn-{conn}-disable")).await;
     let page = browser.client.source().await.expect("the page");
     assert!(
         !page.contains(&sim.config.client_secret),
