@@ -104,7 +104,8 @@ impl Caller {
     }
 
     /// The organization `id` and its tenant's id, when the caller reaches it
-    /// with at least `needed`.
+    /// with at least `needed`. Here and below only "does not exist" becomes a
+    /// 404: a storage failure stays a server error, not a false "not found".
     pub async fn organization(
         &self,
         state: &ApiState,
@@ -113,7 +114,10 @@ impl Caller {
     ) -> Result<(Organization, i64), Problem> {
         let organization = admin::organization_by_id(&state.db, id)
             .await
-            .map_err(|_| Problem::not_found("organization", id))?;
+            .map_err(|error| match error {
+                admin::AdminError::NotFound { .. } => Problem::not_found("organization", id),
+                other => other.into(),
+            })?;
         let tenant_id = tokens::tenant_of(&state.db, id).await?;
         if !self.reaches_organization(tenant_id, id) {
             return Err(Problem::not_found("organization", id));
@@ -130,7 +134,12 @@ impl Caller {
     ) -> Result<ConnectionRecord, Problem> {
         let record = connections::get_by_id(&state.db, id)
             .await
-            .map_err(|_| Problem::not_found("connection", id))?;
+            .map_err(|error| match error {
+                connections::ConnectionError::NotFound { .. } => {
+                    Problem::not_found("connection", id)
+                }
+                other => other.into(),
+            })?;
         self.organization(state, record.organization_id, needed)
             .await
             .map_err(|problem| match problem.kind.as_str() {
@@ -148,7 +157,10 @@ impl Caller {
     ) -> Result<KeyResult, Problem> {
         let kr = keyresults::get_by_id(&state.db, id)
             .await
-            .map_err(|_| Problem::not_found("Key Result", id))?;
+            .map_err(|error| match error {
+                keyresults::KeyResultError::NotFound(_) => Problem::not_found("Key Result", id),
+                other => other.into(),
+            })?;
         self.organization(state, kr.organization_id, needed)
             .await
             .map_err(|problem| match problem.kind.as_str() {
