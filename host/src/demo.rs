@@ -79,6 +79,7 @@ async fn served(
     report: Report,
 ) -> anyhow::Result<Report> {
     use std::io::Write;
+    let stop_requested = crate::cli::StopSignal::install();
     let db = Database::open(data_dir)?;
     let engine = Arc::new(crate::integrations::Integrations::new(vec![
         crate::runtime::load(plugin, db.clone()).await?,
@@ -122,7 +123,7 @@ async fn served(
         out.flush()?;
     }
     axum::serve(listener, crate::api::app(state))
-        .with_graceful_shutdown(crate::cli::stop_signal())
+        .with_graceful_shutdown(stop_requested.wait())
         .await
         .context("serving the console")?;
     Ok(Report {

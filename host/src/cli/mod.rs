@@ -28,7 +28,7 @@ pub use admin::{OrgCommand, TenantCommand};
 pub use connection::ConnectionCommand;
 pub use discover::PluginCommand;
 pub use keyresult::KrCommand;
-pub use schedule::stop_signal;
+pub use schedule::StopSignal;
 
 #[derive(Debug, Parser)]
 #[command(

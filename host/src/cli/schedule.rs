@@ -74,6 +74,7 @@ fn round_json(round: &Round, recovered: usize) -> Value {
 }
 
 pub async fn run(context: &Context<'_>, args: &RunArgs) -> anyhow::Result<Report> {
+    let stop_requested = StopSignal::install();
     let runtime = context.engine().await?;
     let scheduler = args.scheduler.scheduler(Arc::new(syncer(
         context,
@@ -93,7 +94,7 @@ pub async fn run(context: &Context<'_>, args: &RunArgs) -> anyhow::Result<Report
                 Some(seconds) => {
                     tokio::time::sleep(Duration::from_secs_f64(seconds.max(0.0))).await
                 }
-                None => stop_signal().await,
+                None => stop_requested.wait().await,
             }
         };
         scheduler.run(args.scheduler.poll(), stop).await?
@@ -118,29 +119,56 @@ pub async fn run(context: &Context<'_>, args: &RunArgs) -> anyhow::Result<Report
 }
 
 /// SIGTERM (systemd, containers) or SIGINT (Ctrl-C): either starts a graceful
-/// stop, bounded by `--grace`.
-pub async fn stop_signal() {
+/// stop, bounded by `--grace`. The handlers are registered when this is made,
+/// so a signal that comes before anyone waits (right after a service printed
+/// its address) is kept, not left to kill the process.
+pub struct StopSignal {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut terminate) => {
-                tokio::select! {
-                    _ = terminate.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
+    signals: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl StopSignal {
+    pub fn install() -> StopSignal {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            match (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+            ) {
+                (Ok(terminate), Ok(interrupt)) => StopSignal {
+                    signals: Some((terminate, interrupt)),
+                },
+                (Err(error), _) | (_, Err(error)) => {
+                    tracing::warn!("no SIGTERM handler ({error}); only Ctrl-C stops gracefully");
+                    StopSignal { signals: None }
                 }
             }
-            Err(error) => {
-                tracing::warn!("no SIGTERM handler ({error}); only Ctrl-C stops gracefully");
+        }
+        #[cfg(not(unix))]
+        StopSignal {}
+    }
+
+    /// Resolves at the first SIGTERM or SIGINT since [`StopSignal::install`].
+    pub async fn wait(self) {
+        #[cfg(unix)]
+        match self.signals {
+            Some((mut terminate, mut interrupt)) => {
+                tokio::select! {
+                    _ = terminate.recv() => {}
+                    _ = interrupt.recv() => {}
+                }
+            }
+            None => {
                 let _ = tokio::signal::ctrl_c().await;
             }
         }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        tracing::info!("stop requested");
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-    tracing::info!("stop requested");
 }
 
 pub async fn alerts(context: &Context<'_>, all: bool) -> anyhow::Result<Report> {

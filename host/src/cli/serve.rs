@@ -3,7 +3,7 @@
 
 use super::Context;
 use super::keyresult::syncer;
-use super::schedule::{SchedulerArgs, stop_signal};
+use super::schedule::{SchedulerArgs, StopSignal};
 use crate::api::{self, Shared, metrics::Metrics};
 use crate::goals::clock;
 use crate::goals::hosts;
@@ -179,6 +179,8 @@ async fn stopped(mut stop: tokio::sync::watch::Receiver<bool>) {
 }
 
 pub async fn serve(context: &Context<'_>, args: &ServeArgs) -> anyhow::Result<Report> {
+    // Before the address is printed: whoever reads it may stop us at once.
+    let stop_requested = StopSignal::install();
     let engine = context.engine().await?;
     let metrics = Arc::new(Metrics::new());
     let observed = Arc::clone(&metrics);
@@ -243,7 +245,7 @@ pub async fn serve(context: &Context<'_>, args: &ServeArgs) -> anyhow::Result<Re
             .with_graceful_shutdown(stopped(stop_seen))
             .into_future(),
     );
-    stop_signal().await;
+    stop_requested.wait().await;
     let _ = stop.send(true);
     // Requests in flight (a Sync now among them) get the same grace as syncs.
     let grace = Duration::from_secs_f64(args.scheduler.grace.clamp(0.0, 3600.0));

@@ -84,8 +84,11 @@ impl Browser {
         })
     }
 
-    /// Saves the page, from its top, as NAME.png.
+    /// Saves the page, from its top, as NAME.png, after checking that every
+    /// control on it has a name a screen reader can read.
     async fn shot(&self, name: &str) {
+        let unnamed = self.script(UNNAMED_CONTROLS).await;
+        assert_eq!(unnamed, json!([]), "{name}: controls without a label");
         self.script("window.scrollTo(0, 0); return true").await;
         let png = self.client.screenshot().await.expect("a screenshot");
         std::fs::write(self.shots.join(format!("{name}.png")), png).expect("save the screenshot");
@@ -169,6 +172,15 @@ fn grouped(value: f64) -> String {
 }
 
 const XSS: &str = "<img src=x onerror=alert(1)>";
+
+/// Form controls and buttons without an accessible name: no label, no
+/// aria-label or aria-labelledby, no text.
+const UNNAMED_CONTROLS: &str =
+    "return [...document.querySelectorAll('input, select, textarea, button')]
+    .filter(e => e.type !== 'hidden' && !(e.labels && e.labels.length)
+        && !e.getAttribute('aria-label') && !e.getAttribute('aria-labelledby')
+        && !(e.tagName === 'BUTTON' && e.textContent.trim()))
+    .map(e => e.outerHTML.slice(0, 120))";
 
 /// The API requests the page made since its timings were last cleared: [url, ms].
 const API_REQUESTS: &str = "return performance.getEntriesByType('resource')
@@ -742,4 +754,67 @@ async fn the_demo_serves_its_data_with_a_token_to_sign_in() {
         .expect("the demo stops")
         .expect("its status");
     assert_eq!(exit.code(), Some(0));
+}
+
+/// Keyboard only: sign in, open a Key Result's details and run Sync now
+/// without a pointer.
+#[tokio::test]
+async fn the_console_works_from_the_keyboard() {
+    let Some(browser) = Browser::start("keyboard").await else {
+        return;
+    };
+    let sim = Sim::start().await;
+    let cli = Cli::new();
+    assert!(cli.add_connection(&sim, "sim").await.success());
+    let kr = cli.linked_hot_leads_kr("sim", &[]).await;
+    let member = token(&cli, &["--org", "default"], "member").await;
+    let api = Served::start(&cli, &["--no-scheduler"]).await;
+    const TAB: &str = "\u{E004}";
+    const ENTER: &str = "\u{E007}";
+    let active = "return document.activeElement ? document.activeElement.id : ''";
+
+    browser.goto(&format!("{}/#/sign-in", api.base)).await;
+    browser.element("#token").await;
+    // Tab from the top of the page to the token field.
+    let body = browser.element("body").await;
+    let mut tabs = 0;
+    while browser.script(active).await != json!("token") {
+        body.send_keys(TAB).await.expect("tab");
+        tabs += 1;
+        assert!(tabs < 10, "the token field is reachable with Tab");
+    }
+    let field = browser.element("#token").await;
+    field.send_keys(&member).await.expect("type the token");
+    field.send_keys(ENTER).await.expect("enter");
+    browser.element(&format!("#kr-{kr}-title")).await;
+
+    // Tab to the Key Result's link, Enter opens its details.
+    let wanted = json!(format!("kr-{kr}-title"));
+    let mut tabs = 0;
+    while browser.script(active).await != wanted {
+        browser
+            .client
+            .active_element()
+            .await
+            .expect("the focused element")
+            .send_keys(TAB)
+            .await
+            .expect("tab");
+        tabs += 1;
+        assert!(tabs < 30, "the Key Result is reachable with Tab");
+    }
+    browser
+        .client
+        .active_element()
+        .await
+        .expect("the link")
+        .send_keys(ENTER)
+        .await
+        .expect("enter");
+    let sync = browser.element("#sync-now").await;
+    sync.send_keys(ENTER).await.expect("enter on Sync now");
+    browser
+        .text_when("#details-status", |t| t.starts_with("Synced"))
+        .await;
+    browser.client.close().await.expect("close the browser");
 }
