@@ -266,17 +266,7 @@ pub async fn test_connection(
 ) -> Result<axum::Json<Value>, Problem> {
     let record = caller.connection(&state, &id, Role::OrgAdmin).await?;
     let identity = state.engine.who_am_i(&record).await?;
-    Ok(axum::Json(json!({
-        "connection": record.name,
-        "url": record.url(),
-        "user_id": identity.user_id,
-        "environment_id": identity.environment_id,
-        "details": identity
-            .details
-            .iter()
-            .map(|(label, value)| json!({"label": label, "value": value}))
-            .collect::<Vec<_>>(),
-    })))
+    Ok(axum::Json(render::identity(&record, &identity)))
 }
 
 /// The environment's apps.

@@ -465,17 +465,7 @@ pub async fn run(context: &Context<'_>, command: &ConnectionCommand) -> anyhow::
                     identity.user_id,
                     render::identity_facts(&identity)
                 ),
-                json: json!({
-                    "connection": record.name,
-                    "url": record.url(),
-                    "user_id": identity.user_id,
-                    "environment_id": identity.environment_id,
-                    "details": identity
-                        .details
-                        .iter()
-                        .map(|(label, value)| json!({"label": label, "value": value}))
-                        .collect::<Vec<_>>(),
-                }),
+                json: render::identity(&record, &identity),
             })
         }
     }

@@ -177,6 +177,28 @@ pub(crate) fn link_row(r: &Row) -> Result<Link, SqlError> {
     })
 }
 
+/// The error for `title` when another Key Result of the organization (not
+/// `except`) has it already.
+fn title_taken(
+    tx: &crate::sql::Sql<'_>,
+    organization_id: i64,
+    title: &str,
+    except: Option<i64>,
+) -> Result<Option<KeyResultError>, SqlError> {
+    let taken: bool = tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM key_results WHERE organization_id = ?1 AND title = ?2
+             AND (CAST(?3 AS BIGINT) IS NULL OR id <> ?3))",
+        params![organization_id, title, except],
+        |r| r.get(0),
+    )?;
+    Ok(taken.then(|| {
+        KeyResultError::Invalid(format!(
+            "the organization already has a Key Result titled '{title}'; titles are unique per \
+             organization"
+        ))
+    }))
+}
+
 /// What is wrong with a Key Result's fields, if anything; its trimmed title.
 fn checked(new: &NewKeyResult) -> Result<String, KeyResultError> {
     let title = new.title.trim().to_string();
@@ -233,16 +255,8 @@ pub async fn create(
             // Check and insert under one write lock: two processes creating the
             // same title at once cannot both pass the check.
             let tx = conn.transaction()?;
-            let taken: bool = tx.query_row(
-                "SELECT EXISTS (SELECT 1 FROM key_results WHERE organization_id = ?1 AND title = ?2)",
-                params![new.organization_id, title],
-                |r| r.get(0),
-            )?;
-            if taken {
-                return Ok(Err(KeyResultError::Invalid(format!(
-                    "the organization already has a Key Result titled '{title}'; titles are \
-                     unique per organization"
-                ))));
+            if let Some(taken) = title_taken(&tx, new.organization_id, &title, None)? {
+                return Ok(Err(taken));
             }
             let id = tx.query_row(
                 "INSERT INTO key_results (organization_id, title, owner, unit, currency_code,
@@ -301,17 +315,8 @@ pub async fn update(
     let title = checked(&fields)?;
     db.run(move |conn| {
         let tx = conn.transaction()?;
-        let taken: bool = tx.query_row(
-            "SELECT EXISTS (SELECT 1 FROM key_results WHERE organization_id = ?1 AND title = ?2
-                 AND id <> ?3)",
-            params![fields.organization_id, title, id],
-            |r| r.get(0),
-        )?;
-        if taken {
-            return Ok(Err(KeyResultError::Invalid(format!(
-                "the organization already has a Key Result titled '{title}'; titles are \
-                 unique per organization"
-            ))));
+        if let Some(taken) = title_taken(&tx, fields.organization_id, &title, Some(id))? {
+            return Ok(Err(taken));
         }
         tx.execute(
             "UPDATE key_results SET title = ?2, owner = ?3, unit = ?4, currency_code = ?5,
@@ -630,4 +635,49 @@ pub async fn set_paused(
     link(db, key_result_id)
         .await?
         .ok_or(KeyResultError::NotLinked(key_result_id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new(title: &str) -> NewKeyResult {
+        NewKeyResult {
+            organization_id: 1,
+            title: title.to_string(),
+            owner: "ana".to_string(),
+            unit: Unit::Number,
+            currency_code: None,
+            start: 0.0,
+            target: 10.0,
+            direction: Direction::Increase,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_update_is_checked_as_a_create_and_keeps_titles_unique() {
+        let db = Database::open_in_memory().expect("db");
+        let first = create(&db, new("Pipeline"), 1).await.expect("first");
+        create(&db, new("Leads"), 1).await.expect("second");
+        // Its own title again is fine; another's is not.
+        let same = update(&db, first.id, |f| f.owner = "bo".to_string())
+            .await
+            .expect("same title");
+        assert_eq!(
+            (same.title.as_str(), same.owner.as_str()),
+            ("Pipeline", "bo")
+        );
+        let taken = update(&db, first.id, |f| f.title = "Leads".to_string()).await;
+        assert!(matches!(taken, Err(KeyResultError::Invalid(m)) if m.contains("Leads")));
+        let backwards = update(&db, first.id, |f| f.target = -5.0).await;
+        assert!(matches!(backwards, Err(KeyResultError::Invalid(_))));
+        assert_eq!(get_by_id(&db, first.id).await.expect("kept").target, 10.0);
+
+        let gone = delete(&db, first.id, 2).await.expect("delete");
+        assert_eq!(gone.id, first.id);
+        assert!(matches!(
+            get_by_id(&db, first.id).await,
+            Err(KeyResultError::NotFound(_))
+        ));
+    }
 }

@@ -176,6 +176,21 @@ credentials         {}",
     }
 }
 
+/// Whom a connection reaches as (`connection test`, `POST .../test`).
+pub fn identity(record: &ConnectionRecord, identity: &Identity) -> Value {
+    json!({
+        "connection": record.name,
+        "url": record.url(),
+        "user_id": identity.user_id,
+        "environment_id": identity.environment_id,
+        "details": identity
+            .details
+            .iter()
+            .map(|(label, value)| json!({"label": label, "value": value}))
+            .collect::<Vec<_>>(),
+    })
+}
+
 /// `" (organization …, business unit …)"`: what an identity tells besides the user.
 pub fn identity_facts(identity: &Identity) -> String {
     let facts: Vec<String> = identity
