@@ -374,20 +374,44 @@ pub async fn resume(
     linked(&state, kr.id, json!({})).await
 }
 
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SyncOptions {
+    /// Send even while the environment asked to wait (a throttle), as
+    /// `kr sync --force` does.
+    force: Option<bool>,
+}
+
 /// Sync now, through the scheduler's path: one sync per link at a time, on
 /// every host; a sync already running is a 409 problem with its start time.
+/// While the environment asked to wait, it is a 429 problem with
+/// `Retry-After` and nothing is sent (unless `force=true`).
 #[utoipa::path(post, path = "/api/v1/key-results/{id}/sync", tag = "key-results",
-    params(("id" = i64, Path)),
+    params(("id" = i64, Path), SyncOptions),
     responses(
         (status = 200, description = "{run, key_result}: the run, succeeded or failed", body = Object),
-        (status = 409, description = "A sync is running (`running_since`), or nothing is linked", body = Object)
+        (status = 409, description = "A sync is running (`running_since`), or nothing is linked", body = Object),
+        (status = 429, description = "Throttled until `throttled_until` (`retry_after_seconds`)", body = Object)
     ))]
 pub async fn sync_now(
     State(state): State<ApiState>,
     caller: Caller,
     Path(id): Path<i64>,
+    Query(options): Query<SyncOptions>,
 ) -> Result<axum::Json<Value>, Problem> {
     let kr = caller.key_result(&state, id, Role::Member).await?;
+    let now = state.clock.now();
+    if !options.force.unwrap_or(false)
+        && let Some(until) = sync::throttled_until(&state.db, kr.id, now).await?
+    {
+        let error = SyncError::Throttled {
+            key_result: kr.id,
+            until,
+        };
+        return Err(Problem::from(error)
+            .with("throttled_until", clock::json(until))
+            .with("retry_after_seconds", json!((until - now).max(1))));
+    }
     let run = match state.syncer.sync(kr.id, Trigger::Manual).await {
         Ok(run) => run,
         Err(SyncError::AlreadyRunning { key_result, since }) => {

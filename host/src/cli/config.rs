@@ -224,11 +224,65 @@ pub fn apply(cli: &mut Cli, matches: &ArgMatches) -> Result<(), ConfigError> {
         .merge(Serialized::defaults(Value::Object(given_values)))
         .extract()
         .map_err(|error| ConfigError::Invalid {
-            path: shown,
+            path: shown.clone(),
             message: error.to_string(),
         })?;
+    check_ranges(&settings).map_err(|message| ConfigError::Invalid {
+        path: shown,
+        message,
+    })?;
     cli.effective = Some(settings.clone());
     settings.apply_to(cli);
+    Ok(())
+}
+
+/// The bounds clap checks on flags, for values that came from the file.
+fn check_ranges(settings: &Settings) -> Result<(), String> {
+    let out_of = |key: &str, value: String, range: &str| {
+        Err(format!(
+            "{key} = {value} is out of range: it must be {range}"
+        ))
+    };
+    if !(3..=3600).contains(&settings.claim_lease) {
+        return out_of(
+            "claim_lease",
+            settings.claim_lease.to_string(),
+            "3 to 3600 seconds",
+        );
+    }
+    if !(settings.call_timeout.is_finite() && settings.call_timeout > 0.0) {
+        return out_of(
+            "call_timeout",
+            settings.call_timeout.to_string(),
+            "above 0 seconds",
+        );
+    }
+    let run = &settings.run;
+    if !(1..=36500).contains(&run.keep_history_days) {
+        return out_of(
+            "[run] keep_history_days",
+            run.keep_history_days.to_string(),
+            "1 to 36500 days",
+        );
+    }
+    if run.concurrency == 0 {
+        return out_of("[run] concurrency", "0".to_string(), "at least 1");
+    }
+    if run.per_connection == Some(0) {
+        return out_of("[run] per_connection", "0".to_string(), "at least 1");
+    }
+    if !(run.poll.is_finite() && run.poll > 0.0) {
+        return out_of("[run] poll", run.poll.to_string(), "above 0 seconds");
+    }
+    if !(run.grace.is_finite() && (0.0..=3600.0).contains(&run.grace)) {
+        return out_of("[run] grace", run.grace.to_string(), "0 to 3600 seconds");
+    }
+    if !settings.serve.listen.contains(':') {
+        return Err(format!(
+            "[serve] listen = {:?} is not an address: give HOST:PORT, e.g. 127.0.0.1:8080",
+            settings.serve.listen
+        ));
+    }
     Ok(())
 }
 

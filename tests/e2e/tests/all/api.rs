@@ -555,6 +555,65 @@ async fn errors_are_problems_with_the_right_status_and_kind() {
     let (status, _) = api
         .call(Method::GET, "/api/v1/nothing-here", Some(&admin), None)
         .await;
+
+    // A throttle: the run that met it fails, the next Sync now is a 429 with
+    // Retry-After and sends nothing, unless forced.
+    api.ok(
+        Method::PUT,
+        &format!("/api/v1/organizations/{org}/integration"),
+        &admin,
+        Some(json!({"enabled": true})),
+    )
+    .await;
+    let apps = api
+        .ok(
+            Method::GET,
+            &format!("/api/v1/connections/{conn}/apps"),
+            &admin,
+            None,
+        )
+        .await;
+    let app = find(&apps, "name", "Sales Hub")["id"].clone();
+    api.ok(
+        Method::PUT,
+        &format!("/api/v1/key-results/{kr}/link"),
+        &admin,
+        Some(
+            json!({"connection_id": conn, "app_id": app, "entity": "lead", "view_id": view,
+                    "column": "fullname", "aggregation": "count"}),
+        ),
+    )
+    .await;
+    sim.server.inject_fault(dataverse_sim::Fault::Status {
+        status: 429,
+        retry_after_seconds: Some(600),
+    });
+    let sync = format!("/api/v1/key-results/{kr}/sync");
+    let met = api.ok(Method::POST, &sync, &admin, None).await;
+    assert_eq!(met["run"]["error_kind"], "throttled", "{met}");
+    let before = sim.server.requests().len();
+    let response = api
+        .http
+        .post(format!("{}{sync}", api.base))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("sync now");
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry_after: u64 = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("a Retry-After header");
+    assert!((1..=600).contains(&retry_after), "{retry_after}");
+    let problem: Value = response.json().await.expect("a problem");
+    assert_eq!(problem["kind"], "throttled", "{problem}");
+    assert_eq!(sim.server.requests().len(), before, "nothing was sent");
+    let forced = api
+        .ok(Method::POST, &format!("{sync}?force=true"), &admin, None)
+        .await;
+    assert_eq!(forced["run"]["status"], "success", "{forced}");
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 

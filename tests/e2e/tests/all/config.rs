@@ -120,6 +120,16 @@ async fn an_unknown_key_or_a_missing_file_is_a_usage_error_naming_it() {
         refused.stderr
     );
 
+    // A value the flag would refuse is refused from the file too.
+    let config = write(dir.path(), "range.toml", "[run]\nkeep_history_days = 0\n");
+    let refused = goals_host(&["--config", &config, "config", "show"], &[]).await;
+    assert_eq!(refused.output.status.code(), Some(2), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("keep_history_days = 0") && refused.stderr.contains("range.toml"),
+        "{}",
+        refused.stderr
+    );
+
     let missing = dir.path().join("nowhere.toml").display().to_string();
     let refused = goals_host(&["--config", &missing, "tenant", "list"], &[]).await;
     assert_eq!(refused.output.status.code(), Some(2), "{}", refused.stderr);
