@@ -150,6 +150,19 @@ impl Browser {
             .expect("run a script")
     }
 
+    /// Clicks the wizard's Next and waits for `next` (the next step's control):
+    /// the API requests the step made.
+    async fn wizard_step(&self, next: &str) -> usize {
+        self.script("performance.clearResourceTimings(); return true")
+            .await;
+        self.click("#wizard-next").await;
+        self.element(next).await;
+        self.script(API_REQUESTS)
+            .await
+            .as_array()
+            .map_or(0, Vec::len)
+    }
+
     async fn sign_in(&self, base: &str, token: &str) {
         self.goto(&format!("{base}/#/sign-in")).await;
         self.type_into("#token", token).await;
@@ -339,8 +352,9 @@ async fn the_seed_flow_runs_in_the_console() {
     browser.shot("03-new-key-result").await;
     browser.click("#kr-save").await;
 
+    // Each step of the wizard is one request.
     browser.select("#wizard-connection", &conn).await;
-    browser.click("#wizard-next").await;
+    assert_eq!(browser.wizard_step("#wizard-app").await, 1, "apps");
     let apps = api
         .ok(
             Method::GET,
@@ -354,9 +368,9 @@ async fn the_seed_flow_runs_in_the_console() {
         .expect("app")
         .to_string();
     browser.select("#wizard-app", &app).await;
-    browser.click("#wizard-next").await;
+    assert_eq!(browser.wizard_step("#wizard-entity").await, 1, "entities");
     browser.select("#wizard-entity", "lead").await;
-    browser.click("#wizard-next").await;
+    assert_eq!(browser.wizard_step("#wizard-view option").await, 1, "views");
     let everything = browser.text_when("#wizard-view", |t| !t.is_empty()).await;
     assert!(
         everything.contains(XSS),
@@ -380,11 +394,27 @@ async fn the_seed_flow_runs_in_the_console() {
         .expect("view")
         .to_string();
     browser.select("#wizard-view", &hot).await;
-    browser.click("#wizard-next").await;
+    assert_eq!(
+        browser.wizard_step("#wizard-column option").await,
+        1,
+        "columns"
+    );
     browser.select("#wizard-column", "fullname").await;
-    browser.click("#wizard-next").await;
+    // The aggregations come with the columns: no request.
+    assert_eq!(
+        browser.wizard_step("#wizard-aggregation").await,
+        0,
+        "aggregations"
+    );
     browser.select("#wizard-aggregation", "count").await;
-    browser.click("#wizard-next").await;
+    assert_eq!(
+        browser.wizard_step("#wizard-preview").await,
+        0,
+        "to the preview"
+    );
+    browser
+        .script("performance.clearResourceTimings(); return true")
+        .await;
     browser.click("#wizard-preview").await;
     let preview = browser
         .text_when("#wizard-preview-value", |t| {
@@ -404,6 +434,12 @@ async fn the_seed_flow_runs_in_the_console() {
         .await;
     assert_eq!(measured["value"], json!(hot_leads()));
     assert!(preview.contains(&grouped(hot_leads())), "{preview}");
+    let preview_requests = browser.script(API_REQUESTS).await;
+    assert_eq!(
+        preview_requests.as_array().map(Vec::len),
+        Some(1),
+        "{preview_requests}"
+    );
     browser.shot("05-wizard-preview").await;
     browser.click("#wizard-save").await;
 
