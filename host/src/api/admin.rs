@@ -26,9 +26,9 @@ pub struct Switch {
     enabled: bool,
 }
 
-fn organization_json(org: &admin::Organization, tenant_id: i64) -> Value {
+fn organization_json(org: &admin::Organization) -> Value {
     let mut json = render::organization(org);
-    json["tenant_id"] = tenant_id.into();
+    json["tenant_id"] = org.tenant_id.into();
     json
 }
 
@@ -94,10 +94,7 @@ pub async fn create_organization(
     let tenant = caller.tenant(&state, tenant_id, Role::TenantAdmin).await?;
     let org =
         admin::create_organization(&state.db, &body.name, &tenant.name, state.clock.now()).await?;
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(organization_json(&org, tenant.id)),
-    ))
+    Ok((StatusCode::CREATED, axum::Json(organization_json(&org))))
 }
 
 /// The organizations the token reaches.
@@ -107,14 +104,14 @@ pub async fn list_organizations(
     State(state): State<ApiState>,
     caller: Caller,
 ) -> Result<axum::Json<Value>, Problem> {
-    let mut listed = Vec::new();
-    for org in admin::organizations(&state.db).await? {
-        let tenant_id = crate::goals::tokens::tenant_of(&state.db, org.id).await?;
-        if caller.reaches_organization(tenant_id, org.id) {
-            listed.push(organization_json(&org, tenant_id));
-        }
-    }
-    Ok(axum::Json(Value::Array(listed)))
+    let organizations = admin::organizations(&state.db).await?;
+    Ok(axum::Json(Value::Array(
+        organizations
+            .iter()
+            .filter(|org| caller.reaches_organization(org))
+            .map(organization_json)
+            .collect(),
+    )))
 }
 
 /// One organization, with whether its syncs run and why not.
@@ -126,8 +123,8 @@ pub async fn get_organization(
     caller: Caller,
     Path(org_id): Path<i64>,
 ) -> Result<axum::Json<Value>, Problem> {
-    let (org, tenant_id) = caller.organization(&state, org_id, Role::Member).await?;
-    Ok(axum::Json(organization_json(&org, tenant_id)))
+    let org = caller.organization(&state, org_id, Role::Member).await?;
+    Ok(axum::Json(organization_json(&org)))
 }
 
 /// The organization admin's switch (syncs run only when the tenant's is on too).
@@ -140,7 +137,7 @@ pub async fn set_organization_integration(
     Path(org_id): Path<i64>,
     Body(body): Body<Switch>,
 ) -> Result<axum::Json<Value>, Problem> {
-    let (org, tenant_id) = caller.organization(&state, org_id, Role::OrgAdmin).await?;
+    let org = caller.organization(&state, org_id, Role::OrgAdmin).await?;
     let org = admin::set_organization_integration(&state.db, &org.name, body.enabled).await?;
-    Ok(axum::Json(organization_json(&org, tenant_id)))
+    Ok(axum::Json(organization_json(&org)))
 }

@@ -84,11 +84,11 @@ impl Caller {
         self.0.role == Role::PlatformAdmin || self.0.tenant_id == Some(tenant_id)
     }
 
-    pub fn reaches_organization(&self, tenant_id: i64, organization_id: i64) -> bool {
+    pub fn reaches_organization(&self, organization: &Organization) -> bool {
         match self.0.role {
             Role::PlatformAdmin => true,
-            Role::TenantAdmin => self.0.tenant_id == Some(tenant_id),
-            Role::OrgAdmin | Role::Member => self.0.organization_id == Some(organization_id),
+            Role::TenantAdmin => self.0.tenant_id == Some(organization.tenant_id),
+            Role::OrgAdmin | Role::Member => self.0.organization_id == Some(organization.id),
         }
     }
 
@@ -103,27 +103,26 @@ impl Caller {
         Ok(tenant)
     }
 
-    /// The organization `id` and its tenant's id, when the caller reaches it
-    /// with at least `needed`. Here and below only "does not exist" becomes a
+    /// The organization `id`, when the caller reaches it with at least
+    /// `needed`. Here and below only "does not exist" becomes a
     /// 404: a storage failure stays a server error, not a false "not found".
     pub async fn organization(
         &self,
         state: &ApiState,
         id: i64,
         needed: Role,
-    ) -> Result<(Organization, i64), Problem> {
+    ) -> Result<Organization, Problem> {
         let organization = admin::organization_by_id(&state.db, id)
             .await
             .map_err(|error| match error {
                 admin::AdminError::NotFound { .. } => Problem::not_found("organization", id),
                 other => other.into(),
             })?;
-        let tenant_id = tokens::tenant_of(&state.db, id).await?;
-        if !self.reaches_organization(tenant_id, id) {
+        if !self.reaches_organization(&organization) {
             return Err(Problem::not_found("organization", id));
         }
         self.require(needed)?;
-        Ok((organization, tenant_id))
+        Ok(organization)
     }
 
     pub async fn connection(

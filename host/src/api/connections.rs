@@ -175,7 +175,7 @@ pub async fn list_connections(
     caller: Caller,
     Path(org_id): Path<i64>,
 ) -> Result<axum::Json<Value>, Problem> {
-    let (org, _) = caller.organization(&state, org_id, Role::Member).await?;
+    let org = caller.organization(&state, org_id, Role::Member).await?;
     let list = connections::list(&state.db, Some(&org.name)).await?;
     Ok(axum::Json(render::connections(&list).json))
 }
@@ -192,7 +192,7 @@ pub async fn add_connection(
     Path(org_id): Path<i64>,
     Body(body): Body<NewConnectionBody>,
 ) -> Result<(StatusCode, axum::Json<Value>), Problem> {
-    let (org, _) = caller.organization(&state, org_id, Role::OrgAdmin).await?;
+    let org = caller.organization(&state, org_id, Role::OrgAdmin).await?;
     let (sign_in, secret) = match body.secret {
         None => (SignIn::DeviceCode, None),
         Some(secret) => {

@@ -88,7 +88,7 @@ pub async fn list_key_results(
     caller: Caller,
     Path(org_id): Path<i64>,
 ) -> Result<axum::Json<Value>, Problem> {
-    let (org, _) = caller.organization(&state, org_id, Role::Member).await?;
+    let org = caller.organization(&state, org_id, Role::Member).await?;
     let krs = keyresults::list(&state.db, Some(org.id)).await?;
     let links: std::collections::HashMap<i64, keyresults::Link> =
         keyresults::links_of_organization(&state.db, org.id)
@@ -139,7 +139,7 @@ pub async fn create_key_result(
     Path(org_id): Path<i64>,
     Body(body): Body<NewKeyResultBody>,
 ) -> Result<(StatusCode, axum::Json<Value>), Problem> {
-    let (org, _) = caller.organization(&state, org_id, Role::Member).await?;
+    let org = caller.organization(&state, org_id, Role::Member).await?;
     let kr = keyresults::create(
         &state.db,
         NewKeyResult {
@@ -475,7 +475,7 @@ pub async fn alerts(
     caller: Caller,
     Path(org_id): Path<i64>,
 ) -> Result<axum::Json<Value>, Problem> {
-    let (org, _) = caller.organization(&state, org_id, Role::Member).await?;
+    let org = caller.organization(&state, org_id, Role::Member).await?;
     let now = state.clock.now();
     alerts::open_stale(&state.db, now).await?;
     let mut listed = Vec::new();

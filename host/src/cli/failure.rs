@@ -129,13 +129,17 @@ pub fn kind(error: &anyhow::Error) -> &'static str {
             _ => "invalid-input",
         };
     }
-    if let Some(admin) = error.downcast_ref::<AdminError>() {
-        return match admin {
-            AdminError::Duplicate { .. } => "duplicate",
-            AdminError::NotFound { .. } => "not-found",
-            AdminError::BadName { .. } => "invalid-input",
-            AdminError::Db(_) => "storage",
+    if let Some(token) = error.downcast_ref::<crate::goals::tokens::TokenError>() {
+        use crate::goals::tokens::TokenError;
+        return match token {
+            TokenError::Scope(_) => "usage",
+            TokenError::NotFound(_) => "not-found",
+            TokenError::Admin(admin) => admin_kind(admin),
+            TokenError::Db(_) => "storage",
         };
+    }
+    if let Some(admin) = error.downcast_ref::<AdminError>() {
+        return admin_kind(admin);
     }
     if let Some(kr) = error.downcast_ref::<KeyResultError>() {
         return match kr {
@@ -178,6 +182,15 @@ pub fn kind(error: &anyhow::Error) -> &'static str {
         };
     }
     "error"
+}
+
+fn admin_kind(admin: &AdminError) -> &'static str {
+    match admin {
+        AdminError::Duplicate { .. } => "duplicate",
+        AdminError::NotFound { .. } => "not-found",
+        AdminError::BadName { .. } => "invalid-input",
+        AdminError::Db(_) => "storage",
+    }
 }
 
 /// A command line that cannot be acted on, found after parsing (e.g. a missing

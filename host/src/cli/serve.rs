@@ -104,14 +104,7 @@ pub async fn token(context: &Context<'_>, command: &TokenCommand) -> anyhow::Res
                 organization: context.cli.org.clone(),
                 user: user.clone(),
             };
-            let (secret, record) = tokens::create(db, (*role).into(), new, now).await.map_err(
-                |error| match error {
-                    tokens::TokenError::Scope(message) => {
-                        anyhow::Error::from(super::failure::UsageError(message))
-                    }
-                    other => other.into(),
-                },
-            )?;
+            let (secret, record) = tokens::create(db, (*role).into(), new, now).await?;
             let mut json = token_json(&record);
             json["token"] = json!(secret);
             Ok(Report {
@@ -155,16 +148,7 @@ pub async fn token(context: &Context<'_>, command: &TokenCommand) -> anyhow::Res
             })
         }
         TokenCommand::Revoke { id } => {
-            let token = tokens::revoke(db, id, now)
-                .await
-                .map_err(|error| match error {
-                    tokens::TokenError::NotFound(id) => {
-                        anyhow::Error::from(crate::goals::keyresults::KeyResultError::NotFound(
-                            format!("no token with id '{id}'; `goals-host token list` shows them"),
-                        ))
-                    }
-                    other => other.into(),
-                })?;
+            let token = tokens::revoke(db, id, now).await?;
             Ok(Report {
                 text: format!("token {} revoked", token.id),
                 json: token_json(&token),

@@ -34,6 +34,7 @@ pub struct Tenant {
 pub struct Organization {
     pub id: i64,
     pub name: String,
+    pub tenant_id: i64,
     pub tenant: String,
     pub integration_enabled: bool,
     pub tenant_integration_enabled: bool,
@@ -188,7 +189,7 @@ pub async fn create_organization(
 }
 
 const SELECT_ORGANIZATION: &str = "SELECT o.id, o.name, t.name, o.integration_enabled,
-        t.integration_enabled
+        t.integration_enabled, t.id
      FROM organizations o JOIN tenants t ON t.id = o.tenant_id";
 
 fn organization_row(r: &Row) -> Result<Organization, SqlError> {
@@ -198,6 +199,7 @@ fn organization_row(r: &Row) -> Result<Organization, SqlError> {
         tenant: r.get(2)?,
         integration_enabled: r.get(3)?,
         tenant_integration_enabled: r.get(4)?,
+        tenant_id: r.get(5)?,
     })
 }
 
@@ -227,14 +229,19 @@ pub async fn organization(db: &Database, name: &str) -> Result<Organization, Adm
 }
 
 pub async fn organization_by_id(db: &Database, id: i64) -> Result<Organization, AdminError> {
-    let all = organizations(db).await?;
-    all.into_iter()
-        .find(|o| o.id == id)
-        .ok_or_else(|| AdminError::NotFound {
-            what: "organization",
-            name: id.to_string(),
-            known: Vec::new(),
-        })
+    db.run(move |conn| {
+        Ok(conn.query_opt(
+            &format!("{SELECT_ORGANIZATION} WHERE o.id = ?1"),
+            params![id],
+            organization_row,
+        )?)
+    })
+    .await?
+    .ok_or_else(|| AdminError::NotFound {
+        what: "organization",
+        name: id.to_string(),
+        known: Vec::new(),
+    })
 }
 
 /// The organization admin's switch.

@@ -149,8 +149,7 @@ pub async fn create(
                     org.name, org.tenant
                 )));
             }
-            let tenant_id = tenant_of(db, org.id).await?;
-            (Some(tenant_id), Some(org.id))
+            (Some(org.tenant_id), Some(org.id))
         }
     };
     let token = format!("{PREFIX}{}", random_hex(32)?);
@@ -174,24 +173,10 @@ pub async fn create(
         Ok(())
     })
     .await?;
-    let record = list(db)
+    let record = get(db, &id)
         .await?
-        .into_iter()
-        .find(|t| t.id == id)
         .ok_or_else(|| TokenError::NotFound(id.clone()))?;
     Ok((token, record))
-}
-
-/// The tenant an organization belongs to.
-pub async fn tenant_of(db: &Database, organization_id: i64) -> Result<i64, DbError> {
-    db.run(move |sql| {
-        Ok(sql.query_row(
-            "SELECT tenant_id FROM organizations WHERE id = ?1",
-            params![organization_id],
-            |r| r.get::<i64>(0),
-        )?)
-    })
-    .await
 }
 
 const SELECT: &str = "SELECT k.id, k.role, k.tenant_id, t.name, k.organization_id, o.name,
@@ -228,6 +213,15 @@ pub async fn list(db: &Database) -> Result<Vec<Token>, DbError> {
     .await
 }
 
+/// The token with id `id`, revoked or not.
+async fn get(db: &Database, id: &str) -> Result<Option<Token>, DbError> {
+    let id = id.to_string();
+    db.run(move |sql| {
+        Ok(sql.query_opt(&format!("{SELECT} WHERE k.id = ?1"), params![id], from_row)?)
+    })
+    .await
+}
+
 /// The live token a request presented, if any.
 pub async fn authenticate(db: &Database, token: &str) -> Result<Option<Token>, DbError> {
     if !token.starts_with(PREFIX) {
@@ -244,22 +238,21 @@ pub async fn authenticate(db: &Database, token: &str) -> Result<Option<Token>, D
     .await
 }
 
-/// Revokes a token: requests with it are refused from now on.
+/// Revokes a token: requests with it are refused from now on. Revoking it
+/// again keeps the first revocation's time.
 pub async fn revoke(db: &Database, id: &str, now: Timestamp) -> Result<Token, TokenError> {
     let wanted = id.to_string();
-    let changed = db
-        .run(move |sql| {
-            Ok(sql.execute(
-                "UPDATE api_tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
-                params![wanted, now],
-            )?)
-        })
-        .await?;
-    let found = list(db).await?.into_iter().find(|t| t.id == id);
-    match found {
-        Some(token) if changed > 0 || token.revoked_at.is_some() => Ok(token),
-        _ => Err(TokenError::NotFound(id.to_string())),
-    }
+    db.run(move |sql| {
+        sql.execute(
+            "UPDATE api_tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+            params![wanted, now],
+        )?;
+        Ok(())
+    })
+    .await?;
+    get(db, id)
+        .await?
+        .ok_or_else(|| TokenError::NotFound(id.to_string()))
 }
 
 #[cfg(test)]

@@ -1119,3 +1119,43 @@ async fn every_commands_json_follows_the_published_schema() {
         "documented but never checked: {unchecked:?}"
     );
 }
+
+/// `token` failures have the kinds and exit codes of every command, and say
+/// what is wrong in the token's own words.
+#[tokio::test]
+async fn token_errors_name_what_is_wrong() {
+    let cli = Cli::new();
+    let missing = cli.run(&["token", "revoke", "nope", "--json"]).await;
+    assert_eq!(missing.output.status.code(), Some(3), "{}", missing.stderr);
+    let error = &missing.json()["error"];
+    assert_eq!(error["kind"], "not-found", "{error}");
+    assert!(
+        error["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("no token with id 'nope'") && !m.contains("Key Result")),
+        "{error}"
+    );
+    let unscoped = cli
+        .run(&["token", "create", "--role", "member", "--json"])
+        .await;
+    assert_eq!(
+        unscoped.output.status.code(),
+        Some(2),
+        "{}",
+        unscoped.stderr
+    );
+    assert_eq!(unscoped.json()["error"]["kind"], "usage");
+    let unknown = cli
+        .run(&[
+            "token",
+            "create",
+            "--role",
+            "org-admin",
+            "--org",
+            "Nowhere",
+            "--json",
+        ])
+        .await;
+    assert_eq!(unknown.output.status.code(), Some(3), "{}", unknown.stderr);
+    assert_eq!(unknown.json()["error"]["kind"], "not-found");
+}
