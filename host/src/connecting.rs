@@ -2,7 +2,7 @@
 //! API share, so both check the same things before anything is saved.
 
 use crate::bindings::{Identity, PluginInfo};
-use crate::connections::{self, ConnectionError, ConnectionRecord, NewConnection, Status};
+use crate::connections::{self, ConnectionError, ConnectionRecord, NewConnection, Secret, Status};
 use crate::db::Database;
 use crate::engine::Engine;
 use crate::goals::alerts::{self, AlertKind};
@@ -88,4 +88,38 @@ pub async fn usable_again(
     })
     .await?;
     Ok(())
+}
+
+/// Replaces a connection's secret with `secret`, proved first under a storage
+/// scope of its own (a token cached for the old secret must not vouch for the
+/// new one); nothing changes if the sign-in fails. The caller then makes the
+/// connection usable again.
+pub async fn replace_secret(
+    db: &Database,
+    runtime: &dyn Engine,
+    record: &ConnectionRecord,
+    secret: &Secret,
+) -> anyhow::Result<()> {
+    let mut candidate = record.clone();
+    candidate.id = format!("{}-sign-in", record.id);
+    candidate.secret = Some(secret.clone());
+    let verified = runtime.who_am_i(&candidate).await;
+    connections::forget_plugin_storage(db, &candidate.id).await?;
+    verified?;
+    connections::set_secret(db, &record.id, secret).await?;
+    connections::forget_plugin_storage(db, &record.id).await?;
+    Ok(())
+}
+
+/// An admin stops every sync through a connection; its Key Results show why.
+pub async fn disable(
+    db: &Database,
+    record: &ConnectionRecord,
+    reason: Option<&str>,
+) -> Result<(), ConnectionError> {
+    let reason = match reason.map(str::trim) {
+        Some(reason) if !reason.is_empty() => format!("disabled by an admin: {reason}"),
+        _ => "disabled by an admin".to_string(),
+    };
+    connections::set_status(db, &record.id, Status::Disabled, Some(&reason)).await
 }

@@ -125,17 +125,7 @@ pub async fn disable_connection(
     Body(body): Body<DisableBody>,
 ) -> Result<axum::Json<Value>, Problem> {
     let record = caller.connection(&state, &id, Role::OrgAdmin).await?;
-    let reason = match body.reason.as_deref().map(str::trim) {
-        Some(reason) if !reason.is_empty() => format!("disabled by an admin: {reason}"),
-        _ => "disabled by an admin".to_string(),
-    };
-    connections::set_status(
-        &state.db,
-        &record.id,
-        connections::Status::Disabled,
-        Some(&reason),
-    )
-    .await?;
+    crate::connecting::disable(&state.db, &record, body.reason.as_deref()).await?;
     let record = connections::get_by_id(&state.db, &record.id).await?;
     Ok(axum::Json(render::connection(&record)))
 }
@@ -217,15 +207,10 @@ pub async fn add_connection(
     };
     let (record, identity) =
         crate::connecting::add(&state.db, state.engine.as_ref(), info, new, Some("")).await?;
-    let mut json = render::connection(&record);
-    json["verified_as"] = match identity {
-        Some(identity) => json!({
-            "user_id": identity.user_id,
-            "environment_id": identity.environment_id,
-        }),
-        None => Value::Null,
-    };
-    Ok((StatusCode::CREATED, axum::Json(json)))
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(render::connection_added(&record, identity.as_ref())),
+    ))
 }
 
 #[utoipa::path(get, path = "/api/v1/connections/{id}", tag = "connections",
@@ -474,16 +459,8 @@ pub async fn start_sign_in(
                     ),
                 ));
             }
-            // Proved under a storage scope of its own first: a token cached for
-            // the old secret must not vouch for the new one.
-            let mut candidate = record.clone();
-            candidate.id = format!("{}-sign-in", record.id);
-            candidate.secret = Some(secret.clone());
-            let verified = state.engine.who_am_i(&candidate).await;
-            connections::forget_plugin_storage(&state.db, &candidate.id).await?;
-            verified?;
-            connections::set_secret(&state.db, &record.id, &secret).await?;
-            connections::forget_plugin_storage(&state.db, &record.id).await?;
+            crate::connecting::replace_secret(&state.db, state.engine.as_ref(), &record, &secret)
+                .await?;
             crate::connecting::usable_again(&state.db, &record, now).await?;
             let record = connections::get_by_id(&state.db, &record.id).await?;
             Ok((

@@ -291,11 +291,7 @@ pub async fn link(
             format!("view {} is not a {kind} view", chosen.metric.view.id),
         ));
     }
-    let integration = engine.info(&record)?;
-    let interval = body
-        .interval_seconds
-        .unwrap_or(i64::from(integration.default_sync_interval_seconds));
-    linking::check_interval(integration, &record, interval)?;
+    let interval = linking::interval_for(engine.info(&record)?, &record, body.interval_seconds)?;
     linking::save(&state.db, &kr, &chosen, interval, state.clock.now()).await?;
     let run = state.syncer.sync(kr.id, Trigger::Manual).await?;
     linked(
@@ -478,31 +474,18 @@ pub async fn alerts(
     let org = caller.organization(&state, org_id, Role::Member).await?;
     let now = state.clock.now();
     alerts::open_stale(&state.db, now).await?;
-    let mut listed = Vec::new();
-    for alert in alerts::list(&state.db, false).await? {
-        let organization_id = match alert.subject.split_once(':') {
-            Some(("kr", id)) => match id.parse::<i64>() {
-                Ok(id) => keyresults::get_by_id(&state.db, id)
-                    .await
-                    .ok()
-                    .map(|kr| kr.organization_id),
-                Err(_) => None,
-            },
-            Some(("connection", id)) => connections::get_by_id(&state.db, id)
-                .await
-                .ok()
-                .map(|c| c.organization_id),
-            _ => None,
-        };
-        if organization_id == Some(org.id) {
-            listed.push(json!({
+    let listed = alerts::open_of_organization(&state.db, org.id)
+        .await?
+        .iter()
+        .map(|alert| {
+            json!({
                 "id": alert.id,
                 "kind": alert.kind,
                 "subject": alert.subject,
                 "message": alert.message,
                 "opened_at": clock::json(alert.opened_at),
-            }));
-        }
-    }
+            })
+        })
+        .collect();
     Ok(axum::Json(Value::Array(listed)))
 }

@@ -9,7 +9,6 @@ use crate::engine::Engine;
 use crate::render::{self, Report};
 use anyhow::Context as _;
 use clap::{Subcommand, ValueEnum};
-use serde_json::json;
 use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -339,14 +338,7 @@ pub async fn run(context: &Context<'_>, command: &ConnectionCommand) -> anyhow::
                 }
             }
             let record = connections::get_by_id(db, &record.id).await?;
-            let mut json = render::connection(&record);
-            json["verified_as"] = match &identity {
-                Some(identity) => json!({
-                    "user_id": identity.user_id,
-                    "environment_id": identity.environment_id,
-                }),
-                None => serde_json::Value::Null,
-            };
+            let json = render::connection_added(&record, identity.as_ref());
             Ok(Report {
                 text: format!(
                     "added connection '{}' of organization '{}' to {}{}",
@@ -395,17 +387,8 @@ pub async fn run(context: &Context<'_>, command: &ConnectionCommand) -> anyhow::
                     device_sign_in(db, &runtime, &record).await?
                 }
                 Some(secret) => {
-                    // Prove the new credential before it replaces the stored one, under
-                    // a storage scope of its own: a token cached for the old secret
-                    // must not vouch for it.
-                    let mut candidate = record.clone();
-                    candidate.id = format!("{}-sign-in", record.id);
-                    candidate.secret = Some(secret.clone());
-                    let verified = runtime.who_am_i(&candidate).await;
-                    connections::forget_plugin_storage(db, &candidate.id).await?;
-                    verified?;
-                    connections::set_secret(db, &record.id, &secret).await?;
-                    connections::forget_plugin_storage(db, &record.id).await?;
+                    crate::connecting::replace_secret(db, runtime.as_ref(), &record, &secret)
+                        .await?;
                 }
             }
             usable_again(context, &record).await?;
@@ -420,11 +403,7 @@ pub async fn run(context: &Context<'_>, command: &ConnectionCommand) -> anyhow::
         }
         ConnectionCommand::Disable { name, reason } => {
             let record = connections::get(db, name, org).await?;
-            let reason = match reason {
-                Some(reason) => format!("disabled by an admin: {reason}"),
-                None => "disabled by an admin".to_string(),
-            };
-            connections::set_status(db, &record.id, Status::Disabled, Some(&reason)).await?;
+            crate::connecting::disable(db, &record, reason.as_deref()).await?;
             let record = connections::get_by_id(db, &record.id).await?;
             Ok(Report {
                 text: format!(

@@ -160,9 +160,78 @@ pub async fn list(db: &Database, all: bool) -> Result<Vec<Alert>, DbError> {
     .await
 }
 
+/// The open alerts about one organization's Key Results and connections.
+pub async fn open_of_organization(
+    db: &Database,
+    organization_id: i64,
+) -> Result<Vec<Alert>, DbError> {
+    db.run(move |conn| {
+        Ok(conn.query_map(
+            "SELECT a.* FROM alerts a WHERE a.closed_at IS NULL AND (
+                 a.subject IN (SELECT 'kr:' || CAST(k.id AS TEXT) FROM key_results k
+                               WHERE k.organization_id = ?1)
+                 OR a.subject IN (SELECT 'connection:' || c.id FROM connections c
+                                  WHERE c.organization_id = ?1))
+             ORDER BY a.opened_at, a.id",
+            params![organization_id],
+            alert_row,
+        )?)
+    })
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn an_organization_sees_the_alerts_about_its_own_things() {
+        use crate::goals::{admin, keyresults};
+        let db = Database::open_in_memory().unwrap();
+        admin::create_tenant(&db, "Fabrikam", 1).await.unwrap();
+        let other = admin::create_organization(&db, "Support", "Fabrikam", 1)
+            .await
+            .unwrap();
+        let mut ids = Vec::new();
+        for organization_id in [1, other.id] {
+            let kr = keyresults::create(
+                &db,
+                keyresults::NewKeyResult {
+                    organization_id,
+                    title: "Pipeline".to_string(),
+                    owner: "ana".to_string(),
+                    unit: crate::goals::progress::Unit::Number,
+                    currency_code: None,
+                    start: 0.0,
+                    target: 1.0,
+                    direction: crate::goals::progress::Direction::Increase,
+                },
+                1,
+            )
+            .await
+            .unwrap();
+            ids.push(kr.id);
+        }
+        let subjects: Vec<String> = ids.iter().map(|id| kr_subject(*id)).collect();
+        db.run(move |conn| {
+            let tx = conn.transaction()?;
+            for subject in &subjects {
+                open(&tx, AlertKind::Stale, subject, "stale", 10)?;
+            }
+            open(&tx, AlertKind::BrokenLink, &subjects[0], "gone", 11)?;
+            close(&tx, AlertKind::BrokenLink, &subjects[0], 12)?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+        let own = open_of_organization(&db, 1).await.unwrap();
+        assert_eq!(own.len(), 1, "{own:?}");
+        assert_eq!(own[0].subject, kr_subject(ids[0]));
+        let theirs = open_of_organization(&db, other.id).await.unwrap();
+        assert_eq!(theirs.len(), 1);
+        assert_eq!(theirs[0].subject, kr_subject(ids[1]));
+    }
 
     #[tokio::test]
     async fn one_alert_per_episode() {

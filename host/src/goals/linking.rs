@@ -140,6 +140,18 @@ pub async fn save(
     Ok(keyresults::save_link(db, kr.id, chosen.metric.clone(), interval_seconds, now).await?)
 }
 
+/// The interval a new link syncs at: the one asked for, else the one its
+/// integration suggests, checked against the integration's minimum.
+pub fn interval_for(
+    integration: &PluginInfo,
+    conn: &ConnectionRecord,
+    asked: Option<i64>,
+) -> Result<i64, LinkError> {
+    let interval = asked.unwrap_or(i64::from(integration.default_sync_interval_seconds));
+    check_interval(integration, conn, interval)?;
+    Ok(interval)
+}
+
 /// The interval a link may sync at: no shorter than its integration's minimum.
 /// A connection to a simulator (added with --allow-loopback, for tests and
 /// demos) protects no real service, so it may sync as often as a test needs.

@@ -176,6 +176,20 @@ credentials         {}",
     }
 }
 
+/// A connection just added, with whom its credentials signed in as (null when
+/// they were not tried).
+pub fn connection_added(record: &ConnectionRecord, identity: Option<&Identity>) -> Value {
+    let mut json = connection(record);
+    json["verified_as"] = match identity {
+        Some(identity) => json!({
+            "user_id": identity.user_id,
+            "environment_id": identity.environment_id,
+        }),
+        None => Value::Null,
+    };
+    json
+}
+
 /// Whom a connection reaches as (`connection test`, `POST .../test`).
 pub fn identity(record: &ConnectionRecord, identity: &Identity) -> Value {
     json!({

@@ -406,13 +406,7 @@ async fn link(context: &Context<'_>, args: &LinkArgs) -> anyhow::Result<Report> 
         ))
         .into());
     };
-    // The interval the connection's integration suggests, unless one was given.
-    let integration = runtime.info(&conn)?;
-    let interval = match args.interval {
-        Some(interval) => interval,
-        None => i64::from(integration.default_sync_interval_seconds),
-    };
-    linking::check_interval(integration, &conn, interval)?;
+    let interval = linking::interval_for(runtime.info(&conn)?, &conn, args.interval)?;
     linking::save(db, &kr, &chosen, interval, context.clock.now()).await?;
     saved(
         context,

@@ -1010,7 +1010,25 @@ async fn sigterm_lets_a_running_sync_now_finish_and_exits_zero() {
             response.json::<Value>().await.expect("json"),
         )
     });
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    // SIGTERM once the sync is under way (the database says so), not after a
+    // guessed delay.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let metrics = api
+            .http
+            .get(format!("{}/metrics", api.base))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        if metrics.lines().any(|l| l == "goals_running_links 1") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the sync never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let pid = api.child.id().expect("a pid").to_string();
     assert!(
         std::process::Command::new("kill")

@@ -603,6 +603,24 @@ async fn a_member_sees_no_admin_screen_and_a_broken_link_says_why() {
         None,
     )
     .await;
+    // The organization's alerts hold the broken link.
+    let alerts = api
+        .ok(Method::GET, "/api/v1/organizations/1/alerts", &member, None)
+        .await;
+    let broken = find(&alerts, "subject", &format!("kr:{kr}"));
+    assert_eq!(broken["kind"], "broken-link", "{alerts}");
+    let details = api
+        .ok(
+            Method::GET,
+            &format!("/api/v1/key-results/{kr}"),
+            &admin,
+            None,
+        )
+        .await;
+    let reason = details["link"]["state_reason"]
+        .as_str()
+        .expect("a broken link says why")
+        .to_string();
 
     let base = api.base.clone();
     browser.sign_in(&base, &member).await;
@@ -620,13 +638,22 @@ async fn a_member_sees_no_admin_screen_and_a_broken_link_says_why() {
     browser.goto(&format!("{base}/#/key-results/{kr}")).await;
     let state = browser.text_when("#details-state", |t| !t.is_empty()).await;
     assert!(
-        state.contains("Hot Leads") || state.to_lowercase().contains("broken"),
-        "{state}"
+        state.contains(&reason),
+        "the console says why: {state} ({reason})"
     );
     browser.shot("09-broken-link").await;
 
-    // Signed out, the API refuses the old cookie's page.
+    // Signed out: the cookie is gone, and the list asks for a token again.
     browser.click("#sign-out").await;
+    browser.element("#token").await;
+    let cookies = browser.client.get_all_cookies().await.expect("cookies");
+    assert!(
+        cookies
+            .iter()
+            .all(|c| c.name() != "goals_session" || c.value().is_empty()),
+        "{cookies:?}"
+    );
+    browser.goto(&format!("{base}/#/orgs/1/key-results")).await;
     browser.element("#token").await;
     browser.client.close().await.expect("close the browser");
 }
