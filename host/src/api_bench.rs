@@ -2,10 +2,9 @@
 //! concurrent keep-alive clients: the details popover (database only) and the
 //! preview (a plugin call to the simulator each).
 
-use crate::api::{self, Shared, metrics::Metrics};
+use crate::api::{self, Shared};
 use crate::bench::{Rig, percentiles};
 use crate::goals::clock::Clock;
-use crate::goals::sync::Syncer;
 use crate::goals::tokens::{self, NewToken, Role};
 use crate::integrations::Integrations;
 use crate::limits::Limits;
@@ -16,7 +15,6 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use serde_json::{Value, json};
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 /// One request of a workload.
@@ -82,22 +80,11 @@ pub async fn run(plugin: &PluginSource) -> anyhow::Result<(String, Value)> {
         crate::runtime::load_with_limits(plugin, rig.db.clone(), Limits::default(), None).await?,
     ]));
     let clock: Arc<dyn Clock> = Arc::new(rig.clock.clone());
-    let syncer = Arc::new(Syncer::new(
-        rig.db.clone(),
-        engine.clone(),
-        Arc::clone(&clock),
-        usize::MAX,
-    ));
-    syncer.sync(kr, crate::goals::sync::Trigger::Manual).await?;
-    let state = Arc::new(Shared {
-        db: rig.db.clone(),
-        engine,
-        syncer,
-        clock,
-        metrics: Arc::new(Metrics::new()),
-        scheduler_running: Arc::new(AtomicBool::new(false)),
-        scheduler_expected: false,
-    });
+    let state = Shared::new(rig.db.clone(), engine, clock, usize::MAX, false);
+    state
+        .syncer
+        .sync(kr, crate::goals::sync::Trigger::Manual)
+        .await?;
     let (token, _) = tokens::create(
         &rig.db,
         Role::PlatformAdmin,

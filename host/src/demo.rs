@@ -85,12 +85,6 @@ async fn served(
         crate::runtime::load(plugin, db.clone()).await?,
     ]));
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let syncer = Arc::new(Syncer::new(
-        db.clone(),
-        engine.clone(),
-        Arc::clone(&clock),
-        usize::MAX,
-    ));
     let (token, _) = crate::goals::tokens::create(
         &db,
         crate::goals::tokens::Role::PlatformAdmin,
@@ -98,15 +92,7 @@ async fn served(
         clock.now(),
     )
     .await?;
-    let state = Arc::new(crate::api::Shared {
-        db,
-        engine,
-        syncer,
-        clock,
-        metrics: Arc::new(crate::api::metrics::Metrics::new()),
-        scheduler_running: Arc::new(std::sync::atomic::AtomicBool::new(false)),
-        scheduler_expected: false,
-    });
+    let state = crate::api::Shared::new(db, engine, clock, usize::MAX, false);
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("listening on {listen} (choose another with --listen)"))?;

@@ -45,6 +45,39 @@ pub struct Shared {
 
 pub type ApiState = Arc<Shared>;
 
+impl Shared {
+    /// The state of an API over `db` and `engine`, with a syncer (at most
+    /// `per_connection` syncs at once per connection) whose every run the
+    /// metrics count. `scheduler` says whether this process runs one, which
+    /// /readyz then expects to be running.
+    pub fn new(
+        db: Database,
+        engine: Arc<Integrations>,
+        clock: Arc<dyn Clock>,
+        per_connection: usize,
+        scheduler: bool,
+    ) -> ApiState {
+        let metrics = Arc::new(metrics::Metrics::new());
+        let observed = Arc::clone(&metrics);
+        let syncer = Syncer::new(
+            db.clone(),
+            engine.clone(),
+            Arc::clone(&clock),
+            per_connection,
+        )
+        .with_observer(Arc::new(move |run, took| observed.sync_recorded(run, took)));
+        Arc::new(Shared {
+            db,
+            engine,
+            syncer: Arc::new(syncer),
+            clock,
+            metrics,
+            scheduler_running: Arc::new(AtomicBool::new(false)),
+            scheduler_expected: scheduler,
+        })
+    }
+}
+
 /// A JSON request body; a malformed one is a 400 problem naming what is wrong.
 pub struct Body<T>(pub T);
 

@@ -62,7 +62,7 @@ impl SchedulerArgs {
     }
 }
 
-fn round_json(round: &Round, recovered: usize) -> Value {
+pub(super) fn round_json(round: &Round, recovered: usize) -> Value {
     json!({
         "started": round.started,
         "succeeded": round.succeeded,

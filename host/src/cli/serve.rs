@@ -2,9 +2,8 @@
 //! `goals-host token ...` (the API's bearer tokens).
 
 use super::Context;
-use super::keyresult::syncer;
-use super::schedule::{SchedulerArgs, StopSignal};
-use crate::api::{self, Shared, metrics::Metrics};
+use super::schedule::{SchedulerArgs, StopSignal, round_json};
+use crate::api::{self, Shared};
 use crate::goals::clock;
 use crate::goals::hosts;
 use crate::goals::tokens::{self, NewToken, Role, Token};
@@ -14,7 +13,7 @@ use clap::{Subcommand, ValueEnum};
 use serde_json::{Value, json};
 use std::io::Write;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -165,27 +164,14 @@ async fn stopped(mut stop: tokio::sync::watch::Receiver<bool>) {
 pub async fn serve(context: &Context<'_>, args: &ServeArgs) -> anyhow::Result<Report> {
     // Before the address is printed: whoever reads it may stop us at once.
     let stop_requested = StopSignal::install();
-    let engine = context.engine().await?;
-    let metrics = Arc::new(Metrics::new());
-    let observed = Arc::clone(&metrics);
-    let syncer = Arc::new(
-        syncer(
-            context,
-            engine.clone(),
-            args.scheduler.per_connection.unwrap_or(usize::MAX),
-        )
-        .with_observer(Arc::new(move |run, took| observed.sync_recorded(run, took))),
+    let state = Shared::new(
+        context.db.clone(),
+        context.engine().await?,
+        Arc::clone(&context.clock),
+        // The syncer caps it at the integration's declared maximum.
+        args.scheduler.per_connection.unwrap_or(usize::MAX),
+        !args.no_scheduler,
     );
-    let scheduler_running = Arc::new(AtomicBool::new(false));
-    let state = Arc::new(Shared {
-        db: context.db.clone(),
-        engine,
-        syncer: Arc::clone(&syncer),
-        clock: Arc::clone(&context.clock),
-        metrics,
-        scheduler_running: Arc::clone(&scheduler_running),
-        scheduler_expected: !args.no_scheduler,
-    });
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .map_err(|error| {
@@ -209,12 +195,12 @@ pub async fn serve(context: &Context<'_>, args: &ServeArgs) -> anyhow::Result<Re
         None
     } else {
         let registration = hosts::register(&context.db, Arc::clone(&context.clock)).await?;
-        let scheduler = args.scheduler.scheduler(Arc::clone(&syncer));
+        let scheduler = args.scheduler.scheduler(Arc::clone(&state.syncer));
         let recovered = scheduler.recover().await?;
         let (poll, seen, running) = (
             args.scheduler.poll(),
             stop_seen.clone(),
-            Arc::clone(&scheduler_running),
+            Arc::clone(&state.scheduler_running),
         );
         running.store(true, Ordering::Relaxed);
         Some(tokio::spawn(async move {
@@ -243,14 +229,7 @@ pub async fn serve(context: &Context<'_>, args: &ServeArgs) -> anyhow::Result<Re
     }
     let json = json!({
         "listen": address.to_string(),
-        "scheduler": round.as_ref().map(|(round, recovered)| json!({
-            "started": round.started,
-            "succeeded": round.succeeded,
-            "failed": round.failed,
-            "skipped": round.skipped,
-            "interrupted": round.interrupted,
-            "recovered_interrupted": recovered,
-        })),
+        "scheduler": round.as_ref().map(|(round, recovered)| round_json(round, *recovered)),
     });
     Ok(Report {
         text: match &round {

@@ -1026,7 +1026,10 @@ async fn sigterm_lets_a_running_sync_now_finish_and_exits_zero() {
         if metrics.lines().any(|l| l == "goals_running_links 1") {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "the sync never started");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the sync never started"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let pid = api.child.id().expect("a pid").to_string();
