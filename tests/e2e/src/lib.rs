@@ -497,6 +497,24 @@ fn workspace_binaries() -> &'static Binaries {
 
 /// Where the CLI keeps compiled plugins for the tests: beside the binary, in the
 /// build's target directory, so it is shared and never left in /tmp.
+/// The URL a service announces as its first line on stdout (`listening on
+/// URL`), within two minutes (the demo walks its flow first); `lines` goes
+/// on after it.
+pub async fn announced_url<R>(lines: &mut tokio::io::Lines<R>) -> String
+where
+    R: tokio::io::AsyncBufRead + Unpin,
+{
+    let first = tokio::time::timeout(std::time::Duration::from_secs(120), lines.next_line())
+        .await
+        .expect("a first line within two minutes")
+        .expect("readable output")
+        .expect("a first line");
+    first
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("the first line announces the address: {first}"))
+        .to_string()
+}
+
 pub fn shared_cache_dir() -> PathBuf {
     goals_host_binary()
         .parent()

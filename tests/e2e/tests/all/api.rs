@@ -40,15 +40,7 @@ impl Served {
         });
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
-        let first = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
-            .await
-            .expect("serve prints its address within a minute")
-            .expect("read stdout")
-            .expect("a first line");
-        let base = first
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("first line: {first}"))
-            .to_string();
+        let base = goals_e2e::announced_url(&mut lines).await;
         // The rest of stdout (the final report) is drained so the process
         // never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
@@ -107,6 +99,49 @@ impl Served {
         let (status, json) = self.call(method, path, Some(token), body).await;
         assert!(status.is_success(), "{path}: {status} {json}");
         json
+    }
+}
+
+/// The ids the "Hot Leads" metric is linked by: the Sales Hub app and the
+/// Hot Leads view of the simulator.
+pub(crate) struct HotLeads {
+    pub(crate) app: String,
+    pub(crate) view: String,
+}
+
+impl HotLeads {
+    /// A link body: the count of Hot Leads through `conn`.
+    pub(crate) fn link(&self, conn: &str) -> Value {
+        json!({"connection_id": conn, "app_id": self.app, "entity": "lead",
+               "view_id": self.view, "column": "fullname", "aggregation": "count"})
+    }
+}
+
+impl Served {
+    /// Looks up the Hot Leads metric's ids through connection `conn`.
+    pub(crate) async fn hot_leads(&self, conn: &str, token: &str) -> HotLeads {
+        let base = format!("/api/v1/connections/{conn}");
+        let apps = self
+            .ok(Method::GET, &format!("{base}/apps"), token, None)
+            .await;
+        let views = self
+            .ok(
+                Method::GET,
+                &format!("{base}/entities/lead/views?search=hot"),
+                token,
+                None,
+            )
+            .await;
+        let id = |list: &Value, name: &str| {
+            find(list, "name", name)["id"]
+                .as_str()
+                .expect("an id")
+                .to_string()
+        };
+        HotLeads {
+            app: id(&apps, "Sales Hub"),
+            view: id(&views, "Hot Leads"),
+        }
     }
 }
 
@@ -456,18 +491,8 @@ async fn errors_are_problems_with_the_right_status_and_kind() {
         "{problem}"
     );
 
-    let views = api
-        .ok(
-            Method::GET,
-            &format!("/api/v1/connections/{conn}/entities/lead/views?search=hot"),
-            &admin,
-            None,
-        )
-        .await;
-    let view = find(&views, "name", "Hot Leads")["id"]
-        .as_str()
-        .expect("view")
-        .to_string();
+    let hot = api.hot_leads(&conn, &admin).await;
+    let view = hot.view.clone();
     let (status, problem) = api
         .call(
             Method::POST,
@@ -565,23 +590,11 @@ async fn errors_are_problems_with_the_right_status_and_kind() {
         Some(json!({"enabled": true})),
     )
     .await;
-    let apps = api
-        .ok(
-            Method::GET,
-            &format!("/api/v1/connections/{conn}/apps"),
-            &admin,
-            None,
-        )
-        .await;
-    let app = find(&apps, "name", "Sales Hub")["id"].clone();
     api.ok(
         Method::PUT,
         &format!("/api/v1/key-results/{kr}/link"),
         &admin,
-        Some(
-            json!({"connection_id": conn, "app_id": app, "entity": "lead", "view_id": view,
-                    "column": "fullname", "aggregation": "count"}),
-        ),
+        Some(hot.link(&conn)),
     )
     .await;
     sim.server.inject_fault(dataverse_sim::Fault::Status {
@@ -660,30 +673,8 @@ async fn every_role_reaches_what_it_may_and_nothing_of_others() {
         let conn = conn["id"].as_str().expect("a connection").to_string();
         held.push(conn);
     }
-    let base = format!("/api/v1/connections/{}", held[0]);
-    let apps = api
-        .ok(Method::GET, &format!("{base}/apps"), &platform, None)
-        .await;
-    let app = find(&apps, "name", "Sales Hub")["id"]
-        .as_str()
-        .expect("app")
-        .to_string();
-    let views = api
-        .ok(
-            Method::GET,
-            &format!("{base}/entities/lead/views?search=hot"),
-            &platform,
-            None,
-        )
-        .await;
-    let view = find(&views, "name", "Hot Leads")["id"]
-        .as_str()
-        .expect("view")
-        .to_string();
-    let link_body = |conn: &str| {
-        json!({"connection_id": conn, "app_id": app, "entity": "lead", "view_id": view,
-               "column": "fullname", "aggregation": "count"})
-    };
+    let hot = api.hot_leads(&held[0], &platform).await;
+    let (app, view) = (&hot.app, &hot.view);
     let mut linked = Vec::new();
     for (org, conn) in [(own_org, &held[0]), (other_org, &held[1])] {
         let (_, kr) = api
@@ -699,7 +690,7 @@ async fn every_role_reaches_what_it_may_and_nothing_of_others() {
             Method::PUT,
             &format!("/api/v1/key-results/{kr}/link"),
             &platform,
-            Some(link_body(conn)),
+            Some(hot.link(conn)),
         )
         .await;
         linked.push(kr);
@@ -827,7 +818,7 @@ async fn every_role_reaches_what_it_may_and_nothing_of_others() {
                 (
                     Method::PUT,
                     format!("{k}/link"),
-                    Some(link_body(conn)),
+                    Some(hot.link(conn)),
                     "member",
                 ),
                 (Method::POST, format!("{k}/link/pause"), None, "member"),
@@ -873,7 +864,7 @@ async fn every_role_reaches_what_it_may_and_nothing_of_others() {
                 Method::PUT,
                 &format!("{k}/link"),
                 &platform,
-                Some(link_body(conn)),
+                Some(hot.link(conn)),
             )
             .await;
         }

@@ -549,14 +549,7 @@ async fn the_simulator_binary_announces_its_address_first_and_takes_credentials(
         .expect("start the simulator binary");
     let stdout = simulator.stdout.take().expect("its standard output");
     let mut lines = tokio::io::BufReader::new(stdout).lines();
-    let first = tokio::time::timeout(std::time::Duration::from_secs(60), lines.next_line())
-        .await
-        .expect("a first line within a minute")
-        .expect("readable output")
-        .expect("a first line");
-    let url = first
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("the first line announces the address: {first}"));
+    let url = &goals_e2e::announced_url(&mut lines).await;
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
 
     let cli = Cli::new();
@@ -1047,15 +1040,11 @@ async fn every_commands_json_follows_the_published_schema() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("start goals-host serve");
-    let mut stdout = tokio::io::BufReader::new(serving.stdout.take().expect("stdout"));
-    let mut first = String::new();
-    tokio::io::AsyncBufReadExt::read_line(&mut stdout, &mut first)
-        .await
-        .expect("the address");
-    assert!(
-        first.starts_with("listening on http://127.0.0.1:"),
-        "{first}"
-    );
+    let mut stdout = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(
+        serving.stdout.take().expect("stdout"),
+    ));
+    let url = goals_e2e::announced_url(&mut stdout).await;
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
     let pid = serving.id().expect("a pid").to_string();
     assert!(
         std::process::Command::new("kill")
@@ -1065,7 +1054,7 @@ async fn every_commands_json_follows_the_published_schema() {
             .success()
     );
     let mut rest = String::new();
-    tokio::io::AsyncReadExt::read_to_string(&mut stdout, &mut rest)
+    tokio::io::AsyncReadExt::read_to_string(&mut stdout.into_inner(), &mut rest)
         .await
         .expect("the document");
     check(

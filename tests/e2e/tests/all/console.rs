@@ -555,27 +555,7 @@ async fn a_member_sees_no_admin_screen_and_a_broken_link_says_why() {
         )
         .await;
     let conn = conn["id"].as_str().expect("connection").to_string();
-    let views = api
-        .ok(
-            Method::GET,
-            &format!("/api/v1/connections/{conn}/entities/lead/views?search=hot"),
-            &admin,
-            None,
-        )
-        .await;
-    let hot = find(&views, "name", "Hot Leads")["id"]
-        .as_str()
-        .expect("view")
-        .to_string();
-    let apps = api
-        .ok(
-            Method::GET,
-            &format!("/api/v1/connections/{conn}/apps"),
-            &admin,
-            None,
-        )
-        .await;
-    let app = find(&apps, "name", "Sales Hub")["id"].clone();
+    let hot = api.hot_leads(&conn, &admin).await;
     let (_, kr) = api
         .call(
             Method::POST,
@@ -589,13 +569,10 @@ async fn a_member_sees_no_admin_screen_and_a_broken_link_says_why() {
         Method::PUT,
         &format!("/api/v1/key-results/{kr}/link"),
         &admin,
-        Some(
-            json!({"connection_id": conn, "app_id": app, "entity": "lead", "view_id": hot,
-                    "column": "fullname", "aggregation": "count"}),
-        ),
+        Some(hot.link(&conn)),
     )
     .await;
-    sim.server.delete_view(&hot);
+    sim.server.delete_view(&hot.view);
     api.ok(
         Method::POST,
         &format!("/api/v1/key-results/{kr}/sync"),
@@ -759,15 +736,7 @@ async fn the_demo_serves_its_data_with_a_token_to_sign_in() {
         .spawn()
         .expect("start the demo");
     let mut lines = BufReader::new(demo.stdout.take().expect("stdout")).lines();
-    let first = tokio::time::timeout(Duration::from_secs(120), lines.next_line())
-        .await
-        .expect("the demo serves within two minutes")
-        .expect("read")
-        .expect("a line");
-    let base = first
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("{first}"))
-        .to_string();
+    let base = goals_e2e::announced_url(&mut lines).await;
     let token = tokio::time::timeout(Duration::from_secs(30), async {
         while let Ok(Some(line)) = lines.next_line().await {
             if line.starts_with("ghk_") {
