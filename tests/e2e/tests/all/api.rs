@@ -1023,6 +1023,22 @@ async fn sigterm_lets_a_running_sync_now_finish_and_exits_zero() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // A second Sync now meanwhile is refused: single flight, with the running
+    // sync's start.
+    let (status, second) = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/key-results/{kr}/sync"),
+            Some(&member),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{second}");
+    assert_eq!(second["kind"], "already-running", "{second}");
+    assert!(
+        goals_e2e::seconds(&second["running_since"]).is_some(),
+        "{second}"
+    );
     let pid = api.child.id().expect("a pid").to_string();
     assert!(
         std::process::Command::new("kill")
