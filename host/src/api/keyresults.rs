@@ -81,7 +81,7 @@ fn direction(text: &str) -> Result<Direction, Problem> {
     params(("org_id" = i64, Path)),
     responses((status = 200,
         description = "Key Results, each with `link`: null or {state, state_reason, connection, \
-            connection_status, integration, stale, last_success_at, next_run_at}",
+            connection_id, connection_status, integration, stale, last_success_at, next_run_at}",
         body = Object)))]
 pub async fn list_key_results(
     State(state): State<ApiState>,
@@ -114,6 +114,7 @@ pub async fn list_key_results(
                     json!({
                         "state": link.state.as_str(),
                         "state_reason": link.state_reason,
+                        "connection_id": link.metric.connection_id,
                         "connection": conn.map(|c| c.name.clone()),
                         "connection_status": conn.map(|c| c.status.as_str()),
                         "integration": conn.map(|c| c.integration.clone()),

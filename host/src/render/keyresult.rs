@@ -281,6 +281,7 @@ pub fn link_json(
 ) -> Value {
     let m = &link.metric;
     json!({
+        "connection_id": m.connection_id,
         "connection": conn.map(|c| c.name.clone()),
         "connection_status": conn.map(|c| c.status.as_str()),
         "app_id": m.app_id,

@@ -103,9 +103,17 @@ export async function showAdmin(screen) {
 
   // --- connections ----------------------------------------------------------
 
+  // After a change to a connection: its list and the alerts it may have
+  // opened or closed (a sign-in closes "needs sign-in").
   async function loadConnections() {
     try {
-      renderConnections(await api.get(url`/api/v1/organizations/${orgId}/connections`));
+      const [list, open] = await Promise.all([
+        api.get(url`/api/v1/organizations/${orgId}/connections`),
+        api.get(url`/api/v1/organizations/${orgId}/alerts`),
+      ]);
+      if (!screen.alive()) return;
+      renderConnections(list);
+      renderAlerts(open);
     } catch (failure) {
       if (screen.alive()) showError(error, failure);
     }
@@ -358,13 +366,43 @@ export async function showAdmin(screen) {
 
   // --- alerts -------------------------------------------------------------
 
+  // What to do about an alert, in the console: sign the connection in again
+  // (its control in the list above), or open the Key Result.
+  function alertFix(alert) {
+    const colon = alert.subject.indexOf(':');
+    const kind = alert.subject.slice(0, colon);
+    const subjectId = alert.subject.slice(colon + 1);
+    if (kind === 'connection') {
+      return h('button', {
+        type: 'button', class: 'secondary small', id: `alert-${alert.id}-fix`, text: 'Sign in again',
+        onclick: () => {
+          // A new secret's field, or a person's Sign in button.
+          const control = document.getElementById(`conn-${subjectId}-secret`)
+            || document.getElementById(`conn-${subjectId}-sign-in`);
+          if (control) {
+            control.scrollIntoView({ block: 'center' });
+            control.focus();
+          }
+        },
+      });
+    }
+    if (kind === 'kr') {
+      const text = alert.kind === 'broken-link'
+        ? 'Open the Key Result to change its metric or resume it'
+        : 'Open the Key Result to see why it does not sync';
+      return h('a', { href: `#/key-results/${subjectId}`, id: `alert-${alert.id}-fix`, text });
+    }
+    return null;
+  }
+
   function renderAlerts(list) {
     const items = list.length === 0
       ? [h('p', { class: 'muted', text: 'No open alerts.' })]
       : [h('ul', { class: 'alerts', id: 'alert-list' }, list.map((alert) => h('li', { 'data-alert-id': alert.id },
         h('span', { class: `badge badge-${alert.kind}`, text: alert.kind.replace(/-/g, ' ') }), ' ',
         h('span', { text: alert.message }), ' ',
-        h('span', { class: 'muted small', text: `since ${formatDate(alert.opened_at)}` }))))];
+        h('span', { class: 'muted small', text: `since ${formatDate(alert.opened_at)}` }), ' ',
+        alertFix(alert))))];
     alerts.replaceChildren(alerts.firstChild, ...items);
   }
 

@@ -850,3 +850,256 @@ async fn the_console_works_from_the_keyboard() {
         .await;
     browser.client.close().await.expect("close the browser");
 }
+
+/// Waits until the API's answer at `path` satisfies `done`.
+async fn api_until(api: &Served, path: &str, token: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let answer = api.ok(Method::GET, path, token, None).await;
+        if done(&answer) {
+            return answer;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{path} never got there: {answer}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The admin's and the owner's other actions: the tenant switch, testing a
+/// connection, a person's sign-in by code, a new secret after the old one
+/// stopped working (with its alert and fix), editing a Key Result, pausing
+/// and resuming its link, moving it to another connection, unlinking it and
+/// removing the connection it left.
+#[tokio::test]
+async fn admins_manage_connections_and_owners_manage_links_in_the_console() {
+    let Some(browser) = Browser::start("manage").await else {
+        return;
+    };
+    let contoso_sim = Sim::start().await;
+    let fabrikam_sim = Sim::start().await;
+    let cli = Cli::new();
+    let admin = token(&cli, &[], "platform-admin").await;
+    let api = Served::start(&cli, &["--no-scheduler"]).await;
+    let base = api.base.clone();
+    let connections = "/api/v1/organizations/1/connections";
+    let (_, contoso) = api
+        .call(
+            Method::POST,
+            connections,
+            Some(&admin),
+            Some(connection_body(
+                &contoso_sim,
+                "Contoso",
+                &contoso_sim.config.client_secret,
+            )),
+        )
+        .await;
+    let contoso = contoso["id"].as_str().expect("connection").to_string();
+    let mut person = connection_body(&fabrikam_sim, "Fabrikam", "");
+    person.as_object_mut().expect("object").remove("secret");
+    let (_, fabrikam) = api
+        .call(Method::POST, connections, Some(&admin), Some(person))
+        .await;
+    assert_eq!(fabrikam["status"], "needs-sign-in", "{fabrikam}");
+    let fabrikam = fabrikam["id"].as_str().expect("connection").to_string();
+    let hot = api.hot_leads(&contoso, &admin).await;
+    let (_, kr) = api
+        .call(
+            Method::POST,
+            "/api/v1/organizations/1/key-results",
+            Some(&admin),
+            Some(KR("Hot leads")),
+        )
+        .await;
+    let kr = kr["id"].as_i64().expect("kr");
+    let details_path = format!("/api/v1/key-results/{kr}");
+    api.ok(
+        Method::PUT,
+        &format!("{details_path}/link"),
+        &admin,
+        Some(hot.link(&contoso)),
+    )
+    .await;
+    browser.sign_in(&base, &admin).await;
+
+    // The tenant's switch: off stops the organization's syncs, and says so.
+    browser.goto(&format!("{base}/#/orgs/1/admin")).await;
+    for enabled in [false, true] {
+        browser.click("#tenant-integration").await;
+        api_until(&api, "/api/v1/organizations/1", &admin, |org| {
+            org["tenant_integration_enabled"] == enabled
+        })
+        .await;
+        let status = browser
+            .text_when("#integration-status", |t| {
+                t.contains("stopped") != enabled && !t.is_empty()
+            })
+            .await;
+        assert!(enabled || status.contains("stopped"), "{status}");
+    }
+
+    // Test: the connection signs in and says as whom.
+    browser.click(&format!("#conn-{contoso}-test")).await;
+    browser
+        .text_when(&format!("#conn-{contoso}-result"), |t| {
+            t.starts_with("Works: signed in as user")
+        })
+        .await;
+
+    // A person's sign-in: the code shown is the one the identity platform
+    // issued; once the person approves it, the connection is signed in.
+    browser.click(&format!("#conn-{fabrikam}-sign-in")).await;
+    let code = browser
+        .text_when(&format!("#conn-{fabrikam}-code"), |t| !t.is_empty())
+        .await;
+    browser.shot("10-device-code").await;
+    fabrikam_sim.server.approve_device_code(&code);
+    browser
+        .element(&format!(
+            "li[data-connection-id=\"{fabrikam}\"] .badge-conn-ok"
+        ))
+        .await;
+    let signed_in = api
+        .ok(
+            Method::GET,
+            &format!("/api/v1/connections/{fabrikam}"),
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!(signed_in["status"], "ok", "{signed_in}");
+
+    // Contoso's secret is replaced at the identity platform: the next sync
+    // fails, the alert names the fix, and a new secret signs it in again.
+    contoso_sim.server.replace_client_secret("rotated-secret");
+    contoso_sim.server.expire_tokens();
+    api.ok(Method::POST, &format!("{details_path}/sync"), &admin, None)
+        .await;
+    browser.goto("about:blank").await;
+    browser.goto(&format!("{base}/#/orgs/1/admin")).await;
+    let alert = browser
+        .text_when("#alert-list", |t| t.contains("needs sign"))
+        .await;
+    assert!(alert.contains("Contoso"), "{alert}");
+    browser.click("#alert-list button[id$=\"-fix\"]").await;
+    let focused = browser
+        .script("return document.activeElement ? document.activeElement.id : ''")
+        .await;
+    assert_eq!(focused, json!(format!("conn-{contoso}-secret")));
+    browser.shot("11-needs-sign-in").await;
+    browser
+        .type_into(&format!("#conn-{contoso}-secret"), "rotated-secret")
+        .await;
+    browser.click(&format!("#conn-{contoso}-sign-in")).await;
+    browser
+        .element(&format!(
+            "li[data-connection-id=\"{contoso}\"] .badge-conn-ok"
+        ))
+        .await;
+    browser
+        .text_when("#alerts", |t| t.contains("No open alerts"))
+        .await;
+    let page = browser.client.source().await.expect("the page");
+    assert!(!page.contains("rotated-secret"), "no secret in the page");
+
+    // Edit: the new title and target reach the API and the details.
+    browser.goto(&format!("{base}/#/key-results/{kr}")).await;
+    browser.click("#edit-kr").await;
+    browser
+        .type_into("#kr-title", "Work the hottest leads")
+        .await;
+    browser.type_into("#kr-target", "20000").await;
+    browser.shot("12-edit-key-result").await;
+    browser.click("#kr-save").await;
+    browser
+        .text_when("main h1", |t| t == "Work the hottest leads")
+        .await;
+    let edited = api.ok(Method::GET, &details_path, &admin, None).await;
+    assert_eq!(edited["key_result"]["title"], "Work the hottest leads");
+    assert_eq!(edited["key_result"]["target"], json!(20000.0));
+
+    // Pause and resume.
+    browser.click("#pause-link").await;
+    browser.element("#resume-link").await;
+    api_until(&api, &details_path, &admin, |d| {
+        d["link"]["state"] == "paused"
+    })
+    .await;
+    browser.click("#resume-link").await;
+    browser.element("#pause-link").await;
+    api_until(&api, &details_path, &admin, |d| {
+        d["link"]["state"] == "active"
+    })
+    .await;
+
+    // Change metric: the same view, through the person's connection.
+    browser.click("#link-kr").await;
+    browser.select("#wizard-connection", &fabrikam).await;
+    browser.wizard_step("#wizard-app").await;
+    browser.select("#wizard-app", &hot.app).await;
+    browser.wizard_step("#wizard-entity").await;
+    browser.select("#wizard-entity", "lead").await;
+    browser.wizard_step("#wizard-view option").await;
+    browser.select("#wizard-view", &hot.view).await;
+    browser.wizard_step("#wizard-column option").await;
+    browser.select("#wizard-column", "fullname").await;
+    browser.wizard_step("#wizard-aggregation").await;
+    browser.select("#wizard-aggregation", "count").await;
+    browser.wizard_step("#wizard-preview").await;
+    // Save waits for the preview, which measures through the new connection.
+    browser.click("#wizard-preview").await;
+    browser
+        .text_when("#wizard-preview-value", |t| {
+            t.contains(&grouped(hot_leads()))
+        })
+        .await;
+    browser.click("#wizard-save").await;
+    browser
+        .text_when("#details-link", |t| t.contains("Fabrikam"))
+        .await;
+    let moved = api.ok(Method::GET, &details_path, &admin, None).await;
+    assert_eq!(moved["link"]["connection_id"], json!(fabrikam), "{moved}");
+    assert_eq!(moved["key_result"]["current_value"], json!(hot_leads()));
+
+    // Unlink: the value stays, the details offer a link again.
+    browser.click("#unlink").await;
+    browser.click("#unlink-confirm").await;
+    browser
+        .text_when("#link-kr", |t| t == "Link to a metric")
+        .await;
+    let unlinked = api.ok(Method::GET, &details_path, &admin, None).await;
+    assert!(unlinked["link"].is_null(), "{unlinked}");
+    assert_eq!(unlinked["key_result"]["current_value"], json!(hot_leads()));
+
+    // Contoso, now unused, is removed.
+    browser.goto(&format!("{base}/#/orgs/1/admin")).await;
+    browser.click(&format!("#conn-{contoso}-remove")).await;
+    browser
+        .click(&format!("#conn-{contoso}-remove-confirm"))
+        .await;
+    browser
+        .text_when("#connections-status", |t| t.contains("Removed Contoso"))
+        .await;
+    assert!(
+        browser
+            .client
+            .find(Locator::Css(&format!(
+                "li[data-connection-id=\"{contoso}\"]"
+            )))
+            .await
+            .is_err(),
+        "the removed connection left the list"
+    );
+    let (status, _) = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/connections/{contoso}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::NOT_FOUND);
+    browser.client.close().await.expect("close the browser");
+}
