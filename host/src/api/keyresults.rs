@@ -371,6 +371,30 @@ pub async fn resume(
     linked(&state, kr.id, json!({})).await
 }
 
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckInBody {
+    /// The value, in the Key Result's unit (1250000 for money).
+    #[schema(example = 42.0)]
+    value: f64,
+}
+
+/// Record a value by hand (progress "manually"); a linked Key Result's next
+/// sync replaces it unless the link is paused.
+#[utoipa::path(post, path = "/api/v1/key-results/{id}/check-in", tag = "key-results",
+    params(("id" = i64, Path)), request_body = CheckInBody,
+    responses((status = 200, description = "The Key Result", body = Object)))]
+pub async fn check_in(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    Body(body): Body<CheckInBody>,
+) -> Result<axum::Json<Value>, Problem> {
+    let kr = caller.key_result(&state, id, Role::Member).await?;
+    let kr = keyresults::check_in(&state.db, kr.id, body.value, state.clock.now()).await?;
+    Ok(axum::Json(kr_json(&kr)))
+}
+
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct SyncOptions {

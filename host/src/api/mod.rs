@@ -163,6 +163,7 @@ pub fn routes() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
         .routes(routes!(keyresults::pause))
         .routes(routes!(keyresults::resume))
         .routes(routes!(keyresults::sync_now))
+        .routes(routes!(keyresults::check_in))
         .routes(routes!(keyresults::history))
         .routes(routes!(keyresults::alerts))
         .routes(routes!(ops::openapi))

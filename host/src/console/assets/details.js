@@ -3,7 +3,7 @@
 // sync, the value history, and the actions on the link.
 
 import { api, url } from './api.js';
-import { confirmInline, errorBox, facts, h, showError, statusBox } from './dom.js';
+import { confirmInline, errorBox, facts, field, h, showError, statusBox } from './dom.js';
 import {
   aggregationName, connectionStatusName, failureWords, formatDate, formatMoney, formatNumber, formatValue,
 } from './format.js';
@@ -132,6 +132,26 @@ export function showDetails(screen) {
     }
   }
 
+  // Progress entered by hand: a check-in, which a linked Key Result's next
+  // sync replaces unless its link is paused.
+  function checkInForm(kr, link) {
+    const value = h('input', { id: 'checkin-value', type: 'number', step: 'any', required: true, autocomplete: 'off' });
+    const submit = h('button', { type: 'submit', id: 'checkin-save', class: 'secondary', text: 'Check in' });
+    const help = !link ? 'Progress is entered by hand.'
+      : link.state === 'paused' ? 'The link is paused, so the value stays until it is resumed.'
+        : 'The next sync replaces it; pause the link to keep it.';
+    const form = h('form', { class: 'inline-form', id: 'checkin-form' },
+      field(`New value (${kr.unit === 'currency' ? kr.currency : kr.unit})`, value, help), submit);
+    form.addEventListener('submit', (event) => {
+      event.preventDefault();
+      act(submit, async () => {
+        const saved = await api.post(url`/api/v1/key-results/${id}/check-in`, { value: value.valueAsNumber });
+        return `Checked in: the value is now ${formatValue(saved.current_value, saved.unit, saved.currency)}.`;
+      }, 'checkin-value');
+    });
+    return form;
+  }
+
   function render(details, history) {
     const kr = details.key_result;
     const link = details.link;
@@ -151,6 +171,7 @@ export function showDetails(screen) {
         ['Range', `${formatValue(kr.start, kr.unit, kr.currency)} → ${formatValue(kr.target, kr.unit, kr.currency)} (${kr.direction === 'decrease' ? 'lower is better' : 'higher is better'})`],
         ['Last changed', formatDate(kr.current_at)],
       ]),
+      checkInForm(kr, link),
       h('div', { class: 'actions' },
         button('edit-kr', 'Edit', () => screen.go(`#/key-results/${id}/edit`), 'secondary')));
 

@@ -599,8 +599,83 @@ async fn a_member_sees_no_admin_screen_and_a_broken_link_says_why() {
         .expect("a broken link says why")
         .to_string();
 
+    // Progress entered by hand, in money and in percent.
+    let mut pipeline = KR("Open pipeline");
+    pipeline["unit"] = json!("currency");
+    pipeline["currency"] = json!("USD");
+    pipeline["target"] = json!(5_000_000.0);
+    let (_, pipeline) = api
+        .call(
+            Method::POST,
+            "/api/v1/organizations/1/key-results",
+            Some(&member),
+            Some(pipeline),
+        )
+        .await;
+    let pipeline = pipeline["id"].as_i64().expect("kr");
+    let mut share = KR("Win rate");
+    share["unit"] = json!("percent");
+    share["target"] = json!(60.0);
+    let (_, share) = api
+        .call(
+            Method::POST,
+            "/api/v1/organizations/1/key-results",
+            Some(&member),
+            Some(share),
+        )
+        .await;
+    let share = share["id"].as_i64().expect("kr");
+    api.ok(
+        Method::POST,
+        &format!("/api/v1/key-results/{share}/check-in"),
+        &member,
+        Some(json!({"value": 45})),
+    )
+    .await;
+
     let base = api.base.clone();
     browser.sign_in(&base, &member).await;
+    browser
+        .goto(&format!("{base}/#/key-results/{pipeline}"))
+        .await;
+    browser.type_into("#checkin-value", "1250000").await;
+    browser.click("#checkin-save").await;
+    browser
+        .text_when("#details-status", |t| t.contains("$1,250,000.00"))
+        .await;
+    let checked_in = api
+        .ok(
+            Method::GET,
+            &format!("/api/v1/key-results/{pipeline}"),
+            &member,
+            None,
+        )
+        .await;
+    assert_eq!(
+        checked_in["key_result"]["current_value"],
+        json!(1_250_000.0)
+    );
+    browser.goto(&format!("{base}/#/orgs/1/key-results")).await;
+    let money = browser
+        .text_when(
+            &format!("tr[data-kr-id=\"{pipeline}\"] .progress-text"),
+            |t| !t.is_empty(),
+        )
+        .await;
+    assert!(
+        money.contains("$1,250,000.00") && money.contains("$5,000,000.00") && money.contains("25"),
+        "{money}"
+    );
+    let percent = browser
+        .text_when(&format!("tr[data-kr-id=\"{share}\"] .progress-text"), |t| {
+            !t.is_empty()
+        })
+        .await;
+    assert!(
+        percent.contains("45%") && percent.contains("60%"),
+        "{percent}"
+    );
+
     let admin_links = browser
         .script("return document.querySelectorAll('#nav-admin').length")
         .await;
@@ -915,11 +990,14 @@ async fn admins_manage_connections_and_owners_manage_links_in_the_console() {
         .await;
     let kr = kr["id"].as_i64().expect("kr");
     let details_path = format!("/api/v1/key-results/{kr}");
+    // Every second: with no scheduler, the link is stale within seconds.
+    let mut every_second = hot.link(&contoso);
+    every_second["interval_seconds"] = json!(1);
     api.ok(
         Method::PUT,
         &format!("{details_path}/link"),
         &admin,
-        Some(hot.link(&contoso)),
+        Some(every_second),
     )
     .await;
     browser.sign_in(&base, &admin).await;
@@ -977,7 +1055,13 @@ async fn admins_manage_connections_and_owners_manage_links_in_the_console() {
     contoso_sim.server.expire_tokens();
     api.ok(Method::POST, &format!("{details_path}/sync"), &admin, None)
         .await;
-    browser.goto("about:blank").await;
+    browser.goto(&format!("{base}/#/orgs/1/key-results")).await;
+    for badge in ["needs-sign-in", "stale"] {
+        browser
+            .element(&format!("tr[data-kr-id=\"{kr}\"] .badge-{badge}"))
+            .await;
+    }
+    browser.shot("13-key-results-badges").await;
     browser.goto(&format!("{base}/#/orgs/1/admin")).await;
     let alert = browser
         .text_when("#alert-list", |t| t.contains("needs sign"))
@@ -999,7 +1083,9 @@ async fn admins_manage_connections_and_owners_manage_links_in_the_console() {
         ))
         .await;
     browser
-        .text_when("#alerts", |t| t.contains("No open alerts"))
+        .text_when("#alerts", |t| {
+            t.contains("Open alerts") && !t.contains("needs sign")
+        })
         .await;
     let page = browser.client.source().await.expect("the page");
     assert!(!page.contains("rotated-secret"), "no secret in the page");
@@ -1033,6 +1119,25 @@ async fn admins_manage_connections_and_owners_manage_links_in_the_console() {
         d["link"]["state"] == "active"
     })
     .await;
+
+    // Throttled: the first Sync now meets Dynamics 365's 429, the second is
+    // refused by the host until the Retry-After passes; both say so.
+    contoso_sim
+        .server
+        .inject_fault(dataverse_sim::Fault::Status {
+            status: 429,
+            retry_after_seconds: Some(120),
+        });
+    browser.click("#sync-now").await;
+    browser
+        .text_when("#details-status", |t| t.contains("asked to slow down"))
+        .await;
+    browser.click("#sync-now").await;
+    let refused = browser
+        .text_when("#details-error", |t| t.contains("Try again in about"))
+        .await;
+    assert!(refused.contains("nothing was sent"), "{refused}");
+    browser.shot("14-throttled").await;
 
     // Change metric: the same view, through the person's connection.
     browser.click("#link-kr").await;
