@@ -116,6 +116,9 @@ impl Rig {
         let first = keyresults::create(
             &self.db,
             NewKeyResult {
+                kind: crate::goals::keyresults::ItemKind::KeyResult,
+                parent_id: None,
+                due_date: None,
                 organization_id: self.conn.organization_id,
                 title: "bench".to_string(),
                 owner: "bench".to_string(),

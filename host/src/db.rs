@@ -22,6 +22,7 @@ const MIGRATIONS: &[M<'_>] = &[
     M::up(include_str!("../migrations/0007_generic_connections.sql")).foreign_key_check(),
     M::up(include_str!("../migrations/0008_hosts.sql")),
     M::up(include_str!("../migrations/0009_api_tokens.sql")),
+    M::up(include_str!("../migrations/0010_projects.sql")),
 ];
 
 /// PostgreSQL's schema versions, oldest first: the same data as SQLite's, in
@@ -32,6 +33,7 @@ const POSTGRES_MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0003_connection_slots.sql"),
     include_str!("../migrations/postgres/0004_hosts.sql"),
     include_str!("../migrations/postgres/0005_api_tokens.sql"),
+    include_str!("../migrations/postgres/0006_projects.sql"),
 ];
 
 /// Where the key check value is sealed.

@@ -280,6 +280,9 @@ async fn walk(
     let pipeline_kr = keyresults::create(
         &db,
         NewKeyResult {
+            kind: crate::goals::keyresults::ItemKind::KeyResult,
+            parent_id: None,
+            due_date: None,
             organization_id: org.id,
             title: "Grow the open pipeline to 300M".to_string(),
             owner: "ana@contoso.example".to_string(),
@@ -296,6 +299,9 @@ async fn walk(
     let qualified_kr = keyresults::create(
         &db,
         NewKeyResult {
+            kind: crate::goals::keyresults::ItemKind::KeyResult,
+            parent_id: None,
+            due_date: None,
             organization_id: org.id,
             title: "Qualify 5,000 leads".to_string(),
             owner: "ben@contoso.example".to_string(),

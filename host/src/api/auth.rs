@@ -6,7 +6,7 @@
 use super::{ApiState, Problem};
 use crate::connections::{self, ConnectionRecord};
 use crate::goals::admin::{self, Organization, Tenant};
-use crate::goals::keyresults::{self, KeyResult};
+use crate::goals::keyresults::{self, ItemKind, KeyResult};
 use crate::goals::tokens::{self, Role, Token};
 use axum::extract::FromRequestParts;
 use axum::http::Method;
@@ -148,24 +148,31 @@ impl Caller {
         Ok(record)
     }
 
-    pub async fn key_result(
+    /// A Key Result or Project of `kind` the caller may act on with `needed`;
+    /// another kind's id, like one out of scope, is not found.
+    pub async fn item(
         &self,
         state: &ApiState,
         id: i64,
+        kind: ItemKind,
         needed: Role,
     ) -> Result<KeyResult, Problem> {
-        let kr = keyresults::get_by_id(&state.db, id)
+        let not_found = || Problem::not_found(kind.noun(), id);
+        let item = keyresults::get_by_id(&state.db, id)
             .await
             .map_err(|error| match error {
-                keyresults::KeyResultError::NotFound(_) => Problem::not_found("Key Result", id),
+                keyresults::KeyResultError::NoSuchId(_) => not_found(),
                 other => other.into(),
             })?;
-        self.organization(state, kr.organization_id, needed)
+        if item.kind != kind {
+            return Err(not_found());
+        }
+        self.organization(state, item.organization_id, needed)
             .await
             .map_err(|problem| match problem.kind.as_str() {
-                "not-found" => Problem::not_found("Key Result", id),
+                "not-found" => not_found(),
                 _ => problem,
             })?;
-        Ok(kr)
+        Ok(item)
     }
 }

@@ -1,78 +1,13 @@
-//! Key Results of an organization: create, change, link to a metric, Sync now,
-//! the details popover, history and the organization's alerts.
+//! The Key Results' routes, as the OpenAPI document describes them; the
+//! handlers are shared with Projects (`items.rs`).
 
 use super::auth::Caller;
-use super::connections::parse_choice;
+use super::items::{self, CheckInBody, ItemPatch, LinkBody, NewItemBody, Page, SyncOptions};
 use super::{ApiState, Body, Problem};
-use crate::cli::{AggregationArg, CurrencyArg};
-use crate::connections;
-use crate::engine::Engine;
-use crate::goals::alerts;
-use crate::goals::clock;
-use crate::goals::keyresults::{self, KeyResult, LinkState, NewKeyResult};
-use crate::goals::linking::{self, Wanted};
-use crate::goals::progress::{Direction, Unit};
-use crate::goals::sync::{self, SyncError, Trigger};
-use crate::goals::tokens::Role;
-use crate::render::keyresult::{details, kr_json, link_json, run_json};
-use crate::render::{self};
+use crate::goals::keyresults::ItemKind;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use serde::Deserialize;
-use serde_json::{Value, json};
-use utoipa::{IntoParams, ToSchema};
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewKeyResultBody {
-    #[schema(example = "Grow the open pipeline")]
-    title: String,
-    #[schema(example = "ana@contoso.com")]
-    owner: String,
-    /// number, percent or currency.
-    #[schema(example = "currency")]
-    unit: String,
-    /// ISO 4217 code, for a currency Key Result only.
-    #[schema(example = "USD")]
-    currency: Option<String>,
-    #[schema(example = 0.0)]
-    start: f64,
-    #[schema(example = 1000000.0)]
-    target: f64,
-    /// increase (default) or decrease.
-    #[schema(example = "increase")]
-    direction: Option<String>,
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct KeyResultPatch {
-    #[schema(example = "Grow the open pipeline to 2M")]
-    title: Option<String>,
-    owner: Option<String>,
-    start: Option<f64>,
-    #[schema(example = 2000000.0)]
-    target: Option<f64>,
-    direction: Option<String>,
-}
-
-fn unit(text: &str) -> Result<Unit, Problem> {
-    Unit::parse(text).ok_or_else(|| {
-        Problem::new(
-            "invalid-input",
-            format!("unit '{text}' is not one of: number, percent, currency"),
-        )
-    })
-}
-
-fn direction(text: &str) -> Result<Direction, Problem> {
-    Direction::parse(text).ok_or_else(|| {
-        Problem::new(
-            "invalid-input",
-            format!("direction '{text}' is not one of: increase, decrease"),
-        )
-    })
-}
+use serde_json::Value;
 
 /// The organization's Key Results with their values and progress, and for
 /// each linked one what its icon and badges show: everything a list needs in
@@ -84,79 +19,24 @@ fn direction(text: &str) -> Result<Direction, Problem> {
             connection_id, connection_status, integration, stale, last_success_at, next_run_at}",
         body = Object)))]
 pub async fn list_key_results(
-    State(state): State<ApiState>,
+    state: State<ApiState>,
     caller: Caller,
-    Path(org_id): Path<i64>,
+    path: Path<i64>,
 ) -> Result<axum::Json<Value>, Problem> {
-    let org = caller.organization(&state, org_id, Role::Member).await?;
-    let krs = keyresults::list(&state.db, Some(org.id)).await?;
-    let links: std::collections::HashMap<i64, keyresults::Link> =
-        keyresults::links_of_organization(&state.db, org.id)
-            .await?
-            .into_iter()
-            .map(|link| (link.key_result_id, link))
-            .collect();
-    let connections: std::collections::HashMap<String, connections::ConnectionRecord> =
-        connections::list(&state.db, Some(&org.name))
-            .await?
-            .into_iter()
-            .map(|c| (c.id.clone(), c))
-            .collect();
-    let now = state.clock.now();
-    let listed = krs
-        .iter()
-        .map(|kr| {
-            let mut json = kr_json(kr);
-            json["link"] = match links.get(&kr.id) {
-                None => Value::Null,
-                Some(link) => {
-                    let conn = connections.get(&link.metric.connection_id);
-                    json!({
-                        "state": link.state.as_str(),
-                        "state_reason": link.state_reason,
-                        "connection_id": link.metric.connection_id,
-                        "connection": conn.map(|c| c.name.clone()),
-                        "connection_status": conn.map(|c| c.status.as_str()),
-                        "integration": conn.map(|c| c.integration.clone()),
-                        "stale": crate::render::keyresult::is_stale(link, now),
-                        "last_success_at": clock::json_opt(link.last_success_at),
-                        "next_run_at": clock::json(link.next_run_at),
-                    })
-                }
-            };
-            json
-        })
-        .collect();
-    Ok(axum::Json(Value::Array(listed)))
+    items::list(ItemKind::KeyResult, state, caller, path).await
 }
 
 /// Create a Key Result in the organization.
 #[utoipa::path(post, path = "/api/v1/organizations/{org_id}/key-results", tag = "key-results",
-    params(("org_id" = i64, Path)), request_body = NewKeyResultBody,
+    params(("org_id" = i64, Path)), request_body = NewItemBody,
     responses((status = 201, description = "The Key Result: {id, title, ...}", body = Object)))]
 pub async fn create_key_result(
-    State(state): State<ApiState>,
+    state: State<ApiState>,
     caller: Caller,
-    Path(org_id): Path<i64>,
-    Body(body): Body<NewKeyResultBody>,
+    path: Path<i64>,
+    body: Body<NewItemBody>,
 ) -> Result<(StatusCode, axum::Json<Value>), Problem> {
-    let org = caller.organization(&state, org_id, Role::Member).await?;
-    let kr = keyresults::create(
-        &state.db,
-        NewKeyResult {
-            organization_id: org.id,
-            title: body.title,
-            owner: body.owner,
-            unit: unit(&body.unit)?,
-            currency_code: body.currency,
-            start: body.start,
-            target: body.target,
-            direction: direction(body.direction.as_deref().unwrap_or("increase"))?,
-        },
-        state.clock.now(),
-    )
-    .await?;
-    Ok((StatusCode::CREATED, axum::Json(kr_json(&kr))))
+    items::create(ItemKind::KeyResult, state, caller, path, body).await
 }
 
 /// The details popover: value, progress, the link with names, status, last
@@ -165,47 +45,24 @@ pub async fn create_key_result(
     params(("id" = i64, Path)),
     responses((status = 200, description = "The Key Result's details", body = Object)))]
 pub async fn get_key_result(
-    State(state): State<ApiState>,
+    state: State<ApiState>,
     caller: Caller,
-    Path(id): Path<i64>,
+    path: Path<i64>,
 ) -> Result<axum::Json<Value>, Problem> {
-    let kr = caller.key_result(&state, id, Role::Member).await?;
-    Ok(axum::Json(
-        details(&state.db, state.clock.now(), kr.id).await?.json,
-    ))
+    items::get(ItemKind::KeyResult, state, caller, path).await
 }
 
 /// Change a Key Result's title, owner, start, target or direction.
 #[utoipa::path(patch, path = "/api/v1/key-results/{id}", tag = "key-results",
-    params(("id" = i64, Path)), request_body = KeyResultPatch,
+    params(("id" = i64, Path)), request_body = ItemPatch,
     responses((status = 200, description = "The Key Result", body = Object)))]
 pub async fn update_key_result(
-    State(state): State<ApiState>,
+    state: State<ApiState>,
     caller: Caller,
-    Path(id): Path<i64>,
-    Body(patch): Body<KeyResultPatch>,
+    path: Path<i64>,
+    body: Body<ItemPatch>,
 ) -> Result<axum::Json<Value>, Problem> {
-    let kr = caller.key_result(&state, id, Role::Member).await?;
-    let new_direction = patch.direction.as_deref().map(direction).transpose()?;
-    let kr = keyresults::update(&state.db, kr.id, |fields| {
-        if let Some(title) = patch.title {
-            fields.title = title;
-        }
-        if let Some(owner) = patch.owner {
-            fields.owner = owner;
-        }
-        if let Some(start) = patch.start {
-            fields.start = start;
-        }
-        if let Some(target) = patch.target {
-            fields.target = target;
-        }
-        if let Some(direction) = new_direction {
-            fields.direction = direction;
-        }
-    })
-    .await?;
-    Ok(axum::Json(kr_json(&kr)))
+    items::update(ItemKind::KeyResult, state, caller, path, body).await
 }
 
 /// Delete a Key Result with its link and history.
@@ -213,38 +70,11 @@ pub async fn update_key_result(
     params(("id" = i64, Path)),
     responses((status = 200, description = "The deleted Key Result", body = Object)))]
 pub async fn delete_key_result(
-    State(state): State<ApiState>,
+    state: State<ApiState>,
     caller: Caller,
-    Path(id): Path<i64>,
+    path: Path<i64>,
 ) -> Result<axum::Json<Value>, Problem> {
-    let kr = caller.key_result(&state, id, Role::Member).await?;
-    let gone = keyresults::delete(&state.db, kr.id, state.clock.now()).await?;
-    Ok(axum::Json(kr_json(&gone)))
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct LinkBody {
-    /// A connection of the Key Result's organization.
-    #[schema(example = "d9de32e643cf56abc8f7d4839b8a368c")]
-    connection_id: String,
-    /// The app's id (or its unique name).
-    #[schema(example = "a862561e-9090-5459-5331-863c45360abc")]
-    app_id: String,
-    #[schema(example = "opportunity")]
-    entity: String,
-    #[schema(example = "fcf735c1-fec3-22d4-c659-43523409172b")]
-    view_id: String,
-    /// `system` (default) or `personal`.
-    view_kind: Option<String>,
-    #[schema(example = "estimatedvalue")]
-    column: String,
-    #[schema(example = "sum")]
-    aggregation: String,
-    /// `base` (default) or `transaction`.
-    currency_mode: Option<String>,
-    /// Seconds between syncs [default: the integration's, hourly for Dynamics 365].
-    interval_seconds: Option<i64>,
+    items::delete(ItemKind::KeyResult, state, caller, path).await
 }
 
 /// Link the Key Result to a metric: the choice is checked against the live
@@ -253,71 +83,12 @@ pub struct LinkBody {
     params(("id" = i64, Path)), request_body = LinkBody,
     responses((status = 200, description = "{link, preview, run, key_result}", body = Object)))]
 pub async fn link(
-    State(state): State<ApiState>,
+    state: State<ApiState>,
     caller: Caller,
-    Path(id): Path<i64>,
-    Body(body): Body<LinkBody>,
+    path: Path<i64>,
+    body: Body<LinkBody>,
 ) -> Result<axum::Json<Value>, Problem> {
-    let kr = caller.key_result(&state, id, Role::Member).await?;
-    let record = caller
-        .connection(&state, &body.connection_id, Role::Member)
-        .await?;
-    if record.organization_id != kr.organization_id {
-        return Err(Problem::not_found("connection", &body.connection_id));
-    }
-    let org = crate::goals::admin::organization_by_id(&state.db, kr.organization_id).await?;
-    if let Some(reason) = org.disabled_reason() {
-        return Err(SyncError::Disabled(format!("{reason}; nothing was linked")).into());
-    }
-    let aggregation: AggregationArg = parse_choice("aggregation", &body.aggregation)?;
-    let currency: CurrencyArg = parse_choice(
-        "currency_mode",
-        body.currency_mode.as_deref().unwrap_or("base"),
-    )?;
-    let wanted = Wanted {
-        app: body.app_id,
-        entity: body.entity,
-        view: body.view_id,
-        column: body.column,
-        aggregation: aggregation.into(),
-        currency: currency.into(),
-    };
-    let engine: &dyn Engine = state.engine.as_ref();
-    let chosen = linking::choose(engine, &record, &wanted).await?;
-    if let Some(kind) = &body.view_kind
-        && super::connections::view_kind(Some(kind))? != chosen.metric.view.kind
-    {
-        return Err(Problem::new(
-            "invalid-input",
-            format!("view {} is not a {kind} view", chosen.metric.view.id),
-        ));
-    }
-    let interval = linking::interval_for(engine.info(&record)?, &record, body.interval_seconds)?;
-    linking::save(&state.db, &kr, &chosen, interval, state.clock.now()).await?;
-    let run = state.syncer.sync(kr.id, Trigger::Manual).await?;
-    linked(
-        &state,
-        kr.id,
-        json!({
-            "preview": render::measurement(&chosen.preview, true).json,
-            "run": run_json(&run),
-        }),
-    )
-    .await
-}
-
-/// The link as saved, beside `extra`, with the Key Result as it is now.
-async fn linked(state: &ApiState, id: i64, mut extra: Value) -> Result<axum::Json<Value>, Problem> {
-    let kr = keyresults::get_by_id(&state.db, id).await?;
-    let link = keyresults::link(&state.db, id)
-        .await?
-        .ok_or(keyresults::KeyResultError::NotLinked(id))?;
-    let conn = connections::get_by_id(&state.db, &link.metric.connection_id)
-        .await
-        .ok();
-    extra["link"] = link_json(&link, conn.as_ref(), None, None);
-    extra["key_result"] = kr_json(&kr);
-    Ok(axum::Json(extra))
+    items::link(ItemKind::KeyResult, state, caller, path, body).await
 }
 
 /// Unlink: the value stays, syncs stop.
@@ -325,13 +96,11 @@ async fn linked(state: &ApiState, id: i64, mut extra: Value) -> Result<axum::Jso
     params(("id" = i64, Path)),
     responses((status = 200, description = "The Key Result", body = Object)))]
 pub async fn unlink(
-    State(state): State<ApiState>,
+    state: State<ApiState>,
     caller: Caller,
-    Path(id): Path<i64>,
+    path: Path<i64>,
 ) -> Result<axum::Json<Value>, Problem> {
-    let kr = caller.key_result(&state, id, Role::Member).await?;
-    keyresults::unlink(&state.db, kr.id, state.clock.now()).await?;
-    Ok(axum::Json(kr_json(&kr)))
+    items::unlink(ItemKind::KeyResult, state, caller, path).await
 }
 
 /// Pause the link's scheduled syncs.
@@ -339,13 +108,11 @@ pub async fn unlink(
     params(("id" = i64, Path)),
     responses((status = 200, description = "{link, key_result}", body = Object)))]
 pub async fn pause(
-    State(state): State<ApiState>,
+    state: State<ApiState>,
     caller: Caller,
-    Path(id): Path<i64>,
+    path: Path<i64>,
 ) -> Result<axum::Json<Value>, Problem> {
-    let kr = caller.key_result(&state, id, Role::Member).await?;
-    keyresults::set_paused(&state.db, kr.id, true, state.clock.now()).await?;
-    linked(&state, kr.id, json!({})).await
+    items::pause(ItemKind::KeyResult, state, caller, path).await
 }
 
 /// Resume the link: the next sync runs at once. A broken link is checked by a
@@ -354,29 +121,11 @@ pub async fn pause(
     params(("id" = i64, Path)),
     responses((status = 200, description = "{link, key_result, run?}", body = Object)))]
 pub async fn resume(
-    State(state): State<ApiState>,
+    state: State<ApiState>,
     caller: Caller,
-    Path(id): Path<i64>,
+    path: Path<i64>,
 ) -> Result<axum::Json<Value>, Problem> {
-    let kr = caller.key_result(&state, id, Role::Member).await?;
-    let broken = keyresults::link(&state.db, kr.id)
-        .await?
-        .is_some_and(|link| link.state == LinkState::Broken);
-    if broken {
-        keyresults::reactivate(&state.db, kr.id, state.clock.now()).await?;
-        let run = state.syncer.sync(kr.id, Trigger::Manual).await?;
-        return linked(&state, kr.id, json!({ "run": run_json(&run) })).await;
-    }
-    keyresults::set_paused(&state.db, kr.id, false, state.clock.now()).await?;
-    linked(&state, kr.id, json!({})).await
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CheckInBody {
-    /// The value, in the Key Result's unit (1250000 for money).
-    #[schema(example = 42.0)]
-    value: f64,
+    items::resume(ItemKind::KeyResult, state, caller, path).await
 }
 
 /// Record a value by hand (progress "manually"); a linked Key Result's next
@@ -385,22 +134,12 @@ pub struct CheckInBody {
     params(("id" = i64, Path)), request_body = CheckInBody,
     responses((status = 200, description = "The Key Result", body = Object)))]
 pub async fn check_in(
-    State(state): State<ApiState>,
+    state: State<ApiState>,
     caller: Caller,
-    Path(id): Path<i64>,
-    Body(body): Body<CheckInBody>,
+    path: Path<i64>,
+    body: Body<CheckInBody>,
 ) -> Result<axum::Json<Value>, Problem> {
-    let kr = caller.key_result(&state, id, Role::Member).await?;
-    let kr = keyresults::check_in(&state.db, kr.id, body.value, state.clock.now()).await?;
-    Ok(axum::Json(kr_json(&kr)))
-}
-
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct SyncOptions {
-    /// Send even while the environment asked to wait (a throttle), as
-    /// `kr sync --force` does.
-    force: Option<bool>,
+    items::check_in(ItemKind::KeyResult, state, caller, path, body).await
 }
 
 /// Sync now, through the scheduler's path: one sync per link at a time, on
@@ -415,45 +154,12 @@ pub struct SyncOptions {
         (status = 429, description = "Throttled until `throttled_until` (`retry_after_seconds`)", body = Object)
     ))]
 pub async fn sync_now(
-    State(state): State<ApiState>,
+    state: State<ApiState>,
     caller: Caller,
-    Path(id): Path<i64>,
-    Query(options): Query<SyncOptions>,
+    path: Path<i64>,
+    query: Query<SyncOptions>,
 ) -> Result<axum::Json<Value>, Problem> {
-    let kr = caller.key_result(&state, id, Role::Member).await?;
-    let now = state.clock.now();
-    if !options.force.unwrap_or(false)
-        && let Some(until) = sync::throttled_until(&state.db, kr.id, now).await?
-    {
-        let error = SyncError::Throttled {
-            key_result: kr.id,
-            until,
-        };
-        return Err(Problem::from(error)
-            .with("throttled_until", clock::json(until))
-            .with("retry_after_seconds", json!((until - now).max(1))));
-    }
-    let run = match state.syncer.sync(kr.id, Trigger::Manual).await {
-        Ok(run) => run,
-        Err(SyncError::AlreadyRunning { key_result, since }) => {
-            let error = SyncError::AlreadyRunning { key_result, since };
-            return Err(Problem::from(error).with("running_since", clock::json(since)));
-        }
-        Err(error) => return Err(error.into()),
-    };
-    let kr: KeyResult = keyresults::get_by_id(&state.db, kr.id).await?;
-    Ok(axum::Json(
-        json!({ "run": run_json(&run), "key_result": kr_json(&kr) }),
-    ))
-}
-
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct Page {
-    /// Runs per page, 1 to 500 [default: 50].
-    limit: Option<usize>,
-    /// Only runs older than this run id: the `next_before` of the previous page.
-    before: Option<i64>,
+    items::sync_now(ItemKind::KeyResult, state, caller, path, query).await
 }
 
 /// The Key Result's sync runs, newest first, a page at a time.
@@ -461,56 +167,10 @@ pub struct Page {
     params(("id" = i64, Path), Page),
     responses((status = 200, description = "{runs, next_before}", body = Object)))]
 pub async fn history(
-    State(state): State<ApiState>,
+    state: State<ApiState>,
     caller: Caller,
-    Path(id): Path<i64>,
-    Query(page): Query<Page>,
+    path: Path<i64>,
+    query: Query<Page>,
 ) -> Result<axum::Json<Value>, Problem> {
-    let kr = caller.key_result(&state, id, Role::Member).await?;
-    let limit = page.limit.unwrap_or(50);
-    if !(1..=500).contains(&limit) {
-        return Err(Problem::new(
-            "invalid-input",
-            format!("limit {limit} is not between 1 and 500"),
-        ));
-    }
-    let runs = sync::history(&state.db, kr.id, limit, page.before).await?;
-    let next_before = if runs.len() == limit {
-        runs.last().map(|run| run.id)
-    } else {
-        None
-    };
-    Ok(axum::Json(json!({
-        "runs": runs.iter().map(run_json).collect::<Vec<_>>(),
-        "next_before": next_before,
-    })))
-}
-
-/// The organization's open alerts: connections needing sign-in, broken links,
-/// stale Key Results.
-#[utoipa::path(get, path = "/api/v1/organizations/{org_id}/alerts", tag = "key-results",
-    params(("org_id" = i64, Path)),
-    responses((status = 200, description = "Alerts: [{id, kind, subject, message, opened_at}]", body = Object)))]
-pub async fn alerts(
-    State(state): State<ApiState>,
-    caller: Caller,
-    Path(org_id): Path<i64>,
-) -> Result<axum::Json<Value>, Problem> {
-    let org = caller.organization(&state, org_id, Role::Member).await?;
-    let now = state.clock.now();
-    alerts::open_stale(&state.db, now).await?;
-    let listed = alerts::open_of_organization(&state.db, org.id)
-        .await?
-        .iter()
-        .map(|alert| {
-            json!({
-                "id": alert.id,
-                "kind": alert.kind,
-                "subject": alert.subject,
-                "message": alert.message,
-                "opened_at": clock::json(alert.opened_at),
-            })
-        })
-        .collect();
-    Ok(axum::Json(Value::Array(listed)))
+    items::history(ItemKind::KeyResult, state, caller, path, query).await
 }

@@ -6,10 +6,12 @@
 mod admin;
 mod auth;
 mod connections;
+mod items;
 mod keyresults;
 pub mod metrics;
 mod ops;
 mod problem;
+mod projects;
 
 pub use problem::Problem;
 
@@ -165,7 +167,19 @@ pub fn routes() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
         .routes(routes!(keyresults::sync_now))
         .routes(routes!(keyresults::check_in))
         .routes(routes!(keyresults::history))
-        .routes(routes!(keyresults::alerts))
+        .routes(routes!(projects::list_projects, projects::create_project))
+        .routes(routes!(
+            projects::get_project,
+            projects::update_project,
+            projects::delete_project
+        ))
+        .routes(routes!(projects::link_project, projects::unlink_project))
+        .routes(routes!(projects::pause_project))
+        .routes(routes!(projects::resume_project))
+        .routes(routes!(projects::sync_project))
+        .routes(routes!(projects::check_in_project))
+        .routes(routes!(projects::project_history))
+        .routes(routes!(items::alerts))
         .routes(routes!(ops::openapi))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))

@@ -143,16 +143,19 @@ pub fn kind(error: &anyhow::Error) -> &'static str {
     }
     if let Some(kr) = error.downcast_ref::<KeyResultError>() {
         return match kr {
-            KeyResultError::NotFound(..) | KeyResultError::NotInOrganization { .. } => "not-found",
+            KeyResultError::NotFound { .. }
+            | KeyResultError::NotInOrganization { .. }
+            | KeyResultError::OtherKind { .. }
+            | KeyResultError::NoSuchId(_) => "not-found",
             KeyResultError::Ambiguous { .. } => "ambiguous",
-            KeyResultError::NotLinked(_) => "not-linked",
-            KeyResultError::Invalid(_) => "invalid-input",
+            KeyResultError::NotLinked { .. } => "not-linked",
+            KeyResultError::Invalid { .. } => "invalid-input",
             KeyResultError::Db(_) => "storage",
         };
     }
     if let Some(sync) = error.downcast_ref::<SyncError>() {
         return match sync {
-            SyncError::NotLinked(_) => "not-linked",
+            SyncError::NotLinked { .. } => "not-linked",
             SyncError::AlreadyRunning { .. } => "already-running",
             SyncError::NotDue(_) => "not-due",
             SyncError::Throttled { .. } => "throttled",
@@ -243,7 +246,7 @@ mod tests {
     fn each_class_of_failure_has_its_code() {
         let code = |e: anyhow::Error| exit(&e) as u8;
         assert_eq!(
-            code(KeyResultError::NotFound("x".into()).into()),
+            code(KeyResultError::NoSuchId(7).into()),
             Exit::NotFound as u8
         );
         assert_eq!(code(UsageError("x".into()).into()), 2);

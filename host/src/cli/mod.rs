@@ -27,7 +27,7 @@ use std::time::Duration;
 pub use admin::{OrgCommand, TenantCommand};
 pub use connection::ConnectionCommand;
 pub use discover::PluginCommand;
-pub use keyresult::KrCommand;
+pub use keyresult::{ItemCommand, KrCommand, ProjectCommand};
 pub use schedule::StopSignal;
 
 #[derive(Debug, Parser)]
@@ -219,6 +219,9 @@ pub enum Command {
     /// Key Results: create, link to a metric, sync, details and history
     #[command(subcommand)]
     Kr(KrCommand),
+    /// Projects, linked and synced like Key Results, optionally under one
+    #[command(subcommand)]
+    Project(ProjectCommand),
     /// Run the scheduler: sync every due link, every interval
     #[command(after_long_help = "Examples:
   goals-host run
@@ -509,7 +512,12 @@ fn only_reads(command: &Command) -> bool {
         Command::Tenant(TenantCommand::List)
             | Command::Org(OrgCommand::List)
             | Command::Connection(ConnectionCommand::List)
-            | Command::Kr(KrCommand::List | KrCommand::Show { .. } | KrCommand::History { .. })
+            | Command::Kr(KrCommand::Item(
+                ItemCommand::List | ItemCommand::Show { .. } | ItemCommand::History { .. }
+            ))
+            | Command::Project(ProjectCommand::Item(
+                ItemCommand::List | ItemCommand::Show { .. } | ItemCommand::History { .. }
+            ))
             | Command::Alerts { .. }
             | Command::Hosts
             | Command::Token(serve::TokenCommand::List)
@@ -521,7 +529,9 @@ fn only_reads(command: &Command) -> bool {
 fn shows_progress(command: &Command) -> bool {
     match command {
         Command::Plugin(_) => true,
-        Command::Kr(kr) => matches!(kr, KrCommand::Sync { .. } | KrCommand::Link(_)),
+        Command::Kr(KrCommand::Item(item)) | Command::Project(ProjectCommand::Item(item)) => {
+            matches!(item, ItemCommand::Sync { .. } | ItemCommand::Link(_))
+        }
         Command::Connection(connection) => connection.signs_in_with_a_secret(),
         _ => false,
     }
@@ -546,7 +556,8 @@ async fn dispatch<'a>(
         Command::Tenant(command) => admin::tenant(&context().await?, command).await,
         Command::Org(command) => admin::org(&context().await?, command).await,
         Command::Connection(command) => connection::run(&context().await?, command).await,
-        Command::Kr(command) => keyresult::run(&context().await?, command).await,
+        Command::Kr(command) => keyresult::run_kr(&context().await?, command).await,
+        Command::Project(command) => keyresult::run_project(&context().await?, command).await,
         Command::Run(args) => schedule::run(&context().await?, args).await,
         Command::Serve(args) => serve::serve(&context().await?, args).await,
         Command::Token(command) => serve::token(&context().await?, command).await,

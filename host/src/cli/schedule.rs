@@ -186,8 +186,8 @@ pub async fn alerts(context: &Context<'_>, all: bool) -> anyhow::Result<Report> 
             Some(("kr", id)) => match id.parse::<i64>() {
                 Ok(id) => keyresults::get_by_id(db, id)
                     .await
-                    .map(|kr| format!("Key Result {}: {}", kr.id, kr.title))
-                    .unwrap_or_else(|_| format!("Key Result {id}")),
+                    .map(|kr| format!("{} {}: {}", kr.kind.noun(), kr.id, kr.title))
+                    .unwrap_or_else(|_| format!("item {id}")),
                 Err(_) => alert.subject.clone(),
             },
             Some(("connection", id)) => connections::get_by_id(db, id)

@@ -3,6 +3,7 @@
 
 use crate::db::{Database, DbError};
 use crate::goals::clock::Timestamp;
+use crate::goals::keyresults::ItemKind;
 use crate::params;
 use crate::sql::{Row, Sql, SqlError};
 
@@ -71,20 +72,22 @@ pub fn close(tx: &Sql<'_>, kind: AlertKind, subject: &str, now: Timestamp) -> Re
 pub async fn open_stale(db: &Database, now: Timestamp) -> Result<(), DbError> {
     db.run(move |conn| {
         let tx = conn.transaction()?;
-        let stale: Vec<(i64, i64)> = tx.query_map(
-            "SELECT key_result_id, interval_seconds FROM metric_links
-                 WHERE state = 'active'
-                   AND coalesce(last_success_at, created_at) < ?1 - 2 * interval_seconds",
+        let stale: Vec<(i64, i64, String)> = tx.query_map(
+            "SELECT l.key_result_id, l.interval_seconds, k.kind
+                 FROM metric_links l JOIN key_results k ON k.id = l.key_result_id
+                 WHERE l.state = 'active'
+                   AND coalesce(l.last_success_at, l.created_at) < ?1 - 2 * l.interval_seconds",
             params![now],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )?;
-        for (kr, interval) in stale {
+        for (kr, interval, kind) in stale {
+            let noun = ItemKind::parse(&kind).unwrap_or(ItemKind::KeyResult).noun();
             open(
                 &tx,
                 AlertKind::Stale,
                 &kr_subject(kr),
                 &format!(
-                    "Key Result {kr} has had no successful sync for more than two intervals ({} s)",
+                    "{noun} {kr} has had no successful sync for more than two intervals ({} s)",
                     interval.saturating_mul(2)
                 ),
                 now,
@@ -197,6 +200,9 @@ mod tests {
             let kr = keyresults::create(
                 &db,
                 keyresults::NewKeyResult {
+                    kind: crate::goals::keyresults::ItemKind::KeyResult,
+                    parent_id: None,
+                    due_date: None,
                     organization_id,
                     title: "Pipeline".to_string(),
                     owner: "ana".to_string(),

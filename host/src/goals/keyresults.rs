@@ -8,23 +8,94 @@ use crate::names;
 use crate::params;
 use crate::sql::{Row, SqlError};
 
+/// What a linkable item is. Key Results and Projects are one model (one
+/// table, one link, sync, history and alert path); the kind names them and
+/// decides which fields apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ItemKind {
+    KeyResult,
+    Project,
+}
+
+impl ItemKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ItemKind::KeyResult => "key-result",
+            ItemKind::Project => "project",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<ItemKind> {
+        match text {
+            "key-result" => Some(ItemKind::KeyResult),
+            "project" => Some(ItemKind::Project),
+            _ => None,
+        }
+    }
+
+    /// How people call one: "Key Result", "Project".
+    pub fn noun(self) -> &'static str {
+        match self {
+            ItemKind::KeyResult => "Key Result",
+            ItemKind::Project => "Project",
+        }
+    }
+
+    pub fn plural(self) -> &'static str {
+        match self {
+            ItemKind::KeyResult => "Key Results",
+            ItemKind::Project => "Projects",
+        }
+    }
+
+    /// The member naming one in JSON documents: `key_result`, `project`.
+    pub fn json_key(self) -> &'static str {
+        match self {
+            ItemKind::KeyResult => "key_result",
+            ItemKind::Project => "project",
+        }
+    }
+
+    /// The CLI command that manages them: `kr`, `project`.
+    pub fn command(self) -> &'static str {
+        match self {
+            ItemKind::KeyResult => "kr",
+            ItemKind::Project => "project",
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum KeyResultError {
-    #[error("no Key Result '{0}'; list them with `goals-host kr list`")]
-    NotFound(String),
+    #[error("no {} '{reference}'; list them with `goals-host {} list`", .kind.noun(), .kind.command())]
+    NotFound { kind: ItemKind, reference: String },
     #[error(
-        "no Key Result '{reference}' in organization '{organization}'; list them with `goals-host kr list --org {organization}`"
+        "no {} '{reference}' in organization '{organization}'; list them with `goals-host {} list --org {organization}`",
+        .kind.noun(), .kind.command()
     )]
     NotInOrganization {
+        kind: ItemKind,
         reference: String,
         organization: String,
     },
-    #[error("several Key Results are titled '{title}' (ids {}); use an id", .ids.iter().map(i64::to_string).collect::<Vec<_>>().join(", "))]
-    Ambiguous { title: String, ids: Vec<i64> },
-    #[error("Key Result {0} is not linked to a metric; link it with `goals-host kr link`")]
-    NotLinked(i64),
-    #[error("invalid Key Result: {0}")]
-    Invalid(String),
+    #[error("{id} is a {}, not a {}; use `goals-host {} ...`", .found.noun(), .wanted.noun(), .found.command())]
+    OtherKind {
+        id: i64,
+        wanted: ItemKind,
+        found: ItemKind,
+    },
+    #[error("no Key Result or Project has the id {0}")]
+    NoSuchId(i64),
+    #[error("several {} are titled '{title}' (ids {}); use an id", .kind.plural(), .ids.iter().map(i64::to_string).collect::<Vec<_>>().join(", "))]
+    Ambiguous {
+        kind: ItemKind,
+        title: String,
+        ids: Vec<i64>,
+    },
+    #[error("{} {id} is not linked to a metric; link it with `goals-host {} link {id}`", .kind.noun(), .kind.command())]
+    NotLinked { kind: ItemKind, id: i64 },
+    #[error("invalid {}: {message}", .kind.noun())]
+    Invalid { kind: ItemKind, message: String },
     #[error(transparent)]
     Db(#[from] DbError),
 }
@@ -32,9 +103,15 @@ pub enum KeyResultError {
 /// The longest interval between syncs a link may have.
 pub const MAX_INTERVAL_SECONDS: i64 = 31 * 24 * 3600;
 
+/// A Key Result's or a Project's fields, as created or edited.
 #[derive(Debug, Clone)]
 pub struct NewKeyResult {
+    pub kind: ItemKind,
     pub organization_id: i64,
+    /// A Project's Key Result, in the same organization.
+    pub parent_id: Option<i64>,
+    /// A Project's due date, YYYY-MM-DD.
+    pub due_date: Option<String>,
     pub title: String,
     pub owner: String,
     pub unit: Unit,
@@ -44,10 +121,14 @@ pub struct NewKeyResult {
     pub direction: Direction,
 }
 
+/// A Key Result or a Project (`kind`): the one linkable item.
 #[derive(Debug, Clone)]
 pub struct KeyResult {
     pub id: i64,
+    pub kind: ItemKind,
     pub organization_id: i64,
+    pub parent_id: Option<i64>,
+    pub due_date: Option<String>,
     pub title: String,
     pub owner: String,
     pub unit: Unit,
@@ -123,7 +204,10 @@ pub struct Link {
 fn key_result_row(r: &Row) -> Result<KeyResult, SqlError> {
     Ok(KeyResult {
         id: r.get("id")?,
+        kind: ItemKind::parse(&r.get::<String>("kind")?).unwrap_or(ItemKind::KeyResult),
         organization_id: r.get("organization_id")?,
+        parent_id: r.get("parent_id")?,
+        due_date: r.get("due_date")?,
         title: r.get("title")?,
         owner: r.get("owner")?,
         unit: Unit::parse(&r.get::<String>("unit")?).unwrap_or(Unit::Number),
@@ -177,68 +261,131 @@ pub(crate) fn link_row(r: &Row) -> Result<Link, SqlError> {
     })
 }
 
-/// The error for `title` when another Key Result of the organization (not
-/// `except`) has it already.
+/// The error for `title` when another item of the same kind in the
+/// organization (not `except`) has it already.
 fn title_taken(
     tx: &crate::sql::Sql<'_>,
-    organization_id: i64,
+    new: &NewKeyResult,
     title: &str,
     except: Option<i64>,
 ) -> Result<Option<KeyResultError>, SqlError> {
     let taken: bool = tx.query_row(
         "SELECT EXISTS (SELECT 1 FROM key_results WHERE organization_id = ?1 AND title = ?2
-             AND (CAST(?3 AS BIGINT) IS NULL OR id <> ?3))",
-        params![organization_id, title, except],
+             AND kind = ?3 AND (CAST(?4 AS BIGINT) IS NULL OR id <> ?4))",
+        params![new.organization_id, title, new.kind.as_str(), except],
         |r| r.get(0),
     )?;
     Ok(taken.then(|| {
-        KeyResultError::Invalid(format!(
-            "the organization already has a Key Result titled '{title}'; titles are unique per \
-             organization"
-        ))
+        invalid(
+            new.kind,
+            format!(
+                "the organization already has a {} titled '{title}'; titles are unique per \
+                 organization",
+                new.kind.noun()
+            ),
+        )
     }))
 }
 
-/// What is wrong with a Key Result's fields, if anything; its trimmed title.
+/// Why a Project's parent cannot be `parent_id`, if it cannot: it must be a
+/// Key Result of the same organization.
+fn parent_refused(
+    tx: &crate::sql::Sql<'_>,
+    new: &NewKeyResult,
+) -> Result<Option<KeyResultError>, SqlError> {
+    let Some(parent_id) = new.parent_id else {
+        return Ok(None);
+    };
+    let parent = tx.query_opt(
+        "SELECT * FROM key_results WHERE id = ?1",
+        params![parent_id],
+        key_result_row,
+    )?;
+    let problem = match parent {
+        None => format!("the parent Key Result {parent_id} does not exist"),
+        Some(parent) if parent.kind != ItemKind::KeyResult => {
+            format!("the parent {parent_id} is a Project; a Project's parent is a Key Result")
+        }
+        Some(parent) if parent.organization_id != new.organization_id => format!(
+            "the parent Key Result {parent_id} is in another organization; a Project's parent \
+             is a Key Result of its own organization"
+        ),
+        Some(_) => return Ok(None),
+    };
+    Ok(Some(invalid(new.kind, problem)))
+}
+
+fn invalid(kind: ItemKind, message: impl Into<String>) -> KeyResultError {
+    KeyResultError::Invalid {
+        kind,
+        message: message.into(),
+    }
+}
+
+/// Whether `text` is a calendar date written YYYY-MM-DD.
+fn is_calendar_date(text: &str) -> bool {
+    text.len() == 10 && humantime::parse_rfc3339(&format!("{text}T00:00:00Z")).is_ok()
+}
+
+/// What is wrong with an item's fields, if anything; its trimmed title.
 fn checked(new: &NewKeyResult) -> Result<String, KeyResultError> {
+    let kind = new.kind;
     let title = new.title.trim().to_string();
     if title.is_empty() || title.len() > 200 {
-        return Err(KeyResultError::Invalid(
-            "the title must be 1 to 200 characters".to_string(),
-        ));
+        return Err(invalid(kind, "the title must be 1 to 200 characters"));
     }
     for (what, text) in [("title", &title), ("owner", &new.owner)] {
         if let Some(hidden) = names::hidden_character(text) {
-            return Err(KeyResultError::Invalid(format!(
-                "the {what} holds the invisible character U+{:04X}; type it without control or \
-                 text-direction characters",
-                u32::from(hidden)
-            )));
+            return Err(invalid(
+                kind,
+                format!(
+                    "the {what} holds the invisible character U+{:04X}; type it without control \
+                     or text-direction characters",
+                    u32::from(hidden)
+                ),
+            ));
         }
     }
     if !new.start.is_finite() || !new.target.is_finite() || new.start == new.target {
-        return Err(KeyResultError::Invalid(
-            "start and target must be different numbers".to_string(),
-        ));
+        return Err(invalid(kind, "start and target must be different numbers"));
     }
     let wrong_way = match new.direction {
         Direction::Increase => new.target < new.start,
         Direction::Decrease => new.target > new.start,
     };
     if wrong_way {
-        return Err(KeyResultError::Invalid(format!(
-            "a Key Result that should {} needs a target {} its start",
-            new.direction.as_str(),
-            if new.direction == Direction::Increase {
-                "above"
-            } else {
-                "below"
-            }
-        )));
+        return Err(invalid(
+            kind,
+            format!(
+                "a {} that should {} needs a target {} its start",
+                kind.noun(),
+                new.direction.as_str(),
+                if new.direction == Direction::Increase {
+                    "above"
+                } else {
+                    "below"
+                }
+            ),
+        ));
     }
     if new.unit != Unit::Currency && new.currency_code.is_some() {
-        return Err(KeyResultError::Invalid(
-            "only a currency Key Result has a currency code".to_string(),
+        return Err(invalid(
+            kind,
+            format!("only a currency {} has a currency code", kind.noun()),
+        ));
+    }
+    if kind == ItemKind::KeyResult && (new.parent_id.is_some() || new.due_date.is_some()) {
+        return Err(invalid(
+            kind,
+            "only a Project has a parent Key Result and a due date",
+        ));
+    }
+    if let Some(due) = &new.due_date
+        && !is_calendar_date(due)
+    {
+        return Err(invalid(
+            kind,
+            format!("the due date '{due}' is not a date written YYYY-MM-DD, e.g. 2027-03-31"),
         ));
     }
     Ok(title)
@@ -255,13 +402,16 @@ pub async fn create(
             // Check and insert under one write lock: two processes creating the
             // same title at once cannot both pass the check.
             let tx = conn.transaction()?;
-            if let Some(taken) = title_taken(&tx, new.organization_id, &title, None)? {
-                return Ok(Err(taken));
+            if let Some(refused) = title_taken(&tx, &new, &title, None)? {
+                return Ok(Err(refused));
+            }
+            if let Some(refused) = parent_refused(&tx, &new)? {
+                return Ok(Err(refused));
             }
             let id = tx.query_row(
                 "INSERT INTO key_results (organization_id, title, owner, unit, currency_code,
-                     start_value, target_value, direction, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING id",
+                     start_value, target_value, direction, created_at, kind, parent_id, due_date)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) RETURNING id",
                 params![
                     new.organization_id,
                     title,
@@ -271,7 +421,10 @@ pub async fn create(
                     new.start,
                     new.target,
                     new.direction.as_str(),
-                    now
+                    now,
+                    new.kind.as_str(),
+                    new.parent_id,
+                    new.due_date
                 ],
                 |r| r.get::<i64>(0),
             )?;
@@ -282,6 +435,7 @@ pub async fn create(
     get_by_id(db, id).await
 }
 
+/// An item by id, whatever its kind.
 pub async fn get_by_id(db: &Database, id: i64) -> Result<KeyResult, KeyResultError> {
     db.run(move |conn| {
         Ok(conn.query_opt(
@@ -291,10 +445,26 @@ pub async fn get_by_id(db: &Database, id: i64) -> Result<KeyResult, KeyResultErr
         )?)
     })
     .await?
-    .ok_or_else(|| KeyResultError::NotFound(id.to_string()))
+    .ok_or(KeyResultError::NoSuchId(id))
 }
 
-/// Changes a Key Result's fields (not its value or link), checked as on create.
+/// An item by id that must be of `kind`.
+pub async fn get(db: &Database, id: i64, kind: ItemKind) -> Result<KeyResult, KeyResultError> {
+    match get_by_id(db, id).await {
+        Ok(item) if item.kind != kind => Err(KeyResultError::OtherKind {
+            id,
+            wanted: kind,
+            found: item.kind,
+        }),
+        Err(KeyResultError::NoSuchId(_)) => Err(KeyResultError::NotFound {
+            kind,
+            reference: id.to_string(),
+        }),
+        other => other,
+    }
+}
+
+/// Changes an item's fields (not its kind, value or link), checked as on create.
 pub async fn update(
     db: &Database,
     id: i64,
@@ -302,7 +472,10 @@ pub async fn update(
 ) -> Result<KeyResult, KeyResultError> {
     let current = get_by_id(db, id).await?;
     let mut fields = NewKeyResult {
+        kind: current.kind,
         organization_id: current.organization_id,
+        parent_id: current.parent_id,
+        due_date: current.due_date,
         title: current.title,
         owner: current.owner,
         unit: current.unit,
@@ -312,15 +485,22 @@ pub async fn update(
         direction: current.direction,
     };
     change(&mut fields);
+    // What the change may not move.
+    fields.kind = current.kind;
+    fields.organization_id = current.organization_id;
     let title = checked(&fields)?;
     db.run(move |conn| {
         let tx = conn.transaction()?;
-        if let Some(taken) = title_taken(&tx, fields.organization_id, &title, Some(id))? {
-            return Ok(Err(taken));
+        if let Some(refused) = title_taken(&tx, &fields, &title, Some(id))? {
+            return Ok(Err(refused));
+        }
+        if let Some(refused) = parent_refused(&tx, &fields)? {
+            return Ok(Err(refused));
         }
         tx.execute(
             "UPDATE key_results SET title = ?2, owner = ?3, unit = ?4, currency_code = ?5,
-                 start_value = ?6, target_value = ?7, direction = ?8
+                 start_value = ?6, target_value = ?7, direction = ?8, parent_id = ?9,
+                 due_date = ?10
              WHERE id = ?1",
             params![
                 id,
@@ -330,7 +510,9 @@ pub async fn update(
                 fields.currency_code,
                 fields.start,
                 fields.target,
-                fields.direction.as_str()
+                fields.direction.as_str(),
+                fields.parent_id,
+                fields.due_date
             ],
         )?;
         tx.commit()?;
@@ -340,7 +522,8 @@ pub async fn update(
     get_by_id(db, id).await
 }
 
-/// Deletes a Key Result with its link and history; its alerts close.
+/// Deletes an item with its link and history; its alerts close. A deleted
+/// Key Result's Projects stay, without a parent.
 pub async fn delete(db: &Database, id: i64, now: Timestamp) -> Result<KeyResult, KeyResultError> {
     let gone = get_by_id(db, id).await?;
     db.run(move |conn| {
@@ -359,6 +542,10 @@ pub async fn delete(db: &Database, id: i64, now: Timestamp) -> Result<KeyResult,
             "DELETE FROM metric_links WHERE key_result_id = ?1",
             params![id],
         )?;
+        tx.execute(
+            "UPDATE key_results SET parent_id = NULL WHERE parent_id = ?1",
+            params![id],
+        )?;
         tx.execute("DELETE FROM key_results WHERE id = ?1", params![id])?;
         tx.commit()?;
         Ok(())
@@ -367,7 +554,7 @@ pub async fn delete(db: &Database, id: i64, now: Timestamp) -> Result<KeyResult,
     Ok(gone)
 }
 
-/// Where a Key Result is looked for: one organization (`--org`), or all.
+/// Where an item is looked for: one organization (`--org`), or all.
 #[derive(Debug, Clone, Copy)]
 pub struct Scope<'a> {
     pub organization: Option<(i64, &'a str)>,
@@ -376,29 +563,34 @@ pub struct Scope<'a> {
 impl Scope<'_> {
     pub const ALL: Scope<'static> = Scope { organization: None };
 
-    fn not_found(&self, reference: &str) -> KeyResultError {
+    fn not_found(&self, kind: ItemKind, reference: &str) -> KeyResultError {
         match self.organization {
             Some((_, name)) => KeyResultError::NotInOrganization {
+                kind,
                 reference: reference.to_string(),
                 organization: name.to_string(),
             },
-            None => KeyResultError::NotFound(reference.to_string()),
+            None => KeyResultError::NotFound {
+                kind,
+                reference: reference.to_string(),
+            },
         }
     }
 }
 
-/// A Key Result by id or exact title, inside `scope`.
+/// An item of `kind` by id or exact title, inside `scope`.
 pub async fn find(
     db: &Database,
+    kind: ItemKind,
     reference: &str,
     scope: Scope<'_>,
 ) -> Result<KeyResult, KeyResultError> {
     let organization = scope.organization.map(|(id, _)| id);
     let outside = |kr: &KeyResult| organization.is_some_and(|id| kr.organization_id != id);
     if let Ok(id) = reference.trim().parse::<i64>() {
-        return match get_by_id(db, id).await {
-            Ok(kr) if outside(&kr) => Err(scope.not_found(reference)),
-            Err(KeyResultError::NotFound(_)) => Err(scope.not_found(reference)),
+        return match get(db, id, kind).await {
+            Ok(kr) if outside(&kr) => Err(scope.not_found(kind, reference)),
+            Err(KeyResultError::NotFound { .. }) => Err(scope.not_found(kind, reference)),
             other => other,
         };
     }
@@ -406,9 +598,9 @@ pub async fn find(
     let mut found = db
         .run(move |conn| {
             let rows = conn.query_map(
-                "SELECT * FROM key_results WHERE title = ?1
+                "SELECT * FROM key_results WHERE title = ?1 AND kind = ?3
                      AND (CAST(?2 AS BIGINT) IS NULL OR organization_id = ?2)",
-                params![&title, organization],
+                params![&title, organization, kind.as_str()],
                 key_result_row,
             )?;
             Ok(rows)
@@ -416,28 +608,44 @@ pub async fn find(
         .await?;
     match found.len() {
         1 => Ok(found.remove(0)),
-        0 => Err(scope.not_found(reference)),
+        0 => Err(scope.not_found(kind, reference)),
         _ => Err(KeyResultError::Ambiguous {
+            kind,
             title: reference.to_string(),
             ids: found.iter().map(|k| k.id).collect(),
         }),
     }
 }
 
+/// The items of `kind` (of one organization, or all), by id.
 pub async fn list(
     db: &Database,
+    kind: ItemKind,
     organization_id: Option<i64>,
 ) -> Result<Vec<KeyResult>, KeyResultError> {
     Ok(db
         .run(move |conn| {
             let rows = conn.query_map(
-                "SELECT * FROM key_results WHERE CAST(?1 AS BIGINT) IS NULL OR organization_id = ?1 ORDER BY id",
-                params![organization_id],
+                "SELECT * FROM key_results
+                 WHERE kind = ?2 AND (CAST(?1 AS BIGINT) IS NULL OR organization_id = ?1)
+                 ORDER BY id",
+                params![organization_id, kind.as_str()],
                 key_result_row,
             )?;
             Ok(rows)
         })
         .await?)
+}
+
+/// The error for an item that has no link: named by its kind.
+async fn not_linked(db: &Database, id: i64) -> KeyResultError {
+    match get_by_id(db, id).await {
+        Ok(item) => KeyResultError::NotLinked {
+            kind: item.kind,
+            id,
+        },
+        Err(error) => error,
+    }
 }
 
 /// A manual check-in: the value stays until the next sync replaces it.
@@ -448,8 +656,9 @@ pub async fn check_in(
     now: Timestamp,
 ) -> Result<KeyResult, KeyResultError> {
     if !value.is_finite() {
-        return Err(KeyResultError::Invalid(
-            "the value must be a number".to_string(),
+        return Err(invalid(
+            get_by_id(db, id).await?.kind,
+            "the value must be a number",
         ));
     }
     let changed = db
@@ -462,7 +671,7 @@ pub async fn check_in(
         })
         .await?;
     if changed == 0 {
-        return Err(KeyResultError::NotFound(id.to_string()));
+        return Err(KeyResultError::NoSuchId(id));
     }
     get_by_id(db, id).await
 }
@@ -506,8 +715,9 @@ pub async fn save_link(
     now: Timestamp,
 ) -> Result<Link, KeyResultError> {
     if !(1..=MAX_INTERVAL_SECONDS).contains(&interval_seconds) {
-        return Err(KeyResultError::Invalid(
-            "the sync interval must be between one second and 31 days".to_string(),
+        return Err(invalid(
+            get_by_id(db, key_result_id).await?.kind,
+            "the sync interval must be between one second and 31 days",
         ));
     }
     db.run(move |conn| {
@@ -546,9 +756,10 @@ pub async fn save_link(
         Ok(())
     })
     .await?;
-    link(db, key_result_id)
-        .await?
-        .ok_or(KeyResultError::NotLinked(key_result_id))
+    match link(db, key_result_id).await? {
+        Some(link) => Ok(link),
+        None => Err(not_linked(db, key_result_id).await),
+    }
 }
 
 /// Removes the link; the Key Result keeps its value and its open alerts close.
@@ -574,7 +785,7 @@ pub async fn unlink(
         })
         .await?;
     if changed == 0 {
-        return Err(KeyResultError::NotLinked(key_result_id));
+        return Err(not_linked(db, key_result_id).await);
     }
     Ok(())
 }
@@ -596,7 +807,7 @@ pub async fn reactivate(
         })
         .await?;
     if changed == 0 {
-        return Err(KeyResultError::NotLinked(key_result_id));
+        return Err(not_linked(db, key_result_id).await);
     }
     Ok(())
 }
@@ -630,11 +841,12 @@ pub async fn set_paused(
         })
         .await?;
     if changed == 0 {
-        return Err(KeyResultError::NotLinked(key_result_id));
+        return Err(not_linked(db, key_result_id).await);
     }
-    link(db, key_result_id)
-        .await?
-        .ok_or(KeyResultError::NotLinked(key_result_id))
+    match link(db, key_result_id).await? {
+        Some(link) => Ok(link),
+        None => Err(not_linked(db, key_result_id).await),
+    }
 }
 
 #[cfg(test)]
@@ -643,7 +855,10 @@ mod tests {
 
     fn new(title: &str) -> NewKeyResult {
         NewKeyResult {
+            kind: ItemKind::KeyResult,
             organization_id: 1,
+            parent_id: None,
+            due_date: None,
             title: title.to_string(),
             owner: "ana".to_string(),
             unit: Unit::Number,
@@ -668,16 +883,124 @@ mod tests {
             ("Pipeline", "bo")
         );
         let taken = update(&db, first.id, |f| f.title = "Leads".to_string()).await;
-        assert!(matches!(taken, Err(KeyResultError::Invalid(m)) if m.contains("Leads")));
+        assert!(
+            matches!(taken, Err(KeyResultError::Invalid { message, .. }) if message.contains("Leads"))
+        );
         let backwards = update(&db, first.id, |f| f.target = -5.0).await;
-        assert!(matches!(backwards, Err(KeyResultError::Invalid(_))));
+        assert!(matches!(backwards, Err(KeyResultError::Invalid { .. })));
         assert_eq!(get_by_id(&db, first.id).await.expect("kept").target, 10.0);
 
         let gone = delete(&db, first.id, 2).await.expect("delete");
         assert_eq!(gone.id, first.id);
         assert!(matches!(
             get_by_id(&db, first.id).await,
-            Err(KeyResultError::NotFound(_))
+            Err(KeyResultError::NoSuchId(_))
         ));
+    }
+
+    fn project(title: &str, parent_id: Option<i64>, due_date: Option<&str>) -> NewKeyResult {
+        NewKeyResult {
+            kind: ItemKind::Project,
+            parent_id,
+            due_date: due_date.map(str::to_string),
+            ..new(title)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_project_hangs_under_a_key_result_of_its_own_organization() {
+        let db = Database::open_in_memory().expect("db");
+        let kr = create(&db, new("Pipeline"), 1).await.expect("kr");
+        // The same title as a Key Result: titles are unique per kind.
+        let launch = create(&db, project("Pipeline", Some(kr.id), Some("2027-03-31")), 1)
+            .await
+            .expect("project");
+        assert_eq!(launch.kind, ItemKind::Project);
+        assert_eq!(
+            (launch.parent_id, launch.due_date.as_deref()),
+            (Some(kr.id), Some("2027-03-31"))
+        );
+        let twice = create(&db, project("Pipeline", None, None), 1).await;
+        assert!(
+            matches!(twice, Err(KeyResultError::Invalid { message, .. }) if message.contains("Project titled"))
+        );
+
+        // A parent that is a Project, missing, or of another organization.
+        for parent in [launch.id, 999] {
+            let refused = create(&db, project("Sub", Some(parent), None), 1).await;
+            assert!(
+                matches!(&refused, Err(KeyResultError::Invalid { message, .. }) if message.contains(&parent.to_string())),
+                "{refused:?}"
+            );
+        }
+        crate::goals::admin::create_tenant(&db, "Fabrikam", 1)
+            .await
+            .expect("tenant");
+        let other = crate::goals::admin::create_organization(&db, "Support", "Fabrikam", 1)
+            .await
+            .expect("org");
+        let elsewhere = create(
+            &db,
+            NewKeyResult {
+                organization_id: other.id,
+                ..project("Elsewhere", Some(kr.id), None)
+            },
+            1,
+        )
+        .await;
+        assert!(
+            matches!(elsewhere, Err(KeyResultError::Invalid { message, .. }) if message.contains("another organization"))
+        );
+
+        // Dates are calendar dates; only Projects have them.
+        for due in ["2027-02-30", "31/03/2027", "2027-3-31"] {
+            let refused = create(&db, project("Dated", None, Some(due)), 1).await;
+            assert!(
+                matches!(refused, Err(KeyResultError::Invalid { .. })),
+                "{due}"
+            );
+        }
+        let dated_kr = create(
+            &db,
+            NewKeyResult {
+                due_date: Some("2027-03-31".to_string()),
+                ..new("Dated")
+            },
+            1,
+        )
+        .await;
+        assert!(matches!(dated_kr, Err(KeyResultError::Invalid { .. })));
+
+        // Each kind is found under its own name only.
+        assert_eq!(
+            find(&db, ItemKind::Project, "Pipeline", Scope::ALL)
+                .await
+                .expect("by title")
+                .id,
+            launch.id
+        );
+        let wrong = find(&db, ItemKind::Project, &kr.id.to_string(), Scope::ALL).await;
+        assert!(
+            matches!(
+                wrong,
+                Err(KeyResultError::OtherKind {
+                    found: ItemKind::KeyResult,
+                    ..
+                })
+            ),
+            "{wrong:?}"
+        );
+        let projects = list(&db, ItemKind::Project, None).await.expect("list");
+        assert_eq!(
+            projects.iter().map(|p| p.id).collect::<Vec<_>>(),
+            [launch.id]
+        );
+
+        // Deleting the Key Result leaves its Project without a parent.
+        delete(&db, kr.id, 2).await.expect("delete");
+        assert_eq!(
+            get_by_id(&db, launch.id).await.expect("kept").parent_id,
+            None
+        );
     }
 }

@@ -155,6 +155,9 @@ async fn linked(engine: &FakeEngine) -> (Database, i64, ConnectionRecord) {
     let kr = keyresults::create(
         &db,
         NewKeyResult {
+            kind: crate::goals::keyresults::ItemKind::KeyResult,
+            parent_id: None,
+            due_date: None,
             organization_id: conn.organization_id,
             title: "Deals".to_string(),
             owner: "ana".to_string(),

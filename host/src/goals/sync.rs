@@ -11,7 +11,7 @@ use crate::goals::admin;
 use crate::goals::alerts::{self, AlertKind};
 use crate::goals::clock::{Clock, Timestamp};
 use crate::goals::history;
-use crate::goals::keyresults::{Link, LinkState, link_row};
+use crate::goals::keyresults::{ItemKind, Link, LinkState, link_row};
 use crate::goals::slots;
 use crate::lease::ProcessLease;
 use crate::params;
@@ -48,12 +48,20 @@ impl Trigger {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
-    #[error("Key Result {0} is not linked to a metric")]
-    NotLinked(i64),
-    #[error("a sync of Key Result {key_result} is already running (since {}); its result will show in `goals-host kr show {key_result}`", crate::goals::clock::format(*.since))]
-    AlreadyRunning { key_result: i64, since: Timestamp },
-    #[error("the service asked to wait: Key Result {key_result} syncs again at {} (give --force to send now anyway)", crate::goals::clock::format(*.until))]
-    Throttled { key_result: i64, until: Timestamp },
+    #[error("{} {key_result} is not linked to a metric", .kind.noun())]
+    NotLinked { kind: ItemKind, key_result: i64 },
+    #[error("a sync of {} {key_result} is already running (since {}); its result will show in `goals-host {} show {key_result}`", .kind.noun(), crate::goals::clock::format(*.since), .kind.command())]
+    AlreadyRunning {
+        kind: ItemKind,
+        key_result: i64,
+        since: Timestamp,
+    },
+    #[error("the service asked to wait: {} {key_result} syncs again at {} (give --force to send now anyway)", .kind.noun(), crate::goals::clock::format(*.until))]
+    Throttled {
+        kind: ItemKind,
+        key_result: i64,
+        until: Timestamp,
+    },
     /// A scheduled sync found the link synced already (by another host) since
     /// it was listed as due.
     #[error("Key Result {0} is not due: another host synced it first")]
@@ -459,17 +467,29 @@ impl Syncer {
 
     async fn claim(&self, key_result_id: i64, trigger: Trigger) -> Result<Claimed, SyncError> {
         let now = self.clock.now();
-        let link = self
+        let (link, kind) = self
             .db
             .run(move |conn| {
-                Ok(conn.query_opt(
+                let kind = conn
+                    .query_opt(
+                        "SELECT kind FROM key_results WHERE id = ?1",
+                        params![key_result_id],
+                        |r| r.get::<String>(0),
+                    )?
+                    .and_then(|kind| ItemKind::parse(&kind))
+                    .unwrap_or(ItemKind::KeyResult);
+                let link = conn.query_opt(
                     "SELECT * FROM metric_links WHERE key_result_id = ?1",
                     params![key_result_id],
                     link_row,
-                )?)
+                )?;
+                Ok((link, kind))
             })
-            .await?
-            .ok_or(SyncError::NotLinked(key_result_id))?;
+            .await?;
+        let link = link.ok_or(SyncError::NotLinked {
+            kind,
+            key_result: key_result_id,
+        })?;
         let connection = connections::get_by_id(&self.db, &link.metric.connection_id)
             .await
             .map_err(|e| SyncError::ConnectionUnavailable(e.to_string()))?;
@@ -523,7 +543,10 @@ impl Syncer {
                     },
                 )?;
                 let Some(claim) = claim else {
-                    return Ok(Err(SyncError::NotLinked(key_result_id)));
+                    return Ok(Err(SyncError::NotLinked {
+                        kind,
+                        key_result: key_result_id,
+                    }));
                 };
                 if trigger == Trigger::Scheduled {
                     // Another host may have been throttled since this one
@@ -535,6 +558,7 @@ impl Syncer {
                     )?;
                     if let Some(until) = throttled.filter(|until| *until > now) {
                         return Ok(Err(SyncError::Throttled {
+                            kind,
                             key_result: key_result_id,
                             until,
                         }));
@@ -543,6 +567,7 @@ impl Syncer {
                 if let Some(since) = claim.since {
                     if claim.is_live(&lease, now) {
                         return Ok(Err(SyncError::AlreadyRunning {
+                            kind,
                             key_result: key_result_id,
                             since,
                         }));

@@ -5,20 +5,27 @@ use crate::connections::{self, ConnectionRecord};
 use crate::db::Database;
 use crate::goals::admin;
 use crate::goals::clock::{self, Timestamp};
-use crate::goals::keyresults::{self, KeyResult, Link, LinkState};
+use crate::goals::keyresults::{self, ItemKind, KeyResult, Link, LinkState};
 use crate::goals::progress::{self};
 use crate::goals::sync::{self, SyncRun};
 use crate::names::{aggregation_name, currency_name, view_kind_name};
 use crate::render::{self, Report};
 use serde_json::{Value, json};
 
-/// What the integration details popover shows for a Key Result.
+/// What the integration details popover shows for a Key Result or Project;
+/// its JSON names the item by its kind (`key_result` or `project`).
 pub async fn details(db: &Database, now: Timestamp, key_result_id: i64) -> anyhow::Result<Report> {
     let kr = keyresults::get_by_id(db, key_result_id).await?;
     let org = admin::organization_by_id(db, kr.organization_id).await?;
     let link = keyresults::link(db, kr.id).await?;
     let mut text = vec![
-        format!("Key Result {}: {} (owner {})", kr.id, kr.title, kr.owner),
+        format!(
+            "{} {}: {} (owner {})",
+            kr.kind.noun(),
+            kr.id,
+            kr.title,
+            kr.owner
+        ),
         format!("  organization    {} (tenant {})", org.name, org.tenant),
         format!("  {}", value_line(&kr)),
         format!(
@@ -28,10 +35,20 @@ pub async fn details(db: &Database, now: Timestamp, key_result_id: i64) -> anyho
             kr.direction.as_str()
         ),
     ];
+    if let Some(parent_id) = kr.parent_id {
+        let parent = keyresults::get_by_id(db, parent_id)
+            .await
+            .map(|parent| format!("Key Result {parent_id}: {}", parent.title))
+            .unwrap_or_else(|_| format!("Key Result {parent_id}"));
+        text.push(format!("  parent          {parent}"));
+    }
+    if let Some(due) = &kr.due_date {
+        text.push(format!("  due             {due}"));
+    }
     if kr.current_source.as_deref() == Some("check-in") {
         text.push(format!(
             "  check-in        {}",
-            check_in_note(link.as_ref())
+            check_in_note(kr.kind, link.as_ref())
         ));
     }
     let Some(link) = link else {
@@ -39,7 +56,7 @@ pub async fn details(db: &Database, now: Timestamp, key_result_id: i64) -> anyho
         return Ok(Report {
             text: text.join("\n"),
             json: json!({
-                "key_result": kr_json(&kr),
+                kr.kind.json_key(): kr_json(&kr),
                 "organization": org.name,
                 "link": Value::Null,
                 "last_run": Value::Null,
@@ -142,7 +159,7 @@ pub async fn details(db: &Database, now: Timestamp, key_result_id: i64) -> anyho
     Ok(Report {
         text: text.join("\n"),
         json: json!({
-            "key_result": kr_json(&kr),
+            kr.kind.json_key(): kr_json(&kr),
             "organization": org.name,
             "link": link_json(&link, Some(&conn), stopped.as_deref(), measured_currency.as_deref()),
             "last_run": last_run.as_ref().map(run_json),
@@ -185,14 +202,15 @@ pub fn next_sync_text(link: &Link, stopped: Option<&str>, now: Timestamp) -> Str
     }
 }
 
-pub fn check_in_note(link: Option<&Link>) -> String {
+pub fn check_in_note(kind: ItemKind, link: Option<&Link>) -> String {
     match link {
         Some(link) if link.state == LinkState::Paused => {
             "the link is paused, so the value stays until it is resumed".to_string()
         }
         Some(link) => format!(
-            "the next sync ({}) will replace it; pause the link (`goals-host kr pause`) to keep it",
-            clock::format(link.next_run_at)
+            "the next sync ({}) will replace it; pause the link (`goals-host {} pause`) to keep it",
+            clock::format(link.next_run_at),
+            kind.command()
         ),
         None => "not linked, so the value stays".to_string(),
     }
@@ -256,8 +274,11 @@ pub fn kr_json(kr: &KeyResult) -> Value {
     let raw = raw_progress(kr);
     json!({
         "id": kr.id,
+        "kind": kr.kind.as_str(),
         "title": kr.title,
         "owner": kr.owner,
+        "parent_id": kr.parent_id,
+        "due_date": kr.due_date,
         "unit": kr.unit.as_str(),
         "currency": kr.currency_code,
         "start": kr.start,

@@ -366,6 +366,9 @@ impl World {
         keyresults::create(
             &self.db,
             NewKeyResult {
+                kind: goals_host::goals::keyresults::ItemKind::KeyResult,
+                parent_id: None,
+                due_date: None,
                 organization_id: self.conn.organization_id,
                 title: title.to_string(),
                 owner: "owner@contoso.example".to_string(),

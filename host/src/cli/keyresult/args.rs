@@ -30,72 +30,115 @@ pub enum KrCommand {
     --unit currency --currency-code USD --start 0 --target 5000000
   goals-host kr create --title 'Open cases' --owner ben --start 120 --target 30 \\
     --direction decrease")]
+    Create(ItemFields),
+    #[command(flatten)]
+    Item(ItemCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProjectCommand {
+    /// Create a Project in the organization (--org), under a Key Result if given
+    #[command(after_long_help = "Examples:
+  goals-host project create --title 'Partner campaign' --owner ana --start 0 --target 200 \\
+    --parent 'Work hot leads' --due-date 2027-03-31
+  goals-host --org Sales project create --title 'Website relaunch' --owner ben \\
+    --unit percent --start 0 --target 100")]
     Create {
-        /// Title: 1 to 200 characters, unique in the organization
-        #[arg(long)]
-        title: String,
-        /// Who owns the Key Result (any name, for the record)
-        #[arg(long)]
-        owner: String,
-        /// What the value is: a plain number, a percentage or an amount of money
-        #[arg(long, value_enum, default_value_t = UnitArg::Number)]
-        unit: UnitArg,
-        /// ISO code of a currency Key Result, e.g. EUR
-        #[arg(long)]
-        currency_code: Option<String>,
-        /// Value at the start: 0% progress
-        #[arg(long, allow_negative_numbers = true)]
-        start: f64,
-        /// Value to reach: 100% progress (not equal to --start)
-        #[arg(long, allow_negative_numbers = true)]
-        target: f64,
-        /// Whether progress means the value going up or down from --start
-        #[arg(long, value_enum, default_value_t = DirectionArg::Increase)]
-        direction: DirectionArg,
+        #[command(flatten)]
+        fields: ItemFields,
+        /// The Key Result it serves: its id or exact title, in the same organization
+        #[arg(long, value_name = "KEY_RESULT")]
+        parent: Option<String>,
+        /// When it is due, as YYYY-MM-DD
+        #[arg(long, value_name = "DATE")]
+        due_date: Option<String>,
     },
-    /// List Key Results (of --org when given)
+    #[command(flatten)]
+    Item(ItemCommand),
+}
+
+/// What a Key Result or a Project is created with.
+#[derive(Debug, clap::Args)]
+pub struct ItemFields {
+    /// Title: 1 to 200 characters, unique among its kind in the organization
+    #[arg(long)]
+    pub title: String,
+    /// Who owns it (any name, for the record)
+    #[arg(long)]
+    pub owner: String,
+    /// What the value is: a plain number, a percentage or an amount of money
+    #[arg(long, value_enum, default_value_t = UnitArg::Number)]
+    pub unit: UnitArg,
+    /// ISO code of a currency value, e.g. EUR
+    #[arg(long)]
+    pub currency_code: Option<String>,
+    /// Value at the start: 0% progress
+    #[arg(long, allow_negative_numbers = true)]
+    pub start: f64,
+    /// Value to reach: 100% progress (not equal to --start)
+    #[arg(long, allow_negative_numbers = true)]
+    pub target: f64,
+    /// Whether progress means the value going up or down from --start
+    #[arg(long, value_enum, default_value_t = DirectionArg::Increase)]
+    pub direction: DirectionArg,
+}
+
+/// The commands Key Results and Projects share: `kr X` and `project X`.
+#[derive(Debug, Subcommand)]
+pub enum ItemCommand {
+    /// List them (of --org when given)
     List,
-    /// Link a Key Result to a metric: with every flag, or as a wizard in a terminal.
-    /// With only --connection on a linked Key Result, move it to that connection.
+    /// Link to a metric: with every flag, or as a wizard in a terminal.
+    /// With only --connection on a linked one, move it to that connection.
     #[command(after_long_help = "Examples:
   goals-host kr link 1 --connection Contoso --app 'Sales Hub' --entity opportunity \\
     --view 'Open Opportunities' --column estimatedvalue --aggregation sum --interval 1h
   goals-host kr link 'Work hot leads' --connection Contoso --app 'Sales Hub' \\
     --entity lead --view 'Hot Leads' --column fullname --aggregation count
+  goals-host project link 'Partner campaign' --connection Contoso --app 'Sales Hub' \\
+    --entity lead --view 'Hot Leads' --column fullname --aggregation count
   goals-host kr link 1                                      # the wizard asks each step
   goals-host kr link 1 --connection Contoso --interactive   # the wizard, from that connection
   goals-host kr link 1 --connection Sandbox                 # move a linked Key Result there")]
     Link(LinkArgs),
-    /// Remove the Key Result's link; its value stays
+    /// Remove the link; the value stays
     #[command(after_long_help = "Examples:
-  goals-host kr unlink 1")]
+  goals-host kr unlink 1
+  goals-host project unlink 'Partner campaign'")]
     Unlink {
-        /// Key Result: its id or exact title
+        /// Its id or exact title
+        #[arg(value_name = "ID_OR_TITLE")]
         kr: String,
     },
-    /// Stop scheduled syncs of the Key Result's link
+    /// Stop scheduled syncs of the link
     #[command(after_long_help = "Examples:
-  goals-host kr pause 'Work hot leads'")]
+  goals-host kr pause 'Work hot leads'
+  goals-host project pause 7")]
     Pause {
-        /// Key Result: its id or exact title
+        /// Its id or exact title
+        #[arg(value_name = "ID_OR_TITLE")]
         kr: String,
     },
     /// Resume scheduled syncs (the next runs at once); a broken link is checked
     /// again first and resumes only if its view and column are there
     #[command(after_long_help = "Examples:
-  goals-host kr resume 'Work hot leads'")]
+  goals-host kr resume 'Work hot leads'
+  goals-host project resume 7")]
     Resume {
-        /// Key Result: its id or exact title
+        /// Its id or exact title
+        #[arg(value_name = "ID_OR_TITLE")]
         kr: String,
     },
     /// Record a value by hand; the next sync replaces it unless the link is paused
     #[command(after_long_help = "Examples:
   goals-host kr pause 1
-  goals-host kr checkin 1 42")]
+  goals-host kr checkin 1 42
+  goals-host project checkin 'Website relaunch' 60")]
     Checkin {
-        /// Key Result: its id or exact title
+        /// Its id or exact title
+        #[arg(value_name = "ID_OR_TITLE")]
         kr: String,
-        /// The value, in the Key Result's unit (e.g. 42, or 1250000 for money)
+        /// The value, in its unit (e.g. 42, or 1250000 for money)
         #[arg(allow_negative_numbers = true)]
         value: f64,
     },
@@ -103,9 +146,11 @@ pub enum KrCommand {
     /// window Dataverse asked for, it says until when and sends nothing
     #[command(after_long_help = "Examples:
   goals-host kr sync 1
-  goals-host --org Sales kr sync 'Open pipeline' --json")]
+  goals-host --org Sales kr sync 'Open pipeline' --json
+  goals-host project sync 'Partner campaign'")]
     Sync {
-        /// Key Result: its id or exact title
+        /// Its id or exact title
+        #[arg(value_name = "ID_OR_TITLE")]
         kr: String,
         /// Send even while Dataverse's Retry-After asks to wait
         #[arg(long)]
@@ -114,17 +159,21 @@ pub enum KrCommand {
     /// What the integration details popover shows
     #[command(after_long_help = "Examples:
   goals-host kr show 1
-  goals-host kr show 'Work hot leads' --json")]
+  goals-host kr show 'Work hot leads' --json
+  goals-host project show 'Partner campaign'")]
     Show {
-        /// Key Result: its id or exact title
+        /// Its id or exact title
+        #[arg(value_name = "ID_OR_TITLE")]
         kr: String,
     },
-    /// The Key Result's sync runs, newest first
+    /// The sync runs, newest first
     #[command(after_long_help = "Examples:
   goals-host kr history 1
-  goals-host kr history 'Work hot leads' --limit 5 --json")]
+  goals-host kr history 'Work hot leads' --limit 5 --json
+  goals-host project history 7")]
     History {
-        /// Key Result: its id or exact title
+        /// Its id or exact title
+        #[arg(value_name = "ID_OR_TITLE")]
         kr: String,
         /// How many runs to show, newest first
         #[arg(long, default_value_t = 20)]
@@ -134,9 +183,10 @@ pub enum KrCommand {
 
 #[derive(Debug, clap::Args)]
 pub struct LinkArgs {
-    /// Key Result: its id or exact title
+    /// Its id or exact title
+    #[arg(value_name = "ID_OR_TITLE")]
     pub kr: String,
-    /// Connection: its exact name, in the Key Result's organization
+    /// Connection: its exact name, in the organization
     #[arg(long)]
     pub connection: Option<String>,
     /// App: its id, unique name or display name (any case), as `apps` lists

@@ -3,7 +3,9 @@
 mod args;
 mod wizard;
 
-pub use args::{DirectionArg, KrCommand, LinkArgs, UnitArg};
+pub use args::{
+    DirectionArg, ItemCommand, ItemFields, KrCommand, LinkArgs, ProjectCommand, UnitArg,
+};
 
 use super::Context;
 use super::failure::{CommandFailed, UsageError};
@@ -11,7 +13,7 @@ use crate::connections::{self, ConnectionRecord};
 use crate::engine::Engine;
 use crate::goals::admin;
 use crate::goals::clock;
-use crate::goals::keyresults::{self, KeyResult, LinkState, NewKeyResult, Scope};
+use crate::goals::keyresults::{self, ItemKind, KeyResult, LinkState, NewKeyResult, Scope};
 use crate::goals::linking::{self, Wanted};
 use crate::goals::progress::{Direction, Unit};
 use crate::goals::sync::{self, SyncError, SyncRun, Syncer, Trigger};
@@ -26,53 +28,108 @@ use serde_json::{Value, json};
 use std::io::IsTerminal;
 use std::sync::Arc;
 
-pub async fn run(context: &Context<'_>, command: &KrCommand) -> anyhow::Result<Report> {
+pub async fn run_kr(context: &Context<'_>, command: &KrCommand) -> anyhow::Result<Report> {
+    match command {
+        KrCommand::Create(fields) => create(context, ItemKind::KeyResult, fields, None, None).await,
+        KrCommand::Item(command) => run(context, ItemKind::KeyResult, command).await,
+    }
+}
+
+pub async fn run_project(
+    context: &Context<'_>,
+    command: &ProjectCommand,
+) -> anyhow::Result<Report> {
+    match command {
+        ProjectCommand::Create {
+            fields,
+            parent,
+            due_date,
+        } => {
+            create(
+                context,
+                ItemKind::Project,
+                fields,
+                parent.as_deref(),
+                due_date.clone(),
+            )
+            .await
+        }
+        ProjectCommand::Item(command) => run(context, ItemKind::Project, command).await,
+    }
+}
+
+async fn create(
+    context: &Context<'_>,
+    kind: ItemKind,
+    fields: &ItemFields,
+    parent: Option<&str>,
+    due_date: Option<String>,
+) -> anyhow::Result<Report> {
+    let db = &context.db;
+    let org = admin::organization(db, context.cli.org()).await?;
+    let parent_id = match parent {
+        Some(reference) => Some(
+            keyresults::find(
+                db,
+                ItemKind::KeyResult,
+                reference,
+                Scope {
+                    organization: Some((org.id, &org.name)),
+                },
+            )
+            .await?
+            .id,
+        ),
+        None => None,
+    };
+    let item = keyresults::create(
+        db,
+        NewKeyResult {
+            kind,
+            organization_id: org.id,
+            parent_id,
+            due_date,
+            title: fields.title.clone(),
+            owner: fields.owner.clone(),
+            unit: match fields.unit {
+                UnitArg::Number => Unit::Number,
+                UnitArg::Percent => Unit::Percent,
+                UnitArg::Currency => Unit::Currency,
+            },
+            currency_code: fields.currency_code.clone(),
+            start: fields.start,
+            target: fields.target,
+            direction: match fields.direction {
+                DirectionArg::Increase => Direction::Increase,
+                DirectionArg::Decrease => Direction::Decrease,
+            },
+        },
+        context.clock.now(),
+    )
+    .await?;
+    Ok(Report {
+        text: format!("created {} {} '{}'", kind.noun(), item.id, item.title),
+        json: kr_json(&item),
+    })
+}
+
+/// The commands Key Results and Projects share.
+async fn run(
+    context: &Context<'_>,
+    kind: ItemKind,
+    command: &ItemCommand,
+) -> anyhow::Result<Report> {
     let db = &context.db;
     let now = context.clock.now();
+    let noun = kind.noun();
+    let key = kind.json_key();
     match command {
-        KrCommand::Create {
-            title,
-            owner,
-            unit,
-            currency_code,
-            start,
-            target,
-            direction,
-        } => {
-            let org = admin::organization(db, context.cli.org()).await?;
-            let kr = keyresults::create(
-                db,
-                NewKeyResult {
-                    organization_id: org.id,
-                    title: title.clone(),
-                    owner: owner.clone(),
-                    unit: match unit {
-                        UnitArg::Number => Unit::Number,
-                        UnitArg::Percent => Unit::Percent,
-                        UnitArg::Currency => Unit::Currency,
-                    },
-                    currency_code: currency_code.clone(),
-                    start: *start,
-                    target: *target,
-                    direction: match direction {
-                        DirectionArg::Increase => Direction::Increase,
-                        DirectionArg::Decrease => Direction::Decrease,
-                    },
-                },
-                now,
-            )
-            .await?;
-            Ok(Report {
-                text: format!("created Key Result {} '{}'", kr.id, kr.title),
-                json: kr_json(&kr),
-            })
-        }
-        KrCommand::List => {
+        ItemCommand::List => {
             let org_id = match &context.cli.org {
                 Some(name) => Some(admin::organization(db, name).await?.id),
                 None => None,
             };
-            let krs = keyresults::list(db, org_id).await?;
+            let krs = keyresults::list(db, kind, org_id).await?;
             let organizations: std::collections::HashMap<i64, String> = admin::organizations(db)
                 .await?
                 .into_iter()
@@ -84,19 +141,30 @@ pub async fn run(context: &Context<'_>, command: &KrCommand) -> anyhow::Result<R
                     .cloned()
                     .unwrap_or_default()
             };
+            // Projects add the Key Result they serve and when they are due.
+            let projects = kind == ItemKind::Project;
+            let mut headers = vec!["ID", "ORGANIZATION", "TITLE", "OWNER"];
+            if projects {
+                headers.extend(["PARENT", "DUE"]);
+            }
+            headers.extend(["VALUE", "PROGRESS"]);
             Ok(Report {
                 text: table(
-                    &["ID", "ORGANIZATION", "TITLE", "OWNER", "VALUE", "PROGRESS"],
+                    &headers,
                     &krs.iter()
                         .map(|kr| {
-                            vec![
+                            let mut row = vec![
                                 kr.id.to_string(),
                                 org_name(kr),
                                 kr.title.clone(),
                                 kr.owner.clone(),
-                                value_text(kr),
-                                progress_text(kr),
-                            ]
+                            ];
+                            if projects {
+                                row.push(kr.parent_id.map(|id| id.to_string()).unwrap_or_default());
+                                row.push(kr.due_date.clone().unwrap_or_default());
+                            }
+                            row.extend([value_text(kr), progress_text(kr)]);
+                            row
                         })
                         .collect::<Vec<_>>(),
                 ),
@@ -111,18 +179,18 @@ pub async fn run(context: &Context<'_>, command: &KrCommand) -> anyhow::Result<R
                 ),
             })
         }
-        KrCommand::Link(args) => link(context, args).await,
-        KrCommand::Unlink { kr } => {
-            let kr = find(context, kr).await?;
+        ItemCommand::Link(args) => link(context, kind, args).await,
+        ItemCommand::Unlink { kr } => {
+            let kr = find(context, kind, kr).await?;
             keyresults::unlink(db, kr.id, now).await?;
             Ok(Report {
-                text: format!("Key Result {} is no longer linked; its value stays", kr.id),
+                text: format!("{noun} {} is no longer linked; its value stays", kr.id),
                 json: kr_json(&kr),
             })
         }
-        KrCommand::Pause { kr } | KrCommand::Resume { kr } => {
-            let paused = matches!(command, KrCommand::Pause { .. });
-            let kr = find(context, kr).await?;
+        ItemCommand::Pause { kr } | ItemCommand::Resume { kr } => {
+            let paused = matches!(command, ItemCommand::Pause { .. });
+            let kr = find(context, kind, kr).await?;
             let broken = keyresults::link(db, kr.id)
                 .await?
                 .is_some_and(|link| link.state == LinkState::Broken);
@@ -132,7 +200,7 @@ pub async fn run(context: &Context<'_>, command: &KrCommand) -> anyhow::Result<R
             let link = keyresults::set_paused(db, kr.id, paused, now).await?;
             Ok(Report {
                 text: format!(
-                    "Key Result {}: link {}",
+                    "{noun} {}: link {}",
                     kr.id,
                     if paused {
                         "paused"
@@ -143,24 +211,25 @@ pub async fn run(context: &Context<'_>, command: &KrCommand) -> anyhow::Result<R
                 json: link_json(&link, None, None, None),
             })
         }
-        KrCommand::Checkin { kr, value } => {
-            let kr = find(context, kr).await?;
+        ItemCommand::Checkin { kr, value } => {
+            let kr = find(context, kind, kr).await?;
             let kr = keyresults::check_in(db, kr.id, *value, now).await?;
             let link = keyresults::link(db, kr.id).await?;
             Ok(Report {
                 text: format!(
-                    "Key Result {} checked in at {}; {}",
+                    "{noun} {} checked in at {}; {}",
                     kr.id,
                     value_text(&kr),
-                    check_in_note(link.as_ref())
+                    check_in_note(kind, link.as_ref())
                 ),
                 json: kr_json(&kr),
             })
         }
-        KrCommand::Sync { kr, force } => {
-            let kr = find(context, kr).await?;
+        ItemCommand::Sync { kr, force } => {
+            let kr = find(context, kind, kr).await?;
             if !force && let Some(until) = sync::throttled_until(db, kr.id, now).await? {
                 return Err(SyncError::Throttled {
+                    kind,
                     key_result: kr.id,
                     until,
                 }
@@ -168,7 +237,7 @@ pub async fn run(context: &Context<'_>, command: &KrCommand) -> anyhow::Result<R
             }
             context
                 .progress
-                .step(format!("syncing Key Result {} '{}'", kr.id, kr.title));
+                .step(format!("syncing {noun} {} '{}'", kr.id, kr.title));
             let syncer = syncer(context, context.engine().await?, usize::MAX);
             let run = syncer.sync(kr.id, Trigger::Manual).await?;
             let kr = keyresults::get_by_id(db, kr.id).await?;
@@ -176,16 +245,16 @@ pub async fn run(context: &Context<'_>, command: &KrCommand) -> anyhow::Result<R
                 &run,
                 Report {
                     text: format!("{}\n{}", run_text(&run), value_line(&kr)),
-                    json: json!({ "run": run_json(&run), "key_result": kr_json(&kr) }),
+                    json: json!({ "run": run_json(&run), key: kr_json(&kr) }),
                 },
             )
         }
-        KrCommand::Show { kr } => {
-            let kr = find(context, kr).await?;
+        ItemCommand::Show { kr } => {
+            let kr = find(context, kind, kr).await?;
             details(db, now, kr.id).await
         }
-        KrCommand::History { kr, limit } => {
-            let kr = find(context, kr).await?;
+        ItemCommand::History { kr, limit } => {
+            let kr = find(context, kind, kr).await?;
             let runs = sync::history(db, kr.id, *limit, None).await?;
             Ok(Report {
                 text: table(
@@ -215,13 +284,14 @@ pub async fn run(context: &Context<'_>, command: &KrCommand) -> anyhow::Result<R
     }
 }
 
-/// The Key Result a command names, inside `--org` when it is given.
-async fn find(context: &Context<'_>, reference: &str) -> anyhow::Result<KeyResult> {
+/// The item of `kind` a command names, inside `--org` when it is given.
+async fn find(context: &Context<'_>, kind: ItemKind, reference: &str) -> anyhow::Result<KeyResult> {
     let kr = match &context.cli.org {
         Some(name) => {
             let org = admin::organization(&context.db, name).await?;
             keyresults::find(
                 &context.db,
+                kind,
                 reference,
                 Scope {
                     organization: Some((org.id, &org.name)),
@@ -229,7 +299,7 @@ async fn find(context: &Context<'_>, reference: &str) -> anyhow::Result<KeyResul
             )
             .await?
         }
-        None => keyresults::find(&context.db, reference, Scope::ALL).await?,
+        None => keyresults::find(&context.db, kind, reference, Scope::ALL).await?,
     };
     Ok(kr)
 }
@@ -240,23 +310,30 @@ async fn recheck(context: &Context<'_>, kr: &KeyResult) -> anyhow::Result<Report
     keyresults::reactivate(&context.db, kr.id, context.clock.now()).await?;
     let syncer = syncer(context, context.engine().await?, usize::MAX);
     let run = syncer.sync(kr.id, Trigger::Manual).await?;
-    let link = keyresults::link(&context.db, kr.id)
-        .await?
-        .ok_or(keyresults::KeyResultError::NotLinked(kr.id))?;
+    let link = keyresults::link(&context.db, kr.id).await?.ok_or(
+        keyresults::KeyResultError::NotLinked {
+            kind: kr.kind,
+            id: kr.id,
+        },
+    )?;
     let report = Report {
         text: match link.state {
             LinkState::Active if run.status == "success" => format!(
-                "Key Result {}: the view and column are there again; link resumed\n{}",
+                "{} {}: the view and column are there again; link resumed\n{}",
+                kr.kind.noun(),
                 kr.id,
                 run_text(&run)
             ),
             _ => format!(
-                "Key Result {}: link still {}: {}",
+                "{} {}: link still {}: {}",
+                kr.kind.noun(),
                 kr.id,
                 link.state.as_str(),
-                link.state_reason
-                    .as_deref()
-                    .unwrap_or("see `goals-host kr show`")
+                link.state_reason.clone().unwrap_or_else(|| format!(
+                    "see `goals-host {} show {}`",
+                    kr.kind.command(),
+                    kr.id
+                ))
             ),
         },
         json: link_json(&link, None, None, run.currency.as_deref()),
@@ -287,9 +364,9 @@ pub fn syncer(context: &Context<'_>, runtime: Arc<dyn Engine>, per_connection: u
     )
 }
 
-async fn link(context: &Context<'_>, args: &LinkArgs) -> anyhow::Result<Report> {
+async fn link(context: &Context<'_>, kind: ItemKind, args: &LinkArgs) -> anyhow::Result<Report> {
     let db = &context.db;
-    let kr = find(context, &args.kr).await?;
+    let kr = find(context, kind, &args.kr).await?;
     let org = admin::organization_by_id(db, kr.organization_id).await?;
     if let Some(reason) = org.disabled_reason() {
         return Err(SyncError::Disabled(format!("{reason}; nothing was linked")).into());
@@ -401,7 +478,8 @@ async fn link(context: &Context<'_>, args: &LinkArgs) -> anyhow::Result<Report> 
     } else {
         return Err(UsageError(format!(
             "give --connection, --app, --entity, --view, --column and --aggregation, or run \
-             `goals-host kr link {}` in a terminal for the wizard",
+             `goals-host {} link {}` in a terminal for the wizard",
+            kind.command(),
             kr.id
         ))
         .into());
@@ -441,9 +519,10 @@ async fn saved(
         &run,
         Report {
             text: format!(
-                "preview: {} ({} records)\nKey Result {} {verb} connection '{}'\n{}\n{}",
+                "preview: {} ({} records)\n{} {} {verb} connection '{}'\n{}\n{}",
                 render::value_text(&preview.value),
                 preview.records,
+                kr.kind.noun(),
                 kr.id,
                 conn.name,
                 run_text(&run),
@@ -452,7 +531,7 @@ async fn saved(
             json: json!({
                 "preview": render::measurement(&preview, true).json,
                 "run": run_json(&run),
-                "key_result": kr_json(&kr),
+                kr.kind.json_key(): kr_json(&kr),
             }),
         },
     )

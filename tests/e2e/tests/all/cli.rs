@@ -990,6 +990,52 @@ async fn every_commands_json_follows_the_published_schema() {
     check("link", &cli.json(&["kr", "pause", &kr]).await);
     check("key_result", &cli.json(&["kr", "checkin", &kr, "12"]).await);
     check("link", &cli.json(&["kr", "resume", &kr]).await);
+    // A Project's documents: the same definitions, the item named `project`.
+    let project = cli
+        .json(&[
+            "project",
+            "create",
+            "--title",
+            "Partner campaign",
+            "--owner",
+            "ben",
+            "--start",
+            "0",
+            "--target",
+            "100",
+            "--parent",
+            &kr,
+            "--due-date",
+            "2027-03-31",
+        ])
+        .await;
+    check("key_result", &project);
+    let project = project["id"].to_string();
+    let linked = cli
+        .json(
+            &[
+                &[
+                    "project",
+                    "link",
+                    &project,
+                    "--connection",
+                    "sim",
+                    "--app",
+                    "Sales Hub",
+                ][..],
+                &goals_e2e::HOT_LEADS_METRIC,
+            ]
+            .concat(),
+        )
+        .await;
+    assert!(linked["project"].is_object(), "{linked}");
+    check("link_result", &linked);
+    check(
+        "sync_result",
+        &cli.json(&["project", "sync", &project]).await,
+    );
+    check("details", &cli.json(&["project", "show", &project]).await);
+    check("key_results", &cli.json(&["project", "list"]).await);
     check("round", &cli.json(&["run", "--once"]).await);
     // A scheduler registers itself while it runs.
     let mut running = cli

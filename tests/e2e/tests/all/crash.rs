@@ -130,6 +130,9 @@ async fn a_killed_scheduler_loses_nothing_and_retries_what_it_interrupted_once()
         let kr = keyresults::create(
             &db,
             NewKeyResult {
+                kind: goals_host::goals::keyresults::ItemKind::KeyResult,
+                parent_id: None,
+                due_date: None,
                 organization_id: conn.organization_id,
                 title: format!("KR {i}"),
                 owner: "ana".into(),

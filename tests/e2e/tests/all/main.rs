@@ -22,6 +22,7 @@ mod pinning;
 mod pool;
 mod portability;
 mod postgres;
+mod projects;
 mod secrets_cli;
 mod signin;
 mod signin_cli;
