@@ -37,6 +37,10 @@ pub fn find(name: &str) -> Option<(&'static str, &'static str)> {
             "text/html; charset=utf-8",
             include_str!("assets/index.html"),
         ),
+        "kinds.js" => (
+            "text/javascript; charset=utf-8",
+            include_str!("assets/kinds.js"),
+        ),
         "keyresults.js" => (
             "text/javascript; charset=utf-8",
             include_str!("assets/keyresults.js"),

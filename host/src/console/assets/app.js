@@ -12,6 +12,7 @@ import { showDetails } from './details.js';
 import { showNewKeyResult, showEditKeyResult } from './krform.js';
 import { showWizard } from './wizard.js';
 import { showAdmin } from './admin.js';
+import { KEY_RESULT, PROJECT } from './kinds.js';
 
 const main = document.getElementById('main');
 const header = document.getElementById('site-header');
@@ -25,14 +26,17 @@ const state = {
   wanted: null, // where people were going when they had to sign in first
 };
 
+// Key Results and Projects share their screens; a route names the kind.
 const ROUTES = [
   { pattern: /^\/sign-in$/, show: showSignIn, open: true },
-  { pattern: /^\/orgs\/(\d+)\/key-results$/, show: showKeyResults },
-  { pattern: /^\/orgs\/(\d+)\/key-results\/new$/, show: showNewKeyResult },
   { pattern: /^\/orgs\/(\d+)\/admin$/, show: showAdmin },
-  { pattern: /^\/key-results\/(\d+)$/, show: showDetails },
-  { pattern: /^\/key-results\/(\d+)\/edit$/, show: showEditKeyResult },
-  { pattern: /^\/key-results\/(\d+)\/link$/, show: showWizard },
+  ...[KEY_RESULT, PROJECT].flatMap((kind) => [
+    { pattern: new RegExp(`^/orgs/(\\d+)/${kind.path}$`), show: showKeyResults, kind },
+    { pattern: new RegExp(`^/orgs/(\\d+)/${kind.path}/new$`), show: showNewKeyResult, kind },
+    { pattern: new RegExp(`^/${kind.path}/(\\d+)$`), show: showDetails, kind },
+    { pattern: new RegExp(`^/${kind.path}/(\\d+)/edit$`), show: showEditKeyResult, kind },
+    { pattern: new RegExp(`^/${kind.path}/(\\d+)/link$`), show: showWizard, kind },
+  ]),
 ];
 
 let generation = 0; // bumps on every navigation; async work of old screens checks it
@@ -98,7 +102,7 @@ function route() {
       break;
     }
   }
-  const screen = makeScreen(generation, params);
+  const screen = makeScreen(generation, params, found?.kind ?? KEY_RESULT);
   const orgParam = /^\/orgs\/(\d+)/.exec(path);
   if (orgParam) state.orgId = Number(orgParam[1]);
   renderHeader();
@@ -118,11 +122,12 @@ function route() {
   (main.querySelector('[data-autofocus]') || main.querySelector('h1'))?.focus();
 }
 
-function makeScreen(gen, params) {
+function makeScreen(gen, params, kind) {
   let heading = null;
   const screen = {
     root: main,
     params,
+    kind,
     session: state.session,
     orgs: state.orgs,
     alive: () => gen === generation,
@@ -199,9 +204,11 @@ function renderHeader() {
   const path = currentPath();
   const navLink = (id, href, text, current) =>
     h('a', { id, href, text, 'aria-current': current ? 'page' : null });
+  const projects = /^\/(orgs\/\d+\/)?projects/.test(path);
   const nav = h('nav', { 'aria-label': 'Main' },
     org ? navLink('nav-key-results', `#/orgs/${org.id}/key-results`, 'Key Results',
-      !path.endsWith('/admin')) : null,
+      !path.endsWith('/admin') && !projects) : null,
+    org ? navLink('nav-projects', `#/orgs/${org.id}/projects`, 'Projects', projects) : null,
     org && isAdmin(session.role)
       ? navLink('nav-admin', `#/orgs/${org.id}/admin`, 'Admin', path.endsWith('/admin')) : null);
 
@@ -214,7 +221,7 @@ function renderHeader() {
         text: o.tenant ? `${o.name} (${o.tenant})` : o.name,
       })));
     picker.addEventListener('change', () => {
-      const screenKind = path.endsWith('/admin') ? 'admin' : 'key-results';
+      const screenKind = path.endsWith('/admin') ? 'admin' : projects ? 'projects' : 'key-results';
       go(`#/orgs/${picker.value}/${screenKind}`);
     });
     orgControl = h('div', { class: 'org-picker' }, h('label', { for: 'org-picker', text: 'Organization' }), picker);

@@ -1,4 +1,5 @@
-// A Key Result's details (what the Dynamics 365 icon opens): its value and
+// A Key Result's or Project's details (what the Dynamics 365 icon opens): its
+// value and
 // progress, the link with names, status, last success, last attempt and next
 // sync, the value history, and the actions on the link.
 
@@ -10,8 +11,8 @@ import {
 import { badges, d365Icon, progressView } from './progress.js';
 import { valueChart } from './chart.js';
 
-function stateWords(link) {
-  if (link.state === 'broken') return `Broken: ${link.state_reason || 'link the Key Result to another metric'}`;
+function stateWords(link, kind) {
+  if (link.state === 'broken') return `Broken: ${link.state_reason || `link the ${kind.noun} to another metric`}`;
   if (link.state === 'paused') return 'Paused: scheduled syncs wait until the link is resumed.';
   if (link.stopped_because) return `Stopped: ${link.stopped_because}`;
   if (link.failures > 0) return `Active, trying again after ${link.failures} failed sync${link.failures === 1 ? '' : 's'}.`;
@@ -55,10 +56,10 @@ function measuredWords(link, success) {
 
 // Sync now's refusals, in words: one already running, or Dynamics 365
 // asking to wait.
-function syncRefusal(failure) {
+function syncRefusal(failure, kind) {
   if (failure.kind === 'already-running') {
     const since = failure.problem.running_since;
-    return `A sync of this Key Result is already running${since ? ` (since ${formatDate(since)})` : ''}. Its result shows here when it finishes; try again in a moment.`;
+    return `A sync of this ${kind.noun} is already running${since ? ` (since ${formatDate(since)})` : ''}. Its result shows here when it finishes; try again in a moment.`;
   }
   if (failure.status === 429 || failure.kind === 'throttled') {
     const seconds = failure.problem.retry_after_seconds;
@@ -69,7 +70,8 @@ function syncRefusal(failure) {
 
 export function showDetails(screen) {
   const id = Number(screen.params[0]);
-  screen.heading('Key Result');
+  const kind = screen.kind;
+  screen.heading(kind.noun);
   const status = statusBox('details-status');
   const error = errorBox('details-error');
   const body = h('div', { class: 'details', id: 'details' }, h('p', { class: 'muted', text: 'Loading…' }));
@@ -81,8 +83,8 @@ export function showDetails(screen) {
     let history;
     try {
       [details, history] = await Promise.all([
-        api.get(url`/api/v1/key-results/${id}`),
-        api.get(url`/api/v1/key-results/${id}/history?limit=50`),
+        api.get(url`/api/v1/${kind.path}/${id}`),
+        api.get(url`/api/v1/${kind.path}/${id}/history?limit=50`),
       ]);
     } catch (failure) {
       if (screen.alive()) showError(error, failure);
@@ -116,8 +118,8 @@ export function showDetails(screen) {
     showError(error, null);
     status.textContent = 'Syncing with Dynamics 365…';
     try {
-      const result = await api.post(url`/api/v1/key-results/${id}/sync`);
-      const kr = result.key_result;
+      const result = await api.post(url`/api/v1/${kind.path}/${id}/sync`);
+      const kr = result[kind.key];
       const message = result.run.status === 'success'
         ? `Synced: the value is now ${formatValue(kr.current_value, kr.unit, kr.currency)}.`
         : `The sync failed. ${failureWords(result.run.error_kind)}`;
@@ -125,14 +127,14 @@ export function showDetails(screen) {
       if (await load('sync-now')) status.textContent = message;
     } catch (failure) {
       status.textContent = '';
-      showError(error, syncRefusal(failure));
+      showError(error, syncRefusal(failure, kind));
       button.disabled = false;
       button.textContent = 'Sync now';
       button.removeAttribute('aria-busy');
     }
   }
 
-  // Progress entered by hand: a check-in, which a linked Key Result's next
+  // Progress entered by hand: a check-in, which a linked item's next
   // sync replaces unless its link is paused.
   function checkInForm(kr, link) {
     const value = h('input', { id: 'checkin-value', type: 'number', step: 'any', required: true, autocomplete: 'off' });
@@ -145,7 +147,7 @@ export function showDetails(screen) {
     form.addEventListener('submit', (event) => {
       event.preventDefault();
       act(submit, async () => {
-        const saved = await api.post(url`/api/v1/key-results/${id}/check-in`, { value: value.valueAsNumber });
+        const saved = await api.post(url`/api/v1/${kind.path}/${id}/check-in`, { value: value.valueAsNumber });
         return `Checked in: the value is now ${formatValue(saved.current_value, saved.unit, saved.currency)}.`;
       }, 'checkin-value');
     });
@@ -153,7 +155,7 @@ export function showDetails(screen) {
   }
 
   function render(details, history) {
-    const kr = details.key_result;
+    const kr = details[kind.key];
     const link = details.link;
     const org = screen.orgByName(details.organization);
     if (org) screen.setOrg(org.id);
@@ -173,7 +175,7 @@ export function showDetails(screen) {
       ]),
       checkInForm(kr, link),
       h('div', { class: 'actions' },
-        button('edit-kr', 'Edit', () => screen.go(`#/key-results/${id}/edit`), 'secondary')));
+        button('edit-kr', 'Edit', () => screen.go(`#/${kind.path}/${id}/edit`), 'secondary')));
 
     let linkSection;
     if (!link) {
@@ -181,26 +183,26 @@ export function showDetails(screen) {
         h('h2', { id: 'link-heading' }, d365Icon(), 'Dynamics 365'),
         h('p', { text: 'Not linked: progress is entered by hand. Link it to a Dynamics 365 metric to have it updated automatically.' }),
         h('div', { class: 'actions' },
-          button('link-kr', 'Link to a metric', () => screen.go(`#/key-results/${id}/link`))));
+          button('link-kr', 'Link to a metric', () => screen.go(`#/${kind.path}/${id}/link`))));
     } else {
       const lastSuccess = history.runs.find((run) => run.status === 'success') || null;
       const paused = link.state === 'paused' || link.state === 'broken';
       const pauseButton = paused
         ? button('resume-link', link.state === 'broken' ? 'Resume (check again)' : 'Resume', (b) => act(b, async () => {
-          const result = await api.post(url`/api/v1/key-results/${id}/link/resume`);
+          const result = await api.post(url`/api/v1/${kind.path}/${id}/link/resume`);
           return result.run && result.run.status !== 'success'
             ? `Resumed, but the check failed. ${failureWords(result.run.error_kind)}` : 'Resumed.';
         }, 'pause-link'), 'secondary')
         : button('pause-link', 'Pause', (b) => act(b, async () => {
-          await api.post(url`/api/v1/key-results/${id}/link/pause`);
+          await api.post(url`/api/v1/${kind.path}/${id}/link/pause`);
           return 'Paused: scheduled syncs wait until you resume.';
         }, 'resume-link'), 'secondary');
       const unlinkButton = button('unlink', 'Unlink', (b) => confirmInline(b, {
         id: 'unlink',
-        message: 'Unlink this Key Result? Its value stays, but syncs stop.',
+        message: `Unlink this ${kind.noun}? Its value stays, but syncs stop.`,
         confirmLabel: 'Unlink',
         onConfirm: () => act(b, async () => {
-          await api.delete(url`/api/v1/key-results/${id}/link`);
+          await api.delete(url`/api/v1/${kind.path}/${id}/link`);
           return 'Unlinked: the value stays, syncs stopped.';
         }, 'link-kr'),
       }), 'danger');
@@ -217,7 +219,7 @@ export function showDetails(screen) {
           ['Column', link.column_name],
           ['Aggregation', aggregationName(link.aggregation)],
           ['Measured value', h('span', { id: 'details-measured', text: measuredWords(link, lastSuccess) })],
-          ['State', h('span', { id: 'details-state', text: stateWords(link) })],
+          ['State', h('span', { id: 'details-state', text: stateWords(link, kind) })],
           ['Last success', formatDate(link.last_success_at)],
           ['Last attempt', lastAttempt(details.last_run)],
           ['Next sync', h('span', { id: 'details-next-sync', text: nextSyncWords(link) })],
@@ -225,7 +227,7 @@ export function showDetails(screen) {
         ], { id: 'details-link' }),
         h('div', { class: 'actions' },
           button('sync-now', 'Sync now', syncNow),
-          button('link-kr', 'Change metric', () => screen.go(`#/key-results/${id}/link`), 'secondary'),
+          button('link-kr', 'Change metric', () => screen.go(`#/${kind.path}/${id}/link`), 'secondary'),
           pauseButton,
           unlinkButton));
     }
@@ -235,7 +237,7 @@ export function showDetails(screen) {
       valueChart(history.runs, (value) => formatValue(value, kr.unit, kr.currency)));
 
     const back = org
-      ? h('p', { class: 'back' }, h('a', { href: `#/orgs/${org.id}/key-results`, text: `← Key Results of ${org.name}` }))
+      ? h('p', { class: 'back' }, h('a', { href: `#/orgs/${org.id}/${kind.path}`, text: `← ${kind.plural} of ${org.name}` }))
       : null;
     body.replaceChildren(...[back, summary, linkSection, historySection].filter(Boolean));
   }

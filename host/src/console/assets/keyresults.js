@@ -1,4 +1,4 @@
-// An organization's Key Results. One request loads the whole list, links
+// An organization's Key Results or Projects. One request loads the whole list, links
 // included; it is polled every 5 seconds and only rows whose data changed are
 // rebuilt, with the focus kept where it was.
 
@@ -8,13 +8,14 @@ import { badges, d365Icon, progressView } from './progress.js';
 
 const REFRESH_MS = 5000;
 
-function row(kr) {
+function row(kr, kind) {
   const link = kr.link || null;
-  const details = `#/key-results/${kr.id}`;
+  const details = `#/${kind.path}/${kr.id}`;
   return h('tr', { 'data-kr-id': kr.id },
     h('th', { scope: 'row' },
       h('a', { id: `kr-${kr.id}-title`, href: details, class: 'kr-title', text: kr.title })),
     h('td', { class: 'kr-owner', text: kr.owner }),
+    kind.key === 'project' ? h('td', { class: 'kr-due', text: kr.due_date || '—' }) : null,
     h('td', { class: 'kr-progress' },
       h('div', { class: 'progress-line' },
         progressView(kr, `kr-${kr.id}-progress`),
@@ -28,7 +29,7 @@ function row(kr) {
     h('td', { class: 'kr-actions' },
       h('a', {
         id: `kr-${kr.id}-edit`,
-        href: `#/key-results/${kr.id}/edit`,
+        href: `#/${kind.path}/${kr.id}/edit`,
         'aria-label': `Edit ${kr.title}`,
         text: 'Edit',
       })));
@@ -36,27 +37,29 @@ function row(kr) {
 
 export function showKeyResults(screen) {
   const orgId = Number(screen.params[0]);
+  const kind = screen.kind;
   const org = screen.orgById(orgId);
-  screen.heading(org ? `Key Results of ${org.name}` : 'Key Results');
+  screen.heading(org ? `${kind.plural} of ${org.name}` : kind.plural);
 
   const error = errorBox('kr-error');
   const newButton = h('button', {
     id: 'new-kr',
     type: 'button',
-    text: 'New Key Result',
-    onclick: () => screen.go(`#/orgs/${orgId}/key-results/new`),
+    text: `New ${kind.noun}`,
+    onclick: () => screen.go(`#/orgs/${orgId}/${kind.path}/new`),
   });
   const tbody = h('tbody');
   const table = h('table', { id: 'kr-list', class: 'kr-table' },
-    h('caption', { class: 'visually-hidden', text: 'Key Results with owner and progress' }),
+    h('caption', { class: 'visually-hidden', text: `${kind.plural} with owner and progress` }),
     h('thead', {}, h('tr', {},
-      h('th', { scope: 'col', text: 'Key Result' }),
+      h('th', { scope: 'col', text: kind.noun }),
       h('th', { scope: 'col', text: 'Owner' }),
+      kind.key === 'project' ? h('th', { scope: 'col', text: 'Due' }) : null,
       h('th', { scope: 'col', text: 'Progress' }),
       h('th', { scope: 'col', text: 'Actions' }))),
     tbody);
-  const loading = h('p', { class: 'muted', id: 'kr-loading', text: 'Loading Key Results…' });
-  const empty = h('p', { id: 'kr-empty', hidden: true, text: 'No Key Results yet. Create the first with “New Key Result”.' });
+  const loading = h('p', { class: 'muted', id: 'kr-loading', text: `Loading ${kind.plural}…` });
+  const empty = h('p', { id: 'kr-empty', hidden: true, text: `No ${kind.plural} yet. Create the first with “New ${kind.noun}”.` });
   const updated = h('p', { class: 'muted small', id: 'kr-updated' });
   screen.root.append(h('div', { class: 'toolbar' }, newButton), error, loading,
     h('div', { class: 'table-wrap' }, table), empty, updated);
@@ -76,7 +79,7 @@ export function showKeyResults(screen) {
         const signature = JSON.stringify(kr);
         let entry = rows.get(kr.id);
         if (!entry || entry.signature !== signature) {
-          const element = row(kr);
+          const element = row(kr, kind);
           if (entry) entry.element.replaceWith(element);
           entry = { signature, element };
           rows.set(kr.id, entry);
@@ -96,7 +99,7 @@ export function showKeyResults(screen) {
   async function refresh() {
     let keepPolling = true;
     try {
-      const list = await api.get(url`/api/v1/organizations/${orgId}/key-results`);
+      const list = await api.get(url`/api/v1/organizations/${orgId}/${kind.path}`);
       if (!screen.alive()) return;
       showError(error, null);
       update(list);

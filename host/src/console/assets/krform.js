@@ -1,5 +1,6 @@
-// Creating and editing a Key Result. "Automatically from a data source"
-// continues to the link wizard once the Key Result is saved.
+// Creating and editing a Key Result or a Project (which may name a parent Key
+// Result and a due date). "Automatically from a data source" continues to
+// the link wizard once it is saved.
 
 import { api, url } from './api.js';
 import { errorBox, field, h, showError } from './dom.js';
@@ -13,8 +14,10 @@ function numberInput(id, value) {
   return h('input', { id, name: id, type: 'number', step: 'any', required: true, value, inputmode: 'decimal' });
 }
 
-// kr: the Key Result to edit, or null to create one in orgId.
-function renderForm(screen, { orgId, kr, linked }) {
+// kr: the item to edit, or null to create one in orgId; parents: a Project's
+// possible parent Key Results.
+function renderForm(screen, { orgId, kr, linked, parents }) {
+  const kind = screen.kind;
   const editing = Boolean(kr);
   const error = errorBox('kr-form-error');
   const title = h('input', { id: 'kr-title', name: 'title', type: 'text', required: true, maxlength: 200, value: kr?.title, autocomplete: 'off', 'data-autofocus': !kr });
@@ -40,6 +43,18 @@ function renderForm(screen, { orgId, kr, linked }) {
   unit.addEventListener('change', showCurrency);
   showCurrency();
 
+  // A Project's own fields: the Key Result it serves and its due date.
+  let projectFields = null;
+  let parent = null;
+  let due = null;
+  if (kind.key === 'project') {
+    parent = select('kr-parent', [['', 'None'], ...parents.map((p) => [String(p.id), p.title])],
+      kr?.parent_id ? String(kr.parent_id) : '');
+    due = h('input', { id: 'kr-due', name: 'due', type: 'date', value: kr?.due_date });
+    projectFields = h('div', { class: 'row' },
+      field('Parent Key Result (optional)', parent), field('Due date (optional)', due));
+  }
+
   const manual = h('input', { type: 'radio', id: 'kr-progress-manual', name: 'progress', value: 'manual', checked: true });
   const auto = h('input', { type: 'radio', id: 'kr-progress-auto', name: 'progress', value: 'auto' });
   const progressChoice = linked
@@ -50,13 +65,14 @@ function renderForm(screen, { orgId, kr, linked }) {
       h('div', { class: 'choice' }, auto, h('label', { for: 'kr-progress-auto', text: 'Automatically from a data source (Dynamics 365)' })));
 
   const save = h('button', { type: 'submit', id: 'kr-save', text: editing ? 'Save' : 'Create' });
-  const cancelHref = editing ? `#/key-results/${kr.id}` : `#/orgs/${orgId}/key-results`;
+  const cancelHref = editing ? `#/${kind.path}/${kr.id}` : `#/orgs/${orgId}/${kind.path}`;
   const form = h('form', { class: 'card', id: 'kr-form' },
     field('Title', title),
     field('Owner', owner, 'Who answers for it, for example an email address.'),
     h('div', { class: 'row' }, field('Unit', unit), currencyField),
     h('div', { class: 'row' }, field('Start', start), field('Target', target)),
     field('Direction', direction),
+    projectFields,
     progressChoice,
     error,
     h('div', { class: 'actions' }, save, h('a', { href: cancelHref, id: 'kr-cancel', class: 'button secondary', text: 'Cancel' })));
@@ -73,18 +89,20 @@ function renderForm(screen, { orgId, kr, linked }) {
       target: target.valueAsNumber,
       direction: direction.value,
     };
+    if (parent && parent.value) fields.parent_id = Number(parent.value);
+    if (due && due.value) fields.due_date = due.value;
     try {
       let saved;
       if (editing) {
-        saved = await api.patch(url`/api/v1/key-results/${kr.id}`, fields);
+        saved = await api.patch(url`/api/v1/${kind.path}/${kr.id}`, fields);
       } else {
         const body = { ...fields, unit: unit.value };
         if (unit.value === 'currency') body.currency = currency.value.trim().toUpperCase();
-        saved = await api.post(url`/api/v1/organizations/${orgId}/key-results`, body);
+        saved = await api.post(url`/api/v1/organizations/${orgId}/${kind.path}`, body);
       }
-      if (!linked && auto.checked) screen.go(`#/key-results/${saved.id}/link`, `Saved “${saved.title}”. Now pick its metric.`);
-      else if (editing) screen.go(`#/key-results/${saved.id}`, 'Saved.');
-      else screen.go(`#/orgs/${orgId}/key-results`, `Created “${saved.title}”.`);
+      if (!linked && auto.checked) screen.go(`#/${kind.path}/${saved.id}/link`, `Saved “${saved.title}”. Now pick its metric.`);
+      else if (editing) screen.go(`#/${kind.path}/${saved.id}`, 'Saved.');
+      else screen.go(`#/orgs/${orgId}/${kind.path}`, `Created “${saved.title}”.`);
     } catch (failure) {
       if (!screen.alive()) return;
       showError(error, failure);
@@ -94,28 +112,50 @@ function renderForm(screen, { orgId, kr, linked }) {
   screen.root.append(form);
 }
 
-export function showNewKeyResult(screen) {
-  const orgId = Number(screen.params[0]);
-  const org = screen.orgById(orgId);
-  screen.heading(org ? `New Key Result in ${org.name}` : 'New Key Result');
-  renderForm(screen, { orgId, kr: null, linked: false });
+// A Project's form offers the organization's Key Results as parents.
+async function parentsOf(screen, orgId) {
+  if (screen.kind.key !== 'project' || !orgId) return [];
+  return api.get(url`/api/v1/organizations/${orgId}/key-results`);
 }
 
-export async function showEditKeyResult(screen) {
-  const id = Number(screen.params[0]);
-  screen.heading('Edit Key Result');
+export async function showNewKeyResult(screen) {
+  const orgId = Number(screen.params[0]);
+  const kind = screen.kind;
+  const org = screen.orgById(orgId);
+  screen.heading(org ? `New ${kind.noun} in ${org.name}` : `New ${kind.noun}`);
   const error = errorBox('kr-load-error');
   screen.root.append(error);
-  let details;
+  let parents;
   try {
-    details = await api.get(url`/api/v1/key-results/${id}`);
+    parents = await parentsOf(screen, orgId);
   } catch (failure) {
     if (screen.alive()) showError(error, failure);
     return;
   }
   if (!screen.alive()) return;
+  renderForm(screen, { orgId, kr: null, linked: false, parents });
+}
+
+export async function showEditKeyResult(screen) {
+  const id = Number(screen.params[0]);
+  const kind = screen.kind;
+  screen.heading(`Edit ${kind.noun}`);
+  const error = errorBox('kr-load-error');
+  screen.root.append(error);
+  let details;
+  let parents;
+  try {
+    details = await api.get(url`/api/v1/${kind.path}/${id}`);
+    const org = screen.orgByName(details.organization);
+    parents = await parentsOf(screen, org?.id);
+  } catch (failure) {
+    if (screen.alive()) showError(error, failure);
+    return;
+  }
+  if (!screen.alive()) return;
+  const item = details[kind.key];
   const org = screen.orgByName(details.organization);
   if (org) screen.setOrg(org.id);
-  screen.title(`Edit “${details.key_result.title}”`);
-  renderForm(screen, { orgId: org?.id, kr: details.key_result, linked: Boolean(details.link) });
+  screen.title(`Edit “${item.title}”`);
+  renderForm(screen, { orgId: org?.id, kr: item, linked: Boolean(details.link), parents });
 }

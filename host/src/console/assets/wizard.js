@@ -21,6 +21,7 @@ const SEARCH_DELAY_MS = 250;
 
 export async function showWizard(screen) {
   const krId = Number(screen.params[0]);
+  const kind = screen.kind;
   screen.heading('Link to a Dynamics 365 metric');
   const error = errorBox('wizard-error');
   const stepList = h('ol', { class: 'steps', id: 'wizard-steps', 'aria-label': 'Steps' });
@@ -29,16 +30,16 @@ export async function showWizard(screen) {
 
   let details;
   try {
-    details = await api.get(url`/api/v1/key-results/${krId}`);
+    details = await api.get(url`/api/v1/${kind.path}/${krId}`);
   } catch (failure) {
     if (screen.alive()) showError(error, failure);
     return;
   }
   if (!screen.alive()) return;
-  const kr = details.key_result;
+  const kr = details[kind.key];
   const org = screen.orgByName(details.organization);
   if (!org) {
-    showError(error, 'This Key Result’s organization is not among the organizations of your session.');
+    showError(error, `This ${kind.noun}’s organization is not among the organizations of your session.`);
     return;
   }
   screen.setOrg(org.id);
@@ -73,7 +74,7 @@ export async function showWizard(screen) {
   function stepForm(content, { onNext, nextId = 'wizard-next', nextLabel = 'Next', nextDisabled = false }) {
     const back = index > 0
       ? h('button', { type: 'button', id: 'wizard-back', class: 'secondary', text: 'Back', onclick: () => show(index - 1, true) })
-      : h('a', { href: `#/key-results/${krId}`, id: 'wizard-cancel', class: 'button secondary', text: 'Cancel' });
+      : h('a', { href: `#/${kind.path}/${krId}`, id: 'wizard-cancel', class: 'button secondary', text: 'Cancel' });
     const next = h('button', { type: 'submit', id: nextId, text: nextLabel, disabled: nextDisabled });
     const form = h('form', { class: 'wizard-step', id: `wizard-step-${STEPS[index]}` },
       h('h2', { text: `Step ${index + 1} of ${STEPS.length}: ${TITLES[STEPS[index]]}` }),
@@ -247,16 +248,16 @@ export async function showWizard(screen) {
         button.disabled = true;
         showError(error, null);
         try {
-          const result = await api.put(url`/api/v1/key-results/${krId}/link`, {
+          const result = await api.put(url`/api/v1/${kind.path}/${krId}/link`, {
             connection_id: c.connection.id,
             app_id: c.app.id,
             ...metricBody(),
           });
-          const saved = result.key_result;
+          const saved = result[kind.key];
           const message = result.run && result.run.status !== 'success'
             ? `Linked, but the first sync failed. ${failureWords(result.run.error_kind)}`
             : `Linked. The value is now ${formatValue(saved.current_value, saved.unit, saved.currency)}.`;
-          screen.go(`#/key-results/${krId}`, message);
+          screen.go(`#/${kind.path}/${krId}`, message);
         } catch (failure) {
           if (!current(token)) return;
           showError(error, failure);
@@ -275,7 +276,7 @@ export async function showWizard(screen) {
         if (!current(token)) return;
         output.textContent = `Value ${formatMeasured(m.value, m.value_type, m.currency)}; currency ${m.currency || 'none (not an amount of money)'}; ${formatNumber(m.records)} record${m.records === 1 ? '' : 's'}.`;
         if (kr.unit === 'currency' && m.currency && kr.currency && m.currency.toUpperCase() !== kr.currency.toUpperCase()) {
-          note.textContent = `This Key Result counts in ${kr.currency}, but the metric is in ${m.currency}, so saving will be refused.`;
+          note.textContent = `This ${kind.noun} counts in ${kr.currency}, but the metric is in ${m.currency}, so saving will be refused.`;
         }
         save.disabled = false;
       } catch (failure) {

@@ -163,6 +163,28 @@ impl Browser {
             .map_or(0, Vec::len)
     }
 
+    /// Walks the wizard from its first step to the count of Hot Leads through
+    /// `conn`, and previews it (Save waits for the preview).
+    async fn wizard_to_hot_leads(&self, conn: &str, hot: &crate::api::HotLeads) {
+        self.select("#wizard-connection", conn).await;
+        self.wizard_step("#wizard-app").await;
+        self.select("#wizard-app", &hot.app).await;
+        self.wizard_step("#wizard-entity").await;
+        self.select("#wizard-entity", "lead").await;
+        self.wizard_step("#wizard-view option").await;
+        self.select("#wizard-view", &hot.view).await;
+        self.wizard_step("#wizard-column option").await;
+        self.select("#wizard-column", "fullname").await;
+        self.wizard_step("#wizard-aggregation").await;
+        self.select("#wizard-aggregation", "count").await;
+        self.wizard_step("#wizard-preview").await;
+        self.click("#wizard-preview").await;
+        self.text_when("#wizard-preview-value", |t| {
+            t.contains(&grouped(hot_leads()))
+        })
+        .await;
+    }
+
     async fn sign_in(&self, base: &str, token: &str) {
         self.goto(&format!("{base}/#/sign-in")).await;
         self.type_into("#token", token).await;
@@ -1141,25 +1163,7 @@ async fn admins_manage_connections_and_owners_manage_links_in_the_console() {
 
     // Change metric: the same view, through the person's connection.
     browser.click("#link-kr").await;
-    browser.select("#wizard-connection", &fabrikam).await;
-    browser.wizard_step("#wizard-app").await;
-    browser.select("#wizard-app", &hot.app).await;
-    browser.wizard_step("#wizard-entity").await;
-    browser.select("#wizard-entity", "lead").await;
-    browser.wizard_step("#wizard-view option").await;
-    browser.select("#wizard-view", &hot.view).await;
-    browser.wizard_step("#wizard-column option").await;
-    browser.select("#wizard-column", "fullname").await;
-    browser.wizard_step("#wizard-aggregation").await;
-    browser.select("#wizard-aggregation", "count").await;
-    browser.wizard_step("#wizard-preview").await;
-    // Save waits for the preview, which measures through the new connection.
-    browser.click("#wizard-preview").await;
-    browser
-        .text_when("#wizard-preview-value", |t| {
-            t.contains(&grouped(hot_leads()))
-        })
-        .await;
+    browser.wizard_to_hot_leads(&fabrikam, &hot).await;
     browser.click("#wizard-save").await;
     browser
         .text_when("#details-link", |t| t.contains("Fabrikam"))
@@ -1206,5 +1210,108 @@ async fn admins_manage_connections_and_owners_manage_links_in_the_console() {
         )
         .await;
     assert_eq!(status, reqwest::StatusCode::NOT_FOUND);
+    browser.client.close().await.expect("close the browser");
+}
+
+/// A Project in the console: created under a Key Result with a due date,
+/// linked through the wizard, synced, and listed with its icon.
+#[tokio::test]
+async fn a_project_is_created_linked_and_synced_in_the_console() {
+    let Some(browser) = Browser::start("project").await else {
+        return;
+    };
+    let sim = Sim::start().await;
+    let cli = Cli::new();
+    let admin = token(&cli, &[], "platform-admin").await;
+    let member = token(&cli, &["--org", "default"], "member").await;
+    let api = Served::start(&cli, &["--no-scheduler"]).await;
+    let (_, conn) = api
+        .call(
+            Method::POST,
+            "/api/v1/organizations/1/connections",
+            Some(&admin),
+            Some(connection_body(&sim, "Contoso", &sim.config.client_secret)),
+        )
+        .await;
+    let conn = conn["id"].as_str().expect("connection").to_string();
+    let hot = api.hot_leads(&conn, &member).await;
+    let kr = api
+        .ok(
+            Method::POST,
+            "/api/v1/organizations/1/key-results",
+            &member,
+            Some(KR("Work the hot leads")),
+        )
+        .await;
+    let kr = kr["id"].as_i64().expect("kr");
+    let base = api.base.clone();
+    browser.sign_in(&base, &member).await;
+
+    browser.click("#nav-projects").await;
+    browser.click("#new-kr").await;
+    browser.type_into("#kr-title", "Partner campaign").await;
+    browser.type_into("#kr-owner", "ben@contoso.com").await;
+    browser.type_into("#kr-target", "10000").await;
+    browser.select("#kr-parent", &kr.to_string()).await;
+    // A date field's typing order follows the browser's locale: set its value.
+    browser
+        .script("document.getElementById('kr-due').value = '2027-03-31'; return true")
+        .await;
+    browser.click("#kr-progress-auto").await;
+    browser.shot("15-new-project").await;
+    browser.click("#kr-save").await;
+    browser.wizard_to_hot_leads(&conn, &hot).await;
+    browser.click("#wizard-save").await;
+    browser
+        .text_when("#details-value", |t| t.contains(&grouped(hot_leads())))
+        .await;
+    browser.click("#sync-now").await;
+    browser
+        .text_when("#details-status", |t| t.starts_with("Synced"))
+        .await;
+
+    let projects = api
+        .ok(
+            Method::GET,
+            "/api/v1/organizations/1/projects",
+            &member,
+            None,
+        )
+        .await;
+    let project = find(&projects, "title", "Partner campaign");
+    assert_eq!(project["parent_id"], json!(kr), "{project}");
+    assert_eq!(project["due_date"], "2027-03-31");
+    assert_eq!(project["current_value"], json!(hot_leads()));
+    let id = project["id"].as_i64().expect("id");
+    let history = api
+        .ok(
+            Method::GET,
+            &format!("/api/v1/projects/{id}/history"),
+            &member,
+            None,
+        )
+        .await;
+    assert_eq!(
+        history["runs"].as_array().map(Vec::len),
+        Some(2),
+        "{history}"
+    );
+
+    // The Projects list, with the icon; the Key Results list does not hold it.
+    browser.click("#nav-projects").await;
+    browser.element(&format!("#kr-{id}-d365")).await;
+    let due = browser
+        .text_when(&format!("tr[data-kr-id=\"{id}\"] .kr-due"), |t| {
+            !t.is_empty()
+        })
+        .await;
+    assert_eq!(due, "2027-03-31");
+    browser.shot("16-projects").await;
+    browser.click("#nav-key-results").await;
+    browser.element(&format!("#kr-{kr}-title")).await;
+    let rows = browser
+        .script("return document.querySelectorAll('#kr-list tbody tr').length")
+        .await;
+    assert_eq!(rows, json!(1), "only the Key Result");
     browser.client.close().await.expect("close the browser");
 }
