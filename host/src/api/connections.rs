@@ -250,6 +250,7 @@ pub async fn test_connection(
     Path(id): Path<String>,
 ) -> Result<axum::Json<Value>, Problem> {
     let record = caller.connection(&state, &id, Role::OrgAdmin).await?;
+    let _slot = state.connection_slot(&record).await;
     let identity = state.engine.who_am_i(&record).await?;
     Ok(axum::Json(render::identity(&record, &identity)))
 }
@@ -264,6 +265,7 @@ pub async fn list_apps(
     Path(id): Path<String>,
 ) -> Result<axum::Json<Value>, Problem> {
     let record = caller.connection(&state, &id, Role::Member).await?;
+    let _slot = state.connection_slot(&record).await;
     Ok(axum::Json(
         render::apps(&state.engine.list_apps(&record).await?).json,
     ))
@@ -279,6 +281,7 @@ pub async fn list_entities(
     Path((id, app_id)): Path<(String, String)>,
 ) -> Result<axum::Json<Value>, Problem> {
     let record = caller.connection(&state, &id, Role::Member).await?;
+    let _slot = state.connection_slot(&record).await;
     Ok(axum::Json(
         render::entities(&state.engine.list_entities(&record, &app_id).await?).json,
     ))
@@ -302,6 +305,7 @@ pub async fn list_views(
     Query(query): Query<ViewSearch>,
 ) -> Result<axum::Json<Value>, Problem> {
     let record = caller.connection(&state, &id, Role::Member).await?;
+    let _slot = state.connection_slot(&record).await;
     let views = state
         .engine
         .list_views(&record, &entity, query.search.as_deref())
@@ -332,6 +336,7 @@ pub async fn list_columns(
         id: view_id,
         kind: view_kind(query.kind.as_deref())?,
     };
+    let _slot = state.connection_slot(&record).await;
     let columns = state.engine.list_columns(&record, &entity, &view).await?;
     Ok(axum::Json(render::columns(&columns).json))
 }
@@ -383,6 +388,7 @@ pub async fn measure(
         aggregation: aggregation.into(),
         currency: currency.into(),
     };
+    let _slot = state.connection_slot(&record).await;
     let measured = state.engine.fetch_and_aggregate(&record, &spec).await?;
     Ok(axum::Json(render::measurement(&measured, true).json))
 }

@@ -286,7 +286,10 @@ pub(super) async fn link(
         currency: currency.into(),
     };
     let engine: &dyn Engine = state.engine.as_ref();
+    // The slot is given back before the first sync, which takes its own.
+    let slot = state.connection_slot(&record).await;
     let chosen = linking::choose(engine, &record, &wanted).await?;
+    drop(slot);
     if let Some(kind) = &body.view_kind
         && super::connections::view_kind(Some(kind))? != chosen.metric.view.kind
     {

@@ -80,6 +80,21 @@ impl Shared {
     }
 }
 
+impl Shared {
+    /// One of the connection's slots, held while a request calls its
+    /// environment: the wizard's and the console's calls count against the
+    /// connection's limit (Dataverse's per-user concurrency) with the
+    /// scheduler's syncs. Hold it only around the calls: a sync takes its own.
+    pub async fn connection_slot(
+        &self,
+        record: &crate::connections::ConnectionRecord,
+    ) -> Option<crate::goals::sync::ConnectionSlot> {
+        self.syncer
+            .connection_slot(&record.id, &record.integration)
+            .await
+    }
+}
+
 /// A JSON request body; a malformed one is a 400 problem naming what is wrong.
 pub struct Body<T>(pub T);
 

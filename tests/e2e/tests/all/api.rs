@@ -1316,3 +1316,34 @@ async fn random_bodies_never_make_a_server_error() {
     }
     assert!(sent > 200, "{sent} requests");
 }
+
+/// The wizard's calls count against the connection's limit with the syncs:
+/// with one slot per connection, four previews at once reach the environment
+/// one at a time (four at once without the slots).
+#[tokio::test]
+async fn previews_wait_for_the_connections_slots() {
+    let sim = Sim::start().await;
+    let cli = Cli::new();
+    let admin = token(&cli, &[], "platform-admin").await;
+    let api = Served::start(&cli, &["--no-scheduler", "--per-connection", "1"]).await;
+    let (_, conn) = api
+        .call(
+            Method::POST,
+            "/api/v1/organizations/1/connections",
+            Some(&admin),
+            Some(connection_body(&sim, "sim", &sim.config.client_secret)),
+        )
+        .await;
+    let conn = conn["id"].as_str().expect("connection").to_string();
+    let hot = api.hot_leads(&conn, &admin).await;
+    let preview = format!("/api/v1/connections/{conn}/measurements");
+    let body = json!({"entity": "lead", "view_id": hot.view, "column": "fullname",
+                      "aggregation": "count"});
+    sim.server.set_latency(Duration::from_millis(100));
+    let ask = || api.ok(Method::POST, &preview, &admin, Some(body.clone()));
+    let answers = tokio::join!(ask(), ask(), ask(), ask());
+    for answer in [answers.0, answers.1, answers.2, answers.3] {
+        assert_eq!(answer["value"], json!(hot_leads()), "{answer}");
+    }
+    assert_eq!(sim.server.peak_concurrency(), 1);
+}
