@@ -7,7 +7,7 @@ use crate::bindings::{Aggregation, CurrencyChoice};
 use crate::connections::{self, ConnectionRecord};
 use crate::db::Database;
 use crate::goals::clock::{Clock, ManualClock, SystemClock};
-use crate::goals::keyresults::{self, NewKeyResult};
+use crate::goals::keyresults::{self, ItemKind, NewKeyResult};
 use crate::goals::linking::{self, Wanted};
 use crate::goals::progress::{Direction, Unit};
 use crate::goals::scheduler::Scheduler;
@@ -116,7 +116,7 @@ impl Rig {
         let first = keyresults::create(
             &self.db,
             NewKeyResult {
-                kind: crate::goals::keyresults::ItemKind::KeyResult,
+                kind: ItemKind::KeyResult,
                 parent_id: None,
                 due_date: None,
                 organization_id: self.conn.organization_id,

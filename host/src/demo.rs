@@ -10,7 +10,7 @@ use crate::db::Database;
 
 use crate::goals::admin;
 use crate::goals::clock::{Clock, ManualClock, SystemClock};
-use crate::goals::keyresults::{self, NewKeyResult};
+use crate::goals::keyresults::{self, ItemKind, NewKeyResult};
 use crate::goals::linking::{self, Pieces, Wanted};
 use crate::goals::progress::{Direction, Unit};
 use crate::goals::scheduler::Scheduler;
@@ -280,7 +280,7 @@ async fn walk(
     let pipeline_kr = keyresults::create(
         &db,
         NewKeyResult {
-            kind: crate::goals::keyresults::ItemKind::KeyResult,
+            kind: ItemKind::KeyResult,
             parent_id: None,
             due_date: None,
             organization_id: org.id,
@@ -299,7 +299,7 @@ async fn walk(
     let qualified_kr = keyresults::create(
         &db,
         NewKeyResult {
-            kind: crate::goals::keyresults::ItemKind::KeyResult,
+            kind: ItemKind::KeyResult,
             parent_id: None,
             due_date: None,
             organization_id: org.id,
@@ -342,6 +342,48 @@ async fn walk(
             pipeline_kr.id, qualified_kr.id
         ),
         json!([pipeline_kr.id, qualified_kr.id]),
+    );
+
+    // A Project under the leads Key Result, synced with them.
+    let webinar = keyresults::create(
+        &db,
+        NewKeyResult {
+            kind: ItemKind::Project,
+            parent_id: Some(qualified_kr.id),
+            due_date: Some("2027-03-31".to_string()),
+            organization_id: org.id,
+            title: "Partner webinar: 6,000 hot leads".to_string(),
+            owner: "ben@contoso.example".to_string(),
+            unit: Unit::Number,
+            currency_code: None,
+            start: 0.0,
+            target: 6_000.0,
+            direction: Direction::Increase,
+        },
+        clock.now(),
+    )
+    .await?;
+    let hot = linking::choose(
+        &runtime,
+        &conn,
+        &Wanted {
+            app: APP.to_string(),
+            entity: "lead".to_string(),
+            view: "Hot Leads".to_string(),
+            column: "fullname".to_string(),
+            aggregation: Aggregation::Count,
+            currency: CurrencyChoice::Base,
+        },
+    )
+    .await?;
+    keyresults::save_link(&db, webinar.id, hot.metric, interval, clock.now()).await?;
+    steps.push(
+        "project",
+        format!(
+            "Project {} (under Key Result {}, due 2027-03-31) ← count of 'Hot Leads'",
+            webinar.id, qualified_kr.id
+        ),
+        json!(webinar.id),
     );
 
     let syncer = Arc::new(Syncer::new(

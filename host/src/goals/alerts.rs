@@ -200,7 +200,7 @@ mod tests {
             let kr = keyresults::create(
                 &db,
                 keyresults::NewKeyResult {
-                    kind: crate::goals::keyresults::ItemKind::KeyResult,
+                    kind: ItemKind::KeyResult,
                     parent_id: None,
                     due_date: None,
                     organization_id,

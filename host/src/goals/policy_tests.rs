@@ -11,7 +11,7 @@ use crate::db::Database;
 use crate::engine::{Call, Engine};
 use crate::goals::alerts;
 use crate::goals::clock::ManualClock;
-use crate::goals::keyresults::{self, LinkState, MetricChoice, NewKeyResult};
+use crate::goals::keyresults::{self, ItemKind, LinkState, MetricChoice, NewKeyResult};
 use crate::goals::progress::{Direction, Unit};
 use crate::goals::sync::{Syncer, Trigger};
 use crate::outbound::TrafficReading;
@@ -155,7 +155,7 @@ async fn linked(engine: &FakeEngine) -> (Database, i64, ConnectionRecord) {
     let kr = keyresults::create(
         &db,
         NewKeyResult {
-            kind: crate::goals::keyresults::ItemKind::KeyResult,
+            kind: ItemKind::KeyResult,
             parent_id: None,
             due_date: None,
             organization_id: conn.organization_id,

@@ -6,7 +6,7 @@ use goals_host::bindings::{Aggregation, CurrencyChoice, MetricSpec, ViewKind, Vi
 use goals_host::connections::{self, ConnectionRecord, NewConnection};
 use goals_host::db::Database;
 use goals_host::goals::clock::{Clock, ManualClock};
-use goals_host::goals::keyresults::{self, KeyResult, Link, NewKeyResult};
+use goals_host::goals::keyresults::{self, ItemKind, KeyResult, Link, NewKeyResult};
 use goals_host::goals::linking::{self, Wanted};
 use goals_host::goals::progress::{Direction, Unit};
 use goals_host::goals::scheduler::Scheduler;
@@ -366,7 +366,7 @@ impl World {
         keyresults::create(
             &self.db,
             NewKeyResult {
-                kind: goals_host::goals::keyresults::ItemKind::KeyResult,
+                kind: ItemKind::KeyResult,
                 parent_id: None,
                 due_date: None,
                 organization_id: self.conn.organization_id,

@@ -465,6 +465,7 @@ async fn the_demo_walks_the_flow_and_measures_a_value() {
             "aggregation",
             "value",
             "link",
+            "project",
             "scheduler",
             "details"
         ]
@@ -482,17 +483,18 @@ async fn the_demo_walks_the_flow_and_measures_a_value() {
         "demo measured {measured}, data says {expected}"
     );
 
-    // The scheduler synced both Key Results every accelerated hour, and they moved.
-    let hours = steps[9]["result"].as_array().expect("hours");
+    // The scheduler synced both Key Results and the Project every accelerated
+    // hour, and they moved.
+    let hours = steps[10]["result"].as_array().expect("hours");
     assert!(hours.len() >= 3);
-    assert!(hours.iter().all(|h| h["synced"] == 2), "{hours:?}");
+    assert!(hours.iter().all(|h| h["synced"] == 3), "{hours:?}");
     let pipeline: Vec<f64> = hours
         .iter()
         .map(|h| h["pipeline"].as_f64().expect("a value"))
         .collect();
     assert!((pipeline[0] - expected).abs() < 0.01);
     assert!(pipeline.windows(2).all(|w| w[1] > w[0]), "{pipeline:?}");
-    let details = &steps[10]["result"];
+    let details = &steps[11]["result"];
     assert_eq!(details["link"]["state"], "active");
     assert_eq!(details["link"]["view_name"], "Open Opportunities");
     assert!(details["key_result"]["progress_percent"].is_number());

@@ -864,6 +864,9 @@ async fn the_demo_serves_its_data_with_a_token_to_sign_in() {
         .as_array()
         .map(|krs| krs.iter().filter(|kr| kr["link"].is_object()).count());
     assert_eq!(linked, Some(2), "{krs}");
+    let projects = get(format!("/api/v1/organizations/{org}/projects")).await;
+    assert_eq!(projects[0]["parent_id"], krs[1]["id"], "{projects}");
+    assert!(projects[0]["link"].is_object(), "{projects}");
     let page = http
         .get(format!("{base}/"))
         .send()

@@ -9,7 +9,7 @@ use goals_e2e::{Cli, Sim, goals_host_binary, hot_leads};
 use goals_host::bindings::{Aggregation, CurrencyChoice};
 use goals_host::connections;
 use goals_host::db::Database;
-use goals_host::goals::keyresults::{self, NewKeyResult};
+use goals_host::goals::keyresults::{self, ItemKind, NewKeyResult};
 use goals_host::goals::linking::{self, Wanted};
 use goals_host::goals::progress::{Direction, Unit};
 use goals_host::goals::sync::{SyncRun, history};
@@ -130,7 +130,7 @@ async fn a_killed_scheduler_loses_nothing_and_retries_what_it_interrupted_once()
         let kr = keyresults::create(
             &db,
             NewKeyResult {
-                kind: goals_host::goals::keyresults::ItemKind::KeyResult,
+                kind: ItemKind::KeyResult,
                 parent_id: None,
                 due_date: None,
                 organization_id: conn.organization_id,
