@@ -109,6 +109,7 @@ impl Rig {
                 column: "name".to_string(),
                 aggregation: Aggregation::Count,
                 currency: CurrencyChoice::Base,
+                window: None,
             },
         )
         .await?
@@ -119,6 +120,7 @@ impl Rig {
                 kind: ItemKind::KeyResult,
                 parent_id: None,
                 due_date: None,
+                period: Default::default(),
                 organization_id: self.conn.organization_id,
                 title: "bench".to_string(),
                 owner: "bench".to_string(),

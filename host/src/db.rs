@@ -23,6 +23,7 @@ const MIGRATIONS: &[M<'_>] = &[
     M::up(include_str!("../migrations/0008_hosts.sql")),
     M::up(include_str!("../migrations/0009_api_tokens.sql")),
     M::up(include_str!("../migrations/0010_projects.sql")),
+    M::up(include_str!("../migrations/0011_periods.sql")),
 ];
 
 /// PostgreSQL's schema versions, oldest first: the same data as SQLite's, in
@@ -34,6 +35,7 @@ const POSTGRES_MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0004_hosts.sql"),
     include_str!("../migrations/postgres/0005_api_tokens.sql"),
     include_str!("../migrations/postgres/0006_projects.sql"),
+    include_str!("../migrations/postgres/0007_periods.sql"),
 ];
 
 /// Where the key check value is sealed.

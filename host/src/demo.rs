@@ -258,6 +258,7 @@ async fn walk(
         },
         AGGREGATION,
         CurrencyChoice::Base,
+        None,
     )
     .await?;
     let measurement = &pipeline.preview;
@@ -283,6 +284,7 @@ async fn walk(
             kind: ItemKind::KeyResult,
             parent_id: None,
             due_date: None,
+            period: Default::default(),
             organization_id: org.id,
             title: "Grow the open pipeline to 300M".to_string(),
             owner: "ana@contoso.example".to_string(),
@@ -302,6 +304,7 @@ async fn walk(
             kind: ItemKind::KeyResult,
             parent_id: None,
             due_date: None,
+            period: Default::default(),
             organization_id: org.id,
             title: "Qualify 5,000 leads".to_string(),
             owner: "ben@contoso.example".to_string(),
@@ -324,6 +327,7 @@ async fn walk(
             column: "fullname".to_string(),
             aggregation: Aggregation::Count,
             currency: CurrencyChoice::Base,
+            window: None,
         },
     )
     .await?;
@@ -351,6 +355,7 @@ async fn walk(
             kind: ItemKind::Project,
             parent_id: Some(qualified_kr.id),
             due_date: Some("2027-03-31".to_string()),
+            period: Default::default(),
             organization_id: org.id,
             title: "Partner webinar: 6,000 hot leads".to_string(),
             owner: "ben@contoso.example".to_string(),
@@ -373,6 +378,7 @@ async fn walk(
             column: "fullname".to_string(),
             aggregation: Aggregation::Count,
             currency: CurrencyChoice::Base,
+            window: None,
         },
     )
     .await?;

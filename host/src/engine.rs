@@ -6,8 +6,8 @@
 //! becomes the engine's narrow [`CallTarget`].
 
 use crate::bindings::{
-    App, Certificate, Column, Connection, Credential, DeviceCode, Entity, Error, Identity,
-    Measurement, MetricSpec, PluginInfo, SettingValue, SignInStatus, View, ViewRef,
+    App, Certificate, Column, Connection, Credential, DateWindow, DeviceCode, Entity, Error,
+    Identity, Measurement, MetricSpec, PluginInfo, SettingValue, SignInStatus, View, ViewRef,
 };
 use crate::connections::{ConnectionRecord, SignIn};
 use goals_engine::outbound::TrafficReading;
@@ -43,10 +43,20 @@ pub trait Engine: Send + Sync {
         entity: &'a str,
         view: &'a ViewRef,
     ) -> Call<'a, Vec<Column>>;
+    /// Measures `spec` over all of the view's rows.
     fn fetch_and_aggregate<'a>(
         &'a self,
         conn: &'a ConnectionRecord,
         spec: &'a MetricSpec,
+    ) -> Call<'a, Measurement> {
+        self.fetch_and_aggregate_within(conn, spec, None)
+    }
+    /// Measures `spec` over the view's rows within `window`, if given.
+    fn fetch_and_aggregate_within<'a>(
+        &'a self,
+        conn: &'a ConnectionRecord,
+        spec: &'a MetricSpec,
+        window: Option<&'a DateWindow>,
     ) -> Call<'a, Measurement>;
     fn start_device_sign_in<'a>(&'a self, conn: &'a ConnectionRecord) -> Call<'a, DeviceCode>;
     fn poll_device_sign_in<'a>(&'a self, conn: &'a ConnectionRecord) -> Call<'a, SignInStatus>;
@@ -118,15 +128,18 @@ macro_rules! forward_calls {
                 })
             }
 
-            fn fetch_and_aggregate<'a>(
+            fn fetch_and_aggregate_within<'a>(
                 &'a self,
                 conn: &'a ConnectionRecord,
                 spec: &'a MetricSpec,
+                window: Option<&'a DateWindow>,
             ) -> Call<'a, Measurement> {
                 Box::pin(async move {
                     let target = call_target(conn)?;
                     let ($this, $integration) = (self, target.integration.as_str());
-                    $runtime?.fetch_and_aggregate(&target, spec).await
+                    $runtime?
+                        .fetch_and_aggregate_within(&target, spec, window)
+                        .await
                 })
             }
 
@@ -200,12 +213,13 @@ impl<E: Engine + ?Sized> Engine for std::sync::Arc<E> {
     ) -> Call<'a, Vec<Column>> {
         (**self).list_columns(conn, entity, view)
     }
-    fn fetch_and_aggregate<'a>(
+    fn fetch_and_aggregate_within<'a>(
         &'a self,
         conn: &'a ConnectionRecord,
         spec: &'a MetricSpec,
+        window: Option<&'a DateWindow>,
     ) -> Call<'a, Measurement> {
-        (**self).fetch_and_aggregate(conn, spec)
+        (**self).fetch_and_aggregate_within(conn, spec, window)
     }
     fn start_device_sign_in<'a>(&'a self, conn: &'a ConnectionRecord) -> Call<'a, DeviceCode> {
         (**self).start_device_sign_in(conn)

@@ -270,6 +270,17 @@ impl MetricQuery {
         Ok(Self::assemble(fetch, entity))
     }
 
+    /// Keeps only the rows whose `attribute` (of the view's own table) lies
+    /// between the two days, both included; every query built afterwards
+    /// carries the restriction.
+    pub fn within(&mut self, attribute: &str, first_day: Option<&str>, last_day: Option<&str>) {
+        let conditions = [("on-or-after", first_day), ("on-or-before", last_day)]
+            .into_iter()
+            .filter_map(|(operator, day)| day.map(|day| condition(attribute, operator, Some(day))))
+            .collect();
+        wrap_filters(&mut self.entity, conditions);
+    }
+
     /// The view's first row by `createdon` (last with `descending`), among rows
     /// that have one: the bounds of a split plan.
     pub fn first_created(&self, descending: bool) -> String {
@@ -789,5 +800,47 @@ mod tests {
         assert_eq!(query.entity_name(), "opportunity");
         assert_eq!(query.linked_entity("cust"), Some("contact"));
         assert_eq!(query.joins().len(), 3);
+    }
+
+    #[test]
+    fn a_window_ands_its_days_with_the_views_filters_in_every_query() {
+        let mut query = metric_query(&[]);
+        query.within("estimatedclosedate", Some("2024-01-01"), Some("2024-03-31"));
+        let column = ColumnRef::from_cell("estimatedvalue");
+        let aggregate = parse(
+            &query
+                .aggregate(&column, &[Function::Sum], "opportunityid", None)
+                .unwrap(),
+        );
+        let entity = aggregate.elements().next().unwrap();
+        let and: Vec<&Element> = entity.elements().filter(|e| e.name == "filter").collect();
+        assert_eq!(and.len(), 1, "one filter ANDs the view's with the window's");
+        assert_eq!(and[0].attr("type"), Some("and"));
+        let conditions: Vec<(Option<&str>, Option<&str>)> = and[0]
+            .elements()
+            .filter(|e| e.name == "condition")
+            .map(|e| (e.attr("operator"), e.attr("value")))
+            .collect();
+        assert_eq!(
+            conditions,
+            [
+                (Some("on-or-after"), Some("2024-01-01")),
+                (Some("on-or-before"), Some("2024-03-31"))
+            ]
+        );
+        // The view's own `or` filter stays inside, whole.
+        assert!(
+            and[0]
+                .elements()
+                .any(|e| e.name == "filter" && e.attr("type") == Some("or"))
+        );
+        // Pages carry it too; an open end adds no condition.
+        let mut open = metric_query(&[]);
+        open.within("estimatedclosedate", None, Some("2024-03-31"));
+        let page = open.page(&column, "opportunityid", 1, 50, None).unwrap();
+        assert!(
+            page.contains("on-or-before") && !page.contains("on-or-after"),
+            "{page}"
+        );
     }
 }

@@ -7,7 +7,7 @@
 
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../wit/v0.2.0",
+        path: "../wit/v0.3.0",
         generate_all,
         world: "integration",
         additional_derives: [PartialEq],

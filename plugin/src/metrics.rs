@@ -17,7 +17,9 @@ use crate::metadata::{self, Collection, ViewDefinition};
 use crate::paging::{self, PageRead};
 use crate::platform::{HttpResponse, Level};
 use crate::split::SplitPlan;
-use crate::types::{Aggregation, ColumnType, CurrencyChoice, Error, Measurement, MetricSpec};
+use crate::types::{
+    Aggregation, ColumnType, CurrencyChoice, DateWindow, Error, Measurement, MetricSpec,
+};
 use crate::{layout, odata};
 use serde_json::{Map, Value};
 
@@ -47,11 +49,17 @@ impl From<Error> for Failure {
     }
 }
 
-pub fn fetch_and_aggregate(session: &mut Session, spec: &MetricSpec) -> Result<Measurement, Error> {
-    match measure(session, spec) {
+/// Measures `spec` over the view's rows, only those within `window` when one
+/// is given.
+pub fn fetch_and_aggregate(
+    session: &mut Session,
+    spec: &MetricSpec,
+    window: Option<&DateWindow>,
+) -> Result<Measurement, Error> {
+    match measure(session, spec, window) {
         Err(Failure::StaleView) => {
             metadata::forget_view(session, &spec.view);
-            match measure(session, spec) {
+            match measure(session, spec, window) {
                 Err(Failure::StaleView) => Err(Error::Upstream(
                     "the view changed twice while it was being measured; the sync will be retried"
                         .to_string(),
@@ -87,8 +95,12 @@ enum Currency {
     Transaction,
 }
 
-fn measure(session: &mut Session, spec: &MetricSpec) -> Result<Measurement, Failure> {
-    let plan = prepare(session, spec)?;
+fn measure(
+    session: &mut Session,
+    spec: &MetricSpec,
+    window: Option<&DateWindow>,
+) -> Result<Measurement, Failure> {
+    let plan = prepare(session, spec, window)?;
     let check_path = metadata::view_check_path(&spec.view)?;
     let split_key = format!(
         "split {} {}",
@@ -202,7 +214,11 @@ fn measure(session: &mut Session, spec: &MetricSpec) -> Result<Measurement, Fail
     read_pages(session, spec, &plan)
 }
 
-fn prepare(session: &mut Session, spec: &MetricSpec) -> Result<Plan, Error> {
+fn prepare(
+    session: &mut Session,
+    spec: &MetricSpec,
+    window: Option<&DateWindow>,
+) -> Result<Plan, Error> {
     let view = metadata::cached_view_definition(session, &spec.entity, &spec.view)?;
     let cells = layout::cell_names(&view.layout_xml).map_err(|e| {
         Error::Invalid(format!(
@@ -300,9 +316,17 @@ fn prepare(session: &mut Session, spec: &MetricSpec) -> Result<Plan, Error> {
         shown.push(alias);
     }
     let to_one = |join: &Join| to_one_joins.contains(join);
-    let metric_query = query
+    let mut metric_query = query
         .metric_query(&shown, &to_one)
         .map_err(|e| Error::Invalid(format!("view '{}' cannot be aggregated: {e}", view.name)))?;
+    if let Some(window) = window {
+        check_window(session, &view, window)?;
+        metric_query.within(
+            &window.column,
+            window.first_day.as_deref(),
+            window.last_day.as_deref(),
+        );
+    }
 
     let functions = match spec.aggregation {
         Aggregation::Count => vec![Function::Count],
@@ -323,6 +347,68 @@ fn prepare(session: &mut Session, spec: &MetricSpec) -> Result<Plan, Error> {
         functions,
         currency,
     })
+}
+
+/// A window names a date column of the view's own table and whole days.
+fn check_window(
+    session: &mut Session,
+    view: &ViewDefinition,
+    window: &DateWindow,
+) -> Result<(), Error> {
+    metadata::require_logical_name(&window.column, "column")?;
+    for day in [&window.first_day, &window.last_day].into_iter().flatten() {
+        if !is_calendar_day(day) {
+            return Err(Error::Invalid(format!(
+                "the period's day '{day}' is not a date written YYYY-MM-DD"
+            )));
+        }
+    }
+    if let (Some(first), Some(last)) = (&window.first_day, &window.last_day)
+        && first > last
+    {
+        return Err(Error::Invalid(format!(
+            "the period starts on {first}, after its last day {last}"
+        )));
+    }
+    match metadata::column_info(session, &view.entity, &window.column)? {
+        None => Err(Error::NotFound(format!(
+            "the period's column '{}' does not exist in table '{}'; choose another date column",
+            window.column, view.entity
+        ))),
+        Some(info) if info.column_type() != ColumnType::DateTime => Err(Error::Invalid(format!(
+            "the period's column '{}' is not a date, so a period cannot apply to it; choose a \
+             date column",
+            window.column
+        ))),
+        Some(_) => Ok(()),
+    }
+}
+
+/// YYYY-MM-DD with a month and a day that exist in that month.
+fn is_calendar_day(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let digits = |range: std::ops::Range<usize>| {
+        bytes[range.clone()]
+            .iter()
+            .all(u8::is_ascii_digit)
+            .then(|| text[range].parse::<u32>().ok())
+            .flatten()
+    };
+    if bytes.len() != 10 || bytes[4] != b'-' || bytes[7] != b'-' {
+        return false;
+    }
+    let (Some(year), Some(month), Some(day)) = (digits(0..4), digits(5..7), digits(8..10)) else {
+        return false;
+    };
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let days = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return false,
+    };
+    (1..=days).contains(&day)
 }
 
 fn fetch_path(entity_set: &str, fetch: &str) -> String {
@@ -549,5 +635,29 @@ pub fn type_name(column_type: ColumnType) -> &'static str {
         ColumnType::Lookup => "lookup",
         ColumnType::Identifier => "unique identifier",
         ColumnType::Other => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_calendar_day;
+
+    #[test]
+    fn period_days_are_calendar_days() {
+        for day in ["2024-02-29", "2023-12-31", "2000-02-29"] {
+            assert!(is_calendar_day(day), "{day}");
+        }
+        for day in [
+            "2023-02-29",
+            "1900-02-29",
+            "2024-13-01",
+            "2024-04-31",
+            "2024-4-01",
+            "24-04-01x",
+            "2024/04/01",
+            "",
+        ] {
+            assert!(!is_calendar_day(day), "{day}");
+        }
     }
 }

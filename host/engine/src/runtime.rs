@@ -2,9 +2,10 @@
 
 use crate::artifact;
 use crate::bindings::v0_1::{self, down, up};
+use crate::bindings::v0_2;
 use crate::bindings::{
-    App, Column, Connection, DeviceCode, Entity, Error, Identity, Integration, IntegrationPre,
-    Measurement, MetricSpec, PluginInfo, SignInStatus, View, ViewRef,
+    App, Column, Connection, DateWindow, DeviceCode, Entity, Error, Identity, Integration,
+    IntegrationPre, Measurement, MetricSpec, PluginInfo, SignInStatus, View, ViewRef,
 };
 use crate::limits::{Limit, Limits};
 use crate::outbound::{
@@ -86,18 +87,21 @@ pub fn error_message(error: &Error) -> &str {
 #[derive(Clone)]
 enum Pre {
     Current(IntegrationPre<HostState>),
+    V0_2(v0_2::IntegrationPre<HostState>),
     V0_1(v0_1::IntegrationPre<HostState>),
 }
 
 /// One instance, and the connection in the form its version takes.
 enum Bound<'a> {
     Current(&'a Integration, &'a Connection),
+    V0_2(&'a v0_2::Integration, &'a Connection),
     V0_1(&'a v0_1::Integration, v0_1::types::Connection),
 }
 
 /// An instance of either version.
 enum Instance {
     Current(Integration),
+    V0_2(v0_2::Integration),
     V0_1(v0_1::Integration),
 }
 
@@ -165,7 +169,11 @@ fn engine_for(limits: &Limits) -> anyhow::Result<(Engine, bool)> {
 }
 
 /// The contract versions this host loads, newest first.
-pub const CONTRACT_VERSIONS: [&str; 2] = ["goals:integration@0.2.0", "goals:integration@0.1.0"];
+pub const CONTRACT_VERSIONS: [&str; 3] = [
+    "goals:integration@0.3.0",
+    "goals:integration@0.2.0",
+    "goals:integration@0.1.0",
+];
 
 type CallFuture<'a, R> =
     Pin<Box<dyn Future<Output = wasmtime::Result<Result<R, Error>>> + Send + 'a>>;
@@ -197,9 +205,18 @@ impl PluginRuntime {
         // The world's WASI imports are linked above, by wasmtime's own
         // implementations; only the host's interfaces come from the bindings.
         {
-            use crate::bindings::v0_2::goals::integration::{deadline, log, storage, types};
+            use crate::bindings::v0_3::goals::integration::{deadline, log, storage, types};
             types::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)
                 .map_err(anyhow::Error::from)?;
+            storage::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)
+                .map_err(anyhow::Error::from)?;
+            deadline::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)
+                .map_err(anyhow::Error::from)?;
+            log::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)
+                .map_err(anyhow::Error::from)?;
+        }
+        {
+            use crate::bindings::v0_2::goals::integration::{deadline, log, storage};
             storage::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)
                 .map_err(anyhow::Error::from)?;
             deadline::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)
@@ -223,14 +240,17 @@ impl PluginRuntime {
             })?;
         let pre = match IntegrationPre::new(instance_pre.clone()) {
             Ok(current) => Pre::Current(current),
-            Err(current_error) => match v0_1::IntegrationPre::new(instance_pre) {
-                Ok(old) => Pre::V0_1(old),
-                Err(_) => {
-                    return Err(anyhow::Error::from(current_error).context(format!(
-                        "{name} does not export the integration world of {}",
-                        CONTRACT_VERSIONS.join(" or ")
-                    )));
-                }
+            Err(current_error) => match v0_2::IntegrationPre::new(instance_pre.clone()) {
+                Ok(previous) => Pre::V0_2(previous),
+                Err(_) => match v0_1::IntegrationPre::new(instance_pre) {
+                    Ok(old) => Pre::V0_1(old),
+                    Err(_) => {
+                        return Err(anyhow::Error::from(current_error).context(format!(
+                            "{name} does not export the integration world of {}",
+                            CONTRACT_VERSIONS.join(" or ")
+                        )));
+                    }
+                },
             },
         };
         let mut runtime = PluginRuntime {
@@ -357,6 +377,12 @@ impl PluginRuntime {
                             .call_list_apps(store, conn)
                             .await
                     }
+                    Bound::V0_2(plugin, conn) => {
+                        plugin
+                            .goals_integration_discovery()
+                            .call_list_apps(store, conn)
+                            .await
+                    }
                     Bound::V0_1(plugin, conn) => plugin
                         .goals_integration_discovery()
                         .call_list_apps(store, &conn)
@@ -378,6 +404,12 @@ impl PluginRuntime {
             Box::pin(async move {
                 match target {
                     Bound::Current(plugin, conn) => {
+                        plugin
+                            .goals_integration_discovery()
+                            .call_list_entities(store, conn, &app)
+                            .await
+                    }
+                    Bound::V0_2(plugin, conn) => {
                         plugin
                             .goals_integration_discovery()
                             .call_list_entities(store, conn, &app)
@@ -410,6 +442,12 @@ impl PluginRuntime {
                             .call_list_views(store, conn, &entity, search.as_deref())
                             .await
                     }
+                    Bound::V0_2(plugin, conn) => {
+                        plugin
+                            .goals_integration_discovery()
+                            .call_list_views(store, conn, &entity, search.as_deref())
+                            .await
+                    }
                     Bound::V0_1(plugin, conn) => plugin
                         .goals_integration_discovery()
                         .call_list_views(store, &conn, &entity, search.as_deref())
@@ -437,6 +475,12 @@ impl PluginRuntime {
                             .call_list_columns(store, conn, &entity, &view)
                             .await
                     }
+                    Bound::V0_2(plugin, conn) => {
+                        plugin
+                            .goals_integration_discovery()
+                            .call_list_columns(store, conn, &entity, &view)
+                            .await
+                    }
                     Bound::V0_1(plugin, conn) => plugin
                         .goals_integration_discovery()
                         .call_list_columns(store, &conn, &entity, &down(view))
@@ -448,16 +492,43 @@ impl PluginRuntime {
         .await
     }
 
+    /// Measures `spec` over all of the view's rows.
     pub async fn fetch_and_aggregate(
         &self,
         target: &CallTarget,
         spec: &MetricSpec,
     ) -> Result<Measurement, CallError> {
-        let spec = spec.clone();
+        self.fetch_and_aggregate_within(target, spec, None).await
+    }
+
+    /// Measures `spec`, over the rows within `window` when one is given; a
+    /// component older than 0.3 cannot narrow a metric and is not asked to.
+    pub async fn fetch_and_aggregate_within(
+        &self,
+        target: &CallTarget,
+        spec: &MetricSpec,
+        window: Option<&DateWindow>,
+    ) -> Result<Measurement, CallError> {
+        if window.is_some() && !matches!(self.pre, Pre::Current(_)) {
+            return Err(CallError::Plugin {
+                error: Error::Invalid(format!(
+                    "{} was built against an older contract than {}, which cannot limit a \
+                     metric to a period; rebuild it, or link without a period",
+                    self.info.name, CONTRACT_VERSIONS[0]
+                )),
+            });
+        }
+        let (spec, window) = (spec.clone(), window.cloned());
         self.call(target, move |target, store| {
             Box::pin(async move {
                 match target {
                     Bound::Current(plugin, conn) => {
+                        plugin
+                            .goals_integration_metrics()
+                            .call_fetch_and_aggregate(store, conn, &spec, window.as_ref())
+                            .await
+                    }
+                    Bound::V0_2(plugin, conn) => {
                         plugin
                             .goals_integration_metrics()
                             .call_fetch_and_aggregate(store, conn, &spec)
@@ -479,6 +550,12 @@ impl PluginRuntime {
             Box::pin(async move {
                 match target {
                     Bound::Current(plugin, conn) => {
+                        plugin
+                            .goals_integration_sign_in()
+                            .call_start_device_sign_in(store, conn)
+                            .await
+                    }
+                    Bound::V0_2(plugin, conn) => {
                         plugin
                             .goals_integration_sign_in()
                             .call_start_device_sign_in(store, conn)
@@ -508,6 +585,12 @@ impl PluginRuntime {
                             .call_poll_device_sign_in(store, conn)
                             .await
                     }
+                    Bound::V0_2(plugin, conn) => {
+                        plugin
+                            .goals_integration_sign_in()
+                            .call_poll_device_sign_in(store, conn)
+                            .await
+                    }
                     Bound::V0_1(plugin, conn) => plugin
                         .goals_integration_sign_in()
                         .call_poll_device_sign_in(store, &conn)
@@ -524,6 +607,12 @@ impl PluginRuntime {
             Box::pin(async move {
                 match target {
                     Bound::Current(plugin, conn) => {
+                        plugin
+                            .goals_integration_sign_in()
+                            .call_who_am_i(store, conn)
+                            .await
+                    }
+                    Bound::V0_2(plugin, conn) => {
                         plugin
                             .goals_integration_sign_in()
                             .call_who_am_i(store, conn)
@@ -552,6 +641,7 @@ impl PluginRuntime {
         let (mut store, plugin, _slot) = self.instantiate(policy, &wit.id).await?;
         let target = match &plugin {
             Instance::Current(plugin) => Bound::Current(plugin, wit),
+            Instance::V0_2(plugin) => Bound::V0_2(plugin, wit),
             Instance::V0_1(plugin) => Bound::V0_1(
                 plugin,
                 v0_1::connection(wit).map_err(|error| CallError::Plugin { error })?,
@@ -600,6 +690,7 @@ impl PluginRuntime {
         .observed_by(self.observer.clone());
         let engine = match &self.pre {
             Pre::Current(pre) => pre.engine(),
+            Pre::V0_2(pre) => pre.engine(),
             Pre::V0_1(pre) => pre.engine(),
         };
         let mut store = Store::new(engine, state);
@@ -619,6 +710,7 @@ impl PluginRuntime {
                 .instantiate_async(&mut store)
                 .await
                 .map(Instance::Current),
+            Pre::V0_2(pre) => pre.instantiate_async(&mut store).await.map(Instance::V0_2),
             Pre::V0_1(pre) => pre.instantiate_async(&mut store).await.map(Instance::V0_1),
         }
         .map_err(|e| self.trap(&store, anyhow::Error::from(e)))?;
@@ -665,6 +757,7 @@ impl PluginRuntime {
 async fn describe(store: &mut Store<HostState>, plugin: &Instance) -> wasmtime::Result<PluginInfo> {
     match plugin {
         Instance::Current(plugin) => plugin.call_describe(store).await,
+        Instance::V0_2(plugin) => plugin.call_describe(store).await,
         Instance::V0_1(plugin) => plugin.call_describe(store).await.map(v0_1::plugin_info),
     }
 }

@@ -3,7 +3,8 @@
 //! the time left before its deadline.
 
 use crate::bindings::v0_1::goals::integration as v0_1;
-use crate::bindings::v0_2::goals::integration::types;
+use crate::bindings::v0_2::goals::integration as v0_2;
+use crate::bindings::v0_3::goals::integration::types;
 use crate::bindings::{deadline, log, storage};
 use crate::limits::{Limits, MemoryLimiter};
 use crate::outbound::OutboundHooks;
@@ -234,6 +235,46 @@ impl v0_1::log::Host for HostState {
             v0_1::log::Level::Info => log::Level::Info,
             v0_1::log::Level::Warn => log::Level::Warn,
             v0_1::log::Level::Error => log::Level::Error,
+        };
+        log::Host::write(self, level, message)
+    }
+}
+
+// A 0.2 component too: its storage, deadline and log are 0.3's under 0.2's
+// names.
+impl v0_2::storage::Host for HostState {
+    async fn get(&mut self, key: String) -> Option<Vec<u8>> {
+        storage::Host::get(self, key).await
+    }
+
+    async fn set(
+        &mut self,
+        key: String,
+        value: Vec<u8>,
+        ttl_seconds: Option<u32>,
+    ) -> Result<(), String> {
+        storage::Host::set(self, key, value, ttl_seconds).await
+    }
+
+    async fn delete(&mut self, key: String) {
+        storage::Host::delete(self, key).await
+    }
+}
+
+impl v0_2::deadline::Host for HostState {
+    fn remaining_milliseconds(&mut self) -> u64 {
+        deadline::Host::remaining_milliseconds(self)
+    }
+}
+
+impl v0_2::log::Host for HostState {
+    fn write(&mut self, level: v0_2::log::Level, message: String) {
+        let level = match level {
+            v0_2::log::Level::Trace => log::Level::Trace,
+            v0_2::log::Level::Debug => log::Level::Debug,
+            v0_2::log::Level::Info => log::Level::Info,
+            v0_2::log::Level::Warn => log::Level::Warn,
+            v0_2::log::Level::Error => log::Level::Error,
         };
         log::Host::write(self, level, message)
     }

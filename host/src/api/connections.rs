@@ -3,7 +3,7 @@
 
 use super::auth::Caller;
 use super::{ApiState, Body, Problem};
-use crate::bindings::{MetricSpec, ViewKind, ViewRef};
+use crate::bindings::{DateWindow, MetricSpec, ViewKind, ViewRef};
 use crate::cli::{AggregationArg, CurrencyArg};
 use crate::connections::{self, NewConnection, Secret, SignIn};
 use crate::engine::Engine;
@@ -357,6 +357,23 @@ pub struct MeasurementBody {
     aggregation: String,
     /// `base` (default) or `transaction`.
     currency_mode: Option<String>,
+    /// Count only the rows dated within a period (a Key Result's), as a link
+    /// with `period_column` does.
+    period: Option<PeriodBody>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PeriodBody {
+    /// A date column of the view's table.
+    #[schema(example = "estimatedclosedate")]
+    column: String,
+    /// The first day counted, YYYY-MM-DD.
+    #[schema(example = "2024-01-01")]
+    first_day: Option<String>,
+    /// The last day counted, YYYY-MM-DD, included.
+    #[schema(example = "2024-03-31")]
+    last_day: Option<String>,
 }
 
 /// Preview a metric: its value now, with the evidence (records, requests,
@@ -388,8 +405,16 @@ pub async fn measure(
         aggregation: aggregation.into(),
         currency: currency.into(),
     };
+    let window = body.period.map(|period| DateWindow {
+        column: period.column,
+        first_day: period.first_day,
+        last_day: period.last_day,
+    });
     let _slot = state.connection_slot(&record).await;
-    let measured = state.engine.fetch_and_aggregate(&record, &spec).await?;
+    let measured = state
+        .engine
+        .fetch_and_aggregate_within(&record, &spec, window.as_ref())
+        .await?;
     Ok(axum::Json(render::measurement(&measured, true).json))
 }
 

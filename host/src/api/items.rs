@@ -47,6 +47,12 @@ pub struct NewItemBody {
     parent_id: Option<i64>,
     /// A Project's due date, YYYY-MM-DD (Projects only).
     due_date: Option<String>,
+    /// First day of the period a link may limit the metric to, YYYY-MM-DD.
+    #[schema(example = "2024-01-01")]
+    period_start: Option<String>,
+    /// Last day of the period, YYYY-MM-DD, included.
+    #[schema(example = "2024-03-31")]
+    period_end: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -63,6 +69,12 @@ pub struct ItemPatch {
     parent_id: Option<i64>,
     /// A Project's due date, YYYY-MM-DD (Projects only).
     due_date: Option<String>,
+    /// First day of the period a link may limit the metric to, YYYY-MM-DD.
+    #[schema(example = "2024-01-01")]
+    period_start: Option<String>,
+    /// Last day of the period, YYYY-MM-DD, included.
+    #[schema(example = "2024-03-31")]
+    period_end: Option<String>,
 }
 
 fn unit(text: &str) -> Result<Unit, Problem> {
@@ -150,6 +162,10 @@ pub(super) async fn create(
             organization_id: org.id,
             parent_id: body.parent_id,
             due_date: body.due_date,
+            period: keyresults::Period {
+                start: body.period_start,
+                end: body.period_end,
+            },
             title: body.title,
             owner: body.owner,
             unit: unit(&body.unit)?,
@@ -210,6 +226,12 @@ pub(super) async fn update(
         if let Some(due_date) = patch.due_date {
             fields.due_date = Some(due_date);
         }
+        if let Some(start) = patch.period_start {
+            fields.period.start = Some(start);
+        }
+        if let Some(end) = patch.period_end {
+            fields.period.end = Some(end);
+        }
     })
     .await?;
     Ok(axum::Json(kr_json(&kr)))
@@ -250,6 +272,10 @@ pub struct LinkBody {
     currency_mode: Option<String>,
     /// Seconds between syncs [default: the integration's, hourly for Dynamics 365].
     interval_seconds: Option<i64>,
+    /// A date column of the view's table: only rows dated within the item's
+    /// period count.
+    #[schema(example = "estimatedclosedate")]
+    period_column: Option<String>,
 }
 
 /// Link the Key Result to a metric: the choice is checked against the live
@@ -284,6 +310,7 @@ pub(super) async fn link(
         column: body.column,
         aggregation: aggregation.into(),
         currency: currency.into(),
+        window: linking::window_for(&kr, body.period_column.as_deref())?,
     };
     let engine: &dyn Engine = state.engine.as_ref();
     // The slot is given back before the first sync, which takes its own.

@@ -203,6 +203,7 @@ mod tests {
                     kind: ItemKind::KeyResult,
                     parent_id: None,
                     due_date: None,
+                    period: Default::default(),
                     organization_id,
                     title: "Pipeline".to_string(),
                     owner: "ana".to_string(),

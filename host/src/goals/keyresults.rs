@@ -1,6 +1,6 @@
 //! Key Results and the metric links that feed them.
 
-use crate::bindings::{Aggregation, CurrencyChoice, ViewKind, ViewRef};
+use crate::bindings::{Aggregation, CurrencyChoice, DateWindow, ViewKind, ViewRef};
 use crate::db::{Database, DbError};
 use crate::goals::clock::Timestamp;
 use crate::goals::progress::{Direction, Unit};
@@ -103,6 +103,30 @@ pub enum KeyResultError {
 /// The longest interval between syncs a link may have.
 pub const MAX_INTERVAL_SECONDS: i64 = 31 * 24 * 3600;
 
+/// An item's period: its first and last days (YYYY-MM-DD, both included).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Period {
+    pub start: Option<String>,
+    pub end: Option<String>,
+}
+
+impl Period {
+    pub fn is_set(&self) -> bool {
+        self.start.is_some() || self.end.is_some()
+    }
+
+    /// The window a link applies the period to: on `column`, when the link
+    /// names one and the period is set.
+    pub fn window(&self, column: Option<&str>) -> Option<DateWindow> {
+        let column = column?;
+        self.is_set().then(|| DateWindow {
+            column: column.to_string(),
+            first_day: self.start.clone(),
+            last_day: self.end.clone(),
+        })
+    }
+}
+
 /// A Key Result's or a Project's fields, as created or edited.
 #[derive(Debug, Clone)]
 pub struct NewKeyResult {
@@ -112,6 +136,9 @@ pub struct NewKeyResult {
     pub parent_id: Option<i64>,
     /// A Project's due date, YYYY-MM-DD.
     pub due_date: Option<String>,
+    /// The period a link may limit the metric to: first and last day
+    /// (YYYY-MM-DD, both included); either end may be open.
+    pub period: Period,
     pub title: String,
     pub owner: String,
     pub unit: Unit,
@@ -129,6 +156,7 @@ pub struct KeyResult {
     pub organization_id: i64,
     pub parent_id: Option<i64>,
     pub due_date: Option<String>,
+    pub period: Period,
     pub title: String,
     pub owner: String,
     pub unit: Unit,
@@ -184,6 +212,8 @@ pub struct MetricChoice {
     pub column_display: String,
     pub aggregation: Aggregation,
     pub currency: CurrencyChoice,
+    /// The date column of the view the item's period applies to, if any.
+    pub period_column: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -208,6 +238,10 @@ fn key_result_row(r: &Row) -> Result<KeyResult, SqlError> {
         organization_id: r.get("organization_id")?,
         parent_id: r.get("parent_id")?,
         due_date: r.get("due_date")?,
+        period: Period {
+            start: r.get("period_start")?,
+            end: r.get("period_end")?,
+        },
         title: r.get("title")?,
         owner: r.get("owner")?,
         unit: Unit::parse(&r.get::<String>("unit")?).unwrap_or(Unit::Number),
@@ -248,6 +282,7 @@ pub(crate) fn link_row(r: &Row) -> Result<Link, SqlError> {
             } else {
                 CurrencyChoice::Base
             },
+            period_column: r.get("period_column")?,
         },
         interval_seconds: r.get("interval_seconds")?,
         state: LinkState::parse(&r.get::<String>("state")?),
@@ -380,6 +415,26 @@ fn checked(new: &NewKeyResult) -> Result<String, KeyResultError> {
             "only a Project has a parent Key Result and a due date",
         ));
     }
+    for (end, day) in [("start", &new.period.start), ("end", &new.period.end)] {
+        if let Some(day) = day
+            && !is_calendar_date(day)
+        {
+            return Err(invalid(
+                kind,
+                format!(
+                    "the period's {end} '{day}' is not a date written YYYY-MM-DD, e.g. 2024-03-31"
+                ),
+            ));
+        }
+    }
+    if let (Some(start), Some(end)) = (&new.period.start, &new.period.end)
+        && start > end
+    {
+        return Err(invalid(
+            kind,
+            format!("the period starts on {start}, after it ends ({end})"),
+        ));
+    }
     if let Some(due) = &new.due_date
         && !is_calendar_date(due)
     {
@@ -410,8 +465,10 @@ pub async fn create(
             }
             let id = tx.query_row(
                 "INSERT INTO key_results (organization_id, title, owner, unit, currency_code,
-                     start_value, target_value, direction, created_at, kind, parent_id, due_date)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) RETURNING id",
+                     start_value, target_value, direction, created_at, kind, parent_id, due_date,
+                     period_start, period_end)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+                 RETURNING id",
                 params![
                     new.organization_id,
                     title,
@@ -424,7 +481,9 @@ pub async fn create(
                     now,
                     new.kind.as_str(),
                     new.parent_id,
-                    new.due_date
+                    new.due_date,
+                    new.period.start,
+                    new.period.end
                 ],
                 |r| r.get::<i64>(0),
             )?;
@@ -476,6 +535,7 @@ pub async fn update(
         organization_id: current.organization_id,
         parent_id: current.parent_id,
         due_date: current.due_date,
+        period: current.period,
         title: current.title,
         owner: current.owner,
         unit: current.unit,
@@ -500,7 +560,7 @@ pub async fn update(
         tx.execute(
             "UPDATE key_results SET title = ?2, owner = ?3, unit = ?4, currency_code = ?5,
                  start_value = ?6, target_value = ?7, direction = ?8, parent_id = ?9,
-                 due_date = ?10
+                 due_date = ?10, period_start = ?11, period_end = ?12
              WHERE id = ?1",
             params![
                 id,
@@ -512,7 +572,9 @@ pub async fn update(
                 fields.target,
                 fields.direction.as_str(),
                 fields.parent_id,
-                fields.due_date
+                fields.due_date,
+                fields.period.start,
+                fields.period.end
             ],
         )?;
         tx.commit()?;
@@ -724,8 +786,10 @@ pub async fn save_link(
         conn.execute(
             "INSERT INTO metric_links (key_result_id, connection_id, app_id, app_name, entity,
                  entity_name, view_id, view_kind, view_name, column_name, column_display,
-                 aggregation, currency, interval_seconds, state, next_run_at, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 'active', ?15, ?15)
+                 aggregation, currency, interval_seconds, state, next_run_at, created_at,
+                 period_column)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 'active', ?15, ?15,
+                 ?16)
              ON CONFLICT (key_result_id) DO UPDATE SET
                  connection_id = excluded.connection_id, app_id = excluded.app_id,
                  app_name = excluded.app_name, entity = excluded.entity,
@@ -734,7 +798,8 @@ pub async fn save_link(
                  column_name = excluded.column_name, column_display = excluded.column_display,
                  aggregation = excluded.aggregation, currency = excluded.currency,
                  interval_seconds = excluded.interval_seconds, state = 'active',
-                 state_reason = NULL, next_run_at = excluded.next_run_at, failures = 0",
+                 state_reason = NULL, next_run_at = excluded.next_run_at, failures = 0,
+                 period_column = excluded.period_column",
             params![
                 key_result_id,
                 metric.connection_id,
@@ -750,7 +815,8 @@ pub async fn save_link(
                 names::aggregation_name(metric.aggregation),
                 names::currency_name(metric.currency),
                 interval_seconds,
-                now
+                now,
+                metric.period_column
             ],
         )?;
         Ok(())
@@ -859,6 +925,7 @@ mod tests {
             organization_id: 1,
             parent_id: None,
             due_date: None,
+            period: Period::default(),
             title: title.to_string(),
             owner: "ana".to_string(),
             unit: Unit::Number,

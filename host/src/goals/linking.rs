@@ -3,8 +3,8 @@
 //! preview of the value before the link is saved.
 
 use crate::bindings::{
-    Aggregation, App, Column, CurrencyChoice, Entity, Measurement, MetricSpec, MetricValue,
-    PluginInfo, View, ViewRef,
+    Aggregation, App, Column, CurrencyChoice, DateWindow, Entity, Measurement, MetricSpec,
+    MetricValue, PluginInfo, View, ViewRef,
 };
 use crate::connections::ConnectionRecord;
 use crate::db::Database;
@@ -24,10 +24,40 @@ pub struct Wanted {
     pub column: String,
     pub aggregation: Aggregation,
     pub currency: CurrencyChoice,
+    /// The item's period on a date column of the view, if the link applies it.
+    pub window: Option<DateWindow>,
+}
+
+/// The window a link of `item` applies its period to: on `period_column` when
+/// one is given, which needs the item to have a period.
+pub fn window_for(
+    item: &KeyResult,
+    period_column: Option<&str>,
+) -> Result<Option<DateWindow>, LinkError> {
+    if let Some(column) = period_column
+        && !item.period.is_set()
+    {
+        return Err(LinkError::NoPeriod {
+            item: format!("{} '{}'", item.kind.noun(), item.title),
+            column: column.to_string(),
+            command: item.kind.command(),
+        });
+    }
+    Ok(item.period.window(period_column))
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum LinkError {
+    #[error(
+        "{item} has no period to apply to column '{column}'; give it one (`goals-host {command} \
+         create ... --period-start 2024-01-01 --period-end 2024-03-31`, or the API's \
+         period_start and period_end), or link without a period column"
+    )]
+    NoPeriod {
+        item: String,
+        column: String,
+        command: &'static str,
+    },
     #[error(
         "an interval of {interval} s is shorter than {integration} allows ({minimum} s at least, \
          to stay within the service's limits); give --interval {minimum} or longer"
@@ -217,6 +247,7 @@ pub async fn preview(
     pieces: Pieces<'_>,
     aggregation: Aggregation,
     currency: CurrencyChoice,
+    window: Option<&DateWindow>,
 ) -> anyhow::Result<Chosen> {
     let Pieces {
         app,
@@ -236,7 +267,9 @@ pub async fn preview(
         aggregation,
         currency,
     };
-    let measurement = runtime.fetch_and_aggregate(conn, &spec).await?;
+    let measurement = runtime
+        .fetch_and_aggregate_within(conn, &spec, window)
+        .await?;
     if matches!(measurement.value, Some(MetricValue::DateTime(_))) {
         return Err(LinkError::NotANumber {
             column: column.name.clone(),
@@ -257,6 +290,7 @@ pub async fn preview(
             column_display: column.display_name.clone(),
             aggregation,
             currency,
+            period_column: window.map(|w| w.column.clone()),
         },
         preview: measurement,
     })
@@ -294,6 +328,7 @@ pub async fn choose(
         },
         wanted.aggregation,
         wanted.currency,
+        wanted.window.as_ref(),
     )
     .await
 }

@@ -113,10 +113,11 @@ impl Engine for FakeEngine {
     ) -> Call<'a, Vec<Column>> {
         not_here()
     }
-    fn fetch_and_aggregate<'a>(
+    fn fetch_and_aggregate_within<'a>(
         &'a self,
         _: &'a ConnectionRecord,
         _: &'a MetricSpec,
+        _: Option<&'a crate::bindings::DateWindow>,
     ) -> Call<'a, Measurement> {
         *self.calls.lock().unwrap() += 1;
         let answer = self.answer.lock().unwrap().clone();
@@ -158,6 +159,7 @@ async fn linked(engine: &FakeEngine) -> (Database, i64, ConnectionRecord) {
             kind: ItemKind::KeyResult,
             parent_id: None,
             due_date: None,
+            period: Default::default(),
             organization_id: conn.organization_id,
             title: "Deals".to_string(),
             owner: "ana".to_string(),
@@ -186,6 +188,7 @@ async fn linked(engine: &FakeEngine) -> (Database, i64, ConnectionRecord) {
         column_display: "C".to_string(),
         aggregation: Aggregation::Count,
         currency: CurrencyChoice::Base,
+        period_column: None,
     };
     keyresults::save_link(&db, kr.id, metric, 3600, NOW)
         .await

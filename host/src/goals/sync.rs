@@ -3,7 +3,7 @@
 //! metric through the plugin under the connection's concurrency limit, and
 //! records the outcome in one transaction.
 
-use crate::bindings::{Error as PluginError, MetricSpec, MetricValue};
+use crate::bindings::{DateWindow, Error as PluginError, MetricSpec, MetricValue};
 use crate::connections::{self, ConnectionRecord, Status};
 use crate::db::{Database, DbError};
 use crate::engine::Engine;
@@ -11,7 +11,7 @@ use crate::goals::admin;
 use crate::goals::alerts::{self, AlertKind};
 use crate::goals::clock::{Clock, Timestamp};
 use crate::goals::history;
-use crate::goals::keyresults::{ItemKind, Link, LinkState, link_row};
+use crate::goals::keyresults::{ItemKind, Link, LinkState, Period, link_row};
 use crate::goals::slots;
 use crate::lease::ProcessLease;
 use crate::params;
@@ -213,6 +213,8 @@ struct Claimed {
     run_id: i64,
     link: Link,
     connection: ConnectionRecord,
+    /// The item's period on the link's date column, if the link applies it.
+    window: Option<DateWindow>,
 }
 
 impl Syncer {
@@ -415,7 +417,11 @@ impl Syncer {
             let result = self
                 .renewing(
                     claimed.link.key_result_id,
-                    self.runtime.fetch_and_aggregate(&claimed.connection, &spec),
+                    self.runtime.fetch_and_aggregate_within(
+                        &claimed.connection,
+                        &spec,
+                        claimed.window.as_ref(),
+                    ),
                 )
                 .await;
             let not_found = matches!(
@@ -467,23 +473,36 @@ impl Syncer {
 
     async fn claim(&self, key_result_id: i64, trigger: Trigger) -> Result<Claimed, SyncError> {
         let now = self.clock.now();
-        let (link, kind) = self
+        let (link, (kind, period)) = self
             .db
             .run(move |conn| {
-                let kind = conn
+                let item = conn
                     .query_opt(
-                        "SELECT kind FROM key_results WHERE id = ?1",
+                        "SELECT kind, period_start, period_end FROM key_results WHERE id = ?1",
                         params![key_result_id],
-                        |r| r.get::<String>(0),
+                        |r| {
+                            Ok((
+                                r.get::<String>(0)?,
+                                Period {
+                                    start: r.get(1)?,
+                                    end: r.get(2)?,
+                                },
+                            ))
+                        },
                     )?
-                    .and_then(|kind| ItemKind::parse(&kind))
-                    .unwrap_or(ItemKind::KeyResult);
+                    .map(|(kind, period)| {
+                        (
+                            ItemKind::parse(&kind).unwrap_or(ItemKind::KeyResult),
+                            period,
+                        )
+                    })
+                    .unwrap_or((ItemKind::KeyResult, Period::default()));
                 let link = conn.query_opt(
                     "SELECT * FROM metric_links WHERE key_result_id = ?1",
                     params![key_result_id],
                     link_row,
                 )?;
-                Ok((link, kind))
+                Ok((link, item))
             })
             .await?;
         let link = link.ok_or(SyncError::NotLinked {
@@ -595,10 +614,12 @@ impl Syncer {
                 Ok(Ok(run_id))
             })
             .await??;
+        let window = period.window(link.metric.period_column.as_deref());
         Ok(Claimed {
             run_id: claim,
             link,
             connection,
+            window,
         })
     }
 
@@ -612,6 +633,7 @@ impl Syncer {
             run_id,
             link,
             connection,
+            ..
         } = claimed;
         let kr = link.key_result_id;
         self.db

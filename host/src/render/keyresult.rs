@@ -45,6 +45,13 @@ pub async fn details(db: &Database, now: Timestamp, key_result_id: i64) -> anyho
     if let Some(due) = &kr.due_date {
         text.push(format!("  due             {due}"));
     }
+    if kr.period.is_set() {
+        text.push(format!(
+            "  period          {} → {}",
+            kr.period.start.as_deref().unwrap_or("…"),
+            kr.period.end.as_deref().unwrap_or("…")
+        ));
+    }
     if kr.current_source.as_deref() == Some("check-in") {
         text.push(format!(
             "  check-in        {}",
@@ -113,6 +120,14 @@ pub async fn details(db: &Database, now: Timestamp, key_result_id: i64) -> anyho
         ),
         format!("  column          {} ({})", m.column_display, m.column),
         format!("  aggregation     {}", aggregation_name(m.aggregation)),
+        format!(
+            "  period on       {}",
+            match (&m.period_column, kr.period.is_set()) {
+                (Some(column), true) => format!("{column}: only rows dated within the period"),
+                (Some(column), false) => format!("{column}, but no period is set: every row"),
+                (None, _) => "none: every row of the view".to_string(),
+            }
+        ),
         format!(
             "  currency        {}",
             match &measured_currency {
@@ -279,6 +294,8 @@ pub fn kr_json(kr: &KeyResult) -> Value {
         "owner": kr.owner,
         "parent_id": kr.parent_id,
         "due_date": kr.due_date,
+        "period_start": kr.period.start,
+        "period_end": kr.period.end,
         "unit": kr.unit.as_str(),
         "currency": kr.currency_code,
         "start": kr.start,
@@ -315,6 +332,7 @@ pub fn link_json(
         "column_logical_name": m.column,
         "column_name": m.column_display,
         "aggregation": aggregation_name(m.aggregation),
+        "period_column": m.period_column,
         "currency": currency,
         "currency_mode": currency_name(m.currency),
         "state": link.state.as_str(),

@@ -369,6 +369,7 @@ impl World {
                 kind: ItemKind::KeyResult,
                 parent_id: None,
                 due_date: None,
+                period: Default::default(),
                 organization_id: self.conn.organization_id,
                 title: title.to_string(),
                 owner: "owner@contoso.example".to_string(),
@@ -417,6 +418,7 @@ impl World {
                 column: column.to_string(),
                 aggregation,
                 currency: CurrencyChoice::Base,
+                window: None,
             },
         )
         .await

@@ -29,7 +29,9 @@ pub enum KrCommand {
   goals-host --org Sales kr create --title 'Open pipeline' --owner ana \\
     --unit currency --currency-code USD --start 0 --target 5000000
   goals-host kr create --title 'Open cases' --owner ben --start 120 --target 30 \\
-    --direction decrease")]
+    --direction decrease
+  goals-host kr create --title 'Q1 pipeline' --owner ana --unit currency --currency-code USD \\
+    --start 0 --target 2000000 --period-start 2024-01-01 --period-end 2024-03-31")]
     Create(ItemFields),
     #[command(flatten)]
     Item(ItemCommand),
@@ -81,6 +83,13 @@ pub struct ItemFields {
     /// Whether progress means the value going up or down from --start
     #[arg(long, value_enum, default_value_t = DirectionArg::Increase)]
     pub direction: DirectionArg,
+    /// First day of its period, YYYY-MM-DD: a link with --period-column
+    /// counts only the rows dated from that day on
+    #[arg(long, value_name = "DATE")]
+    pub period_start: Option<String>,
+    /// Last day of its period, YYYY-MM-DD, included
+    #[arg(long, value_name = "DATE")]
+    pub period_end: Option<String>,
 }
 
 /// The commands Key Results and Projects share: `kr X` and `project X`.
@@ -99,7 +108,10 @@ pub enum ItemCommand {
     --entity lead --view 'Hot Leads' --column fullname --aggregation count
   goals-host kr link 1                                      # the wizard asks each step
   goals-host kr link 1 --connection Contoso --interactive   # the wizard, from that connection
-  goals-host kr link 1 --connection Sandbox                 # move a linked Key Result there")]
+  goals-host kr link 1 --connection Sandbox                 # move a linked Key Result there
+  goals-host kr link 'Q1 pipeline' --connection Contoso --app 'Sales Hub' \\
+    --entity opportunity --view 'Open Opportunities' --column estimatedvalue \\
+    --aggregation sum --period-column estimatedclosedate     # only deals closing in its period")]
     Link(LinkArgs),
     /// Remove the link; the value stays
     #[command(after_long_help = "Examples:
@@ -211,6 +223,10 @@ pub struct LinkArgs {
     /// [default: the integration's, hourly]
     #[arg(long, value_parser = parse_interval, value_name = "DURATION")]
     pub interval: Option<i64>,
+    /// A date column of the view's table (e.g. estimatedclosedate): only rows
+    /// dated within the item's period count (--period-start/--period-end)
+    #[arg(long, value_name = "COLUMN")]
+    pub period_column: Option<String>,
     /// Run the wizard even when flags are given
     #[arg(long)]
     pub interactive: bool,

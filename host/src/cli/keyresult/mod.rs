@@ -13,7 +13,7 @@ use crate::connections::{self, ConnectionRecord};
 use crate::engine::Engine;
 use crate::goals::admin;
 use crate::goals::clock;
-use crate::goals::keyresults::{self, ItemKind, KeyResult, LinkState, NewKeyResult, Scope};
+use crate::goals::keyresults::{self, ItemKind, KeyResult, LinkState, NewKeyResult, Period, Scope};
 use crate::goals::linking::{self, Wanted};
 use crate::goals::progress::{Direction, Unit};
 use crate::goals::sync::{self, SyncError, SyncRun, Syncer, Trigger};
@@ -89,6 +89,10 @@ async fn create(
             organization_id: org.id,
             parent_id,
             due_date,
+            period: Period {
+                start: fields.period_start.clone(),
+                end: fields.period_end.clone(),
+            },
             title: fields.title.clone(),
             owner: fields.owner.clone(),
             unit: match fields.unit {
@@ -393,6 +397,7 @@ async fn link(context: &Context<'_>, kind: ItemKind, args: &LinkArgs) -> anyhow:
             column: current.column.clone(),
             aggregation: current.aggregation,
             currency: current.currency,
+            window: kr.period.window(current.period_column.as_deref()),
         };
         // Another environment (a sandbox beside production) has its own ids for
         // the same app and view: look them up by id first, then by name.
@@ -437,6 +442,7 @@ async fn link(context: &Context<'_>, kind: ItemKind, args: &LinkArgs) -> anyhow:
         .await;
     }
 
+    let window = linking::window_for(&kr, args.period_column.as_deref())?;
     let complete = args.connection.is_some()
         && args.app.is_some()
         && args.entity.is_some()
@@ -460,13 +466,14 @@ async fn link(context: &Context<'_>, kind: ItemKind, args: &LinkArgs) -> anyhow:
                 .map(Into::into)
                 .unwrap_or(crate::bindings::Aggregation::Count),
             currency: args.currency.into(),
+            window: window.clone(),
         };
         let chosen = linking::choose(&runtime, &conn, &wanted).await?;
         (conn, chosen)
     } else if std::io::stdin().is_terminal() || args.interactive {
         // The wizard's prompts own the terminal.
         context.progress.finish();
-        match wizard::run(db, &runtime, &org.name, args).await? {
+        match wizard::run(db, &runtime, &org.name, args, window.as_ref()).await? {
             Some(picked) => picked,
             None => {
                 return Ok(Report {

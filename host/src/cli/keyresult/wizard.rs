@@ -4,7 +4,7 @@
 //! are not asked again.
 
 use super::args::LinkArgs;
-use crate::bindings::{Aggregation, ColumnType, CurrencyChoice, ViewRef};
+use crate::bindings::{Aggregation, ColumnType, CurrencyChoice, DateWindow, ViewRef};
 use crate::connections::{self, ConnectionRecord};
 use crate::db::Database;
 use crate::engine::Engine;
@@ -32,6 +32,7 @@ pub async fn run(
     runtime: &dyn Engine,
     organization: &str,
     args: &LinkArgs,
+    window: Option<&DateWindow>,
 ) -> anyhow::Result<Option<(ConnectionRecord, Chosen)>> {
     let theme = ColorfulTheme::default();
 
@@ -176,6 +177,7 @@ pub async fn run(
         },
         aggregation,
         currency,
+        window,
     )
     .await?;
     eprintln!(

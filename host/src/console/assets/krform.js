@@ -43,6 +43,13 @@ function renderForm(screen, { orgId, kr, linked, parents }) {
   unit.addEventListener('change', showCurrency);
   showCurrency();
 
+  // The period a link may limit the metric to.
+  const periodStart = h('input', { id: 'kr-period-start', name: 'period-start', type: 'date', value: kr?.period_start });
+  const periodEnd = h('input', { id: 'kr-period-end', name: 'period-end', type: 'date', value: kr?.period_end });
+  const periodFields = h('div', { class: 'row' },
+    field('Period starts (optional)', periodStart, 'A link can count only the rows dated within the period.'),
+    field('Period ends (optional)', periodEnd, 'Both days are included.'));
+
   // A Project's own fields: the Key Result it serves and its due date.
   let projectFields = null;
   let parent = null;
@@ -73,6 +80,7 @@ function renderForm(screen, { orgId, kr, linked, parents }) {
     h('div', { class: 'row' }, field('Start', start), field('Target', target)),
     field('Direction', direction),
     projectFields,
+    periodFields,
     progressChoice,
     error,
     h('div', { class: 'actions' }, save, h('a', { href: cancelHref, id: 'kr-cancel', class: 'button secondary', text: 'Cancel' })));
@@ -91,6 +99,8 @@ function renderForm(screen, { orgId, kr, linked, parents }) {
     };
     if (parent && parent.value) fields.parent_id = Number(parent.value);
     if (due && due.value) fields.due_date = due.value;
+    if (periodStart.value) fields.period_start = periodStart.value;
+    if (periodEnd.value) fields.period_end = periodEnd.value;
     try {
       let saved;
       if (editing) {

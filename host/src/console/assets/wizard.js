@@ -45,7 +45,9 @@ export async function showWizard(screen) {
   screen.setOrg(org.id);
   screen.title(`Link “${kr.title}” to a Dynamics 365 metric`);
 
-  const chosen = {}; // step → the item picked there
+  // step → the item picked there; periodColumn: the date column the period
+  // applies to, the current link's to begin with
+  const chosen = { periodColumn: details.link?.period_column || null };
   const lists = {}; // step → { key, items }: the last list loaded
   let viewSearch = '';
   let index = 0;
@@ -213,13 +215,39 @@ export async function showWizard(screen) {
   }
 
   function metricBody() {
-    return {
+    const body = {
       entity: chosen.entity.logical_name,
       view_id: chosen.view.id,
       view_kind: chosen.view.kind,
       column: chosen.column.logical_name,
       aggregation: chosen.aggregation,
     };
+    if (chosen.periodColumn) {
+      body.period = { column: chosen.periodColumn, first_day: kr.period_start, last_day: kr.period_end };
+    }
+    return body;
+  }
+
+  // With a period, the view's own date columns (not a joined table's) can
+  // limit the metric to the rows dated within it.
+  function periodChoice(onChange) {
+    if (!kr.period_start && !kr.period_end) return null;
+    const dates = (lists.column?.items || [])
+      .filter((column) => column.type === 'date-time' && !column.logical_name.includes('.'));
+    const span = `${kr.period_start || '…'} → ${kr.period_end || '…'}`;
+    const control = h('select', { id: 'wizard-period-column', name: 'period-column' },
+      h('option', { value: '', text: 'Every row of the view', selected: !chosen.periodColumn }),
+      dates.map((column) => h('option', {
+        value: column.logical_name,
+        text: `Rows whose ${column.name} is within it`,
+        selected: column.logical_name === chosen.periodColumn,
+      })));
+    control.addEventListener('change', () => {
+      chosen.periodColumn = control.value || null;
+      onChange();
+    });
+    return field(`The ${kind.noun}’s period (${span})`, control,
+      dates.length ? 'Only rows dated within the period count, both days included.' : 'The view has no date column of its own.');
   }
 
   function previewStep(moved) {
@@ -228,6 +256,11 @@ export async function showWizard(screen) {
     const output = h('output', { id: 'wizard-preview-value', class: 'preview-value', 'aria-live': 'polite' });
     const note = h('p', { class: 'help', id: 'wizard-preview-note' });
     const previewButton = h('button', { type: 'button', id: 'wizard-preview', class: 'secondary', text: 'Preview the value' });
+    // Another period column asks for another preview before saving.
+    const period = periodChoice(() => {
+      output.textContent = '';
+      save.disabled = true;
+    });
     const { form, next: save } = stepForm([
       facts([
         ['Connection', c.connection.name],
@@ -237,6 +270,7 @@ export async function showWizard(screen) {
         ['Column', `${c.column.name} (${c.column.type})`],
         ['Aggregation', aggregationName(c.aggregation)],
       ]),
+      period,
       h('div', { class: 'actions' }, previewButton),
       output,
       note,
@@ -248,10 +282,12 @@ export async function showWizard(screen) {
         button.disabled = true;
         showError(error, null);
         try {
+          const { period: _, ...metric } = metricBody();
           const result = await api.put(url`/api/v1/${kind.path}/${krId}/link`, {
             connection_id: c.connection.id,
             app_id: c.app.id,
-            ...metricBody(),
+            ...metric,
+            period_column: c.periodColumn || null,
           });
           const saved = result[kind.key];
           const message = result.run && result.run.status !== 'success'

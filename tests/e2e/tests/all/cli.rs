@@ -643,7 +643,8 @@ async fn the_version_names_the_commit_and_the_wit_package() {
     assert!(run.success(), "{}", run.stderr);
     let version = run.stdout.trim();
     assert!(
-        version.starts_with("goals-host ") && version.contains("goals:integration@0.2.0, @0.1.0"),
+        version.starts_with("goals-host ")
+            && version.contains("goals:integration@0.3.0, @0.2.0, @0.1.0"),
         "{version}"
     );
     let commit = version

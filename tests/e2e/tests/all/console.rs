@@ -1318,3 +1318,128 @@ async fn a_project_is_created_linked_and_synced_in_the_console() {
     assert_eq!(rows, json!(1), "only the Key Result");
     browser.client.close().await.expect("close the browser");
 }
+
+/// A period set on the form and applied in the wizard to a date column of the
+/// view: the preview and the saved link count only the rows dated within it.
+#[tokio::test]
+async fn the_wizard_applies_a_key_results_period_to_a_date_column() {
+    let Some(browser) = Browser::start("period").await else {
+        return;
+    };
+    let sim = Sim::start().await;
+    let cli = Cli::new();
+    let admin = token(&cli, &[], "platform-admin").await;
+    let api = Served::start(&cli, &["--no-scheduler"]).await;
+    let (_, conn) = api
+        .call(
+            Method::POST,
+            "/api/v1/organizations/1/connections",
+            Some(&admin),
+            Some(connection_body(&sim, "Contoso", &sim.config.client_secret)),
+        )
+        .await;
+    let conn = conn["id"].as_str().expect("connection").to_string();
+    let apps = api
+        .ok(
+            Method::GET,
+            &format!("/api/v1/connections/{conn}/apps"),
+            &admin,
+            None,
+        )
+        .await;
+    let app = find(&apps, "name", "Sales Hub")["id"]
+        .as_str()
+        .expect("app")
+        .to_string();
+    let views = api
+        .ok(
+            Method::GET,
+            &format!("/api/v1/connections/{conn}/entities/opportunity/views?search=open"),
+            &admin,
+            None,
+        )
+        .await;
+    let view = find(&views, "name", "Open Opportunities")["id"]
+        .as_str()
+        .expect("view")
+        .to_string();
+    let (first, last) = ("2025-01-01", "2025-06-30");
+    let expected = goals_e2e::dataset()
+        .rows("opportunity")
+        .iter()
+        .filter(|row| row.get("statecode") == Some(&json!(0)))
+        .filter(|row| {
+            row.get("estimatedclosedate")
+                .and_then(Value::as_str)
+                .is_some_and(|date| (first..=last).contains(&&date[..10]))
+        })
+        .count();
+    assert!(expected > 0);
+
+    let base = api.base.clone();
+    browser.sign_in(&base, &admin).await;
+    browser
+        .goto(&format!("{base}/#/orgs/1/key-results/new"))
+        .await;
+    browser.type_into("#kr-title", "Deals closing in H1").await;
+    browser.type_into("#kr-owner", "ana@contoso.com").await;
+    browser.type_into("#kr-target", "1000").await;
+    browser
+        .script(&format!(
+            "document.getElementById('kr-period-start').value = '{first}';
+             document.getElementById('kr-period-end').value = '{last}'; return true"
+        ))
+        .await;
+    browser.click("#kr-progress-auto").await;
+    browser.click("#kr-save").await;
+    browser.select("#wizard-connection", &conn).await;
+    browser.wizard_step("#wizard-app").await;
+    browser.select("#wizard-app", &app).await;
+    browser.wizard_step("#wizard-entity").await;
+    browser.select("#wizard-entity", "opportunity").await;
+    browser.wizard_step("#wizard-view option").await;
+    browser.select("#wizard-view", &view).await;
+    browser.wizard_step("#wizard-column option").await;
+    browser.select("#wizard-column", "name").await;
+    browser.wizard_step("#wizard-aggregation").await;
+    browser.select("#wizard-aggregation", "count").await;
+    browser.wizard_step("#wizard-period-column").await;
+    browser
+        .select("#wizard-period-column", "estimatedclosedate")
+        .await;
+    browser.click("#wizard-preview").await;
+    let preview = browser
+        .text_when("#wizard-preview-value", |t| t.contains("record"))
+        .await;
+    assert!(
+        preview.contains(&format!("{} records", grouped(expected as f64))),
+        "{preview}"
+    );
+    browser.shot("17-wizard-period").await;
+    browser.click("#wizard-save").await;
+    browser
+        .text_when("#details-value", |t| t.contains(&grouped(expected as f64)))
+        .await;
+    let krs = api
+        .ok(
+            Method::GET,
+            "/api/v1/organizations/1/key-results",
+            &admin,
+            None,
+        )
+        .await;
+    let kr = find(&krs, "title", "Deals closing in H1");
+    assert_eq!(kr["period_start"], first, "{kr}");
+    assert_eq!(kr["current_value"], json!(expected as f64));
+    let id = kr["id"].as_i64().expect("id");
+    let details = api
+        .ok(
+            Method::GET,
+            &format!("/api/v1/key-results/{id}"),
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!(details["link"]["period_column"], "estimatedclosedate");
+    browser.client.close().await.expect("close the browser");
+}

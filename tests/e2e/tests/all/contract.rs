@@ -1,7 +1,7 @@
-//! The contract itself: the built plugin fits `goals:integration@0.2.0` as
-//! `wit/` alone describes it, a component built against the frozen 0.1.0 still
-//! loads and answers, and what a 0.1 host stored under the plugin's display name
-//! is found again under the 0.2 id.
+//! The contract itself: the built plugin fits `goals:integration@0.3.0` as
+//! `wit/` alone describes it, components built against the frozen 0.2.0 and
+//! 0.1.0 still load and answer, and what a 0.1 host stored under the plugin's
+//! display name is found again under the 0.2 id.
 
 use goals_e2e::target;
 use goals_e2e::{World, misbehaving_component, seeded_spec};
@@ -16,24 +16,67 @@ fn wit_dir(version: &str) -> std::path::PathBuf {
         .join(version)
 }
 
-/// What `wasm-tools component targets wit/v0.2.0 --world integration` checks:
-/// every import of the component is one the world declares. A world that left
-/// wasi:http out (as 0.1.0 did) fails here.
-#[test]
-fn the_built_plugin_targets_the_0_2_world_of_wit_alone() {
+/// Whether `component` targets the integration world of `wit/VERSION`, as
+/// `wasm-tools component targets wit/VERSION --world integration` checks: every
+/// import of the component is one the world declares.
+fn targets(version: &str, component: &[u8]) -> anyhow::Result<()> {
     let mut resolve = wit_parser::Resolve::default();
-    let (package, _) = resolve
-        .push_dir(wit_dir("v0.2.0"))
-        .expect("parse wit/v0.2.0 with its vendored deps");
-    let world = resolve
-        .select_world(&[package], Some("integration"))
-        .expect("the integration world");
-    wit_component::targets(&resolve, world, EMBEDDED_PLUGIN)
-        .unwrap_or_else(|e| panic!("the plugin does not target the 0.2.0 world: {e:#}"));
-    // So does the second integration, written against wit/ alone.
+    let (package, _) = resolve.push_dir(wit_dir(version))?;
+    let world = resolve.select_world(&[package], Some("integration"))?;
+    wit_component::targets(&resolve, world, component)
+}
+
+#[test]
+fn the_built_plugin_targets_the_0_3_world_of_wit_alone() {
+    targets("v0.3.0", EMBEDDED_PLUGIN)
+        .unwrap_or_else(|e| panic!("the plugin does not target the 0.3.0 world: {e:#}"));
+    // The second integration, written against wit/ alone, stays a 0.2 one.
     let tally = std::fs::read(goals_e2e::tally_component()).expect("the tally component");
-    wit_component::targets(&resolve, world, &tally)
+    targets("v0.2.0", &tally)
         .unwrap_or_else(|e| panic!("tally does not target the 0.2.0 world: {e:#}"));
+    assert!(
+        targets("v0.3.0", &tally).is_err(),
+        "0.2 and 0.3 are different worlds"
+    );
+}
+
+/// A 0.2 component loads and measures (`integrations.rs` syncs tally), but is
+/// never asked for a period it cannot apply: the call fails before it is made.
+#[tokio::test]
+async fn a_0_2_component_is_not_asked_to_limit_a_metric_to_a_period() {
+    let db = Database::open_in_memory().unwrap();
+    let tally = runtime::load(&PluginSource::File(goals_e2e::tally_component().into()), db)
+        .await
+        .expect("a 0.2.0 component loads");
+    let target = goals_host::runtime::CallTarget {
+        integration: tally.info().id.clone(),
+        connection: goals_host::bindings::Connection {
+            id: "c".to_string(),
+            settings: Vec::new(),
+            credential: goals_host::bindings::Credential::ApiKey("k".to_string()),
+        },
+        origins: Vec::new(),
+        allow_loopback: false,
+    };
+    let window = goals_host::bindings::DateWindow {
+        column: "createdon".to_string(),
+        first_day: Some("2024-01-01".to_string()),
+        last_day: None,
+    };
+    let refused = tally
+        .fetch_and_aggregate_within(
+            &target,
+            &seeded_spec("lead", "Hot Leads", "fullname", Aggregation::Count),
+            Some(&window),
+        )
+        .await
+        .expect_err("refused");
+    assert!(
+        refused
+            .to_string()
+            .contains("cannot limit a metric to a period"),
+        "{refused}"
+    );
 }
 
 #[tokio::test]

@@ -119,6 +119,7 @@ async fn a_killed_scheduler_loses_nothing_and_retries_what_it_interrupted_once()
             column: "fullname".into(),
             aggregation: Aggregation::Count,
             currency: CurrencyChoice::Base,
+            window: None,
         },
     )
     .await
@@ -133,6 +134,7 @@ async fn a_killed_scheduler_loses_nothing_and_retries_what_it_interrupted_once()
                 kind: ItemKind::KeyResult,
                 parent_id: None,
                 due_date: None,
+                period: Default::default(),
                 organization_id: conn.organization_id,
                 title: format!("KR {i}"),
                 owner: "ana".into(),

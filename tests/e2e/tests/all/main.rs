@@ -18,6 +18,7 @@ mod limits;
 mod load;
 mod metrics;
 mod migrate;
+mod periods;
 mod pinning;
 mod pool;
 mod portability;

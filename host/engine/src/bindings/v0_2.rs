@@ -1,0 +1,18 @@
+//! `goals:integration@0.2.0`, frozen: components built against it keep loading.
+//!
+//! 0.3 only added the `date-window` type and the window parameter of
+//! `fetch-and-aggregate`, so 0.2's types are 0.3's, record for record: the
+//! bindings reuse them and nothing is converted. A 0.2 component measures
+//! without a window; the runtime refuses to ask it for one.
+
+wasmtime::component::bindgen!({
+    path: "../../wit/v0.2.0",
+    world: "integration",
+    imports: { "goals:integration/storage": async },
+    exports: { default: async },
+    with: {
+        "goals:integration/types": super::v0_3::goals::integration::types,
+        "wasi:http": wasmtime_wasi_http::p2::bindings::http,
+        "wasi": wasmtime_wasi::p2::bindings,
+    },
+});

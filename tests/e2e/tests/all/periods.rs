@@ -1,0 +1,264 @@
+//! A Key Result's or Project's period applied to a date column of its view:
+//! only the rows dated within it count, both ends included, computed by the
+//! plugin's query and checked against the simulator's own rows.
+
+use goals_e2e::{Cli, Sim, dataset};
+use serde_json::Value;
+
+/// The open opportunities (the "Open Opportunities" view) whose estimated
+/// close date lies within [first, last]: their count and base-currency sum.
+fn open_closing_within(first: &str, last: &str) -> (usize, f64) {
+    let rows: Vec<&dataverse_sim::Row> = dataset()
+        .rows("opportunity")
+        .iter()
+        .filter(|row| row.get("statecode") == Some(&serde_json::json!(0)))
+        .filter(|row| {
+            row.get("estimatedclosedate")
+                .and_then(Value::as_str)
+                .is_some_and(|date| (first..=last).contains(&&date[..10]))
+        })
+        .collect();
+    let sum = rows
+        .iter()
+        .filter_map(|row| row.get("estimatedvalue_base").and_then(Value::as_f64))
+        .sum();
+    (rows.len(), sum)
+}
+
+/// Two close dates of open opportunities some way apart, each the date of a
+/// row: a period starting and ending on them shows whether both ends count.
+fn period_on_row_dates() -> (String, String) {
+    let mut days: Vec<String> = dataset()
+        .rows("opportunity")
+        .iter()
+        .filter(|row| row.get("statecode") == Some(&serde_json::json!(0)))
+        .filter_map(|row| row.get("estimatedclosedate").and_then(Value::as_str))
+        .map(|date| date[..10].to_string())
+        .collect();
+    days.sort();
+    days.dedup();
+    (days[days.len() / 4].clone(), days[days.len() / 2].clone())
+}
+
+fn link(
+    item: &str,
+    command: &'static str,
+    column: &'static str,
+    aggregation: &'static str,
+) -> Vec<String> {
+    [
+        command,
+        "link",
+        item,
+        "--connection",
+        "sim",
+        "--app",
+        "Sales Hub",
+        "--entity",
+        "opportunity",
+        "--view",
+        "Open Opportunities",
+        "--column",
+        column,
+        "--aggregation",
+        aggregation,
+        "--period-column",
+        "estimatedclosedate",
+        "--json",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+#[tokio::test]
+async fn a_period_limits_the_metric_to_rows_dated_within_it_both_ends_included() {
+    let sim = Sim::start().await;
+    let cli = Cli::new();
+    assert!(cli.add_connection(&sim, "sim").await.success());
+    let (first, last) = period_on_row_dates();
+    let (count, sum) = open_closing_within(&first, &last);
+    let (all, _) = open_closing_within("0000-01-01", "9999-12-31");
+    // Both ends hold rows, so leaving either out would change the count.
+    let (inner, _) = open_closing_within(&first, &last);
+    assert!(inner > 0 && count < all, "{count} of {all}");
+    for day in [&first, &last] {
+        let (on_day, _) = open_closing_within(day, day);
+        assert!(on_day > 0, "a row closes on {day}");
+    }
+
+    let kr = cli
+        .json(&[
+            "kr",
+            "create",
+            "--title",
+            "Pipeline closing this period",
+            "--owner",
+            "ana",
+            "--unit",
+            "currency",
+            "--currency-code",
+            "USD",
+            "--start",
+            "0",
+            "--target",
+            "1000000000",
+            "--period-start",
+            &first,
+            "--period-end",
+            &last,
+        ])
+        .await;
+    assert_eq!(kr["period_start"], first.as_str());
+    let kr = kr["id"].to_string();
+    let args = link(&kr, "kr", "estimatedvalue", "sum");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let linked = cli.run(&args).await;
+    assert!(linked.success(), "{}", linked.stderr);
+    let linked = linked.json();
+    let value = linked["key_result"]["current_value"]
+        .as_f64()
+        .expect("a value");
+    assert!(
+        (value - sum).abs() < 0.01,
+        "measured {value}, the rows say {sum}"
+    );
+    assert_eq!(linked["preview"]["records"], serde_json::json!(count));
+    let shown = cli.run(&["kr", "show", &kr]).await.stdout;
+    assert!(
+        shown.contains(&format!("period          {first} → {last}"))
+            && shown
+                .contains("period on       estimatedclosedate: only rows dated within the period"),
+        "{shown}"
+    );
+    let details = cli.json(&["kr", "show", &kr]).await;
+    assert_eq!(details["link"]["period_column"], "estimatedclosedate");
+
+    // A scheduled sync keeps the window.
+    let synced = cli.json(&["kr", "sync", &kr]).await;
+    assert_eq!(
+        synced["run"]["records"],
+        serde_json::json!(count),
+        "{synced}"
+    );
+
+    // A Project's period, counted; open at its start.
+    let project = cli
+        .json(&[
+            "project",
+            "create",
+            "--title",
+            "Close the backlog",
+            "--owner",
+            "ben",
+            "--start",
+            "0",
+            "--target",
+            "100",
+            "--period-end",
+            &last,
+        ])
+        .await["id"]
+        .to_string();
+    let args = link(&project, "project", "name", "count");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let linked = cli.run(&args).await;
+    assert!(linked.success(), "{}", linked.stderr);
+    let linked = linked.json();
+    let (until_last, _) = open_closing_within("0000-01-01", &last);
+    assert_eq!(
+        linked["project"]["current_value"],
+        serde_json::json!(until_last as f64),
+        "{linked}"
+    );
+}
+
+#[tokio::test]
+async fn a_period_column_needs_a_period_and_a_date_column() {
+    let sim = Sim::start().await;
+    let cli = Cli::new();
+    assert!(cli.add_connection(&sim, "sim").await.success());
+    let plain = cli
+        .json(&[
+            "kr",
+            "create",
+            "--title",
+            "No period",
+            "--owner",
+            "ana",
+            "--start",
+            "0",
+            "--target",
+            "10",
+        ])
+        .await["id"]
+        .to_string();
+    let args = link(&plain, "kr", "name", "count");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let refused = cli.run(&args).await;
+    assert_eq!(refused.output.status.code(), Some(2), "{}", refused.stderr);
+    assert!(
+        refused.json()["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("has no period") && m.contains("--period-start")),
+        "{}",
+        refused.stdout
+    );
+
+    let dated = cli
+        .json(&[
+            "kr",
+            "create",
+            "--title",
+            "Dated",
+            "--owner",
+            "ana",
+            "--start",
+            "0",
+            "--target",
+            "10",
+            "--period-start",
+            "2024-01-01",
+        ])
+        .await["id"]
+        .to_string();
+    let mut args = link(&dated, "kr", "name", "count");
+    let at = args
+        .iter()
+        .position(|a| a == "estimatedclosedate")
+        .expect("the column");
+    args[at] = "name".to_string();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let not_a_date = cli.run(&args).await;
+    assert_ne!(not_a_date.output.status.code(), Some(0));
+    let message = not_a_date.json()["error"]["message"].to_string();
+    assert!(message.contains("is not a date"), "{message}");
+    // Nothing was linked.
+    assert!(cli.json(&["kr", "show", &dated]).await["link"].is_null());
+
+    let backwards = cli
+        .run(&[
+            "kr",
+            "create",
+            "--title",
+            "Backwards",
+            "--owner",
+            "ana",
+            "--start",
+            "0",
+            "--target",
+            "10",
+            "--period-start",
+            "2024-03-31",
+            "--period-end",
+            "2024-01-01",
+            "--json",
+        ])
+        .await;
+    assert_eq!(
+        backwards.output.status.code(),
+        Some(2),
+        "{}",
+        backwards.stderr
+    );
+}
