@@ -49,14 +49,14 @@ pub trait Engine: Send + Sync {
         conn: &'a ConnectionRecord,
         spec: &'a MetricSpec,
     ) -> Call<'a, Measurement> {
-        self.fetch_and_aggregate_within(conn, spec, None)
+        self.fetch_and_aggregate_within(conn, spec, &[])
     }
-    /// Measures `spec` over the view's rows within `window`, if given.
+    /// Measures `spec` over the view's rows within every one of `windows`.
     fn fetch_and_aggregate_within<'a>(
         &'a self,
         conn: &'a ConnectionRecord,
         spec: &'a MetricSpec,
-        window: Option<&'a DateWindow>,
+        windows: &'a [DateWindow],
     ) -> Call<'a, Measurement>;
     fn start_device_sign_in<'a>(&'a self, conn: &'a ConnectionRecord) -> Call<'a, DeviceCode>;
     fn poll_device_sign_in<'a>(&'a self, conn: &'a ConnectionRecord) -> Call<'a, SignInStatus>;
@@ -132,13 +132,13 @@ macro_rules! forward_calls {
                 &'a self,
                 conn: &'a ConnectionRecord,
                 spec: &'a MetricSpec,
-                window: Option<&'a DateWindow>,
+                windows: &'a [DateWindow],
             ) -> Call<'a, Measurement> {
                 Box::pin(async move {
                     let target = call_target(conn)?;
                     let ($this, $integration) = (self, target.integration.as_str());
                     $runtime?
-                        .fetch_and_aggregate_within(&target, spec, window)
+                        .fetch_and_aggregate_within(&target, spec, windows)
                         .await
                 })
             }
@@ -217,9 +217,9 @@ impl<E: Engine + ?Sized> Engine for std::sync::Arc<E> {
         &'a self,
         conn: &'a ConnectionRecord,
         spec: &'a MetricSpec,
-        window: Option<&'a DateWindow>,
+        windows: &'a [DateWindow],
     ) -> Call<'a, Measurement> {
-        (**self).fetch_and_aggregate_within(conn, spec, window)
+        (**self).fetch_and_aggregate_within(conn, spec, windows)
     }
     fn start_device_sign_in<'a>(&'a self, conn: &'a ConnectionRecord) -> Call<'a, DeviceCode> {
         (**self).start_device_sign_in(conn)

@@ -66,12 +66,12 @@ impl metrics::Guest for Component {
     fn fetch_and_aggregate(
         conn: types::Connection,
         spec: MetricSpec,
-        window: Option<types::DateWindow>,
+        windows: Vec<types::DateWindow>,
     ) -> Result<Measurement, Error> {
         crate::metrics::fetch_and_aggregate(
             &mut Session::new(&Host, &Connection::from_wit(conn)?),
             &spec,
-            window.as_ref(),
+            &windows,
         )
     }
 }

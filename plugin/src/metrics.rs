@@ -49,17 +49,17 @@ impl From<Error> for Failure {
     }
 }
 
-/// Measures `spec` over the view's rows, only those within `window` when one
-/// is given.
+/// Measures `spec` over the view's rows, only those within every one of
+/// `windows`.
 pub fn fetch_and_aggregate(
     session: &mut Session,
     spec: &MetricSpec,
-    window: Option<&DateWindow>,
+    windows: &[DateWindow],
 ) -> Result<Measurement, Error> {
-    match measure(session, spec, window) {
+    match measure(session, spec, windows) {
         Err(Failure::StaleView) => {
             metadata::forget_view(session, &spec.view);
-            match measure(session, spec, window) {
+            match measure(session, spec, windows) {
                 Err(Failure::StaleView) => Err(Error::Upstream(
                     "the view changed twice while it was being measured; the sync will be retried"
                         .to_string(),
@@ -98,9 +98,9 @@ enum Currency {
 fn measure(
     session: &mut Session,
     spec: &MetricSpec,
-    window: Option<&DateWindow>,
+    windows: &[DateWindow],
 ) -> Result<Measurement, Failure> {
-    let plan = prepare(session, spec, window)?;
+    let plan = prepare(session, spec, windows)?;
     let check_path = metadata::view_check_path(&spec.view)?;
     let split_key = format!(
         "split {} {}",
@@ -217,7 +217,7 @@ fn measure(
 fn prepare(
     session: &mut Session,
     spec: &MetricSpec,
-    window: Option<&DateWindow>,
+    windows: &[DateWindow],
 ) -> Result<Plan, Error> {
     let view = metadata::cached_view_definition(session, &spec.entity, &spec.view)?;
     let cells = layout::cell_names(&view.layout_xml).map_err(|e| {
@@ -319,7 +319,7 @@ fn prepare(
     let mut metric_query = query
         .metric_query(&shown, &to_one)
         .map_err(|e| Error::Invalid(format!("view '{}' cannot be aggregated: {e}", view.name)))?;
-    if let Some(window) = window {
+    for window in windows {
         check_window(session, &view, window)?;
         metric_query.within(
             &window.column,

@@ -498,18 +498,18 @@ impl PluginRuntime {
         target: &CallTarget,
         spec: &MetricSpec,
     ) -> Result<Measurement, CallError> {
-        self.fetch_and_aggregate_within(target, spec, None).await
+        self.fetch_and_aggregate_within(target, spec, &[]).await
     }
 
-    /// Measures `spec`, over the rows within `window` when one is given; a
+    /// Measures `spec` over the rows within every one of `windows`; a
     /// component older than 0.3 cannot narrow a metric and is not asked to.
     pub async fn fetch_and_aggregate_within(
         &self,
         target: &CallTarget,
         spec: &MetricSpec,
-        window: Option<&DateWindow>,
+        windows: &[DateWindow],
     ) -> Result<Measurement, CallError> {
-        if window.is_some() && !matches!(self.pre, Pre::Current(_)) {
+        if !windows.is_empty() && !matches!(self.pre, Pre::Current(_)) {
             return Err(CallError::Plugin {
                 error: Error::Invalid(format!(
                     "{} was built against an older contract than {}, which cannot limit a \
@@ -518,14 +518,14 @@ impl PluginRuntime {
                 )),
             });
         }
-        let (spec, window) = (spec.clone(), window.cloned());
+        let (spec, windows) = (spec.clone(), windows.to_vec());
         self.call(target, move |target, store| {
             Box::pin(async move {
                 match target {
                     Bound::Current(plugin, conn) => {
                         plugin
                             .goals_integration_metrics()
-                            .call_fetch_and_aggregate(store, conn, &spec, window.as_ref())
+                            .call_fetch_and_aggregate(store, conn, &spec, &windows)
                             .await
                     }
                     Bound::V0_2(plugin, conn) => {

@@ -413,7 +413,7 @@ pub async fn measure(
     let _slot = state.connection_slot(&record).await;
     let measured = state
         .engine
-        .fetch_and_aggregate_within(&record, &spec, window.as_ref())
+        .fetch_and_aggregate_within(&record, &spec, window.as_slice())
         .await?;
     Ok(axum::Json(render::measurement(&measured, true).json))
 }

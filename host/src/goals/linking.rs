@@ -268,7 +268,11 @@ pub async fn preview(
         currency,
     };
     let measurement = runtime
-        .fetch_and_aggregate_within(conn, &spec, window)
+        .fetch_and_aggregate_within(
+            conn,
+            &spec,
+            window.map(std::slice::from_ref).unwrap_or_default(),
+        )
         .await?;
     if matches!(measurement.value, Some(MetricValue::DateTime(_))) {
         return Err(LinkError::NotANumber {

@@ -117,7 +117,7 @@ impl Engine for FakeEngine {
         &'a self,
         _: &'a ConnectionRecord,
         _: &'a MetricSpec,
-        _: Option<&'a crate::bindings::DateWindow>,
+        _: &'a [crate::bindings::DateWindow],
     ) -> Call<'a, Measurement> {
         *self.calls.lock().unwrap() += 1;
         let answer = self.answer.lock().unwrap().clone();

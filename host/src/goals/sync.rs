@@ -420,7 +420,7 @@ impl Syncer {
                     self.runtime.fetch_and_aggregate_within(
                         &claimed.connection,
                         &spec,
-                        claimed.window.as_ref(),
+                        claimed.window.as_slice(),
                     ),
                 )
                 .await;

@@ -67,7 +67,7 @@ async fn a_0_2_component_is_not_asked_to_limit_a_metric_to_a_period() {
         .fetch_and_aggregate_within(
             &target,
             &seeded_spec("lead", "Hot Leads", "fullname", Aggregation::Count),
-            Some(&window),
+            &[window],
         )
         .await
         .expect_err("refused");
