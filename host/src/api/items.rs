@@ -9,6 +9,7 @@ use crate::cli::{AggregationArg, CurrencyArg};
 use crate::connections;
 use crate::engine::Engine;
 use crate::goals::alerts;
+use crate::goals::backfill;
 use crate::goals::clock;
 use crate::goals::keyresults::{self, ItemKind, KeyResult, LinkState, NewKeyResult};
 use crate::goals::linking::{self, Wanted};
@@ -276,6 +277,12 @@ pub struct LinkBody {
     /// period count.
     #[schema(example = "estimatedclosedate")]
     period_column: Option<String>,
+    /// Back-fill the history from the period's start (default: true, when the
+    /// item has a period start).
+    backfill: Option<bool>,
+    /// The date column to back-fill from [default: createdon].
+    #[schema(example = "createdon")]
+    backfill_column: Option<String>,
 }
 
 /// Link the Key Result to a metric: the choice is checked against the live
@@ -326,17 +333,31 @@ pub(super) async fn link(
         ));
     }
     let interval = linking::interval_for(engine.info(&record)?, &record, body.interval_seconds)?;
-    linking::save(&state.db, &kr, &chosen, interval, state.clock.now()).await?;
+    let saved = linking::save(&state.db, &kr, &chosen, interval, state.clock.now()).await?;
+    let mut extra = json!({ "preview": render::measurement(&chosen.preview, true).json });
+    if kr.period.start.is_some() && body.backfill.unwrap_or(true) {
+        let column = body
+            .backfill_column
+            .as_deref()
+            .unwrap_or(backfill::DEFAULT_COLUMN);
+        let slot = state.connection_slot(&record).await;
+        let done = backfill::backfill(
+            &state.db,
+            engine,
+            &record,
+            &kr,
+            &saved,
+            column,
+            state.clock.now(),
+        )
+        .await?;
+        drop(slot);
+        extra["backfill"] =
+            json!({ "column": done.column, "points": done.points, "requests": done.requests });
+    }
     let run = state.syncer.sync(kr.id, Trigger::Manual).await?;
-    linked(
-        &state,
-        kr.id,
-        json!({
-            "preview": render::measurement(&chosen.preview, true).json,
-            "run": run_json(&run),
-        }),
-    )
-    .await
+    extra["run"] = run_json(&run);
+    linked(&state, kr.id, extra).await
 }
 
 /// The link as saved, beside `extra`, with the Key Result as it is now.

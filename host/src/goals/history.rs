@@ -41,15 +41,15 @@ pub struct Swept {
 }
 
 /// Removes finished runs that started more than `keep_days` before `now`,
-/// except each link's newest run of each status, and the query texts no run
-/// refers to any more.
+/// except back-filled ones and each link's newest run of each status, and the
+/// query texts no run refers to any more.
 pub async fn sweep(db: &Database, now: Timestamp, keep_days: u32) -> Result<Swept, DbError> {
     let cutoff = now.saturating_sub(i64::from(keep_days).saturating_mul(86_400));
     db.run(move |conn| {
         let tx = conn.transaction()?;
         let runs = tx.execute(
             "DELETE FROM sync_runs
-             WHERE started_at < ?1 AND status != 'running'
+             WHERE started_at < ?1 AND status != 'running' AND backfilled = 0
                AND id NOT IN (
                    SELECT max(id) FROM sync_runs GROUP BY key_result_id, status
                )",

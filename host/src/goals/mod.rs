@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod alerts;
+pub mod backfill;
 pub mod clock;
 pub mod history;
 pub mod hosts;

@@ -94,6 +94,9 @@ pub struct SyncRun {
     pub query: Option<String>,
     /// The process that ran (or runs) it.
     pub owner: Option<String>,
+    /// Computed when the item was linked, for a day before it (see
+    /// `backfill`): today's rows by their creation date.
+    pub backfilled: bool,
 }
 
 /// Runs with their query's text (kept once per distinct query).
@@ -117,6 +120,7 @@ pub(crate) fn run_row(r: &Row) -> Result<SyncRun, SqlError> {
         error_message: r.get("error_message")?,
         query: r.get("query_text")?,
         owner: r.get("owner")?,
+        backfilled: r.get::<i64>("backfilled")? != 0,
     })
 }
 
@@ -1112,6 +1116,18 @@ pub async fn last_success(db: &Database, key_result_id: i64) -> Result<Option<Sy
             ),
             params![key_result_id],
             run_row,
+        )?)
+    })
+    .await
+}
+
+/// How many of the item's runs were back-filled when it was linked.
+pub async fn backfilled_points(db: &Database, key_result_id: i64) -> Result<i64, DbError> {
+    db.run(move |conn| {
+        Ok(conn.query_row(
+            "SELECT count(*) FROM sync_runs WHERE key_result_id = ?1 AND backfilled = 1",
+            params![key_result_id],
+            |r| r.get(0),
         )?)
     })
     .await

@@ -106,6 +106,7 @@ pub async fn details(db: &Database, now: Timestamp, key_result_id: i64) -> anyho
         .await?
         .and_then(|run| run.currency);
     let stale = is_stale(&link, now);
+    let backfilled = sync::backfilled_points(db, kr.id).await?;
     let m = &link.metric;
     text.extend([
         "link".to_string(),
@@ -126,6 +127,16 @@ pub async fn details(db: &Database, now: Timestamp, key_result_id: i64) -> anyho
                 (Some(column), true) => format!("{column}: only rows dated within the period"),
                 (Some(column), false) => format!("{column}, but no period is set: every row"),
                 (None, _) => "none: every row of the view".to_string(),
+            }
+        ),
+        format!(
+            "  history         {}",
+            match backfilled {
+                0 => "from the syncs".to_string(),
+                points => format!(
+                    "{points} points back-filled when linked: today's rows by creation date \
+                     (rows deleted or edited since cannot be seen), then the syncs"
+                ),
             }
         ),
         format!(
@@ -350,6 +361,7 @@ pub fn run_json(run: &SyncRun) -> Value {
     json!({
         "id": run.id,
         "trigger": run.trigger,
+        "backfilled": run.backfilled,
         "started_at": clock::json(run.started_at),
         "finished_at": clock::json_opt(run.finished_at),
         "status": run.status,

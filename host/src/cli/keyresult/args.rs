@@ -227,6 +227,13 @@ pub struct LinkArgs {
     /// dated within the item's period count (--period-start/--period-end)
     #[arg(long, value_name = "COLUMN")]
     pub period_column: Option<String>,
+    /// The date column a history is back-filled from, when the item has a
+    /// period start: points from that day to yesterday
+    #[arg(long, value_name = "COLUMN", default_value = crate::goals::backfill::DEFAULT_COLUMN)]
+    pub backfill_column: String,
+    /// Do not back-fill the history
+    #[arg(long)]
+    pub no_backfill: bool,
     /// Run the wizard even when flags are given
     #[arg(long)]
     pub interactive: bool,

@@ -12,6 +12,7 @@ use super::failure::{CommandFailed, UsageError};
 use crate::connections::{self, ConnectionRecord};
 use crate::engine::Engine;
 use crate::goals::admin;
+use crate::goals::backfill;
 use crate::goals::clock;
 use crate::goals::keyresults::{self, ItemKind, KeyResult, LinkState, NewKeyResult, Period, Scope};
 use crate::goals::linking::{self, Wanted};
@@ -492,8 +493,28 @@ async fn link(context: &Context<'_>, kind: ItemKind, args: &LinkArgs) -> anyhow:
         .into());
     };
     let interval = linking::interval_for(runtime.info(&conn)?, &conn, args.interval)?;
-    linking::save(db, &kr, &chosen, interval, context.clock.now()).await?;
-    saved(
+    let link = linking::save(db, &kr, &chosen, interval, context.clock.now()).await?;
+    let backfilled = if kr.period.start.is_some() && !args.no_backfill {
+        context.progress.step(format!(
+            "back-filling the history from {}",
+            args.backfill_column
+        ));
+        Some(
+            backfill::backfill(
+                db,
+                runtime.as_ref(),
+                &conn,
+                &kr,
+                &link,
+                &args.backfill_column,
+                context.clock.now(),
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
+    let mut report = saved(
         context,
         runtime,
         &kr,
@@ -502,7 +523,19 @@ async fn link(context: &Context<'_>, kind: ItemKind, args: &LinkArgs) -> anyhow:
         before,
         "linked to",
     )
-    .await
+    .await;
+    if let (Some(done), Ok(report)) = (&backfilled, report.as_mut()) {
+        report.text.push_str(&format!(
+            "\nhistory back-filled from {}: {} points ({} requests)",
+            done.column, done.points, done.requests
+        ));
+        report.json["backfill"] = backfill_json(done);
+    }
+    report
+}
+
+fn backfill_json(done: &backfill::Backfilled) -> Value {
+    json!({ "column": done.column, "points": done.points, "requests": done.requests })
 }
 
 /// After a link is saved: the first sync, through the scheduler's path, gives the

@@ -232,9 +232,15 @@ export function showDetails(screen) {
           unlinkButton));
     }
 
+    const filled = history.runs.filter((run) => run.backfilled).length;
     const historySection = h('section', { class: 'card', 'aria-labelledby': 'history-heading' },
       h('h2', { id: 'history-heading', text: 'Value history' }),
-      valueChart(history.runs, (value) => formatValue(value, kr.unit, kr.currency)));
+      valueChart(history.runs, (value) => formatValue(value, kr.unit, kr.currency)),
+      filled ? h('p', {
+        class: 'muted small',
+        id: 'history-backfilled',
+        text: `${filled} earlier point${filled === 1 ? ' was' : 's were'} back-filled when it was linked: today’s rows counted by their creation date, so rows deleted or edited since are not seen.`,
+      }) : null);
 
     const back = org
       ? h('p', { class: 'back' }, h('a', { href: `#/orgs/${org.id}/${kind.path}`, text: `← ${kind.plural} of ${org.name}` }))

@@ -262,3 +262,217 @@ async fn a_period_column_needs_a_period_and_a_date_column() {
         backwards.stderr
     );
 }
+
+/// Open opportunities created by `day` (rows without a creation date never
+/// are), optionally only those closing within [first, last].
+fn open_created_by(day: &str, closing: Option<(&str, &str)>) -> usize {
+    dataset()
+        .rows("opportunity")
+        .iter()
+        .filter(|row| row.get("statecode") == Some(&serde_json::json!(0)))
+        .filter(|row| {
+            row.get("createdon")
+                .and_then(Value::as_str)
+                .is_some_and(|created| &created[..10] <= day)
+        })
+        .filter(|row| {
+            closing.is_none_or(|(first, last)| {
+                row.get("estimatedclosedate")
+                    .and_then(Value::as_str)
+                    .is_some_and(|date| (first..=last).contains(&&date[..10]))
+            })
+        })
+        .count()
+}
+
+#[tokio::test]
+async fn a_linked_item_gets_its_history_back_filled_from_its_period_start() {
+    let sim = Sim::start().await;
+    let cli = Cli::new();
+    assert!(cli.add_connection(&sim, "sim").await.success());
+    // A quarter: a point a week, from its first day.
+    let (first, last) = ("2025-01-01", "2025-03-31");
+    let kr = cli
+        .json(&[
+            "kr",
+            "create",
+            "--title",
+            "Open deals this quarter",
+            "--owner",
+            "ana",
+            "--start",
+            "0",
+            "--target",
+            "1000",
+            "--period-start",
+            first,
+            "--period-end",
+            last,
+        ])
+        .await["id"]
+        .to_string();
+    let args = [
+        "kr",
+        "link",
+        &kr,
+        "--connection",
+        "sim",
+        "--app",
+        "Sales Hub",
+        "--entity",
+        "opportunity",
+        "--view",
+        "Open Opportunities",
+        "--column",
+        "name",
+        "--aggregation",
+        "count",
+        "--json",
+    ];
+    let linked = cli.run(&args).await;
+    assert!(linked.success(), "{}", linked.stderr);
+    let linked = linked.json();
+    assert_eq!(linked["backfill"]["points"], 13, "{linked}");
+    assert_eq!(linked["backfill"]["column"], "createdon");
+    let requests = linked["backfill"]["requests"].as_i64().expect("requests");
+    // One request a point, and one reading the creation column's metadata.
+    assert!(requests <= 14, "{requests} requests for 13 points");
+    eprintln!("back-filling a quarter: 13 points, {requests} requests");
+
+    let history = cli.json(&["kr", "history", &kr, "--limit", "100"]).await;
+    let runs = history.as_array().expect("runs");
+    let points: Vec<&Value> = runs.iter().filter(|r| r["backfilled"] == true).collect();
+    assert_eq!(points.len(), 13);
+    assert_eq!(
+        runs.iter().filter(|r| r["backfilled"] == false).count(),
+        1,
+        "and the first sync"
+    );
+    for point in &points {
+        let at = point["started_at"].as_str().expect("a time");
+        let day = &at[..10];
+        assert!(at.ends_with("T23:59:59Z"), "{at}");
+        assert_eq!(
+            point["value"],
+            serde_json::json!(open_created_by(day, None) as f64),
+            "{day}"
+        );
+    }
+    let days: Vec<&str> = points
+        .iter()
+        .map(|p| &p["started_at"].as_str().expect("a time")[..10])
+        .collect();
+    assert!(
+        days.contains(&"2025-01-01") && days.contains(&"2025-03-26"),
+        "{days:?}"
+    );
+    let shown = cli.run(&["kr", "show", &kr]).await.stdout;
+    assert!(shown.contains("13 points back-filled"), "{shown}");
+
+    // With the period on a date column as well, each point counts both.
+    let closing = cli
+        .json(&[
+            "project",
+            "create",
+            "--title",
+            "Deals closing this quarter",
+            "--owner",
+            "ben",
+            "--start",
+            "0",
+            "--target",
+            "100",
+            "--period-start",
+            first,
+            "--period-end",
+            last,
+        ])
+        .await["id"]
+        .to_string();
+    let args = [
+        "project",
+        "link",
+        &closing,
+        "--connection",
+        "sim",
+        "--app",
+        "Sales Hub",
+        "--entity",
+        "opportunity",
+        "--view",
+        "Open Opportunities",
+        "--column",
+        "name",
+        "--aggregation",
+        "count",
+        "--period-column",
+        "estimatedclosedate",
+        "--json",
+    ];
+    let linked = cli.run(&args).await;
+    assert!(linked.success(), "{}", linked.stderr);
+    let history = cli
+        .json(&["project", "history", &closing, "--limit", "100"])
+        .await;
+    for point in history
+        .as_array()
+        .expect("runs")
+        .iter()
+        .filter(|r| r["backfilled"] == true)
+    {
+        let day = &point["started_at"].as_str().expect("a time")[..10];
+        assert_eq!(
+            point["value"],
+            serde_json::json!(open_created_by(day, Some((first, last))) as f64),
+            "{day}"
+        );
+    }
+
+    // --no-backfill leaves the history to the syncs.
+    let plain = cli
+        .json(&[
+            "kr",
+            "create",
+            "--title",
+            "No back-fill",
+            "--owner",
+            "ana",
+            "--start",
+            "0",
+            "--target",
+            "10",
+            "--period-start",
+            first,
+        ])
+        .await["id"]
+        .to_string();
+    let args = [
+        "kr",
+        "link",
+        &plain,
+        "--connection",
+        "sim",
+        "--app",
+        "Sales Hub",
+        "--entity",
+        "opportunity",
+        "--view",
+        "Open Opportunities",
+        "--column",
+        "name",
+        "--aggregation",
+        "count",
+        "--no-backfill",
+        "--json",
+    ];
+    let linked = cli.run(&args).await;
+    assert!(linked.success(), "{}", linked.stderr);
+    assert!(linked.json().get("backfill").is_none());
+    assert_eq!(
+        cli.json(&["kr", "history", &plain])
+            .await
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+}
