@@ -474,7 +474,7 @@ async fn link(context: &Context<'_>, kind: ItemKind, args: &LinkArgs) -> anyhow:
     } else if std::io::stdin().is_terminal() || args.interactive {
         // The wizard's prompts own the terminal.
         context.progress.finish();
-        match wizard::run(db, &runtime, &org.name, args, window.as_ref()).await? {
+        match wizard::run(db, &runtime, &org.name, args, &kr.period, window.as_ref()).await? {
             Some(picked) => picked,
             None => {
                 return Ok(Report {

@@ -8,6 +8,7 @@ use crate::bindings::{Aggregation, ColumnType, CurrencyChoice, DateWindow, ViewR
 use crate::connections::{self, ConnectionRecord};
 use crate::db::Database;
 use crate::engine::Engine;
+use crate::goals::keyresults::Period;
 use crate::goals::linking::{self, Chosen, Pieces};
 use crate::names::{aggregation_name, column_type_name, view_kind_name};
 use crate::render;
@@ -32,6 +33,7 @@ pub async fn run(
     runtime: &dyn Engine,
     organization: &str,
     args: &LinkArgs,
+    period: &Period,
     window: Option<&DateWindow>,
 ) -> anyhow::Result<Option<(ConnectionRecord, Chosen)>> {
     let theme = ColorfulTheme::default();
@@ -107,6 +109,12 @@ pub async fn run(
             },
         )
         .await?;
+    // The view's own date columns, which the item's period may apply to.
+    let date_columns: Vec<(String, String)> = columns
+        .iter()
+        .filter(|c| c.column_type == ColumnType::DateTime && !c.name.contains('.'))
+        .map(|c| (c.name.clone(), c.display_name.clone()))
+        .collect();
     let column = match &args.column {
         Some(wanted) => linking::find_column(&view, columns, wanted)?,
         None => {
@@ -165,6 +173,28 @@ pub async fn run(
     } else {
         args.currency.into()
     };
+
+    // With a period and no --period-column, ask which date it applies to.
+    let asked =
+        match window {
+            None if period.is_set() && !date_columns.is_empty() => {
+                let span = format!(
+                    "{} → {}",
+                    period.start.as_deref().unwrap_or("…"),
+                    period.end.as_deref().unwrap_or("…")
+                );
+                let mut choices = vec!["every row of the view (no period)".to_string()];
+                choices.extend(date_columns.iter().map(|(name, display)| {
+                    format!("rows whose {display} ({name}) is within {span}")
+                }));
+                match pick(&theme, "Period", &choices)? {
+                    0 => None,
+                    at => period.window(date_columns.get(at - 1).map(|(name, _)| name.as_str())),
+                }
+            }
+            _ => None,
+        };
+    let window = window.or(asked.as_ref());
 
     let chosen = linking::preview(
         runtime,

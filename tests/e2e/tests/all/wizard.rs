@@ -362,3 +362,83 @@ async fn a_slow_call_shows_its_progress_on_a_terminal() {
     .await;
     assert!(transcript.contains("requests"), "{transcript}");
 }
+
+/// A Key Result with a period: the wizard asks which of the view's own date
+/// columns the period applies to, and the preview counts only those rows.
+#[tokio::test]
+async fn the_wizard_offers_the_views_date_columns_for_the_period() {
+    let sim = Sim::start().await;
+    let cli = Cli::new();
+    let added = cli.add_connection(&sim, "sim").await;
+    assert!(added.success(), "{}", added.stderr);
+    let (first, last) = ("2025-01-01", "2025-06-30");
+    let id = cli
+        .json(&[
+            "kr",
+            "create",
+            "--title",
+            "Deals closing in H1",
+            "--owner",
+            "ana",
+            "--start",
+            "0",
+            "--target",
+            "500",
+            "--period-start",
+            first,
+            "--period-end",
+            last,
+        ])
+        .await["id"]
+        .to_string();
+
+    let (cli, preview) = {
+        let id = id.clone();
+        converse(move || {
+            let mut terminal = Terminal::spawn(
+                &cli,
+                &["kr", "link", &id, "--connection", "sim", "--no-backfill"],
+            );
+            terminal.answer("App", "Sales", "Sales Hub");
+            terminal.answer("Entity", "Opport", "Opportunity (opportunity)");
+            terminal.answer("Search views by name (empty for all)", "open", "open");
+            terminal.answer("View", "Opportunities", "Open Opportunities (system)");
+            terminal.answer("Column", "Topic", "Topic (name, text)");
+            terminal.answer("Aggregation", "count", "count");
+            terminal.expect("? Period ");
+            terminal.send("estimatedclosedate");
+            terminal.send("\r");
+            // The answered line, not a redraw while typing: "Period · …".
+            let chosen = terminal.expect_regex("Period (?:·|\u{c2}\u{b7}) [^\r\n]*\r?\n");
+            assert!(chosen.contains("(estimatedclosedate)"), "{chosen}");
+            terminal.expect("Preview: ");
+            let preview = terminal.expect("\n").trim().to_string();
+            terminal.expect("? Save this link? ");
+            terminal.send("\r");
+            terminal.expect_answered("Save this link?", "yes");
+            terminal.finish();
+            (cli, preview)
+        })
+        .await
+    };
+    let expected = dataset()
+        .rows("opportunity")
+        .iter()
+        .filter(|row| row.get("statecode") == Some(&json!(0)))
+        .filter(|row| {
+            row.get("estimatedclosedate")
+                .and_then(Value::as_str)
+                .is_some_and(|date| (first..=last).contains(&&date[..10]))
+        })
+        .count();
+    assert!(
+        preview.contains(&format!("({expected} records)")),
+        "{preview}, expected {expected}"
+    );
+    let details = cli.json(&["kr", "show", &id]).await;
+    assert_eq!(details["link"]["period_column"], "estimatedclosedate");
+    assert_eq!(
+        details["key_result"]["current_value"],
+        json!(expected as f64)
+    );
+}
