@@ -1134,6 +1134,9 @@ async fn admins_manage_connections_and_owners_manage_links_in_the_console() {
     // Pause and resume.
     browser.click("#pause-link").await;
     browser.element("#resume-link").await;
+    browser
+        .element("#link-heading ~ .badges .badge-paused")
+        .await;
     api_until(&api, &details_path, &admin, |d| {
         d["link"]["state"] == "paused"
     })
@@ -1144,6 +1147,32 @@ async fn admins_manage_connections_and_owners_manage_links_in_the_console() {
         d["link"]["state"] == "active"
     })
     .await;
+
+    // A sync already running (a slow one started through the API): Sync now
+    // says so and when it started.
+    contoso_sim.server.set_latency(Duration::from_secs(3));
+    let slow = {
+        let http = reqwest::Client::new();
+        let url = format!("{base}/api/v1/key-results/{kr}/sync");
+        let token = admin.clone();
+        tokio::spawn(async move { http.post(url).bearer_auth(token).send().await })
+    };
+    api_until(&api, &details_path, &admin, |d| {
+        d["last_run"]["status"] == "running"
+    })
+    .await;
+    browser.click("#sync-now").await;
+    let running = browser
+        .text_when("#details-error", |t| t.contains("already running"))
+        .await;
+    assert!(running.contains("since"), "{running}");
+    let finished = slow.await.expect("the slow sync").expect("its answer");
+    assert!(finished.status().is_success(), "{}", finished.status());
+    contoso_sim.server.set_latency(Duration::ZERO);
+    // Reload the details, so Sync now is enabled again.
+    browser.goto("about:blank").await;
+    browser.goto(&format!("{base}/#/key-results/{kr}")).await;
+    browser.element("#sync-now").await;
 
     // Throttled: the first Sync now meets Dynamics 365's 429, the second is
     // refused by the host until the Retry-After passes; both say so.
