@@ -251,14 +251,17 @@ async fn three_hosts_sync_each_link_once_and_take_over_from_a_killed_one() {
     // Per link and slot (named by the slot's end): successes, interruptions.
     let mut per_slot: BTreeMap<(i64, i64), (i64, i64)> = BTreeMap::new();
     for (kr, started_at, status, interval) in &runs {
+        // A sync of a later slot, cut off when the test stopped the hosts,
+        // leaves its slot unfinished: no slot to count.
+        if status == "running" {
+            continue;
+        }
         let slot = per_slot
             .entry((*kr, sync::next_run(*started_at, *interval, *kr)))
             .or_default();
         match status.as_str() {
             "success" => slot.0 += 1,
             "interrupted" => slot.1 += 1,
-            // A sync of a later slot, cut off when the test stopped the hosts.
-            "running" => {}
             other => panic!("Key Result {kr}: a run ended {other}\n{}", logs(&dirs)),
         }
     }
