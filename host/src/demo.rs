@@ -317,20 +317,7 @@ async fn walk(
         clock.now(),
     )
     .await?;
-    let qualified = linking::choose(
-        &runtime,
-        &conn,
-        &Wanted {
-            app: APP.to_string(),
-            entity: "lead".to_string(),
-            view: "Qualified Leads".to_string(),
-            column: "fullname".to_string(),
-            aggregation: Aggregation::Count,
-            currency: CurrencyChoice::Base,
-            window: None,
-        },
-    )
-    .await?;
+    let qualified = linking::choose(&runtime, &conn, &leads_in("Qualified Leads")).await?;
     keyresults::save_link(
         &db,
         qualified_kr.id,
@@ -368,20 +355,7 @@ async fn walk(
         clock.now(),
     )
     .await?;
-    let hot = linking::choose(
-        &runtime,
-        &conn,
-        &Wanted {
-            app: APP.to_string(),
-            entity: "lead".to_string(),
-            view: "Hot Leads".to_string(),
-            column: "fullname".to_string(),
-            aggregation: Aggregation::Count,
-            currency: CurrencyChoice::Base,
-            window: None,
-        },
-    )
-    .await?;
+    let hot = linking::choose(&runtime, &conn, &leads_in("Hot Leads")).await?;
     keyresults::save_link(&db, webinar.id, hot.metric, interval, clock.now()).await?;
     steps.push(
         "project",
@@ -452,6 +426,19 @@ async fn walk(
             "elapsed_ms": total.as_millis() as u64,
         }),
     })
+}
+
+/// The count of the Sales Hub's leads in `view`.
+fn leads_in(view: &str) -> Wanted {
+    Wanted {
+        app: APP.to_string(),
+        entity: "lead".to_string(),
+        view: view.to_string(),
+        column: "fullname".to_string(),
+        aggregation: Aggregation::Count,
+        currency: CurrencyChoice::Base,
+        window: None,
+    }
 }
 
 /// Deterministic new rows, shaped like the simulator's own.

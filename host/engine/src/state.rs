@@ -198,84 +198,51 @@ impl log::Host for HostState {
     }
 }
 
-// A 0.1 component gets the same storage, deadline and log: the interfaces did not
-// change between the versions.
+// Components of older contract versions get the same storage, deadline and
+// log: those interfaces did not change, only their package's version.
+macro_rules! older_imports {
+    ($version:ident) => {
+        impl $version::storage::Host for HostState {
+            async fn get(&mut self, key: String) -> Option<Vec<u8>> {
+                storage::Host::get(self, key).await
+            }
+
+            async fn set(
+                &mut self,
+                key: String,
+                value: Vec<u8>,
+                ttl_seconds: Option<u32>,
+            ) -> Result<(), String> {
+                storage::Host::set(self, key, value, ttl_seconds).await
+            }
+
+            async fn delete(&mut self, key: String) {
+                storage::Host::delete(self, key).await
+            }
+        }
+
+        impl $version::deadline::Host for HostState {
+            fn remaining_milliseconds(&mut self) -> u64 {
+                deadline::Host::remaining_milliseconds(self)
+            }
+        }
+
+        impl $version::log::Host for HostState {
+            fn write(&mut self, level: $version::log::Level, message: String) {
+                let level = match level {
+                    $version::log::Level::Trace => log::Level::Trace,
+                    $version::log::Level::Debug => log::Level::Debug,
+                    $version::log::Level::Info => log::Level::Info,
+                    $version::log::Level::Warn => log::Level::Warn,
+                    $version::log::Level::Error => log::Level::Error,
+                };
+                log::Host::write(self, level, message)
+            }
+        }
+    };
+}
+
+// 0.2 reuses 0.3's types; 0.1 has its own.
 impl v0_1::types::Host for HostState {}
-
-impl v0_1::storage::Host for HostState {
-    async fn get(&mut self, key: String) -> Option<Vec<u8>> {
-        storage::Host::get(self, key).await
-    }
-
-    async fn set(
-        &mut self,
-        key: String,
-        value: Vec<u8>,
-        ttl_seconds: Option<u32>,
-    ) -> Result<(), String> {
-        storage::Host::set(self, key, value, ttl_seconds).await
-    }
-
-    async fn delete(&mut self, key: String) {
-        storage::Host::delete(self, key).await
-    }
-}
-
-impl v0_1::deadline::Host for HostState {
-    fn remaining_milliseconds(&mut self) -> u64 {
-        deadline::Host::remaining_milliseconds(self)
-    }
-}
-
-impl v0_1::log::Host for HostState {
-    fn write(&mut self, level: v0_1::log::Level, message: String) {
-        let level = match level {
-            v0_1::log::Level::Trace => log::Level::Trace,
-            v0_1::log::Level::Debug => log::Level::Debug,
-            v0_1::log::Level::Info => log::Level::Info,
-            v0_1::log::Level::Warn => log::Level::Warn,
-            v0_1::log::Level::Error => log::Level::Error,
-        };
-        log::Host::write(self, level, message)
-    }
-}
-
-// A 0.2 component too: its storage, deadline and log are 0.3's under 0.2's
-// names.
-impl v0_2::storage::Host for HostState {
-    async fn get(&mut self, key: String) -> Option<Vec<u8>> {
-        storage::Host::get(self, key).await
-    }
-
-    async fn set(
-        &mut self,
-        key: String,
-        value: Vec<u8>,
-        ttl_seconds: Option<u32>,
-    ) -> Result<(), String> {
-        storage::Host::set(self, key, value, ttl_seconds).await
-    }
-
-    async fn delete(&mut self, key: String) {
-        storage::Host::delete(self, key).await
-    }
-}
-
-impl v0_2::deadline::Host for HostState {
-    fn remaining_milliseconds(&mut self) -> u64 {
-        deadline::Host::remaining_milliseconds(self)
-    }
-}
-
-impl v0_2::log::Host for HostState {
-    fn write(&mut self, level: v0_2::log::Level, message: String) {
-        let level = match level {
-            v0_2::log::Level::Trace => log::Level::Trace,
-            v0_2::log::Level::Debug => log::Level::Debug,
-            v0_2::log::Level::Info => log::Level::Info,
-            v0_2::log::Level::Warn => log::Level::Warn,
-            v0_2::log::Level::Error => log::Level::Error,
-        };
-        log::Host::write(self, level, message)
-    }
-}
+older_imports!(v0_1);
+older_imports!(v0_2);

@@ -476,16 +476,7 @@ pub(super) async fn sync_now(
     }
     let run = match state.syncer.sync(kr.id, Trigger::Manual).await {
         Ok(run) => run,
-        Err(SyncError::AlreadyRunning {
-            kind,
-            key_result,
-            since,
-        }) => {
-            let error = SyncError::AlreadyRunning {
-                kind,
-                key_result,
-                since,
-            };
+        Err(error @ SyncError::AlreadyRunning { since, .. }) => {
             return Err(Problem::from(error).with("running_since", clock::json(since)));
         }
         Err(error) => return Err(error.into()),

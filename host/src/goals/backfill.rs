@@ -5,11 +5,11 @@
 //! or edited so that they left or entered the view, cannot be seen: the points
 //! are marked back-filled and the details say so.
 
-use crate::bindings::{DateWindow, MetricSpec, MetricValue};
+use crate::bindings::{DateWindow, MetricValue};
 use crate::connections::ConnectionRecord;
-use crate::db::{Database, DbError};
+use crate::db::Database;
 use crate::engine::Engine;
-use crate::goals::clock::Timestamp;
+use crate::goals::clock::{Timestamp, day, day_start};
 use crate::goals::history;
 use crate::goals::keyresults::{KeyResult, Link};
 use crate::params;
@@ -30,54 +30,26 @@ pub struct Backfilled {
     pub requests: i64,
 }
 
-/// Unix seconds of a YYYY-MM-DD day's start (UTC).
-fn day_start(day: &str) -> Option<Timestamp> {
-    let time = humantime::parse_rfc3339(&format!("{day}T00:00:00Z")).ok()?;
-    let seconds = time.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
-    Timestamp::try_from(seconds).ok()
-}
-
-fn day_text(start: Timestamp) -> String {
-    crate::goals::clock::format(start)
-        .get(..10)
-        .unwrap_or_default()
-        .to_string()
-}
-
-/// The days the history gets a point for: from the period's start, every day
-/// (a period under two months) or every week, up to the period's last day
-/// and before today (today's value is the first sync's).
-pub fn points(item: &KeyResult, now: Timestamp) -> Vec<String> {
+/// The days the history gets a point for (their starts): from the period's
+/// start, every day (a period under two months) or every week, up to the
+/// period's last day and before today (today's value is the first sync's).
+pub fn points(item: &KeyResult, now: Timestamp) -> Vec<Timestamp> {
     let Some(first) = item.period.start.as_deref().and_then(day_start) else {
         return Vec::new();
     };
     let today = now - now.rem_euclid(DAY);
-    let last = item
-        .period
-        .end
-        .as_deref()
-        .and_then(day_start)
-        .map_or(today - DAY, |end| end.min(today - DAY));
-    let span_days = (item
-        .period
-        .end
-        .as_deref()
-        .and_then(day_start)
-        .unwrap_or(today)
-        - first)
-        / DAY;
+    let end = item.period.end.as_deref().and_then(day_start);
+    let last = end.map_or(today - DAY, |end| end.min(today - DAY));
+    let span_days = (end.unwrap_or(today) - first) / DAY;
     let step = if span_days < DAILY_BELOW_DAYS {
         DAY
     } else {
         7 * DAY
     };
-    let mut days = Vec::new();
-    let mut day = first;
-    while day <= last {
-        days.push(day_text(day));
-        day += step;
-    }
-    days
+    (0..)
+        .map(|k| first + k * step)
+        .take_while(|start| *start <= last)
+        .collect()
 }
 
 /// Computes and records the back-filled points of `item`, linked by `link`
@@ -93,29 +65,22 @@ pub async fn backfill(
     now: Timestamp,
 ) -> anyhow::Result<Backfilled> {
     let days = points(item, now);
-    let metric = &link.metric;
-    let spec = MetricSpec {
-        entity: metric.entity.clone(),
-        view: metric.view.clone(),
-        column: metric.column.clone(),
-        aggregation: metric.aggregation,
-        currency: metric.currency,
-    };
-    let period = item.period.window(metric.period_column.as_deref());
+    let spec = link.metric.spec();
+    let period = item.period.window(link.metric.period_column.as_deref());
     let mut measured = Vec::with_capacity(days.len());
     let mut requests = 0;
-    for day in &days {
+    for start in days {
         let mut windows: Vec<DateWindow> = period.iter().cloned().collect();
         windows.push(DateWindow {
             column: column.to_string(),
             first_day: None,
-            last_day: Some(day.clone()),
+            last_day: Some(day(start)),
         });
         let measurement = engine
             .fetch_and_aggregate_within(conn, &spec, &windows)
             .await?;
         requests += i64::from(measurement.requests);
-        measured.push((day.clone(), measurement));
+        measured.push((start, measurement));
     }
     let key_result = item.id;
     let points = measured.len();
@@ -125,9 +90,9 @@ pub async fn backfill(
             "DELETE FROM sync_runs WHERE key_result_id = ?1 AND backfilled = 1",
             params![key_result],
         )?;
-        for (day, measurement) in measured {
+        for (start, measurement) in measured {
             // The point stands for the end of its day.
-            let at = day_start(&day).unwrap_or_default() + DAY - 1;
+            let at = start + DAY - 1;
             let value = match measurement.value {
                 Some(MetricValue::Number(number)) => Some(number),
                 _ => None,
@@ -152,8 +117,7 @@ pub async fn backfill(
         tx.commit()?;
         Ok(())
     })
-    .await
-    .map_err(|e: DbError| anyhow::anyhow!(e))?;
+    .await?;
     Ok(Backfilled {
         column: column.to_string(),
         points,
@@ -201,7 +165,7 @@ mod tests {
         let quarter = points(&item("2025-01-01", Some("2025-03-31")), now);
         assert_eq!(quarter.len(), 13);
         assert_eq!(
-            (quarter[0].as_str(), quarter[12].as_str()),
+            (day(quarter[0]).as_str(), day(quarter[12]).as_str()),
             ("2025-01-01", "2025-03-26")
         );
         let year = points(&item("2024-01-01", Some("2024-12-31")), now);
@@ -210,7 +174,10 @@ mod tests {
         assert_eq!(month.len(), 28, "{month:?}");
         // A period still running stops at yesterday; one starting later has none.
         let running = points(&item("2026-12-01", Some("2026-12-31")), now);
-        assert_eq!(running.last().map(String::as_str), Some("2026-12-06"));
+        assert_eq!(
+            running.last().map(|start| day(*start)).as_deref(),
+            Some("2026-12-06")
+        );
         assert!(points(&item("2027-01-01", None), now).is_empty());
         let mut none = item("2025-01-01", None);
         none.period = Period::default();

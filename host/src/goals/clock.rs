@@ -70,9 +70,33 @@ pub fn format(timestamp: Timestamp) -> String {
     humantime::format_rfc3339_seconds(time).to_string()
 }
 
+/// The start (00:00 UTC) of a calendar day written YYYY-MM-DD; `None` for
+/// anything else, a day that no month has included.
+pub fn day_start(day: &str) -> Option<Timestamp> {
+    if day.len() != 10 {
+        return None;
+    }
+    let time = humantime::parse_rfc3339(&format!("{day}T00:00:00Z")).ok()?;
+    Timestamp::try_from(time.duration_since(UNIX_EPOCH).ok()?.as_secs()).ok()
+}
+
+/// The calendar day (YYYY-MM-DD, UTC) a timestamp falls on.
+pub fn day(timestamp: Timestamp) -> String {
+    format(timestamp).chars().take(10).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn days_are_calendar_days_of_utc() {
+        assert_eq!(day_start("1970-01-02"), Some(86_400));
+        assert_eq!(day(86_400 + 3_600), "1970-01-02");
+        for wrong in ["2023-02-29", "2024-4-01", "2024-04-01T00:00:00Z", ""] {
+            assert_eq!(day_start(wrong), None, "{wrong}");
+        }
+    }
 
     #[test]
     fn manual_clock_moves_when_told() {

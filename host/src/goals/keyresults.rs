@@ -1,8 +1,8 @@
 //! Key Results and the metric links that feed them.
 
-use crate::bindings::{Aggregation, CurrencyChoice, DateWindow, ViewKind, ViewRef};
+use crate::bindings::{Aggregation, CurrencyChoice, DateWindow, MetricSpec, ViewKind, ViewRef};
 use crate::db::{Database, DbError};
-use crate::goals::clock::Timestamp;
+use crate::goals::clock::{self, Timestamp};
 use crate::goals::progress::{Direction, Unit};
 use crate::names;
 use crate::params;
@@ -216,6 +216,19 @@ pub struct MetricChoice {
     pub period_column: Option<String>,
 }
 
+impl MetricChoice {
+    /// What the plugin measures for this choice.
+    pub fn spec(&self) -> MetricSpec {
+        MetricSpec {
+            entity: self.entity.clone(),
+            view: self.view.clone(),
+            column: self.column.clone(),
+            aggregation: self.aggregation,
+            currency: self.currency,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Link {
     pub key_result_id: i64,
@@ -357,11 +370,6 @@ fn invalid(kind: ItemKind, message: impl Into<String>) -> KeyResultError {
     }
 }
 
-/// Whether `text` is a calendar date written YYYY-MM-DD.
-fn is_calendar_date(text: &str) -> bool {
-    text.len() == 10 && humantime::parse_rfc3339(&format!("{text}T00:00:00Z")).is_ok()
-}
-
 /// What is wrong with an item's fields, if anything; its trimmed title.
 fn checked(new: &NewKeyResult) -> Result<String, KeyResultError> {
     let kind = new.kind;
@@ -417,7 +425,7 @@ fn checked(new: &NewKeyResult) -> Result<String, KeyResultError> {
     }
     for (end, day) in [("start", &new.period.start), ("end", &new.period.end)] {
         if let Some(day) = day
-            && !is_calendar_date(day)
+            && clock::day_start(day).is_none()
         {
             return Err(invalid(
                 kind,
@@ -436,7 +444,7 @@ fn checked(new: &NewKeyResult) -> Result<String, KeyResultError> {
         ));
     }
     if let Some(due) = &new.due_date
-        && !is_calendar_date(due)
+        && clock::day_start(due).is_none()
     {
         return Err(invalid(
             kind,

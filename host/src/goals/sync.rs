@@ -3,7 +3,7 @@
 //! metric through the plugin under the connection's concurrency limit, and
 //! records the outcome in one transaction.
 
-use crate::bindings::{DateWindow, Error as PluginError, MetricSpec, MetricValue};
+use crate::bindings::{DateWindow, Error as PluginError, MetricValue};
 use crate::connections::{self, ConnectionRecord, Status};
 use crate::db::{Database, DbError};
 use crate::engine::Engine;
@@ -404,13 +404,7 @@ impl Syncer {
                     .await
             }
         };
-        let spec = MetricSpec {
-            entity: claimed.link.metric.entity.clone(),
-            view: claimed.link.metric.view.clone(),
-            column: claimed.link.metric.column.clone(),
-            aggregation: claimed.link.metric.aggregation,
-            currency: claimed.link.metric.currency,
-        };
+        let spec = claimed.link.metric.spec();
         let started = std::time::Instant::now();
         // A link breaks only when the view or column is confirmed gone: a
         // not-found must survive one re-check (a replica behind, a view being
@@ -477,36 +471,33 @@ impl Syncer {
 
     async fn claim(&self, key_result_id: i64, trigger: Trigger) -> Result<Claimed, SyncError> {
         let now = self.clock.now();
-        let (link, (kind, period)) = self
+        // The link with what its item adds to the sync (its kind for messages,
+        // its period for the window), in one read.
+        let (link, kind, period) = self
             .db
             .run(move |conn| {
-                let item = conn
+                Ok(conn
                     .query_opt(
-                        "SELECT kind, period_start, period_end FROM key_results WHERE id = ?1",
+                        "SELECT k.kind, k.period_start, k.period_end, l.*
+                         FROM key_results k
+                         LEFT JOIN metric_links l ON l.key_result_id = k.id
+                         WHERE k.id = ?1",
                         params![key_result_id],
                         |r| {
-                            Ok((
-                                r.get::<String>(0)?,
-                                Period {
-                                    start: r.get(1)?,
-                                    end: r.get(2)?,
-                                },
-                            ))
+                            let link = match r.get::<Option<i64>>("key_result_id")? {
+                                Some(_) => Some(link_row(r)?),
+                                None => None,
+                            };
+                            let kind = ItemKind::parse(&r.get::<String>("kind")?)
+                                .unwrap_or(ItemKind::KeyResult);
+                            let period = Period {
+                                start: r.get("period_start")?,
+                                end: r.get("period_end")?,
+                            };
+                            Ok((link, kind, period))
                         },
                     )?
-                    .map(|(kind, period)| {
-                        (
-                            ItemKind::parse(&kind).unwrap_or(ItemKind::KeyResult),
-                            period,
-                        )
-                    })
-                    .unwrap_or((ItemKind::KeyResult, Period::default()));
-                let link = conn.query_opt(
-                    "SELECT * FROM metric_links WHERE key_result_id = ?1",
-                    params![key_result_id],
-                    link_row,
-                )?;
-                Ok((link, item))
+                    .unwrap_or((None, ItemKind::KeyResult, Period::default())))
             })
             .await?;
         let link = link.ok_or(SyncError::NotLinked {

@@ -215,25 +215,32 @@ export async function showWizard(screen) {
   }
 
   function metricBody() {
-    const body = {
+    return {
       entity: chosen.entity.logical_name,
       view_id: chosen.view.id,
       view_kind: chosen.view.kind,
       column: chosen.column.logical_name,
       aggregation: chosen.aggregation,
     };
-    if (chosen.periodColumn) {
-      body.period = { column: chosen.periodColumn, first_day: kr.period_start, last_day: kr.period_end };
-    }
-    return body;
+  }
+
+  // The preview's body: the metric, within the period when one applies.
+  function previewBody() {
+    if (!chosen.periodColumn) return metricBody();
+    return {
+      ...metricBody(),
+      period: { column: chosen.periodColumn, first_day: kr.period_start, last_day: kr.period_end },
+    };
   }
 
   // With a period, the view's own date columns (not a joined table's) can
   // limit the metric to the rows dated within it.
   function periodChoice(onChange) {
-    if (!kr.period_start && !kr.period_end) return null;
     const dates = (lists.column?.items || [])
       .filter((column) => column.type === 'date-time' && !column.logical_name.includes('.'));
+    // The current link's column may not be one of this view's.
+    if (!dates.some((column) => column.logical_name === chosen.periodColumn)) chosen.periodColumn = null;
+    if (!kr.period_start && !kr.period_end) return null;
     const span = `${kr.period_start || '…'} → ${kr.period_end || '…'}`;
     const control = h('select', { id: 'wizard-period-column', name: 'period-column' },
       h('option', { value: '', text: 'Every row of the view', selected: !chosen.periodColumn }),
@@ -282,11 +289,10 @@ export async function showWizard(screen) {
         button.disabled = true;
         showError(error, null);
         try {
-          const { period: _, ...metric } = metricBody();
           const result = await api.put(url`/api/v1/${kind.path}/${krId}/link`, {
             connection_id: c.connection.id,
             app_id: c.app.id,
-            ...metric,
+            ...metricBody(),
             period_column: c.periodColumn || null,
           });
           const saved = result[kind.key];
@@ -308,7 +314,7 @@ export async function showWizard(screen) {
       output.textContent = 'Measuring…';
       note.textContent = '';
       try {
-        const m = await api.post(url`/api/v1/connections/${c.connection.id}/measurements`, metricBody());
+        const m = await api.post(url`/api/v1/connections/${c.connection.id}/measurements`, previewBody());
         if (!current(token)) return;
         output.textContent = `Value ${formatMeasured(m.value, m.value_type, m.currency)}; currency ${m.currency || 'none (not an amount of money)'}; ${formatNumber(m.records)} record${m.records === 1 ? '' : 's'}.`;
         if (kr.unit === 'currency' && m.currency && kr.currency && m.currency.toUpperCase() !== kr.currency.toUpperCase()) {

@@ -102,6 +102,22 @@ impl Served {
     }
 }
 
+impl Served {
+    /// A connection named `name` to `sim`, with its secret, added to the
+    /// default organization as `token`; its id.
+    pub(crate) async fn add_connection(&self, sim: &Sim, name: &str, token: &str) -> String {
+        let added = self
+            .ok(
+                Method::POST,
+                "/api/v1/organizations/1/connections",
+                token,
+                Some(connection_body(sim, name, &sim.config.client_secret)),
+            )
+            .await;
+        added["id"].as_str().expect("a connection id").to_string()
+    }
+}
+
 /// The ids the "Hot Leads" metric is linked by: the Sales Hub app and the
 /// Hot Leads view of the simulator.
 pub(crate) struct HotLeads {
@@ -1232,15 +1248,7 @@ async fn random_bodies_never_make_a_server_error() {
     let cli = Cli::new();
     let admin = token(&cli, &[], "platform-admin").await;
     let api = Served::start(&cli, &["--no-scheduler"]).await;
-    let (_, conn) = api
-        .call(
-            Method::POST,
-            "/api/v1/organizations/1/connections",
-            Some(&admin),
-            Some(connection_body(&sim, "sim", &sim.config.client_secret)),
-        )
-        .await;
-    let conn = conn["id"].as_str().expect("a connection").to_string();
+    let conn = api.add_connection(&sim, "sim", &admin).await;
     let (_, kr) = api
         .call(
             Method::POST,
@@ -1326,15 +1334,7 @@ async fn previews_wait_for_the_connections_slots() {
     let cli = Cli::new();
     let admin = token(&cli, &[], "platform-admin").await;
     let api = Served::start(&cli, &["--no-scheduler", "--per-connection", "1"]).await;
-    let (_, conn) = api
-        .call(
-            Method::POST,
-            "/api/v1/organizations/1/connections",
-            Some(&admin),
-            Some(connection_body(&sim, "sim", &sim.config.client_secret)),
-        )
-        .await;
-    let conn = conn["id"].as_str().expect("connection").to_string();
+    let conn = api.add_connection(&sim, "sim", &admin).await;
     let hot = api.hot_leads(&conn, &admin).await;
     let preview = format!("/api/v1/connections/{conn}/measurements");
     let body = json!({"entity": "lead", "view_id": hot.view, "column": "fullname",

@@ -568,15 +568,7 @@ async fn a_member_sees_no_admin_screen_and_a_broken_link_says_why() {
     let admin = token(&cli, &[], "platform-admin").await;
     let member = token(&cli, &["--org", "default"], "member").await;
     let api = Served::start(&cli, &["--no-scheduler"]).await;
-    let (_, conn) = api
-        .call(
-            Method::POST,
-            "/api/v1/organizations/1/connections",
-            Some(&admin),
-            Some(connection_body(&sim, "sim", &sim.config.client_secret)),
-        )
-        .await;
-    let conn = conn["id"].as_str().expect("connection").to_string();
+    let conn = api.add_connection(&sim, "sim", &admin).await;
     let hot = api.hot_leads(&conn, &admin).await;
     let (_, kr) = api
         .call(
@@ -984,19 +976,7 @@ async fn admins_manage_connections_and_owners_manage_links_in_the_console() {
     let api = Served::start(&cli, &["--no-scheduler"]).await;
     let base = api.base.clone();
     let connections = "/api/v1/organizations/1/connections";
-    let (_, contoso) = api
-        .call(
-            Method::POST,
-            connections,
-            Some(&admin),
-            Some(connection_body(
-                &contoso_sim,
-                "Contoso",
-                &contoso_sim.config.client_secret,
-            )),
-        )
-        .await;
-    let contoso = contoso["id"].as_str().expect("connection").to_string();
+    let contoso = api.add_connection(&contoso_sim, "Contoso", &admin).await;
     let mut person = connection_body(&fabrikam_sim, "Fabrikam", "");
     person.as_object_mut().expect("object").remove("secret");
     let (_, fabrikam) = api
@@ -1257,15 +1237,7 @@ async fn a_project_is_created_linked_and_synced_in_the_console() {
     let admin = token(&cli, &[], "platform-admin").await;
     let member = token(&cli, &["--org", "default"], "member").await;
     let api = Served::start(&cli, &["--no-scheduler"]).await;
-    let (_, conn) = api
-        .call(
-            Method::POST,
-            "/api/v1/organizations/1/connections",
-            Some(&admin),
-            Some(connection_body(&sim, "Contoso", &sim.config.client_secret)),
-        )
-        .await;
-    let conn = conn["id"].as_str().expect("connection").to_string();
+    let conn = api.add_connection(&sim, "Contoso", &admin).await;
     let hot = api.hot_leads(&conn, &member).await;
     let kr = api
         .ok(
@@ -1359,15 +1331,7 @@ async fn the_wizard_applies_a_key_results_period_to_a_date_column() {
     let cli = Cli::new();
     let admin = token(&cli, &[], "platform-admin").await;
     let api = Served::start(&cli, &["--no-scheduler"]).await;
-    let (_, conn) = api
-        .call(
-            Method::POST,
-            "/api/v1/organizations/1/connections",
-            Some(&admin),
-            Some(connection_body(&sim, "Contoso", &sim.config.client_secret)),
-        )
-        .await;
-    let conn = conn["id"].as_str().expect("connection").to_string();
+    let conn = api.add_connection(&sim, "Contoso", &admin).await;
     let apps = api
         .ok(
             Method::GET,

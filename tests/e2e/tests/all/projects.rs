@@ -1,7 +1,7 @@
 //! Projects: linked, synced, scheduled and shown through the same code as Key
 //! Results, under a parent Key Result, from the CLI and the HTTP API.
 
-use crate::api::{Served, connection_body, token};
+use crate::api::{Served, token};
 use goals_e2e::{CREATE_KR, Cli, HOT_LEADS_METRIC, Sim, hot_leads};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
@@ -193,15 +193,7 @@ async fn the_api_carries_projects_wherever_it_carries_key_results() {
     let member = token(&cli, &["--org", "default"], "member").await;
     let admin = token(&cli, &[], "platform-admin").await;
     let api = Served::start(&cli, &["--no-scheduler"]).await;
-    let (_, conn) = api
-        .call(
-            Method::POST,
-            "/api/v1/organizations/1/connections",
-            Some(&admin),
-            Some(connection_body(&sim, "sim", &sim.config.client_secret)),
-        )
-        .await;
-    let conn = conn["id"].as_str().expect("connection").to_string();
+    let conn = api.add_connection(&sim, "sim", &admin).await;
     let hot = api.hot_leads(&conn, &member).await;
     let kr = api
         .ok(
