@@ -6,7 +6,8 @@
 //! credentials for an application; device code and rotating refresh tokens for a
 //! person, see [`identity`]), its device authorization endpoint and the read side
 //! of the Web API (`GET /api/data/v9.2/...`, also inside `POST /api/data/v9.2/$batch`): apps,
-//! site maps, app components, table and column metadata, views, the organization
+//! site maps, app components, table and column metadata (option sets included),
+//! views, charts, the organization
 //! and its currencies, OData queries and FetchXML (joins and `exists`/`in`
 //! semi-joins, paging cookies, aggregates with the 50,000-row limit). Answers
 //! follow the documented shapes (see `shared/design/dataverse-examples`).
@@ -28,8 +29,9 @@ pub mod webapi;
 pub mod xml;
 
 pub use data::{
-    App, AppComponent, AttributeDef, AttributeType, BENCH_ENTITY, BENCH_ROWS, Currency, Dataset,
-    Db, EntityDef, OptionLabel, Overlay, Row, SiteMap, SystemUser, View, ViewKind, dataset,
+    App, AppComponent, AttributeDef, AttributeType, BENCH_ENTITY, BENCH_ROWS, Chart, ChartKind,
+    Currency, Dataset, Db, EntityDef, OptionLabel, Overlay, Row, SiteMap, SystemUser, View,
+    ViewKind, dataset,
 };
 pub use errors::ODataError;
 pub use identity::{Caller, DeviceCodeInfo, DeviceCodeState, SimConfig};

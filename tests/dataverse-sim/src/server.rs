@@ -1,8 +1,8 @@
 //! The HTTP server: the identity endpoints (token, device code, the device
 //! login page) and the Web API on one loopback origin (GETs and `POST $batch`),
 //! a record of every request with its answer's size, one-shot faults for
-//! resilience tests, per-simulator changes to the data (edited or deleted views,
-//! deleted columns, extra rows), and sign-in controls (device code decisions, the
+//! resilience tests, per-simulator changes to the data (edited or deleted views
+//! and charts, deleted columns, extra rows), and sign-in controls (device code decisions, the
 //! identity clock, revoked refresh tokens) through test hooks.
 
 use crate::batch::{self, Part, PartAnswer};
@@ -116,6 +116,15 @@ impl SimState {
     fn overlay_snapshot(&self) -> Arc<Overlay> {
         Arc::clone(&lock(&self.overlay))
     }
+}
+
+/// The wall clock in Unix seconds, for the `modifiedon` of edited definitions;
+/// a clock before 1970 counts as 1970 (the overlay still moves the time forward).
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -311,10 +320,7 @@ impl RunningSimulator {
     /// # Panics
     /// If no view has this id.
     pub fn update_view(&self, id: &str, fetchxml: Option<&str>, layoutxml: Option<&str>) {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-            .unwrap_or(0);
+        let now = unix_now();
         self.change("update_view", |overlay| {
             overlay.update_view(dataset(), id, fetchxml, layoutxml, now)
         });
@@ -326,6 +332,28 @@ impl RunningSimulator {
     /// If no view has this id.
     pub fn delete_view(&self, id: &str) {
         self.change("delete_view", |overlay| overlay.delete_view(dataset(), id));
+    }
+
+    /// Replaces a chart's `datadescription` and moves its `modifiedon` strictly
+    /// later (its `versionnumber` goes up too). Only this simulator sees the change.
+    ///
+    /// # Panics
+    /// If no chart has this id.
+    pub fn update_chart(&self, id: &str, datadescription: &str) {
+        let now = unix_now();
+        self.change("update_chart", |overlay| {
+            overlay.update_chart(dataset(), id, datadescription, now)
+        });
+    }
+
+    /// Deletes a chart: it then answers 404 and leaves the listings.
+    ///
+    /// # Panics
+    /// If no chart has this id.
+    pub fn delete_chart(&self, id: &str) {
+        self.change("delete_chart", |overlay| {
+            overlay.delete_chart(dataset(), id)
+        });
     }
 
     /// Deletes a column (a money column with its `_base` twin): it leaves the

@@ -2,8 +2,8 @@
 //! the system tables that describe them.
 
 use super::{
-    App, AppComponent, Currency, Dataset, EntityDef, Row, SiteMap, SystemUser, View, ViewKind,
-    guid_from_name,
+    App, AppComponent, Chart, ChartKind, Currency, Dataset, EntityDef, Row, SiteMap, SystemUser,
+    View, ViewKind, guid_from_name,
 };
 use serde_json::{Value, json};
 
@@ -263,6 +263,28 @@ fn view_row(view: &View, version: i64, application_user: &str) -> Row {
     row(pairs)
 }
 
+fn chart_row(chart: &Chart, version: i64, application_user: &str) -> Row {
+    let id_column = format!("{}id", chart.kind.logical_name());
+    let mut pairs = vec![
+        (id_column.as_str(), json!(chart.id)),
+        ("name", json!(chart.name)),
+        ("description", json!(chart.description)),
+        ("primaryentitytypecode", json!(chart.primaryentitytypecode)),
+        ("datadescription", json!(chart.datadescription)),
+        (
+            "presentationdescription",
+            json!(chart.presentationdescription),
+        ),
+        ("modifiedon", json!(chart.modifiedon)),
+        ("versionnumber", json!(version)),
+    ];
+    match chart.kind {
+        ChartKind::System => pairs.push(("isdefault", json!(chart.isdefault))),
+        ChartKind::Personal => pairs.push(("ownerid", json!(application_user))),
+    }
+    row(pairs)
+}
+
 /// Rows of the system tables, derived from the typed catalog.
 pub fn system_tables(data: &Dataset) -> Vec<(String, Vec<Row>)> {
     let mut version = 2_000_000;
@@ -376,6 +398,17 @@ pub fn system_tables(data: &Dataset) -> Vec<(String, Vec<Row>)> {
         ),
         ("versionnumber", json!(next_version())),
     ])];
+    // Chart rows take their version numbers last, so adding charts did not move
+    // the version numbers (and etags) of the older system rows.
+    let mut savedqueryvisualizations = Vec::new();
+    let mut userqueryvisualizations = Vec::new();
+    for chart in &data.charts {
+        let row = chart_row(chart, next_version(), &data.application_user_id);
+        match chart.kind {
+            ChartKind::System => savedqueryvisualizations.push(row),
+            ChartKind::Personal => userqueryvisualizations.push(row),
+        }
+    }
     vec![
         ("organization".to_string(), organizations),
         ("appmodule".to_string(), appmodules),
@@ -383,6 +416,14 @@ pub fn system_tables(data: &Dataset) -> Vec<(String, Vec<Row>)> {
         ("sitemap".to_string(), sitemaps),
         ("savedquery".to_string(), savedqueries),
         ("userquery".to_string(), userqueries),
+        (
+            "savedqueryvisualization".to_string(),
+            savedqueryvisualizations,
+        ),
+        (
+            "userqueryvisualization".to_string(),
+            userqueryvisualizations,
+        ),
         ("systemuser".to_string(), systemusers),
         ("transactioncurrency".to_string(), currencies),
     ]

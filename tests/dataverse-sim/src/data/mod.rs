@@ -1,11 +1,13 @@
-//! The seeded sample organization: a sales team's tables, metadata, apps and views.
+//! The seeded sample organization: a sales team's tables, metadata, apps, views
+//! and charts.
 //!
-//! Everything is deterministic: identifiers of metadata, apps, views, users and
-//! currencies are derived from their names, table rows come from a fixed-seed
+//! Everything is deterministic: identifiers of metadata, apps, views, charts,
+//! users and currencies are derived from their names, table rows come from a fixed-seed
 //! generator. Tests read the same data through this module to compute expected
 //! answers without going through the query engines.
 
 mod catalog;
+mod charts;
 mod overlay;
 mod schema;
 mod seed;
@@ -328,6 +330,58 @@ pub struct View {
     pub modifiedon: String,
 }
 
+/// Which table a chart lives in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChartKind {
+    /// A system chart (`savedqueryvisualization`).
+    System,
+    /// A personal chart (`userqueryvisualization`), owned by the application user.
+    Personal,
+}
+
+impl ChartKind {
+    /// `savedqueryvisualizations` or `userqueryvisualizations`.
+    pub fn entity_set_name(self) -> &'static str {
+        match self {
+            ChartKind::System => "savedqueryvisualizations",
+            ChartKind::Personal => "userqueryvisualizations",
+        }
+    }
+
+    /// `savedqueryvisualization` or `userqueryvisualization`.
+    pub fn logical_name(self) -> &'static str {
+        match self {
+            ChartKind::System => "savedqueryvisualization",
+            ChartKind::Personal => "userqueryvisualization",
+        }
+    }
+}
+
+/// A chart (`savedqueryvisualization` or `userqueryvisualization`).
+#[derive(Debug, Clone)]
+pub struct Chart {
+    /// `savedqueryvisualizationid` / `userqueryvisualizationid`.
+    pub id: String,
+    /// System or personal.
+    pub kind: ChartKind,
+    /// `name`.
+    pub name: String,
+    /// `primaryentitytypecode`: the charted table's logical name.
+    pub primaryentitytypecode: String,
+    /// `description`.
+    pub description: String,
+    /// `datadescription`: `<datadefinition><fetchcollection><fetch ...>` with the
+    /// group-by and aggregate attributes, then the `<categorycollection>` naming
+    /// the measures by alias.
+    pub datadescription: String,
+    /// `presentationdescription`: a short `<Chart>` stub with one series per measure.
+    pub presentationdescription: String,
+    /// `isdefault` (system charts only; always false for personal charts).
+    pub isdefault: bool,
+    /// `modifiedon`: when the definition last changed, e.g. `2024-11-03T09:12:00Z`.
+    pub modifiedon: String,
+}
+
 /// A currency (`transactioncurrency`).
 #[derive(Debug, Clone)]
 pub struct Currency {
@@ -388,6 +442,8 @@ pub struct Dataset {
     /// System and personal views of every business table, including views a
     /// client must not offer (inactive, quick find, lookup).
     pub views: Vec<View>,
+    /// System and personal charts of the business tables.
+    pub charts: Vec<Chart>,
     /// Rows of every table by logical name, system tables included. The bench
     /// table ([`BENCH_ENTITY`]) is not here: it is generated on the first
     /// [`Dataset::rows`] call that asks for it.
@@ -413,6 +469,7 @@ impl Dataset {
         let entities = schema::entities();
         let mut tables = seed::business_tables(&users, &currencies);
         let views = views::views(&currencies);
+        let charts = charts::charts();
         let (apps, sitemaps, app_components) = catalog::apps(&entities);
         let mut dataset = Dataset {
             organization_id: catalog::ORGANIZATION_ID.to_string(),
@@ -434,6 +491,7 @@ impl Dataset {
             sitemaps,
             entities,
             views,
+            charts,
             tables: BTreeMap::new(),
             names: HashMap::new(),
             bench: OnceLock::new(),
@@ -542,6 +600,24 @@ impl Dataset {
         self.views
             .iter()
             .filter(move |v| v.returnedtypecode == entity)
+    }
+
+    /// The first chart (system or personal) with exactly this name.
+    pub fn chart_by_name(&self, name: &str) -> Option<&Chart> {
+        self.charts.iter().find(|c| c.name == name)
+    }
+
+    /// A chart by id.
+    pub fn chart(&self, id: &str) -> Option<&Chart> {
+        let id = id.to_ascii_lowercase();
+        self.charts.iter().find(|c| c.id == id)
+    }
+
+    /// Charts of an entity, in definition order.
+    pub fn charts_of(&self, entity: &str) -> impl Iterator<Item = &Chart> {
+        self.charts
+            .iter()
+            .filter(move |c| c.primaryentitytypecode == entity)
     }
 
     /// An app by name.

@@ -1,8 +1,9 @@
 //! Per-simulator changes layered over the shared sample data: edited or deleted
-//! views, deleted columns and extra rows. The shared [`Dataset`] never changes;
-//! a running simulator answers from a [`Db`] that reads its own [`Overlay`] first.
+//! views and charts, deleted columns and extra rows. The shared [`Dataset`]
+//! never changes; a running simulator answers from a [`Db`] that reads its own
+//! [`Overlay`] first.
 
-use super::{Dataset, EntityDef, Row, View};
+use super::{Chart, Dataset, EntityDef, Row, View};
 use crate::format::{iso_from_unix, parse_datetime};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -16,15 +17,20 @@ pub struct Overlay {
     entities: Option<Arc<Vec<EntityDef>>>,
     /// Views, when one was edited or deleted.
     views: Option<Arc<Vec<View>>>,
+    /// Charts, when one was edited or deleted.
+    charts: Option<Arc<Vec<Chart>>>,
     /// Whole tables that differ from the shared ones (extra rows, edited or
-    /// deleted view rows).
+    /// deleted view and chart rows).
     tables: BTreeMap<String, Arc<Vec<Row>>>,
 }
 
 impl Overlay {
     /// Whether nothing was changed.
     pub fn is_empty(&self) -> bool {
-        self.entities.is_none() && self.views.is_none() && self.tables.is_empty()
+        self.entities.is_none()
+            && self.views.is_none()
+            && self.charts.is_none()
+            && self.tables.is_empty()
     }
 
     fn table_mut(&mut self, base: &Dataset, entity: &str) -> &mut Vec<Row> {
@@ -40,6 +46,28 @@ impl Overlay {
             self.views
                 .get_or_insert_with(|| Arc::new(base.views.clone())),
         )
+    }
+
+    fn charts_mut(&mut self, base: &Dataset) -> &mut Vec<Chart> {
+        Arc::make_mut(
+            self.charts
+                .get_or_insert_with(|| Arc::new(base.charts.clone())),
+        )
+    }
+
+    /// The row of a view or chart in its system table (`savedquery`,
+    /// `userqueryvisualization`, ...), whose primary id column is `<table>id`.
+    fn definition_row_mut(
+        &mut self,
+        base: &Dataset,
+        table: &str,
+        id: &str,
+    ) -> Result<&mut Row, String> {
+        let id_column = format!("{table}id");
+        self.table_mut(base, table)
+            .iter_mut()
+            .find(|r| r.get(&id_column).and_then(Value::as_str) == Some(id))
+            .ok_or_else(|| format!("the definition {id} has no {table} row"))
     }
 
     fn entities_mut(&mut self, base: &Dataset) -> &mut Vec<EntityDef> {
@@ -72,23 +100,12 @@ impl Overlay {
         if let Some(layoutxml) = layoutxml {
             view.layoutxml = layoutxml.to_string();
         }
-        let previous = parse_datetime(&view.modifiedon).unwrap_or(0);
-        view.modifiedon = iso_from_unix(now.max(previous + 1));
+        view.modifiedon = later(&view.modifiedon, now);
         let (kind, updated) = (view.kind, view.clone());
-        let id_column = format!("{}id", kind.logical_name());
-        let row = self
-            .table_mut(base, kind.logical_name())
-            .iter_mut()
-            .find(|r| r.get(&id_column).and_then(Value::as_str) == Some(id.as_str()))
-            .ok_or_else(|| format!("the view {id} has no {} row", kind.logical_name()))?;
+        let row = self.definition_row_mut(base, kind.logical_name(), &id)?;
         row.insert("fetchxml".to_string(), json!(updated.fetchxml));
         row.insert("layoutxml".to_string(), json!(updated.layoutxml));
-        row.insert("modifiedon".to_string(), json!(updated.modifiedon));
-        let version = row
-            .get("versionnumber")
-            .and_then(Value::as_i64)
-            .unwrap_or(0);
-        row.insert("versionnumber".to_string(), json!(version + 1));
+        touch(row, &updated.modifiedon);
         Ok(())
     }
 
@@ -107,6 +124,46 @@ impl Overlay {
         Ok(())
     }
 
+    /// Replaces a chart's `datadescription` and moves its `modifiedon` to `now`
+    /// (Unix seconds), or one second past the previous value if that is not
+    /// later. Also bumps the row's `versionnumber`.
+    pub fn update_chart(
+        &mut self,
+        base: &Dataset,
+        id: &str,
+        datadescription: &str,
+        now: i64,
+    ) -> Result<(), String> {
+        let id = id.to_ascii_lowercase();
+        let chart = self
+            .charts_mut(base)
+            .iter_mut()
+            .find(|c| c.id == id)
+            .ok_or_else(|| format!("there is no chart with id {id}"))?;
+        chart.datadescription = datadescription.to_string();
+        chart.modifiedon = later(&chart.modifiedon, now);
+        let (kind, modifiedon) = (chart.kind, chart.modifiedon.clone());
+        let row = self.definition_row_mut(base, kind.logical_name(), &id)?;
+        row.insert("datadescription".to_string(), json!(datadescription));
+        touch(row, &modifiedon);
+        Ok(())
+    }
+
+    /// Removes a chart and its `savedqueryvisualization`/`userqueryvisualization` row.
+    pub fn delete_chart(&mut self, base: &Dataset, id: &str) -> Result<(), String> {
+        let id = id.to_ascii_lowercase();
+        let charts = self.charts_mut(base);
+        let position = charts
+            .iter()
+            .position(|c| c.id == id)
+            .ok_or_else(|| format!("there is no chart with id {id}"))?;
+        let table = charts.remove(position).kind.logical_name();
+        let id_column = format!("{table}id");
+        self.table_mut(base, table)
+            .retain(|r| r.get(&id_column).and_then(Value::as_str) != Some(id.as_str()));
+        Ok(())
+    }
+
     /// Gives a view another name (its `savedquery`/`userquery` row's too).
     pub fn rename_view(&mut self, base: &Dataset, id: &str, name: &str) -> Result<(), String> {
         let id = id.to_ascii_lowercase();
@@ -117,12 +174,7 @@ impl Overlay {
             .ok_or_else(|| format!("there is no view with id {id}"))?;
         view.name = name.to_string();
         let kind = view.kind;
-        let id_column = format!("{}id", kind.logical_name());
-        let row = self
-            .table_mut(base, kind.logical_name())
-            .iter_mut()
-            .find(|r| r.get(&id_column).and_then(Value::as_str) == Some(id.as_str()))
-            .ok_or_else(|| format!("the view {id} has no {} row", kind.logical_name()))?;
+        let row = self.definition_row_mut(base, kind.logical_name(), &id)?;
         row.insert("name".to_string(), json!(name));
         Ok(())
     }
@@ -137,13 +189,8 @@ impl Overlay {
             .ok_or_else(|| format!("there is no view with id {id}"))?;
         view.id.clone_from(&new_id);
         let kind = view.kind;
-        let id_column = format!("{}id", kind.logical_name());
-        let row = self
-            .table_mut(base, kind.logical_name())
-            .iter_mut()
-            .find(|r| r.get(&id_column).and_then(Value::as_str) == Some(id.as_str()))
-            .ok_or_else(|| format!("the view {id} has no {} row", kind.logical_name()))?;
-        row.insert(id_column, json!(new_id));
+        let row = self.definition_row_mut(base, kind.logical_name(), &id)?;
+        row.insert(format!("{}id", kind.logical_name()), json!(new_id));
         Ok(())
     }
 
@@ -179,6 +226,24 @@ impl Overlay {
         self.table_mut(base, entity).extend(rows);
         Ok(())
     }
+}
+
+/// The new `modifiedon` of an edited definition: `now` (Unix seconds), or one
+/// second past `previous` if that is not later, so an edit always shows.
+fn later(previous: &str, now: i64) -> String {
+    let previous = parse_datetime(previous).unwrap_or(0);
+    iso_from_unix(now.max(previous + 1))
+}
+
+/// Stamps an edited definition row: its `modifiedon` and a higher
+/// `versionnumber` (hence a new etag).
+fn touch(row: &mut Row, modifiedon: &str) {
+    row.insert("modifiedon".to_string(), json!(modifiedon));
+    let version = row
+        .get("versionnumber")
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    row.insert("versionnumber".to_string(), json!(version + 1));
 }
 
 /// The data one request sees: the shared sample data with a simulator's
@@ -289,5 +354,19 @@ impl<'a> Db<'a> {
     pub fn view(self, id: &str) -> Option<&'a View> {
         let id = id.to_ascii_lowercase();
         self.views().iter().find(|v| v.id == id)
+    }
+
+    /// Every chart that still exists, edits applied.
+    pub fn charts(self) -> &'a [Chart] {
+        match self.overlay.and_then(|o| o.charts.as_deref()) {
+            Some(charts) => charts,
+            None => &self.base.charts,
+        }
+    }
+
+    /// A chart by id.
+    pub fn chart(self, id: &str) -> Option<&'a Chart> {
+        let id = id.to_ascii_lowercase();
+        self.charts().iter().find(|c| c.id == id)
     }
 }

@@ -154,6 +154,8 @@ pub fn entities() -> Vec<EntityDef> {
         sitemap(),
         savedquery(),
         userquery(),
+        savedqueryvisualization(),
+        userqueryvisualization(),
         systemuser(),
         transactioncurrency(),
         organization(),
@@ -462,6 +464,53 @@ fn userquery() -> EntityDef {
         "Saved Views",
         Some("name"),
         4230,
+        false,
+    ))
+    .lookup("ownerid", T::Owner, "Owner", &["systemuser", "team"])
+    .done()
+}
+
+fn chart_columns(table: Table) -> Table {
+    table
+        .column("name", T::String, "Name")
+        .column("description", T::Memo, "Description")
+        .column(
+            "primaryentitytypecode",
+            T::EntityName,
+            "Primary Entity Type Code",
+        )
+        .column("datadescription", T::Memo, "Data Description")
+        .column(
+            "presentationdescription",
+            T::Memo,
+            "Presentation Description",
+        )
+        .column("modifiedon", T::DateTime, "Modified On")
+        .column("versionnumber", T::BigInt, "Version Number")
+}
+
+fn savedqueryvisualization() -> EntityDef {
+    chart_columns(Table::new(
+        "savedqueryvisualization",
+        "savedqueryvisualizations",
+        "System Chart",
+        "System Charts",
+        Some("name"),
+        1111,
+        false,
+    ))
+    .column("isdefault", T::Boolean, "Default Chart")
+    .done()
+}
+
+fn userqueryvisualization() -> EntityDef {
+    chart_columns(Table::new(
+        "userqueryvisualization",
+        "userqueryvisualizations",
+        "Chart",
+        "Charts",
+        Some("name"),
+        1112,
         false,
     ))
     .lookup("ownerid", T::Owner, "Owner", &["systemuser", "team"])

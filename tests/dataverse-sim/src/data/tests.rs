@@ -490,3 +490,161 @@ fn the_organization_points_at_the_base_currency() {
     );
     assert_eq!(data.base_currency().unwrap().iso_code, "USD");
 }
+
+#[test]
+fn charts_have_stable_ids_rows_and_the_documented_aliases() {
+    let data = dataset();
+    let again = Dataset::build();
+    let expected = [
+        (
+            ChartKind::System,
+            "opportunity",
+            "Pipeline by Status Reason",
+        ),
+        (
+            ChartKind::System,
+            "opportunity",
+            "Estimated Revenue by Close Month",
+        ),
+        (
+            ChartKind::System,
+            "opportunity",
+            "Average Probability by Rating",
+        ),
+        (
+            ChartKind::Personal,
+            "opportunity",
+            "My Won Revenue by Owner",
+        ),
+        (ChartKind::System, "lead", "Leads by Source"),
+    ];
+    assert_eq!(data.charts.len(), expected.len());
+    for (kind, entity, name) in expected {
+        let chart = data.chart_by_name(name).unwrap_or_else(|| panic!("{name}"));
+        assert_eq!(
+            (chart.kind, chart.primaryentitytypecode.as_str()),
+            (kind, entity)
+        );
+        assert_eq!(chart.id, guid_from_name(kind.logical_name(), name));
+        assert_eq!(again.chart(&chart.id.to_uppercase()).unwrap().name, name);
+        let row = data.row_by_id(kind.logical_name(), &chart.id).unwrap();
+        assert_eq!(row["datadescription"], json!(chart.datadescription));
+        assert_eq!(row["modifiedon"], json!(chart.modifiedon));
+        assert!(row["versionnumber"].as_i64().is_some());
+        assert_eq!(row.contains_key("ownerid"), kind == ChartKind::Personal);
+        assert_eq!(row.contains_key("isdefault"), kind == ChartKind::System);
+        let time = crate::format::parse_datetime(&chart.modifiedon).unwrap();
+        assert_eq!(crate::format::iso_from_unix(time), chart.modifiedon);
+        assert!(chart.presentationdescription.starts_with("<Chart>"));
+    }
+    assert_eq!(data.charts_of("opportunity").count(), 4);
+    assert_eq!(
+        data.rows("userqueryvisualization")[0]["ownerid"],
+        json!(data.application_user_id)
+    );
+    assert!(
+        data.chart_by_name("Pipeline by Status Reason")
+            .unwrap()
+            .isdefault
+    );
+}
+
+fn child<'a>(element: &'a crate::xml::Element, name: &str) -> &'a crate::xml::Element {
+    element
+        .children
+        .iter()
+        .find(|c| c.name == name)
+        .unwrap_or_else(|| panic!("<{}> has no <{name}>", element.name))
+}
+
+/// A chart's fetch in short: the group-by as `name as alias [by grouping]`, the
+/// aggregates as `aggregate(name) as alias`, then the plotted measure aliases.
+fn summarize_chart(datadescription: &str) -> (String, Vec<String>, Vec<String>) {
+    let root = crate::xml::Element::parse(datadescription).unwrap();
+    assert_eq!(root.name, "datadefinition");
+    let fetch = child(child(&root, "fetchcollection"), "fetch");
+    assert_eq!(fetch.attr("aggregate"), Some("true"));
+    let mut groupby = Vec::new();
+    let mut measures = Vec::new();
+    for attribute in &child(fetch, "entity").children {
+        let text = |name: &str| attribute.attr(name).unwrap_or_default();
+        if text("groupby") == "true" {
+            let grouping = attribute
+                .attr("dategrouping")
+                .map(|g| format!(" by {g}"))
+                .unwrap_or_default();
+            groupby.push(format!("{} as {}{grouping}", text("name"), text("alias")));
+        } else {
+            measures.push(format!(
+                "{}({}) as {}",
+                text("aggregate"),
+                text("name"),
+                text("alias")
+            ));
+        }
+    }
+    assert_eq!(groupby.len(), 1, "{datadescription}");
+    let category = child(child(&root, "categorycollection"), "category");
+    let plotted = category
+        .children
+        .iter()
+        .map(|collection| {
+            let measure = child(collection, "measure");
+            measure.attr("alias").unwrap_or_default().to_string()
+        })
+        .collect();
+    (groupby.remove(0), measures, plotted)
+}
+
+#[test]
+fn chart_data_descriptions_group_and_measure_as_documented() {
+    let data = dataset();
+    let expected: [(&str, &str, &[&str]); 5] = [
+        (
+            "Pipeline by Status Reason",
+            "statuscode as groupby_column",
+            &[
+                "sum(estimatedvalue) as sum_estimatedvalue",
+                "count(opportunityid) as count_opportunities",
+            ],
+        ),
+        (
+            "Estimated Revenue by Close Month",
+            "estimatedclosedate as groupby_month by month",
+            &["sum(estimatedvalue) as sum_estimatedvalue"],
+        ),
+        (
+            "Average Probability by Rating",
+            "opportunityratingcode as groupby_column",
+            &["avg(closeprobability) as avg_closeprobability"],
+        ),
+        (
+            "My Won Revenue by Owner",
+            "ownerid as groupby_column",
+            &["sum(actualvalue) as sum_actualvalue"],
+        ),
+        (
+            "Leads by Source",
+            "leadsourcecode as groupby_column",
+            &["countcolumn(leadid) as count_leads"],
+        ),
+    ];
+    for (name, groupby, measures) in expected {
+        let chart = data.chart_by_name(name).unwrap();
+        let (found_groupby, found, plotted) = summarize_chart(&chart.datadescription);
+        assert_eq!(found_groupby, groupby, "{name}");
+        assert_eq!(found, measures, "{name}");
+        let aliases: Vec<&str> = measures
+            .iter()
+            .filter_map(|m| m.rsplit(" as ").next())
+            .collect();
+        assert_eq!(plotted, aliases, "{name}");
+        // Every named column exists in the charted table.
+        let entity = data.entity(&chart.primaryentitytypecode).unwrap();
+        let grouped = groupby.split(' ').next().unwrap_or_default();
+        let measured = measures.iter().filter_map(|m| m.split(['(', ')']).nth(1));
+        for column in std::iter::once(grouped).chain(measured) {
+            assert!(entity.attribute(column).is_some(), "{name}: {column}");
+        }
+    }
+}

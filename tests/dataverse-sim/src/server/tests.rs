@@ -982,6 +982,91 @@ async fn column_and_row_hooks_change_one_simulator_only() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chart_hooks_change_one_simulator_only() {
+    let a = RunningSimulator::start("127.0.0.1:0".parse().unwrap(), SimConfig::default())
+        .await
+        .unwrap();
+    let b = RunningSimulator::start("127.0.0.1:0".parse().unwrap(), SimConfig::default())
+        .await
+        .unwrap();
+    let (token_a, token_b) = (signed_in(&a).await, signed_in(&b).await);
+    let data = dataset();
+    let pipeline = data.chart_by_name("Pipeline by Status Reason").unwrap();
+    let leads = data.chart_by_name("Leads by Source").unwrap();
+    let chart = |id: &str| {
+        format!(
+            "/api/data/v9.2/savedqueryvisualizations({id})?$select=name,datadescription,modifiedon"
+        )
+    };
+    let before = get_with(&a, &chart(&pipeline.id), &token_a, None)
+        .await
+        .json();
+    assert_eq!(before["datadescription"], json!(pipeline.datadescription));
+    let changed = pipeline
+        .datadescription
+        .replace("aggregate=\"sum\"", "aggregate=\"avg\"");
+    a.update_chart(&pipeline.id.to_uppercase(), &changed);
+    a.delete_chart(&leads.id);
+    let after = get_with(&a, &chart(&pipeline.id), &token_a, None)
+        .await
+        .json();
+    assert_eq!(after["datadescription"], json!(changed));
+    assert_ne!(after["@odata.etag"], before["@odata.etag"]);
+    let time = |v: &Value| crate::format::parse_datetime(v.as_str().unwrap()).unwrap();
+    assert!(time(&after["modifiedon"]) > time(&before["modifiedon"]));
+    let gone = get_with(&a, &chart(&leads.id), &token_a, None).await;
+    assert_eq!(gone.status, 404);
+    let listing = format!(
+        "/api/data/v9.2/savedqueryvisualizations?$select=name&$filter={}",
+        encoded("primaryentitytypecode eq 'lead'")
+    );
+    let count = |reply: Reply| reply.json()["value"].as_array().unwrap().len();
+    assert_eq!(count(get_with(&a, &listing, &token_a, None).await), 0);
+    assert_eq!(count(get_with(&b, &listing, &token_b, None).await), 1);
+    let other = get_with(&b, &chart(&pipeline.id), &token_b, None)
+        .await
+        .json();
+    assert_eq!(other["datadescription"], json!(pipeline.datadescription));
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn option_sets_are_served_over_http() {
+    let sim = RunningSimulator::start("127.0.0.1:0".parse().unwrap(), SimConfig::default())
+        .await
+        .unwrap();
+    let token = signed_in(&sim).await;
+    let path = "/api/data/v9.2/EntityDefinitions(LogicalName=%27opportunity%27)/Attributes(LogicalName=%27statuscode%27)/Microsoft.Dynamics.CRM.StatusAttributeMetadata";
+    let options = format!(
+        "{path}?$select=LogicalName&$expand={}",
+        encoded("OptionSet($select=Options)")
+    );
+    let reply = get_with(&sim, &options, &token, None).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let won = reply.json()["OptionSet"]["Options"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["Value"] == 3)
+        .map(|o| o["Label"]["UserLocalizedLabel"]["Label"].clone());
+    assert_eq!(won, Some(json!("Won")));
+    let wrong = get_with(
+        &sim,
+        &path.replace("StatusAttributeMetadata", "PicklistAttributeMetadata"),
+        &token,
+        None,
+    )
+    .await;
+    assert_eq!(wrong.status, 400);
+    assert_eq!(
+        wrong.json()["error"]["message"],
+        "The attribute 'statuscode' is not of type PicklistAttributeMetadata."
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[should_panic(expected = "RunningSimulator::delete_view")]
 async fn hooks_refuse_unknown_targets() {
     let sim = RunningSimulator::start("127.0.0.1:0".parse().unwrap(), SimConfig::default())

@@ -1,5 +1,9 @@
 //! `EntityDefinitions`: table definitions and their attributes. Metadata is not
 //! paged; `MetadataId` is always returned; labels are the Label complex type.
+//! An attribute read through its type cast can expand its option set (see
+//! [`optionset`]).
+
+mod optionset;
 
 use super::{ApiRequest, ApiResponse, Key, parse_key};
 use crate::data::{AttributeDef, Db, EntityDef, Row, guid_from_name};
@@ -261,7 +265,8 @@ fn fragment(base: &str, select: &Option<Vec<String>>) -> String {
 fn refuse_options(options: &QueryOptions) -> Result<(), ODataError> {
     if options.expand.is_some() || options.apply.is_some() {
         return Err(ODataError::not_implemented(
-            "The simulator does not implement $expand or $apply on metadata.",
+            "The simulator does not implement $expand or $apply on metadata, except \
+             $expand=OptionSet on an attribute read through its type cast.",
         ));
     }
     Ok(())
@@ -274,6 +279,14 @@ pub fn get(
     key: Option<&str>,
     rest: &[&str],
 ) -> Result<ApiResponse, ODataError> {
+    // Only a type-cast attribute has something to expand (its option set).
+    if let (Some(raw), [attributes, cast]) = (key, rest)
+        && attributes.starts_with("Attributes(")
+    {
+        let entity = find_entity(data, raw)?;
+        let attribute = find_attribute(entity, attributes)?;
+        return optionset::typed_attribute(request, options, entity, attribute, cast);
+    }
     refuse_options(options)?;
     match (key, rest) {
         (None, []) => {
@@ -318,52 +331,69 @@ pub fn get(
         }
         (Some(raw), [attributes]) if attributes.starts_with("Attributes(") => {
             let entity = find_entity(data, raw)?;
-            let (_, attribute_key) = super::split_segment(attributes)?;
-            let attribute_key = attribute_key.unwrap_or_default();
-            let found = match parse_key("Attributes", attribute_key)? {
-                Key::Id(id) => entity.attributes.iter().find(|a| a.metadata_id == id),
-                Key::Named(name, value) if name == "LogicalName" => entity.attribute(&value),
-                Key::Named(name, _) => {
-                    return Err(ODataError::bad_request(
-                        codes::ODATA_QUERY,
-                        format!(
-                            "'{name}' is not a key of Attributes; use LogicalName or MetadataId."
-                        ),
-                    ));
-                }
-            };
-            let attribute = found.ok_or_else(|| {
-                ODataError::new(
-                    404,
-                    codes::OBJECT_DOES_NOT_EXIST,
-                    format!(
-                        "Could not find attribute '{attribute_key}' of entity '{}'.",
-                        entity.logical_name
-                    ),
-                )
-            })?;
-            let select = options
-                .select
-                .as_deref()
-                .map(|s| parse_select(s, &ATTRIBUTE_METADATA))
-                .transpose()?;
-            let mut body = Map::new();
-            body.insert(
-                "@odata.context".to_string(),
-                request.context(&format!(
-                    "EntityDefinitions('{}')/Attributes/$entity",
-                    entity.metadata_id
-                )),
-            );
-            body.extend(project(
-                &attribute_row(entity, attribute),
-                select.as_deref(),
-            ));
-            Ok(request.ok(Value::Object(body)))
+            let attribute = find_attribute(entity, attributes)?;
+            single_attribute(request, options, entity, attribute)
         }
         _ => Err(ODataError::not_implemented(format!(
             "The simulator does not implement EntityDefinitions/{}.",
             rest.join("/")
         ))),
     }
+}
+
+/// The attribute of `entity` named by an `Attributes(<key>)` segment.
+fn find_attribute<'a>(
+    entity: &'a EntityDef,
+    segment: &str,
+) -> Result<&'a AttributeDef, ODataError> {
+    let (_, attribute_key) = super::split_segment(segment)?;
+    let attribute_key = attribute_key.unwrap_or_default();
+    let found = match parse_key("Attributes", attribute_key)? {
+        Key::Id(id) => entity.attributes.iter().find(|a| a.metadata_id == id),
+        Key::Named(name, value) if name == "LogicalName" => entity.attribute(&value),
+        Key::Named(name, _) => {
+            return Err(ODataError::bad_request(
+                codes::ODATA_QUERY,
+                format!("'{name}' is not a key of Attributes; use LogicalName or MetadataId."),
+            ));
+        }
+    };
+    found.ok_or_else(|| {
+        ODataError::new(
+            404,
+            codes::OBJECT_DOES_NOT_EXIST,
+            format!(
+                "Could not find attribute '{attribute_key}' of entity '{}'.",
+                entity.logical_name
+            ),
+        )
+    })
+}
+
+/// `EntityDefinitions(..)/Attributes(..)` without a cast: the common attribute
+/// properties.
+fn single_attribute(
+    request: &ApiRequest<'_>,
+    options: &QueryOptions,
+    entity: &EntityDef,
+    attribute: &AttributeDef,
+) -> Result<ApiResponse, ODataError> {
+    let select = options
+        .select
+        .as_deref()
+        .map(|s| parse_select(s, &ATTRIBUTE_METADATA))
+        .transpose()?;
+    let mut body = Map::new();
+    body.insert(
+        "@odata.context".to_string(),
+        request.context(&format!(
+            "EntityDefinitions('{}')/Attributes/$entity",
+            entity.metadata_id
+        )),
+    );
+    body.extend(project(
+        &attribute_row(entity, attribute),
+        select.as_deref(),
+    ));
+    Ok(request.ok(Value::Object(body)))
 }

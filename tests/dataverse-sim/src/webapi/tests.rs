@@ -694,3 +694,333 @@ fn an_overlay_changes_what_the_api_answers() {
     // The shared data is untouched.
     assert_ne!(data.view(&view.id).unwrap().fetchxml, "<fetch/>");
 }
+
+fn chart_names(set: &str, entity: &str) -> Vec<String> {
+    let id = if set == "savedqueryvisualizations" {
+        "savedqueryvisualizationid"
+    } else {
+        "userqueryvisualizationid"
+    };
+    let body = ok(
+        set,
+        &query(&[
+            ("$select", &format!("{id},name,primaryentitytypecode")),
+            ("$filter", &format!("primaryentitytypecode eq '{entity}'")),
+            ("$orderby", "name"),
+        ]),
+    );
+    values(&body)
+        .iter()
+        .map(|c| {
+            assert_eq!(c["primaryentitytypecode"], entity);
+            assert!(crate::data::is_guid(c[id].as_str().unwrap()));
+            c["name"].as_str().unwrap().to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn charts_are_listed_per_table_and_read_by_id() {
+    assert_eq!(
+        chart_names("savedqueryvisualizations", "opportunity"),
+        [
+            "Average Probability by Rating",
+            "Estimated Revenue by Close Month",
+            "Pipeline by Status Reason"
+        ]
+    );
+    assert_eq!(
+        chart_names("savedqueryvisualizations", "lead"),
+        ["Leads by Source"]
+    );
+    assert_eq!(
+        chart_names("userqueryvisualizations", "opportunity"),
+        ["My Won Revenue by Owner"]
+    );
+    assert!(chart_names("userqueryvisualizations", "lead").is_empty());
+
+    let data = dataset();
+    let pipeline = data.chart_by_name("Pipeline by Status Reason").unwrap();
+    let body = ok(
+        &format!("savedqueryvisualizations({})", pipeline.id.to_uppercase()),
+        &query(&[("$select", "name,datadescription,modifiedon")]),
+    );
+    assert_eq!(body["savedqueryvisualizationid"], json!(pipeline.id));
+    assert_eq!(body["name"], "Pipeline by Status Reason");
+    assert_eq!(body["datadescription"], json!(pipeline.datadescription));
+    assert_eq!(body["modifiedon"], json!(pipeline.modifiedon));
+    assert!(
+        body["modifiedon@OData.Community.Display.V1.FormattedValue"]
+            .as_str()
+            .is_some()
+    );
+    assert!(body.get("presentationdescription").is_none());
+    let description = body["datadescription"].as_str().unwrap();
+    for part in [
+        "<fetch mapping=\"logical\" aggregate=\"true\">",
+        "<attribute groupby=\"true\" alias=\"groupby_column\" name=\"statuscode\" />",
+        "<attribute alias=\"sum_estimatedvalue\" name=\"estimatedvalue\" aggregate=\"sum\" />",
+        "<measure alias=\"count_opportunities\" />",
+    ] {
+        assert!(description.contains(part), "{part} in {description}");
+    }
+
+    let mine = data.chart_by_name("My Won Revenue by Owner").unwrap();
+    let personal = ok(
+        &format!("userqueryvisualizations({})", mine.id),
+        &query(&[("$select", "name,_ownerid_value,datadescription")]),
+    );
+    assert_eq!(personal["_ownerid_value"], json!(data.application_user_id));
+    assert_eq!(
+        personal["_ownerid_value@OData.Community.Display.V1.FormattedValue"],
+        json!(data.user(&data.application_user_id).unwrap().fullname)
+    );
+    // A chart lives in one table only, and personal charts have no isdefault.
+    assert_eq!(
+        call(&format!("savedqueryvisualizations({})", mine.id), "", None)
+            .unwrap_err()
+            .status,
+        404
+    );
+    let error = call(
+        "userqueryvisualizations",
+        &query(&[("$select", "name,isdefault")]),
+        None,
+    )
+    .unwrap_err();
+    assert_eq!(
+        error.message,
+        "Could not find a property named 'isdefault' on type 'Microsoft.Dynamics.CRM.userqueryvisualization'."
+    );
+    let defaults = ok(
+        "savedqueryvisualizations",
+        &query(&[
+            ("$select", "name"),
+            (
+                "$filter",
+                "primaryentitytypecode eq 'opportunity' and isdefault eq true",
+            ),
+        ]),
+    );
+    assert_eq!(values(&defaults).len(), 1);
+    assert_eq!(values(&defaults)[0]["name"], "Pipeline by Status Reason");
+}
+
+/// `EntityDefinitions(LogicalName='<entity>')/Attributes(LogicalName='<attribute>')/<cast>`.
+fn cast_path(entity: &str, attribute: &str, cast: &str) -> String {
+    format!(
+        "EntityDefinitions(LogicalName='{entity}')/Attributes(LogicalName='{attribute}')/Microsoft.Dynamics.CRM.{cast}"
+    )
+}
+
+fn option_labels(body: &Value) -> Vec<(i64, String)> {
+    body["OptionSet"]["Options"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            let label = &o["Label"];
+            assert_eq!(label["LocalizedLabels"][0]["LanguageCode"], 1033);
+            assert_eq!(
+                label["LocalizedLabels"][0]["Label"],
+                label["UserLocalizedLabel"]["Label"]
+            );
+            (
+                o["Value"].as_i64().unwrap(),
+                label["UserLocalizedLabel"]["Label"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            )
+        })
+        .collect()
+}
+
+const OPTIONS_ONLY: &[(&str, &str)] = &[
+    ("$select", "LogicalName"),
+    ("$expand", "OptionSet($select=Options)"),
+];
+
+#[test]
+fn option_sets_come_through_the_attribute_type_cast() {
+    let data = dataset();
+    let opportunity = data.entity("opportunity").unwrap();
+    let statuscode = opportunity.attribute("statuscode").unwrap();
+    let body = ok(
+        &cast_path("opportunity", "statuscode", "StatusAttributeMetadata"),
+        &query(OPTIONS_ONLY),
+    );
+    assert_eq!(
+        body["@odata.context"],
+        format!(
+            "{BASE}/api/data/v9.2/$metadata#EntityDefinitions('{}')/Attributes({})/Microsoft.Dynamics.CRM.StatusAttributeMetadata(LogicalName,OptionSet,OptionSet(Options))/$entity",
+            opportunity.metadata_id, statuscode.metadata_id
+        )
+    );
+    assert_eq!(body["LogicalName"], "statuscode");
+    assert_eq!(body["MetadataId"], json!(statuscode.metadata_id));
+    assert!(
+        body.get("AttributeType").is_none(),
+        "only selected properties"
+    );
+    let option_set = body["OptionSet"].as_object().unwrap();
+    assert!(crate::data::is_guid(
+        option_set["MetadataId"].as_str().unwrap()
+    ));
+    assert!(option_set.get("Name").is_none(), "only Options selected");
+    let labels = option_labels(&body);
+    assert_eq!(labels.len(), 5);
+    assert!(labels.contains(&(3, "Won".to_string())));
+    assert!(labels.contains(&(1, "In Progress".to_string())));
+
+    let rating = ok(
+        &cast_path(
+            "opportunity",
+            "opportunityratingcode",
+            "PicklistAttributeMetadata",
+        ),
+        &query(OPTIONS_ONLY),
+    );
+    assert_eq!(
+        option_labels(&rating),
+        [
+            (1, "Hot".to_string()),
+            (2, "Warm".to_string()),
+            (3, "Cold".to_string())
+        ]
+    );
+    let sources = ok(
+        &cast_path("lead", "leadsourcecode", "PicklistAttributeMetadata"),
+        &query(&[("$expand", "OptionSet")]),
+    );
+    assert_eq!(option_labels(&sources).len(), 10);
+    assert_eq!(sources["OptionSet"]["OptionSetType"], "Picklist");
+    assert_eq!(sources["AttributeType"], "Picklist", "no $select: all");
+    let state = ok(
+        &cast_path("opportunity", "statecode", "StateAttributeMetadata"),
+        &query(OPTIONS_ONLY),
+    );
+    assert!(option_labels(&state).contains(&(1, "Won".to_string())));
+    // A Boolean column answers its two options.
+    let boolean = ok(
+        &cast_path("savedquery", "isdefault", "BooleanAttributeMetadata"),
+        &query(&[("$expand", "OptionSet")]),
+    );
+    assert_eq!(boolean["OptionSet"]["TrueOption"]["Value"], 1);
+    assert_eq!(
+        boolean["OptionSet"]["FalseOption"]["Label"]["UserLocalizedLabel"]["Label"],
+        "No"
+    );
+    // Without $expand the cast answers the attribute alone.
+    let plain = ok(
+        &cast_path("opportunity", "statuscode", "StatusAttributeMetadata"),
+        "",
+    );
+    assert!(plain.get("OptionSet").is_none());
+}
+
+#[test]
+fn option_set_requests_that_do_not_fit_are_refused() {
+    let refused =
+        |path: String, pairs: &[(&str, &str)]| call(&path, &query(pairs), None).expect_err(&path);
+    let wrong = refused(
+        cast_path("opportunity", "name", "PicklistAttributeMetadata"),
+        OPTIONS_ONLY,
+    );
+    assert_eq!(wrong.status, 400);
+    assert_eq!(
+        wrong.message,
+        "The attribute 'name' is not of type PicklistAttributeMetadata."
+    );
+    let status_as_picklist = refused(
+        cast_path("opportunity", "statuscode", "PicklistAttributeMetadata"),
+        OPTIONS_ONLY,
+    );
+    assert_eq!(status_as_picklist.status, 400);
+    // A column without options has no OptionSet to expand.
+    let money = refused(
+        cast_path("opportunity", "estimatedvalue", "MoneyAttributeMetadata"),
+        &[("$expand", "OptionSet")],
+    );
+    assert_eq!(
+        money.message,
+        "Could not find a property named 'OptionSet' on type 'Microsoft.Dynamics.CRM.MoneyAttributeMetadata'."
+    );
+    let bogus = refused(
+        cast_path("opportunity", "statuscode", "StatusAttributeMetadata"),
+        &[("$expand", "OptionSet($select=Bogus)")],
+    );
+    assert_eq!(bogus.status, 400);
+    for expand in ["GlobalOptionSet", "OptionSet($filter=Value eq 1)"] {
+        let other = refused(
+            cast_path("opportunity", "statuscode", "StatusAttributeMetadata"),
+            &[("$expand", expand)],
+        );
+        assert_eq!(other.status, 501, "{expand}");
+    }
+    // $expand stays refused on metadata read without a cast.
+    let uncast = refused(
+        "EntityDefinitions(LogicalName='opportunity')/Attributes(LogicalName='statuscode')"
+            .to_string(),
+        OPTIONS_ONLY,
+    );
+    assert_eq!(uncast.status, 501);
+    let unknown = refused(
+        "EntityDefinitions(LogicalName='opportunity')/Attributes(LogicalName='statuscode')/Nope"
+            .to_string(),
+        &[],
+    );
+    assert_eq!(unknown.status, 404);
+}
+
+#[test]
+fn an_overlay_changes_and_deletes_charts() {
+    let data = dataset();
+    let mut overlay = crate::data::Overlay::default();
+    let pipeline = data.chart_by_name("Pipeline by Status Reason").unwrap();
+    let mine = data.chart_by_name("My Won Revenue by Owner").unwrap();
+    let changed = "<datadefinition><fetchcollection /></datadefinition>";
+    overlay
+        .update_chart(data, &pipeline.id.to_uppercase(), changed, 0)
+        .unwrap();
+    overlay.delete_chart(data, &mine.id).unwrap();
+    assert!(overlay.update_chart(data, "nope", changed, 0).is_err());
+    assert!(overlay.delete_chart(data, &mine.id).is_err());
+    let db = crate::data::Db::new(data, &overlay);
+    assert_eq!(db.chart(&pipeline.id).unwrap().datadescription, changed);
+    assert!(db.chart(&mine.id).is_none());
+    assert_eq!(db.charts().len(), data.charts.len() - 1);
+    let preferences = Preferences::default();
+    let read = |path: String| {
+        get_in(
+            db,
+            &ApiRequest {
+                base_url: BASE,
+                path: &path,
+                query: Some("$select=datadescription,modifiedon,versionnumber"),
+                preferences: &preferences,
+            },
+        )
+    };
+    let body = read(format!("savedqueryvisualizations({})", pipeline.id))
+        .unwrap()
+        .body;
+    assert_eq!(body["datadescription"], changed);
+    let seeded = crate::format::parse_datetime(&pipeline.modifiedon).unwrap();
+    assert_eq!(
+        body["modifiedon"],
+        json!(crate::format::iso_from_unix(seeded + 1))
+    );
+    let row = data
+        .row_by_id("savedqueryvisualization", &pipeline.id)
+        .unwrap();
+    assert_eq!(
+        body["versionnumber"].as_i64().unwrap(),
+        row["versionnumber"].as_i64().unwrap() + 1
+    );
+    let gone = read(format!("userqueryvisualizations({})", mine.id)).unwrap_err();
+    assert_eq!(gone.status, 404);
+    // The shared data is untouched.
+    assert_ne!(data.chart(&pipeline.id).unwrap().datadescription, changed);
+    assert!(data.chart(&mine.id).is_some());
+}
