@@ -40,8 +40,12 @@ impl ProcessLease {
         fs::create_dir_all(&dir)?;
         sweep(&dir);
         let id = format!("{}-{:016x}", std::process::id(), fastrand::u64(..));
-        let file = File::create(dir.join(format!("{id}.lock")))?;
+        // Locked under a name sweeps pass over, then renamed: another process's
+        // sweep must never find this file unlocked and take it for a dead one's.
+        let pending = dir.join(format!("{id}.pending"));
+        let file = File::create(&pending)?;
         file.lock()?;
+        fs::rename(&pending, dir.join(format!("{id}.lock")))?;
         Ok(ProcessLease {
             id,
             dir: Some(dir),
@@ -149,6 +153,9 @@ fn sweep(dir: &Path) {
     };
     for entry in entries.flatten() {
         let path = entry.path();
+        if path.extension().is_none_or(|extension| extension != "lock") {
+            continue;
+        }
         if let Ok(file) = File::open(&path)
             && file.try_lock().is_ok()
         {
@@ -173,6 +180,22 @@ mod tests {
         assert!(!mine.is_alive(&other_id));
         assert!(!mine.is_alive("1234-00000000000000ff"), "never seen");
         assert!(!mine.is_alive("../goals.db"), "not a lease id");
+    }
+
+    #[test]
+    fn a_sweep_removes_unheld_lock_files_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let processes = dir.path().join("processes");
+        fs::create_dir_all(&processes).unwrap();
+        // A lease being taken: created, not yet locked.
+        let pending = processes.join("1-00000000000000aa.pending");
+        File::create(&pending).unwrap();
+        let dead = processes.join("2-00000000000000bb.lock");
+        File::create(&dead).unwrap();
+        let lease = ProcessLease::acquire(dir.path()).unwrap();
+        assert!(pending.exists(), "a lease being taken is left alone");
+        assert!(!dead.exists(), "a dead process's file is removed");
+        assert!(processes.join(format!("{}.lock", lease.id())).exists());
     }
 
     #[test]
