@@ -8,7 +8,7 @@ use crate::connections::{self, ConnectionRecord};
 use crate::db::Database;
 use crate::goals::clock::{Clock, ManualClock, SystemClock};
 use crate::goals::keyresults::{self, ItemKind, NewKeyResult};
-use crate::goals::linking::{self, Wanted};
+use crate::goals::linking::{self, Wanted, WantedMeasure};
 use crate::goals::progress::{Direction, Unit};
 use crate::goals::scheduler::Scheduler;
 use crate::goals::sync::{Syncer, Trigger};
@@ -106,8 +106,10 @@ impl Rig {
                 app: "Sales Hub".to_string(),
                 entity: "account".to_string(),
                 view: "Active Accounts".to_string(),
-                column: "name".to_string(),
-                aggregation: Aggregation::Count,
+                measure: WantedMeasure::Column {
+                    column: "name".to_string(),
+                    aggregation: Aggregation::Count,
+                },
                 currency: CurrencyChoice::Base,
                 window: None,
             },

@@ -25,6 +25,7 @@ const MIGRATIONS: &[M<'_>] = &[
     M::up(include_str!("../migrations/0010_projects.sql")),
     M::up(include_str!("../migrations/0011_periods.sql")),
     M::up(include_str!("../migrations/0012_backfill.sql")),
+    M::up(include_str!("../migrations/0013_charts.sql")),
 ];
 
 /// PostgreSQL's schema versions, oldest first: the same data as SQLite's, in
@@ -38,6 +39,7 @@ const POSTGRES_MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0006_projects.sql"),
     include_str!("../migrations/postgres/0007_periods.sql"),
     include_str!("../migrations/postgres/0008_backfill.sql"),
+    include_str!("../migrations/postgres/0009_charts.sql"),
 ];
 
 /// Where the key check value is sealed.

@@ -11,7 +11,7 @@ use crate::db::Database;
 use crate::goals::admin;
 use crate::goals::clock::{Clock, ManualClock, SystemClock};
 use crate::goals::keyresults::{self, ItemKind, NewKeyResult};
-use crate::goals::linking::{self, Pieces, Wanted};
+use crate::goals::linking::{self, Pieces, Wanted, WantedMeasure};
 use crate::goals::progress::{Direction, Unit};
 use crate::goals::scheduler::Scheduler;
 use crate::goals::sync::Syncer;
@@ -259,6 +259,7 @@ async fn walk(
         AGGREGATION,
         CurrencyChoice::Base,
         None,
+        None,
     )
     .await?;
     let measurement = &pipeline.preview;
@@ -434,8 +435,10 @@ fn leads_in(view: &str) -> Wanted {
         app: APP.to_string(),
         entity: "lead".to_string(),
         view: view.to_string(),
-        column: "fullname".to_string(),
-        aggregation: Aggregation::Count,
+        measure: WantedMeasure::Column {
+            column: "fullname".to_string(),
+            aggregation: Aggregation::Count,
+        },
         currency: CurrencyChoice::Base,
         window: None,
     }

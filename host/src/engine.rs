@@ -6,8 +6,9 @@
 //! becomes the engine's narrow [`CallTarget`].
 
 use crate::bindings::{
-    App, Certificate, Column, Connection, Credential, DateWindow, DeviceCode, Entity, Error,
-    Identity, Measurement, MetricSpec, PluginInfo, SettingValue, SignInStatus, View, ViewRef,
+    App, Certificate, Chart, ChartSelection, Column, Connection, Credential, DateWindow,
+    DeviceCode, Entity, Error, Identity, Measurement, MetricSpec, PluginInfo, SettingValue,
+    SignInStatus, View, ViewRef,
 };
 use crate::connections::{ConnectionRecord, SignIn};
 use goals_engine::outbound::TrafficReading;
@@ -49,15 +50,23 @@ pub trait Engine: Send + Sync {
         conn: &'a ConnectionRecord,
         spec: &'a MetricSpec,
     ) -> Call<'a, Measurement> {
-        self.fetch_and_aggregate_within(conn, spec, &[])
+        self.fetch_and_aggregate_within(conn, spec, &[], None)
     }
-    /// Measures `spec` over the view's rows within every one of `windows`.
+    /// Measures `spec` over the view's rows within every one of `windows`, as
+    /// the measure of `chart` when given.
     fn fetch_and_aggregate_within<'a>(
         &'a self,
         conn: &'a ConnectionRecord,
         spec: &'a MetricSpec,
         windows: &'a [DateWindow],
+        chart: Option<&'a ChartSelection>,
     ) -> Call<'a, Measurement>;
+    /// The charts of `entity` (none from an integration without charts).
+    fn list_charts<'a>(
+        &'a self,
+        conn: &'a ConnectionRecord,
+        entity: &'a str,
+    ) -> Call<'a, Vec<Chart>>;
     fn start_device_sign_in<'a>(&'a self, conn: &'a ConnectionRecord) -> Call<'a, DeviceCode>;
     fn poll_device_sign_in<'a>(&'a self, conn: &'a ConnectionRecord) -> Call<'a, SignInStatus>;
     fn who_am_i<'a>(&'a self, conn: &'a ConnectionRecord) -> Call<'a, Identity>;
@@ -133,13 +142,26 @@ macro_rules! forward_calls {
                 conn: &'a ConnectionRecord,
                 spec: &'a MetricSpec,
                 windows: &'a [DateWindow],
+                chart: Option<&'a ChartSelection>,
             ) -> Call<'a, Measurement> {
                 Box::pin(async move {
                     let target = call_target(conn)?;
                     let ($this, $integration) = (self, target.integration.as_str());
                     $runtime?
-                        .fetch_and_aggregate_within(&target, spec, windows)
+                        .fetch_and_aggregate_within(&target, spec, windows, chart)
                         .await
+                })
+            }
+
+            fn list_charts<'a>(
+                &'a self,
+                conn: &'a ConnectionRecord,
+                entity: &'a str,
+            ) -> Call<'a, Vec<Chart>> {
+                Box::pin(async move {
+                    let target = call_target(conn)?;
+                    let ($this, $integration) = (self, target.integration.as_str());
+                    $runtime?.list_charts(&target, entity).await
                 })
             }
 
@@ -218,8 +240,16 @@ impl<E: Engine + ?Sized> Engine for std::sync::Arc<E> {
         conn: &'a ConnectionRecord,
         spec: &'a MetricSpec,
         windows: &'a [DateWindow],
+        chart: Option<&'a ChartSelection>,
     ) -> Call<'a, Measurement> {
-        (**self).fetch_and_aggregate_within(conn, spec, windows)
+        (**self).fetch_and_aggregate_within(conn, spec, windows, chart)
+    }
+    fn list_charts<'a>(
+        &'a self,
+        conn: &'a ConnectionRecord,
+        entity: &'a str,
+    ) -> Call<'a, Vec<Chart>> {
+        (**self).list_charts(conn, entity)
     }
     fn start_device_sign_in<'a>(&'a self, conn: &'a ConnectionRecord) -> Call<'a, DeviceCode> {
         (**self).start_device_sign_in(conn)

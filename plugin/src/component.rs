@@ -8,8 +8,8 @@ use crate::client::Session;
 use crate::connection::Connection;
 use crate::platform::{HttpRequest, HttpResponse, Level, Method, Platform, TransportError};
 use crate::types::{
-    self, App, Column, DeviceCode, Entity, Error, Identity, Measurement, MetricSpec, PluginInfo,
-    SignInStatus, View, ViewRef,
+    self, App, Chart, Column, DeviceCode, Entity, Error, Identity, Measurement, MetricSpec,
+    PluginInfo, SignInStatus, View, ViewRef,
 };
 use std::time::Duration;
 
@@ -60,6 +60,13 @@ impl discovery::Guest for Component {
             &view,
         )
     }
+
+    fn list_charts(conn: types::Connection, entity: String) -> Result<Vec<Chart>, Error> {
+        crate::charts::list_charts(
+            &mut Session::new(&Host, &Connection::from_wit(conn)?),
+            &entity,
+        )
+    }
 }
 
 impl metrics::Guest for Component {
@@ -67,11 +74,13 @@ impl metrics::Guest for Component {
         conn: types::Connection,
         spec: MetricSpec,
         windows: Vec<types::DateWindow>,
+        chart: Option<types::ChartSelection>,
     ) -> Result<Measurement, Error> {
         crate::metrics::fetch_and_aggregate(
             &mut Session::new(&Host, &Connection::from_wit(conn)?),
             &spec,
             &windows,
+            chart.as_ref(),
         )
     }
 }

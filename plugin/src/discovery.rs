@@ -1,4 +1,5 @@
-//! Browsing an environment: apps, their entities, views and columns.
+//! Browsing an environment: apps, their entities, views and columns (charts are
+//! listed by `charts`).
 
 use crate::client::Session;
 use crate::fetchxml::{ColumnRef, ViewQuery};

@@ -281,6 +281,15 @@ impl MetricQuery {
         wrap_filters(&mut self.entity, conditions);
     }
 
+    /// Keeps only the rows whose `attribute` (of the view's own table) equals
+    /// `value`; every query built afterwards carries the restriction.
+    pub fn equals(&mut self, attribute: &str, value: &str) {
+        wrap_filters(
+            &mut self.entity,
+            vec![condition(attribute, "eq", Some(value))],
+        );
+    }
+
     /// The view's first row by `createdon` (last with `descending`), among rows
     /// that have one: the bounds of a split plan.
     pub fn first_created(&self, descending: bool) -> String {
@@ -800,6 +809,51 @@ mod tests {
         assert_eq!(query.entity_name(), "opportunity");
         assert_eq!(query.linked_entity("cust"), Some("contact"));
         assert_eq!(query.joins().len(), 3);
+    }
+
+    #[test]
+    fn a_category_ands_its_value_with_the_views_filters_and_windows() {
+        let mut query = metric_query(&[]);
+        query.within("estimatedclosedate", Some("2024-01-01"), None);
+        query.equals("statuscode", "3");
+        let column = ColumnRef::from_cell("estimatedvalue");
+        for xml in [
+            query
+                .aggregate(&column, &[Function::Sum], "opportunityid", None)
+                .unwrap(),
+            query.page(&column, "opportunityid", 1, 50, None).unwrap(),
+        ] {
+            let root = parse(&xml);
+            let entity = root.elements().next().unwrap();
+            let filters: Vec<&Element> = entity.elements().filter(|e| e.name == "filter").collect();
+            assert_eq!(filters.len(), 1, "one filter ANDs everything: {xml}");
+            // Each restriction wraps the filters before it: the category's `and`
+            // holds the window's, which holds the view's own `or` filter, whole.
+            let category = filters[0];
+            assert_eq!(category.attr("type"), Some("and"));
+            let conditions: Vec<_> = category
+                .elements()
+                .filter(|e| e.name == "condition")
+                .map(|e| (e.attr("attribute"), e.attr("operator"), e.attr("value")))
+                .collect();
+            assert_eq!(conditions, [(Some("statuscode"), Some("eq"), Some("3"))]);
+            let window = category
+                .elements()
+                .find(|e| e.name == "filter")
+                .expect("the window's filter inside");
+            assert_eq!(window.attr("type"), Some("and"));
+            assert!(
+                window
+                    .elements()
+                    .any(|e| e.attr("operator") == Some("on-or-after"))
+            );
+            assert!(
+                window
+                    .elements()
+                    .any(|e| e.name == "filter" && e.attr("type") == Some("or")),
+                "the view's own filter is kept: {xml}"
+            );
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@
 
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../wit/v0.3.0",
+        path: "../wit/v0.4.0",
         generate_all,
         world: "integration",
         additional_derives: [PartialEq],
@@ -20,6 +20,7 @@ pub mod aggregate;
 pub mod auth;
 pub mod batch;
 pub mod cache;
+pub mod charts;
 pub mod client;
 pub mod connection;
 pub mod discovery;

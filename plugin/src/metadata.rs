@@ -1,4 +1,5 @@
-//! Reading Dataverse metadata: views, table definitions and column types.
+//! Reading Dataverse metadata: views, table definitions, column types and the
+//! options of choice columns.
 
 use crate::cache;
 use crate::client::Session;
@@ -347,6 +348,17 @@ impl ColumnInfo {
     pub fn column_type(&self) -> ColumnType {
         column_type(self.kind.strip_suffix("Type").unwrap_or(&self.kind))
     }
+
+    /// The metadata type whose `OptionSet` holds a choice column's options:
+    /// the attribute must be cast to it before the option set can be expanded.
+    pub fn option_set_cast(&self) -> Option<&'static str> {
+        match self.kind.strip_suffix("Type").unwrap_or(&self.kind) {
+            "Picklist" => Some("Microsoft.Dynamics.CRM.PicklistAttributeMetadata"),
+            "State" => Some("Microsoft.Dynamics.CRM.StateAttributeMetadata"),
+            "Status" => Some("Microsoft.Dynamics.CRM.StatusAttributeMetadata"),
+            _ => None,
+        }
+    }
 }
 
 /// The column's type, cached; `None` when the table has no such column.
@@ -374,6 +386,109 @@ pub fn column_info(
     };
     cache::put(session.platform(), &key, &info, cache::METADATA_TTL_SECONDS);
     Ok(Some(info))
+}
+
+/// One option of a choice column.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChoiceOption {
+    /// The number Dataverse stores and conditions compare.
+    pub value: i64,
+    /// Its labels, the user's language first; possibly none.
+    pub labels: Vec<String>,
+}
+
+impl ChoiceOption {
+    /// The label people see, else the number.
+    pub fn label(&self) -> String {
+        self.labels
+            .first()
+            .cloned()
+            .unwrap_or_else(|| self.value.to_string())
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ChoiceAttribute {
+    #[serde(default)]
+    option_set: Option<OptionSet>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct OptionSet {
+    #[serde(default)]
+    options: Vec<OptionRecord>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct OptionRecord {
+    #[serde(default)]
+    value: Option<i64>,
+    #[serde(default)]
+    label: Option<Label>,
+}
+
+/// The options of a choice (picklist, state or status) column, cached.
+pub fn choice_options(
+    session: &mut Session,
+    entity: &str,
+    attribute: &str,
+    info: &ColumnInfo,
+) -> Result<Vec<ChoiceOption>, Error> {
+    require_logical_name(entity, "entity")?;
+    require_logical_name(attribute, "column")?;
+    let cast = info.option_set_cast().ok_or_else(|| {
+        Error::Invalid(format!(
+            "column '{attribute}' of table '{entity}' is not a choice, so it has no options"
+        ))
+    })?;
+    let key = format!("options {entity} {attribute}");
+    let platform = session.platform();
+    cache::get_or_load(platform, &key, cache::METADATA_TTL_SECONDS, || {
+        let path = format!(
+            "EntityDefinitions(LogicalName={})/Attributes(LogicalName={})/{cast}?{}",
+            odata::string_literal(entity),
+            odata::string_literal(attribute),
+            odata::query(&[
+                ("$select", "LogicalName"),
+                ("$expand", "OptionSet($select=Options)"),
+            ])
+        );
+        let found: ChoiceAttribute =
+            session.get_json(&path, &format!("column '{attribute}' of '{entity}'"))?;
+        Ok(options_of(found))
+    })
+}
+
+fn options_of(attribute: ChoiceAttribute) -> Vec<ChoiceOption> {
+    let options = attribute
+        .option_set
+        .map(|set| set.options)
+        .unwrap_or_default();
+    options
+        .into_iter()
+        .filter_map(|option| {
+            let value = option.value?;
+            let mut labels: Vec<String> = Vec::new();
+            if let Some(label) = option.label {
+                for text in label
+                    .user_localized_label
+                    .iter()
+                    .chain(label.localized_labels.iter())
+                    .filter_map(|l| l.label.as_deref())
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                {
+                    if !labels.iter().any(|known| known == text) {
+                        labels.push(text.to_string());
+                    }
+                }
+            }
+            Some(ChoiceOption { value, labels })
+        })
+        .collect()
 }
 
 #[derive(Deserialize)]
@@ -479,6 +594,43 @@ mod tests {
         .unwrap();
         assert_eq!(label.text_or("account"), "Konto");
         assert_eq!(Label::default().text_or("account"), "account");
+    }
+
+    #[test]
+    fn option_sets_give_values_with_every_label_the_users_first() {
+        let attribute: ChoiceAttribute = serde_json::from_str(
+            r#"{"LogicalName":"statuscode","OptionSet":{"Options":[
+                {"Value":3,"Label":{"UserLocalizedLabel":{"Label":"Won"},"LocalizedLabels":[{"Label":"Won"},{"Label":"Gewonnen"}]}},
+                {"Value":4,"Label":{"UserLocalizedLabel":null,"LocalizedLabels":[]}},
+                {"Value":null,"Label":{"UserLocalizedLabel":{"Label":"Broken"}}}
+            ]}}"#,
+        )
+        .unwrap();
+        let options = options_of(attribute);
+        assert_eq!(
+            options,
+            [
+                ChoiceOption {
+                    value: 3,
+                    labels: vec!["Won".into(), "Gewonnen".into()]
+                },
+                ChoiceOption {
+                    value: 4,
+                    labels: vec![]
+                },
+            ]
+        );
+        assert_eq!(options[1].label(), "4");
+        let info = |kind: &str| ColumnInfo { kind: kind.into() };
+        assert_eq!(
+            info("StatusType").option_set_cast(),
+            Some("Microsoft.Dynamics.CRM.StatusAttributeMetadata")
+        );
+        assert_eq!(
+            info("Picklist").option_set_cast(),
+            Some("Microsoft.Dynamics.CRM.PicklistAttributeMetadata")
+        );
+        assert_eq!(info("MultiSelectPicklistType").option_set_cast(), None);
     }
 
     #[test]

@@ -1,15 +1,17 @@
 //! Measuring a metric exactly, in as few requests as Dataverse allows.
 //!
 //! The view's FetchXML becomes aggregate queries that Dataverse computes itself.
-//! They go out in one `$batch` together with a check that the view is unchanged,
-//! so a scheduled sync of an unchanged metric costs one request once metadata is
-//! cached. A view over Dataverse's 50,000-row aggregate limit is split into
-//! disjoint `createdon` ranges whose aggregates are combined; the split is kept
-//! for the next sync. What cannot be aggregated on the server (a distinct count
-//! over the limit) is read page by page.
+//! They go out in one `$batch` together with a check that the view (and, for a
+//! chart's measure, the chart: see `charts`) is unchanged, so a scheduled sync
+//! of an unchanged metric costs one request once metadata is cached. A view
+//! over Dataverse's 50,000-row aggregate limit is split into disjoint
+//! `createdon` ranges whose aggregates are combined; the split is kept for the
+//! next sync. What cannot be aggregated on the server (a distinct count over
+//! the limit) is read page by page.
 
 use crate::aggregate::{Extreme, Partial};
 use crate::cache;
+use crate::charts::{self, ChartDefinition};
 use crate::client::Session;
 use crate::errors;
 use crate::fetchxml::{ColumnRef, Function, Join, MetricQuery, ViewQuery};
@@ -18,7 +20,8 @@ use crate::paging::{self, PageRead};
 use crate::platform::{HttpResponse, Level};
 use crate::split::SplitPlan;
 use crate::types::{
-    Aggregation, ColumnType, CurrencyChoice, DateWindow, Error, Measurement, MetricSpec,
+    Aggregation, ChartSelection, ColumnType, CurrencyChoice, DateWindow, Error, Measurement,
+    MetricSpec,
 };
 use crate::{layout, odata};
 use serde_json::{Map, Value};
@@ -39,8 +42,9 @@ const SPLIT_TTL_SECONDS: u32 = 7 * 24 * 3600;
 /// Why a measurement must start over.
 enum Failure {
     Error(Error),
-    /// The view changed since its definition was cached.
-    StaleView,
+    /// The view or the chart changed since its definition was cached; the
+    /// stale definition is already forgotten.
+    Stale,
 }
 
 impl From<Error> for Failure {
@@ -50,24 +54,27 @@ impl From<Error> for Failure {
 }
 
 /// Measures `spec` over the view's rows, only those within every one of
-/// `windows`.
+/// `windows`, and with `chart` only those of its category (the chart's measure
+/// is `spec`'s column and aggregation).
 pub fn fetch_and_aggregate(
     session: &mut Session,
     spec: &MetricSpec,
     windows: &[DateWindow],
+    chart: Option<&ChartSelection>,
 ) -> Result<Measurement, Error> {
-    match measure(session, spec, windows) {
-        Err(Failure::StaleView) => {
-            metadata::forget_view(session, &spec.view);
-            match measure(session, spec, windows) {
-                Err(Failure::StaleView) => Err(Error::Upstream(
-                    "the view changed twice while it was being measured; the sync will be retried"
-                        .to_string(),
-                )),
-                Err(Failure::Error(error)) => Err(error),
-                Ok(measurement) => Ok(measurement),
-            }
-        }
+    match measure(session, spec, windows, chart) {
+        Err(Failure::Stale) => match measure(session, spec, windows, chart) {
+            Err(Failure::Stale) => Err(Error::Upstream(format!(
+                "the {} changed twice while it was being measured; the sync will be retried",
+                if chart.is_some() {
+                    "view or the chart"
+                } else {
+                    "view"
+                }
+            ))),
+            Err(Failure::Error(error)) => Err(error),
+            Ok(measurement) => Ok(measurement),
+        },
         Err(Failure::Error(error)) => Err(error),
         Ok(measurement) => Ok(measurement),
     }
@@ -76,6 +83,8 @@ pub fn fetch_and_aggregate(
 /// Everything decided before querying: which rows, which column, which functions.
 struct Plan {
     view: ViewDefinition,
+    /// The chart whose measure this is, checked with the view on every sync.
+    chart: Option<ChartDefinition>,
     query: MetricQuery,
     /// The column aggregated (a money column's `_base` twin for the base currency).
     target: ColumnRef,
@@ -99,9 +108,11 @@ fn measure(
     session: &mut Session,
     spec: &MetricSpec,
     windows: &[DateWindow],
+    chart: Option<&ChartSelection>,
 ) -> Result<Measurement, Failure> {
-    let plan = prepare(session, spec, windows)?;
+    let plan = prepare(session, spec, windows, chart)?;
     let check_path = metadata::view_check_path(&spec.view)?;
+    let chart_check = chart.map(charts::check_path).transpose()?;
     let split_key = format!(
         "split {} {}",
         spec.view.id,
@@ -146,6 +157,7 @@ fn measure(
             })?;
 
         let mut paths = vec![check_path.clone()];
+        paths.extend(chart_check.iter().cloned());
         if matches!(plan.currency, Currency::Transaction) {
             paths.push(fetch_path(&plan.entity_set, &currency_probe(&plan)?));
         }
@@ -154,7 +166,19 @@ fn measure(
             .batch(&paths, &format!("view '{}'", plan.view.name))?
             .into_iter();
 
-        check_view(session, spec, &plan.view, answers.next())?;
+        let view_current = check_view(session, spec, &plan.view, answers.next());
+        // Both checks are read before either fails, so that a view and a chart
+        // changed together are both re-read by the one retry.
+        let chart_current = match (chart, &plan.chart) {
+            (Some(selection), Some(definition)) => {
+                charts::is_current(session, selection, definition, answers.next())
+            }
+            _ => Ok(true),
+        };
+        view_current?;
+        if !chart_current? {
+            return Err(Failure::Stale);
+        }
         let currency = match plan.currency {
             Currency::None => None,
             Currency::Base(ref code) => Some(code.clone()),
@@ -218,15 +242,21 @@ fn prepare(
     session: &mut Session,
     spec: &MetricSpec,
     windows: &[DateWindow],
+    chart: Option<&ChartSelection>,
 ) -> Result<Plan, Error> {
     let view = metadata::cached_view_definition(session, &spec.entity, &spec.view)?;
+    let chart = chart
+        .map(|selection| charts::resolve(session, spec, selection))
+        .transpose()?;
     let cells = layout::cell_names(&view.layout_xml).map_err(|e| {
         Error::Invalid(format!(
             "the layout of view '{}' cannot be read ({e})",
             view.name
         ))
     })?;
-    if !cells.contains(&spec.column) {
+    // A chart aggregates a column of the view's table whether the view shows it
+    // or not.
+    if chart.is_none() && !cells.contains(&spec.column) {
         return Err(Error::NotFound(format!(
             "column '{}' is no longer in view '{}': it was removed or renamed; choose the \
              column again",
@@ -327,6 +357,12 @@ fn prepare(
             window.last_day.as_deref(),
         );
     }
+    let chart = chart.map(|(definition, category)| {
+        if let Some(category) = category {
+            category.apply(&mut metric_query);
+        }
+        definition
+    });
 
     let functions = match spec.aggregation {
         Aggregation::Count => vec![Function::Count],
@@ -339,6 +375,7 @@ fn prepare(
     };
     Ok(Plan {
         view,
+        chart,
         query: metric_query,
         target,
         column_type,
@@ -385,7 +422,7 @@ fn check_window(
 }
 
 /// YYYY-MM-DD with a month and a day that exist in that month.
-fn is_calendar_day(text: &str) -> bool {
+pub(crate) fn is_calendar_day(text: &str) -> bool {
     let bytes = text.as_bytes();
     let digits = |range: std::ops::Range<usize>| {
         bytes[range.clone()]
@@ -400,15 +437,20 @@ fn is_calendar_day(text: &str) -> bool {
     let (Some(year), Some(month), Some(day)) = (digits(0..4), digits(5..7), digits(8..10)) else {
         return false;
     };
-    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
-    let days = match month {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if leap => 29,
-        2 => 28,
-        _ => return false,
-    };
-    (1..=days).contains(&day)
+    days_in_month(year, month).is_some_and(|days| (1..=days).contains(&day))
+}
+
+/// Days of a month of the Gregorian calendar; `None` for a month that does not
+/// exist.
+pub(crate) fn days_in_month(year: u32, month: u32) -> Option<u32> {
+    let leap = year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400));
+    match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => Some(31),
+        4 | 6 | 9 | 11 => Some(30),
+        2 if leap => Some(29),
+        2 => Some(28),
+        _ => None,
+    }
 }
 
 fn fetch_path(entity_set: &str, fetch: &str) -> String {
@@ -426,7 +468,8 @@ fn currency_probe(plan: &Plan) -> Result<String, Error> {
         })
 }
 
-/// Fails when the view is gone, or changed since its definition was cached.
+/// Fails when the view is gone, or changed since its definition was cached
+/// (which is then forgotten).
 fn check_view(
     session: &Session,
     spec: &MetricSpec,
@@ -447,7 +490,8 @@ fn check_view(
             if metadata::modified_on(&answer.body) == view.modified_on {
                 Ok(())
             } else {
-                Err(Failure::StaleView)
+                metadata::forget_view(session, &spec.view);
+                Err(Failure::Stale)
             }
         }
         _ => Err(errors::from_dataverse(&answer, &format!("view '{}'", view.name)).into()),

@@ -73,7 +73,7 @@ for (const m of script.measurements) {
     column: m.column,
     aggregation: m.aggregation,
     currency: 'base',
-  }, []));
+  }, [], undefined));
   out.measurements.push(result.ok
     ? { value: value(result.ok), records: Number(result.ok.records) }
     : { error: result.error });

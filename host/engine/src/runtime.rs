@@ -2,11 +2,12 @@
 
 use crate::artifact;
 use crate::bindings::v0_1::{self, down, up};
-use crate::bindings::v0_2;
 use crate::bindings::{
-    App, Column, Connection, DateWindow, DeviceCode, Entity, Error, Identity, Integration,
-    IntegrationPre, Measurement, MetricSpec, PluginInfo, SignInStatus, View, ViewRef,
+    App, Chart, ChartSelection, Column, Connection, DateWindow, DeviceCode, Entity, Error,
+    Identity, Integration, IntegrationPre, Measurement, MetricSpec, PluginInfo, SignInStatus, View,
+    ViewRef,
 };
+use crate::bindings::{v0_2, v0_3};
 use crate::limits::{Limit, Limits};
 use crate::outbound::{
     OutboundHooks, OutboundPolicy, Resolve, SystemResolver, Traffic, TrafficReading,
@@ -87,6 +88,7 @@ pub fn error_message(error: &Error) -> &str {
 #[derive(Clone)]
 enum Pre {
     Current(IntegrationPre<HostState>),
+    V0_3(v0_3::IntegrationPre<HostState>),
     V0_2(v0_2::IntegrationPre<HostState>),
     V0_1(v0_1::IntegrationPre<HostState>),
 }
@@ -94,6 +96,7 @@ enum Pre {
 /// One instance, and the connection in the form its version takes.
 enum Bound<'a> {
     Current(&'a Integration, &'a Connection),
+    V0_3(&'a v0_3::Integration, &'a Connection),
     V0_2(&'a v0_2::Integration, &'a Connection),
     V0_1(&'a v0_1::Integration, v0_1::types::Connection),
 }
@@ -101,6 +104,7 @@ enum Bound<'a> {
 /// An instance of either version.
 enum Instance {
     Current(Integration),
+    V0_3(v0_3::Integration),
     V0_2(v0_2::Integration),
     V0_1(v0_1::Integration),
 }
@@ -169,7 +173,8 @@ fn engine_for(limits: &Limits) -> anyhow::Result<(Engine, bool)> {
 }
 
 /// The contract versions this host loads, newest first.
-pub const CONTRACT_VERSIONS: [&str; 3] = [
+pub const CONTRACT_VERSIONS: [&str; 4] = [
+    "goals:integration@0.4.0",
     "goals:integration@0.3.0",
     "goals:integration@0.2.0",
     "goals:integration@0.1.0",
@@ -205,9 +210,18 @@ impl PluginRuntime {
         // The world's WASI imports are linked above, by wasmtime's own
         // implementations; only the host's interfaces come from the bindings.
         {
-            use crate::bindings::v0_3::goals::integration::{deadline, log, storage, types};
+            use crate::bindings::v0_4::goals::integration::{deadline, log, storage, types};
             types::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)
                 .map_err(anyhow::Error::from)?;
+            storage::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)
+                .map_err(anyhow::Error::from)?;
+            deadline::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)
+                .map_err(anyhow::Error::from)?;
+            log::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)
+                .map_err(anyhow::Error::from)?;
+        }
+        {
+            use crate::bindings::v0_3::goals::integration::{deadline, log, storage};
             storage::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)
                 .map_err(anyhow::Error::from)?;
             deadline::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)
@@ -240,18 +254,20 @@ impl PluginRuntime {
             })?;
         let pre = match IntegrationPre::new(instance_pre.clone()) {
             Ok(current) => Pre::Current(current),
-            Err(current_error) => match v0_2::IntegrationPre::new(instance_pre.clone()) {
-                Ok(previous) => Pre::V0_2(previous),
-                Err(_) => match v0_1::IntegrationPre::new(instance_pre) {
-                    Ok(old) => Pre::V0_1(old),
-                    Err(_) => {
-                        return Err(anyhow::Error::from(current_error).context(format!(
-                            "{name} does not export the integration world of {}",
-                            CONTRACT_VERSIONS.join(" or ")
-                        )));
-                    }
-                },
-            },
+            Err(current_error) => {
+                if let Ok(pre) = v0_3::IntegrationPre::new(instance_pre.clone()) {
+                    Pre::V0_3(pre)
+                } else if let Ok(pre) = v0_2::IntegrationPre::new(instance_pre.clone()) {
+                    Pre::V0_2(pre)
+                } else if let Ok(pre) = v0_1::IntegrationPre::new(instance_pre) {
+                    Pre::V0_1(pre)
+                } else {
+                    return Err(anyhow::Error::from(current_error).context(format!(
+                        "{name} does not export the integration world of {}",
+                        CONTRACT_VERSIONS.join(" or ")
+                    )));
+                }
+            }
         };
         let mut runtime = PluginRuntime {
             pre,
@@ -383,6 +399,12 @@ impl PluginRuntime {
                             .call_list_apps(store, conn)
                             .await
                     }
+                    Bound::V0_3(plugin, conn) => {
+                        plugin
+                            .goals_integration_discovery()
+                            .call_list_apps(store, conn)
+                            .await
+                    }
                     Bound::V0_1(plugin, conn) => plugin
                         .goals_integration_discovery()
                         .call_list_apps(store, &conn)
@@ -410,6 +432,12 @@ impl PluginRuntime {
                             .await
                     }
                     Bound::V0_2(plugin, conn) => {
+                        plugin
+                            .goals_integration_discovery()
+                            .call_list_entities(store, conn, &app)
+                            .await
+                    }
+                    Bound::V0_3(plugin, conn) => {
                         plugin
                             .goals_integration_discovery()
                             .call_list_entities(store, conn, &app)
@@ -448,6 +476,12 @@ impl PluginRuntime {
                             .call_list_views(store, conn, &entity, search.as_deref())
                             .await
                     }
+                    Bound::V0_3(plugin, conn) => {
+                        plugin
+                            .goals_integration_discovery()
+                            .call_list_views(store, conn, &entity, search.as_deref())
+                            .await
+                    }
                     Bound::V0_1(plugin, conn) => plugin
                         .goals_integration_discovery()
                         .call_list_views(store, &conn, &entity, search.as_deref())
@@ -481,11 +515,43 @@ impl PluginRuntime {
                             .call_list_columns(store, conn, &entity, &view)
                             .await
                     }
+                    Bound::V0_3(plugin, conn) => {
+                        plugin
+                            .goals_integration_discovery()
+                            .call_list_columns(store, conn, &entity, &view)
+                            .await
+                    }
                     Bound::V0_1(plugin, conn) => plugin
                         .goals_integration_discovery()
                         .call_list_columns(store, &conn, &entity, &down(view))
                         .await
                         .map(up),
+                }
+            })
+        })
+        .await
+    }
+
+    /// The charts of `entity`; a component older than 0.4 has none.
+    pub async fn list_charts(
+        &self,
+        target: &CallTarget,
+        entity: &str,
+    ) -> Result<Vec<Chart>, CallError> {
+        if !matches!(self.pre, Pre::Current(_)) {
+            return Ok(Vec::new());
+        }
+        let entity = entity.to_string();
+        self.call(target, move |target, store| {
+            Box::pin(async move {
+                match target {
+                    Bound::Current(plugin, conn) => {
+                        plugin
+                            .goals_integration_discovery()
+                            .call_list_charts(store, conn, &entity)
+                            .await
+                    }
+                    Bound::V0_3(..) | Bound::V0_2(..) | Bound::V0_1(..) => Ok(Ok(Vec::new())),
                 }
             })
         })
@@ -498,31 +564,44 @@ impl PluginRuntime {
         target: &CallTarget,
         spec: &MetricSpec,
     ) -> Result<Measurement, CallError> {
-        self.fetch_and_aggregate_within(target, spec, &[]).await
+        self.fetch_and_aggregate_within(target, spec, &[], None)
+            .await
     }
 
-    /// Measures `spec` over the rows within every one of `windows`; a
-    /// component older than 0.3 cannot narrow a metric and is not asked to.
+    /// Measures `spec` over the rows within every one of `windows`, as the
+    /// measure of `chart` when given. A component older than the contract
+    /// that added windows (0.3) or charts (0.4) is not asked for them.
     pub async fn fetch_and_aggregate_within(
         &self,
         target: &CallTarget,
         spec: &MetricSpec,
         windows: &[DateWindow],
+        chart: Option<&ChartSelection>,
     ) -> Result<Measurement, CallError> {
-        if !windows.is_empty() && !matches!(self.pre, Pre::Current(_)) {
-            return Err(CallError::Plugin {
-                error: Error::Invalid(format!(
-                    "{} was built against an older contract than {}, which cannot limit a \
-                     metric to a period; rebuild it, or link without a period",
-                    self.info.name, CONTRACT_VERSIONS[0]
-                )),
-            });
+        let older = |what: &str| CallError::Plugin {
+            error: Error::Invalid(format!(
+                "{} was built against an older contract than {}, which cannot {what}; \
+                 rebuild it, or link without it",
+                self.info.name, CONTRACT_VERSIONS[0]
+            )),
+        };
+        if !windows.is_empty() && matches!(self.pre, Pre::V0_2(_) | Pre::V0_1(_)) {
+            return Err(older("limit a metric to a period"));
         }
-        let (spec, windows) = (spec.clone(), windows.to_vec());
+        if chart.is_some() && !matches!(self.pre, Pre::Current(_)) {
+            return Err(older("measure a chart"));
+        }
+        let (spec, windows, chart) = (spec.clone(), windows.to_vec(), chart.cloned());
         self.call(target, move |target, store| {
             Box::pin(async move {
                 match target {
                     Bound::Current(plugin, conn) => {
+                        plugin
+                            .goals_integration_metrics()
+                            .call_fetch_and_aggregate(store, conn, &spec, &windows, chart.as_ref())
+                            .await
+                    }
+                    Bound::V0_3(plugin, conn) => {
                         plugin
                             .goals_integration_metrics()
                             .call_fetch_and_aggregate(store, conn, &spec, &windows)
@@ -561,6 +640,12 @@ impl PluginRuntime {
                             .call_start_device_sign_in(store, conn)
                             .await
                     }
+                    Bound::V0_3(plugin, conn) => {
+                        plugin
+                            .goals_integration_sign_in()
+                            .call_start_device_sign_in(store, conn)
+                            .await
+                    }
                     Bound::V0_1(plugin, conn) => plugin
                         .goals_integration_sign_in()
                         .call_start_device_sign_in(store, &conn)
@@ -586,6 +671,12 @@ impl PluginRuntime {
                             .await
                     }
                     Bound::V0_2(plugin, conn) => {
+                        plugin
+                            .goals_integration_sign_in()
+                            .call_poll_device_sign_in(store, conn)
+                            .await
+                    }
+                    Bound::V0_3(plugin, conn) => {
                         plugin
                             .goals_integration_sign_in()
                             .call_poll_device_sign_in(store, conn)
@@ -618,6 +709,12 @@ impl PluginRuntime {
                             .call_who_am_i(store, conn)
                             .await
                     }
+                    Bound::V0_3(plugin, conn) => {
+                        plugin
+                            .goals_integration_sign_in()
+                            .call_who_am_i(store, conn)
+                            .await
+                    }
                     Bound::V0_1(plugin, conn) => plugin
                         .goals_integration_sign_in()
                         .call_who_am_i(store, &conn)
@@ -641,6 +738,7 @@ impl PluginRuntime {
         let (mut store, plugin, _slot) = self.instantiate(policy, &wit.id).await?;
         let target = match &plugin {
             Instance::Current(plugin) => Bound::Current(plugin, wit),
+            Instance::V0_3(plugin) => Bound::V0_3(plugin, wit),
             Instance::V0_2(plugin) => Bound::V0_2(plugin, wit),
             Instance::V0_1(plugin) => Bound::V0_1(
                 plugin,
@@ -690,6 +788,7 @@ impl PluginRuntime {
         .observed_by(self.observer.clone());
         let engine = match &self.pre {
             Pre::Current(pre) => pre.engine(),
+            Pre::V0_3(pre) => pre.engine(),
             Pre::V0_2(pre) => pre.engine(),
             Pre::V0_1(pre) => pre.engine(),
         };
@@ -710,6 +809,7 @@ impl PluginRuntime {
                 .instantiate_async(&mut store)
                 .await
                 .map(Instance::Current),
+            Pre::V0_3(pre) => pre.instantiate_async(&mut store).await.map(Instance::V0_3),
             Pre::V0_2(pre) => pre.instantiate_async(&mut store).await.map(Instance::V0_2),
             Pre::V0_1(pre) => pre.instantiate_async(&mut store).await.map(Instance::V0_1),
         }
@@ -757,6 +857,7 @@ impl PluginRuntime {
 async fn describe(store: &mut Store<HostState>, plugin: &Instance) -> wasmtime::Result<PluginInfo> {
     match plugin {
         Instance::Current(plugin) => plugin.call_describe(store).await,
+        Instance::V0_3(plugin) => plugin.call_describe(store).await,
         Instance::V0_2(plugin) => plugin.call_describe(store).await,
         Instance::V0_1(plugin) => plugin.call_describe(store).await.map(v0_1::plugin_info),
     }

@@ -4,7 +4,8 @@
 
 use crate::bindings::v0_1::goals::integration as v0_1;
 use crate::bindings::v0_2::goals::integration as v0_2;
-use crate::bindings::v0_3::goals::integration::types;
+use crate::bindings::v0_3::goals::integration as v0_3;
+use crate::bindings::v0_4::goals::integration::types;
 use crate::bindings::{deadline, log, storage};
 use crate::limits::{Limits, MemoryLimiter};
 use crate::outbound::OutboundHooks;
@@ -242,7 +243,8 @@ macro_rules! older_imports {
     };
 }
 
-// 0.2 reuses 0.3's types; 0.1 has its own.
+// 0.2 and 0.3 reuse 0.4's types; 0.1 has its own.
 impl v0_1::types::Host for HostState {}
 older_imports!(v0_1);
 older_imports!(v0_2);
+older_imports!(v0_3);

@@ -7,6 +7,7 @@ use crate::bindings::{DateWindow, MetricSpec, ViewKind, ViewRef};
 use crate::cli::{AggregationArg, CurrencyArg};
 use crate::connections::{self, NewConnection, Secret, SignIn};
 use crate::engine::Engine;
+use crate::goals::linking::{self, WantedMeasure};
 use crate::goals::tokens::Role;
 use crate::render;
 use axum::extract::{Path, Query, State};
@@ -313,6 +314,25 @@ pub async fn list_views(
     Ok(axum::Json(render::views(&views).json))
 }
 
+/// The entity's charts, each a measure (or several) over whichever view it is
+/// shown with.
+#[utoipa::path(get, path = "/api/v1/connections/{id}/entities/{entity}/charts", tag = "discovery",
+    params(("id" = String, Path), ("entity" = String, Path)),
+    responses((status = 200,
+        description = "Charts: [{id, name, kind, measures: [{alias, column, aggregation}], \
+                       category: {column, date_grouping} | null}]",
+        body = Object)))]
+pub async fn list_charts(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path((id, entity)): Path<(String, String)>,
+) -> Result<axum::Json<Value>, Problem> {
+    let record = caller.connection(&state, &id, Role::Member).await?;
+    let _slot = state.connection_slot(&record).await;
+    let charts = state.engine.list_charts(&record, &entity).await?;
+    Ok(axum::Json(render::charts(&charts).json))
+}
+
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ViewKindQuery {
@@ -350,11 +370,19 @@ pub struct MeasurementBody {
     view_id: String,
     /// `system` (default) or `personal`.
     view_kind: Option<String>,
+    /// The column measured; leave it out for a chart's measure.
     #[schema(example = "estimatedvalue")]
-    column: String,
-    /// count, count-values, count-distinct, sum, average, min or max.
+    column: Option<String>,
+    /// count, count-values, count-distinct, sum, average, min or max; leave it
+    /// out for a chart's measure.
     #[schema(example = "sum")]
-    aggregation: String,
+    aggregation: Option<String>,
+    /// A chart of the entity (its id or name): its measure over the view's rows.
+    chart: Option<String>,
+    /// The chart's measure (its alias), when it has several.
+    chart_measure: Option<String>,
+    /// Only the rows of one of the chart's categories ("Won", "2024-03").
+    chart_category: Option<String>,
     /// `base` (default) or `transaction`.
     currency_mode: Option<String>,
     /// Count only the rows dated within a period (a Key Result's), as a link
@@ -390,19 +418,59 @@ pub async fn measure(
     Body(body): Body<MeasurementBody>,
 ) -> Result<axum::Json<Value>, Problem> {
     let record = caller.connection(&state, &id, Role::Member).await?;
-    let aggregation: AggregationArg = parse_choice("aggregation", &body.aggregation)?;
+    let aggregation = body
+        .aggregation
+        .as_deref()
+        .map(|text| parse_choice::<AggregationArg>("aggregation", text))
+        .transpose()?;
     let currency: CurrencyArg = parse_choice(
         "currency_mode",
         body.currency_mode.as_deref().unwrap_or("base"),
     )?;
+    let measure = WantedMeasure::from_parts(
+        body.column.as_deref(),
+        aggregation.map(Into::into),
+        body.chart.as_deref(),
+        body.chart_measure.as_deref(),
+        body.chart_category.as_deref(),
+    )?;
+    let _slot = state.connection_slot(&record).await;
+    let (column, aggregation, chart) = match measure {
+        Some(WantedMeasure::Column {
+            column,
+            aggregation,
+        }) => (column, aggregation, None),
+        Some(WantedMeasure::Chart {
+            chart,
+            measure,
+            category,
+        }) => {
+            let (picked, selection) = linking::chart_selection(
+                state.engine.as_ref(),
+                &record,
+                &body.entity,
+                &chart,
+                measure.as_deref(),
+                category.as_deref(),
+            )
+            .await?;
+            (picked.column, picked.aggregation, Some(selection))
+        }
+        None => {
+            return Err(Problem::new(
+                "invalid-input",
+                "give column and aggregation, or a chart (with chart_measure when it has several)",
+            ));
+        }
+    };
     let spec = MetricSpec {
         entity: body.entity,
         view: ViewRef {
             id: body.view_id,
             kind: view_kind(body.view_kind.as_deref())?,
         },
-        column: body.column,
-        aggregation: aggregation.into(),
+        column,
+        aggregation,
         currency: currency.into(),
     };
     let window = body.period.map(|period| DateWindow {
@@ -410,10 +478,9 @@ pub async fn measure(
         first_day: period.first_day,
         last_day: period.last_day,
     });
-    let _slot = state.connection_slot(&record).await;
     let measured = state
         .engine
-        .fetch_and_aggregate_within(&record, &spec, window.as_slice())
+        .fetch_and_aggregate_within(&record, &spec, window.as_slice(), chart.as_ref())
         .await?;
     Ok(axum::Json(render::measurement(&measured, true).json))
 }

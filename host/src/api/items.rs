@@ -12,7 +12,7 @@ use crate::goals::alerts;
 use crate::goals::backfill;
 use crate::goals::clock;
 use crate::goals::keyresults::{self, ItemKind, KeyResult, LinkState, NewKeyResult};
-use crate::goals::linking::{self, Wanted};
+use crate::goals::linking::{self, Wanted, WantedMeasure};
 use crate::goals::progress::{Direction, Unit};
 use crate::goals::sync::{self, SyncError, Trigger};
 use crate::goals::tokens::Role;
@@ -265,10 +265,23 @@ pub struct LinkBody {
     view_id: String,
     /// `system` (default) or `personal`.
     view_kind: Option<String>,
+    /// The column measured; leave it out for a chart's measure.
     #[schema(example = "estimatedvalue")]
-    column: String,
+    column: Option<String>,
+    /// count, count-values, count-distinct, sum, average, min or max; leave it
+    /// out for a chart's measure.
     #[schema(example = "sum")]
-    aggregation: String,
+    aggregation: Option<String>,
+    /// A chart of the entity (its id or name): its measure over the view's
+    /// rows, instead of `column` and `aggregation`.
+    #[schema(example = "Pipeline by Status Reason")]
+    chart: Option<String>,
+    /// The chart's measure (its alias), when it has several.
+    #[schema(example = "sum_estimatedvalue")]
+    chart_measure: Option<String>,
+    /// Only the rows of one of the chart's categories ("Won", "2024-03").
+    #[schema(example = "Won")]
+    chart_category: Option<String>,
     /// `base` (default) or `transaction`.
     currency_mode: Option<String>,
     /// Seconds between syncs [default: the integration's, hourly for Dynamics 365].
@@ -305,17 +318,33 @@ pub(super) async fn link(
     if let Some(reason) = org.disabled_reason() {
         return Err(SyncError::Disabled(format!("{reason}; nothing was linked")).into());
     }
-    let aggregation: AggregationArg = parse_choice("aggregation", &body.aggregation)?;
+    let aggregation = body
+        .aggregation
+        .as_deref()
+        .map(|text| parse_choice::<AggregationArg>("aggregation", text))
+        .transpose()?;
     let currency: CurrencyArg = parse_choice(
         "currency_mode",
         body.currency_mode.as_deref().unwrap_or("base"),
     )?;
+    let measure = WantedMeasure::from_parts(
+        body.column.as_deref(),
+        aggregation.map(Into::into),
+        body.chart.as_deref(),
+        body.chart_measure.as_deref(),
+        body.chart_category.as_deref(),
+    )?
+    .ok_or_else(|| {
+        Problem::new(
+            "invalid-input",
+            "give column and aggregation, or a chart (with chart_measure when it has several)",
+        )
+    })?;
     let wanted = Wanted {
         app: body.app_id,
         entity: body.entity,
         view: body.view_id,
-        column: body.column,
-        aggregation: aggregation.into(),
+        measure,
         currency: currency.into(),
         window: linking::window_for(&kr, body.period_column.as_deref())?,
     };

@@ -166,6 +166,7 @@ pub fn routes() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
         .routes(routes!(connections::list_entities))
         .routes(routes!(connections::list_views))
         .routes(routes!(connections::list_columns))
+        .routes(routes!(connections::list_charts))
         .routes(routes!(connections::measure))
         .routes(routes!(
             keyresults::list_key_results,

@@ -2,7 +2,7 @@
 //! by step, as separate commands.
 
 use super::{AggregationArg, Context, CurrencyArg};
-use crate::bindings::{Error as PluginError, MetricSpec, ViewRef};
+use crate::bindings::{Aggregation, Error as PluginError, MetricSpec, ViewRef};
 use crate::connections;
 use crate::engine::Engine;
 use crate::goals::linking;
@@ -75,12 +75,27 @@ pub enum PluginCommand {
         #[arg(long)]
         view: String,
     },
+    /// List the charts of an entity, with their measures and categories
+    #[command(after_long_help = "Examples:
+  goals-host charts --connection Contoso --entity opportunity
+  goals-host charts --connection Contoso --entity lead --json")]
+    Charts {
+        /// Connection: its exact name, as `connection list` shows
+        #[arg(long)]
+        connection: String,
+        /// Table: its logical name (e.g. opportunity) or display name (any case), as `entities` lists
+        #[arg(long)]
+        entity: String,
+    },
     /// Measure a metric now: the preview shown before a link is saved
     #[command(after_long_help = "Examples:
   goals-host measure --connection Contoso --entity opportunity \\
     --view 'Open Opportunities' --column estimatedvalue --aggregation sum
   goals-host measure --connection Contoso --entity lead --view 'Hot Leads' \\
-    --column fullname --aggregation count --json")]
+    --column fullname --aggregation count --json
+  goals-host measure --connection Contoso --entity opportunity \\
+    --view 'All Opportunities' --chart 'Pipeline by Status Reason' \\
+    --measure sum_estimatedvalue --category Won")]
     Measure {
         /// Connection: its exact name, as `connection list` shows
         #[arg(long)]
@@ -92,11 +107,22 @@ pub enum PluginCommand {
         #[arg(long)]
         view: String,
         /// Column: its name as `columns` lists (e.g. estimatedvalue, or alias.attribute for a joined table)
-        #[arg(long)]
-        column: String,
+        #[arg(long, required_unless_present = "chart")]
+        column: Option<String>,
         /// How the column's values are reduced to one number; `columns` lists those it allows
-        #[arg(long, value_enum)]
-        aggregation: AggregationArg,
+        #[arg(long, value_enum, required_unless_present = "chart")]
+        aggregation: Option<AggregationArg>,
+        /// A chart of the table (its id or name, as `charts` lists): its measure
+        /// over the view's rows, instead of --column and --aggregation
+        #[arg(long, conflicts_with_all = ["column", "aggregation"])]
+        chart: Option<String>,
+        /// The chart's measure (its alias, as `charts` lists), when it has several
+        #[arg(long, requires = "chart", value_name = "ALIAS")]
+        measure: Option<String>,
+        /// Only the rows of one of the chart's categories: a choice's label (Won),
+        /// or a month 2024-03, a quarter 2024-Q1, a year 2024, a day 2024-03-15
+        #[arg(long, requires = "chart", value_name = "VALUE")]
+        category: Option<String>,
         /// Currency of money results
         #[arg(long, value_enum, default_value_t = CurrencyArg::Base)]
         currency: CurrencyArg,
@@ -151,12 +177,20 @@ pub async fn run(context: &Context<'_>, command: &PluginCommand) -> anyhow::Resu
                 &runtime.list_columns(&conn, &entity, &view).await?,
             ))
         }
+        PluginCommand::Charts { connection, entity } => {
+            let conn = connections::get(db, connection, org).await?;
+            let entity = resolve::entity(&runtime, &conn, entity).await?;
+            Ok(render::charts(&runtime.list_charts(&conn, &entity).await?))
+        }
         PluginCommand::Measure {
             connection,
             entity,
             view,
             column,
             aggregation,
+            chart,
+            measure,
+            category,
             currency,
         } => {
             let conn = connections::get(db, connection, org).await?;
@@ -170,14 +204,38 @@ pub async fn run(context: &Context<'_>, command: &PluginCommand) -> anyhow::Resu
                 id: view.id.clone(),
                 kind: view.kind,
             };
+            // A chart's measure is its column and aggregation, as the chart
+            // defines them now.
+            let (column, aggregation, selection) = match chart {
+                Some(chart) => {
+                    let (picked, selection) = linking::chart_selection(
+                        &runtime,
+                        &conn,
+                        entity,
+                        chart,
+                        measure.as_deref(),
+                        category.as_deref(),
+                    )
+                    .await?;
+                    (picked.column, picked.aggregation, Some(selection))
+                }
+                None => (
+                    column.clone().unwrap_or_default(),
+                    aggregation.map(Into::into).unwrap_or(Aggregation::Count),
+                    None,
+                ),
+            };
             let spec = MetricSpec {
                 entity: entity.clone(),
                 view: view_ref.clone(),
                 column: column.clone(),
-                aggregation: (*aggregation).into(),
+                aggregation,
                 currency: (*currency).into(),
             };
-            let mut measured = match runtime.fetch_and_aggregate(&conn, &spec).await {
+            let measured = runtime
+                .fetch_and_aggregate_within(&conn, &spec, &[], selection.as_ref())
+                .await;
+            let mut measured = match measured {
                 Ok(measured) => measured,
                 // A column the view never had is a typing mistake, not a removed
                 // column: list what the view offers.
@@ -186,9 +244,9 @@ pub async fn run(context: &Context<'_>, command: &PluginCommand) -> anyhow::Resu
                         error: PluginError::NotFound(_),
                         ..
                     },
-                ) => {
+                ) if chart.is_none() => {
                     let columns = runtime.list_columns(&conn, entity, &view_ref).await?;
-                    linking::find_column(&view, columns, column)?;
+                    linking::find_column(&view, columns, &column)?;
                     return Err(error.into());
                 }
                 Err(error) => return Err(error.into()),

@@ -125,7 +125,10 @@ pub fn kind(error: &anyhow::Error) -> &'static str {
     }
     if let Some(link) = error.downcast_ref::<LinkError>() {
         return match link {
-            LinkError::NoEntity { .. } | LinkError::NoColumn { .. } => "not-found",
+            LinkError::NoEntity { .. }
+            | LinkError::NoColumn { .. }
+            | LinkError::NoChart { .. }
+            | LinkError::NoMeasure { .. } => "not-found",
             _ => "invalid-input",
         };
     }

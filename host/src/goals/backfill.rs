@@ -66,6 +66,7 @@ pub async fn backfill(
 ) -> anyhow::Result<Backfilled> {
     let days = points(item, now);
     let spec = link.metric.spec();
+    let chart = link.metric.chart_selection();
     let period = item.period.window(link.metric.period_column.as_deref());
     let mut measured = Vec::with_capacity(days.len());
     let mut requests = 0;
@@ -77,7 +78,7 @@ pub async fn backfill(
             last_day: Some(day(start)),
         });
         let measurement = engine
-            .fetch_and_aggregate_within(conn, &spec, &windows)
+            .fetch_and_aggregate_within(conn, &spec, &windows, chart.as_ref())
             .await?;
         requests += i64::from(measurement.requests);
         measured.push((start, measurement));

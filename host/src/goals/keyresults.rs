@@ -1,6 +1,8 @@
 //! Key Results and the metric links that feed them.
 
-use crate::bindings::{Aggregation, CurrencyChoice, DateWindow, MetricSpec, ViewKind, ViewRef};
+use crate::bindings::{
+    Aggregation, ChartSelection, CurrencyChoice, DateWindow, MetricSpec, ViewKind, ViewRef,
+};
 use crate::db::{Database, DbError};
 use crate::goals::clock::{self, Timestamp};
 use crate::goals::progress::{Direction, Unit};
@@ -214,6 +216,21 @@ pub struct MetricChoice {
     pub currency: CurrencyChoice,
     /// The date column of the view the item's period applies to, if any.
     pub period_column: Option<String>,
+    /// The chart whose measure `column` and `aggregation` are, if any.
+    pub chart: Option<ChartChoice>,
+}
+
+/// A chart's measure as linked: the chart measures the view's rows, maybe only
+/// those of one of its categories.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChartChoice {
+    pub id: String,
+    pub kind: ViewKind,
+    pub name: String,
+    /// The measure's alias in the chart.
+    pub measure: String,
+    /// One category's value ("Won", "2024-03"), or every row.
+    pub category: Option<String>,
 }
 
 impl MetricChoice {
@@ -226,6 +243,16 @@ impl MetricChoice {
             aggregation: self.aggregation,
             currency: self.currency,
         }
+    }
+
+    /// The chart measured, as the plugin is asked for it.
+    pub fn chart_selection(&self) -> Option<ChartSelection> {
+        self.chart.as_ref().map(|chart| ChartSelection {
+            chart_id: chart.id.clone(),
+            chart_kind: chart.kind,
+            measure: chart.measure.clone(),
+            category: chart.category.clone(),
+        })
     }
 }
 
@@ -296,6 +323,22 @@ pub(crate) fn link_row(r: &Row) -> Result<Link, SqlError> {
                 CurrencyChoice::Base
             },
             period_column: r.get("period_column")?,
+            chart: match r.get::<Option<String>>("chart_id")? {
+                None => None,
+                Some(id) => Some(ChartChoice {
+                    id,
+                    kind: if r.get::<Option<String>>("chart_kind")?.as_deref() == Some("personal") {
+                        ViewKind::Personal
+                    } else {
+                        ViewKind::System
+                    },
+                    name: r.get::<Option<String>>("chart_name")?.unwrap_or_default(),
+                    measure: r
+                        .get::<Option<String>>("chart_measure")?
+                        .unwrap_or_default(),
+                    category: r.get("chart_category")?,
+                }),
+            },
         },
         interval_seconds: r.get("interval_seconds")?,
         state: LinkState::parse(&r.get::<String>("state")?),
@@ -791,13 +834,14 @@ pub async fn save_link(
         ));
     }
     db.run(move |conn| {
+        let chart = metric.chart.as_ref();
         conn.execute(
             "INSERT INTO metric_links (key_result_id, connection_id, app_id, app_name, entity,
                  entity_name, view_id, view_kind, view_name, column_name, column_display,
                  aggregation, currency, interval_seconds, state, next_run_at, created_at,
-                 period_column)
+                 period_column, chart_id, chart_kind, chart_name, chart_measure, chart_category)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 'active', ?15, ?15,
-                 ?16)
+                 ?16, ?17, ?18, ?19, ?20, ?21)
              ON CONFLICT (key_result_id) DO UPDATE SET
                  connection_id = excluded.connection_id, app_id = excluded.app_id,
                  app_name = excluded.app_name, entity = excluded.entity,
@@ -807,7 +851,10 @@ pub async fn save_link(
                  aggregation = excluded.aggregation, currency = excluded.currency,
                  interval_seconds = excluded.interval_seconds, state = 'active',
                  state_reason = NULL, next_run_at = excluded.next_run_at, failures = 0,
-                 period_column = excluded.period_column",
+                 period_column = excluded.period_column, chart_id = excluded.chart_id,
+                 chart_kind = excluded.chart_kind, chart_name = excluded.chart_name,
+                 chart_measure = excluded.chart_measure,
+                 chart_category = excluded.chart_category",
             params![
                 key_result_id,
                 metric.connection_id,
@@ -824,7 +871,12 @@ pub async fn save_link(
                 names::currency_name(metric.currency),
                 interval_seconds,
                 now,
-                metric.period_column
+                metric.period_column,
+                chart.map(|c| c.id.clone()),
+                chart.map(|c| names::view_kind_name(c.kind)),
+                chart.map(|c| c.name.clone()),
+                chart.map(|c| c.measure.clone()),
+                chart.and_then(|c| c.category.clone())
             ],
         )?;
         Ok(())

@@ -3,14 +3,14 @@
 //! preview of the value before the link is saved.
 
 use crate::bindings::{
-    Aggregation, App, Column, CurrencyChoice, DateWindow, Entity, Measurement, MetricSpec,
-    MetricValue, PluginInfo, View, ViewRef,
+    Aggregation, App, Chart, ChartMeasure, ChartSelection, Column, ColumnType, CurrencyChoice,
+    DateWindow, Entity, Measurement, MetricSpec, MetricValue, PluginInfo, View, ViewRef,
 };
 use crate::connections::ConnectionRecord;
 use crate::db::Database;
 use crate::engine::Engine;
 use crate::goals::clock::Timestamp;
-use crate::goals::keyresults::{self, KeyResult, Link, MetricChoice};
+use crate::goals::keyresults::{self, ChartChoice, KeyResult, Link, MetricChoice};
 use crate::goals::progress::Unit;
 use crate::names::aggregation_name;
 use crate::resolve;
@@ -21,11 +21,56 @@ pub struct Wanted {
     pub app: String,
     pub entity: String,
     pub view: String,
-    pub column: String,
-    pub aggregation: Aggregation,
+    pub measure: WantedMeasure,
     pub currency: CurrencyChoice,
     /// The item's period on a date column of the view, if the link applies it.
     pub window: Option<DateWindow>,
+}
+
+/// What is measured over the view's rows: a column, or a chart's measure.
+#[derive(Debug, Clone)]
+pub enum WantedMeasure {
+    Column {
+        column: String,
+        aggregation: Aggregation,
+    },
+    Chart {
+        /// Its id or name (any case).
+        chart: String,
+        /// The measure's alias; may be left out when the chart has one measure.
+        measure: Option<String>,
+        /// Only the rows of this category ("Won", "2024-03").
+        category: Option<String>,
+    },
+}
+
+impl WantedMeasure {
+    /// What a face was given: a chart (with its measure and category), or a
+    /// column and an aggregation; `None` while neither is complete.
+    pub fn from_parts(
+        column: Option<&str>,
+        aggregation: Option<Aggregation>,
+        chart: Option<&str>,
+        measure: Option<&str>,
+        category: Option<&str>,
+    ) -> Result<Option<WantedMeasure>, LinkError> {
+        match (chart, column, aggregation) {
+            (Some(_), Some(_), _) | (Some(_), _, Some(_)) => Err(LinkError::ChartAndColumn),
+            (Some(chart), None, None) => Ok(Some(WantedMeasure::Chart {
+                chart: chart.to_string(),
+                measure: measure.map(str::to_string),
+                category: category.map(str::to_string),
+            })),
+            (None, ..) if measure.is_some() || category.is_some() => {
+                Err(LinkError::ChartPartWithoutChart)
+            }
+            (None, Some(column), Some(aggregation)) => Ok(Some(WantedMeasure::Column {
+                column: column.to_string(),
+                aggregation,
+            })),
+            (None, ..) => Ok(None),
+        }
+    }
 }
 
 /// The window a link of `item` applies its period to: on `period_column` when
@@ -73,6 +118,40 @@ pub enum LinkError {
         wanted: String,
         available: Vec<String>,
     },
+    #[error(
+        "table '{entity}' has no chart '{wanted}'; its charts: {}",
+        if .available.is_empty() { "none".to_string() } else { .available.join(", ") }
+    )]
+    NoChart {
+        entity: String,
+        wanted: String,
+        available: Vec<String>,
+    },
+    #[error("chart '{chart}' has no measure '{wanted}'; its measures: {}", .available.join(", "))]
+    NoMeasure {
+        chart: String,
+        wanted: String,
+        available: Vec<String>,
+    },
+    #[error(
+        "chart '{chart}' has several measures; choose one with --measure (the API's \
+         chart_measure): {}",
+        .available.join(", ")
+    )]
+    MeasureNeeded {
+        chart: String,
+        available: Vec<String>,
+    },
+    #[error(
+        "a chart's measure is measured as the chart defines it: give a chart (--chart, the \
+         API's chart) or a column and an aggregation, not both"
+    )]
+    ChartAndColumn,
+    #[error(
+        "a measure or a category belongs to a chart: give the chart too (--chart, the API's \
+         chart), or leave them out"
+    )]
+    ChartPartWithoutChart,
     #[error("view '{view}' has no column '{wanted}'; its columns: {}", .available.join(", "))]
     NoColumn {
         view: String,
@@ -138,6 +217,63 @@ pub fn find_column(view: &View, columns: Vec<Column>, wanted: &str) -> Result<Co
             wanted: wanted.to_string(),
             available,
         })
+}
+
+/// The chart named by id or name (any case).
+pub fn find_chart(entity: &str, charts: Vec<Chart>, wanted: &str) -> Result<Chart, LinkError> {
+    let wanted = wanted.trim();
+    let available: Vec<String> = charts.iter().map(|c| c.name.clone()).collect();
+    charts
+        .into_iter()
+        .find(|c| c.id.eq_ignore_ascii_case(wanted) || c.name.eq_ignore_ascii_case(wanted))
+        .ok_or_else(|| LinkError::NoChart {
+            entity: entity.to_string(),
+            wanted: wanted.to_string(),
+            available,
+        })
+}
+
+/// The measure named by alias, or the chart's only one.
+pub fn find_measure(chart: &Chart, wanted: Option<&str>) -> Result<ChartMeasure, LinkError> {
+    let available = || chart.measures.iter().map(|m| m.alias.clone()).collect();
+    match (wanted.map(str::trim), chart.measures.as_slice()) {
+        (None, [only]) => Ok(only.clone()),
+        (None, _) => Err(LinkError::MeasureNeeded {
+            chart: chart.name.clone(),
+            available: available(),
+        }),
+        (Some(wanted), measures) => measures
+            .iter()
+            .find(|m| m.alias.eq_ignore_ascii_case(wanted))
+            .cloned()
+            .ok_or_else(|| LinkError::NoMeasure {
+                chart: chart.name.clone(),
+                wanted: wanted.to_string(),
+                available: available(),
+            }),
+    }
+}
+
+/// A chart's measure looked up by what a person typed, and the selection
+/// that asks the plugin for it.
+pub async fn chart_selection(
+    runtime: &dyn Engine,
+    conn: &ConnectionRecord,
+    entity: &str,
+    chart: &str,
+    measure: Option<&str>,
+    category: Option<&str>,
+) -> anyhow::Result<(ChartMeasure, ChartSelection)> {
+    let charts = runtime.list_charts(conn, entity).await?;
+    let chart = find_chart(entity, charts, chart)?;
+    let measure = find_measure(&chart, measure)?;
+    let selection = ChartSelection {
+        chart_id: chart.id,
+        chart_kind: chart.kind,
+        measure: measure.alias.clone(),
+        category: category.map(str::to_string),
+    };
+    Ok((measure, selection))
 }
 
 pub fn check_aggregation(column: &Column, aggregation: Aggregation) -> Result<(), LinkError> {
@@ -248,6 +384,7 @@ pub async fn preview(
     aggregation: Aggregation,
     currency: CurrencyChoice,
     window: Option<&DateWindow>,
+    chart: Option<ChartChoice>,
 ) -> anyhow::Result<Chosen> {
     let Pieces {
         app,
@@ -267,11 +404,27 @@ pub async fn preview(
         aggregation,
         currency,
     };
+    let metric = MetricChoice {
+        connection_id: conn.id.clone(),
+        app_id: app.id.clone(),
+        app_name: app.name.clone(),
+        entity: entity.logical_name.clone(),
+        entity_name: entity.display_name.clone(),
+        view: view_ref,
+        view_name: view.name.clone(),
+        column: column.name.clone(),
+        column_display: column.display_name.clone(),
+        aggregation,
+        currency,
+        period_column: window.map(|w| w.column.clone()),
+        chart,
+    };
     let measurement = runtime
         .fetch_and_aggregate_within(
             conn,
             &spec,
             window.map(std::slice::from_ref).unwrap_or_default(),
+            metric.chart_selection().as_ref(),
         )
         .await?;
     if matches!(measurement.value, Some(MetricValue::DateTime(_))) {
@@ -282,20 +435,7 @@ pub async fn preview(
         .into());
     }
     Ok(Chosen {
-        metric: MetricChoice {
-            connection_id: conn.id.clone(),
-            app_id: app.id.clone(),
-            app_name: app.name.clone(),
-            entity: entity.logical_name.clone(),
-            entity_name: entity.display_name.clone(),
-            view: view_ref,
-            view_name: view.name.clone(),
-            column: column.name.clone(),
-            column_display: column.display_name.clone(),
-            aggregation,
-            currency,
-            period_column: window.map(|w| w.column.clone()),
-        },
+        metric,
         preview: measurement,
     })
 }
@@ -320,7 +460,43 @@ pub async fn choose(
             },
         )
         .await?;
-    let column = find_column(&view, columns, &wanted.column)?;
+    let (column, aggregation, chart) = match &wanted.measure {
+        WantedMeasure::Column {
+            column,
+            aggregation,
+        } => (find_column(&view, columns, column)?, *aggregation, None),
+        WantedMeasure::Chart {
+            chart,
+            measure,
+            category,
+        } => {
+            let charts = runtime.list_charts(conn, &entity.logical_name).await?;
+            let chart = find_chart(&entity.logical_name, charts, chart)?;
+            let measure = find_measure(&chart, measure.as_deref())?;
+            // A chart's measure need not be a column the view shows; when it
+            // is, it keeps the view's name for it.
+            let column = Column {
+                aggregations: vec![measure.aggregation],
+                ..columns
+                    .into_iter()
+                    .find(|c| c.name == measure.column)
+                    .unwrap_or_else(|| Column {
+                        name: measure.column.clone(),
+                        display_name: measure.column.clone(),
+                        column_type: ColumnType::Other,
+                        aggregations: Vec::new(),
+                    })
+            };
+            let choice = ChartChoice {
+                id: chart.id,
+                kind: chart.kind,
+                name: chart.name,
+                measure: measure.alias,
+                category: category.clone(),
+            };
+            (column, measure.aggregation, Some(choice))
+        }
+    };
     preview(
         runtime,
         conn,
@@ -330,9 +506,10 @@ pub async fn choose(
             view: &view,
             column: &column,
         },
-        wanted.aggregation,
+        aggregation,
         wanted.currency,
         wanted.window.as_ref(),
+        chart,
     )
     .await
 }

@@ -118,10 +118,18 @@ impl Engine for FakeEngine {
         _: &'a ConnectionRecord,
         _: &'a MetricSpec,
         _: &'a [crate::bindings::DateWindow],
+        _: Option<&'a crate::bindings::ChartSelection>,
     ) -> Call<'a, Measurement> {
         *self.calls.lock().unwrap() += 1;
         let answer = self.answer.lock().unwrap().clone();
         Box::pin(async move { answer.map_err(|error| CallError::Plugin { error }) })
+    }
+    fn list_charts<'a>(
+        &'a self,
+        _: &'a ConnectionRecord,
+        _: &'a str,
+    ) -> Call<'a, Vec<crate::bindings::Chart>> {
+        not_here()
     }
     fn start_device_sign_in<'a>(&'a self, _: &'a ConnectionRecord) -> Call<'a, DeviceCode> {
         not_here()
@@ -189,6 +197,7 @@ async fn linked(engine: &FakeEngine) -> (Database, i64, ConnectionRecord) {
         aggregation: Aggregation::Count,
         currency: CurrencyChoice::Base,
         period_column: None,
+        chart: None,
     };
     keyresults::save_link(&db, kr.id, metric, 3600, NOW)
         .await

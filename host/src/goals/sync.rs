@@ -405,6 +405,7 @@ impl Syncer {
             }
         };
         let spec = claimed.link.metric.spec();
+        let chart = claimed.link.metric.chart_selection();
         let started = std::time::Instant::now();
         // A link breaks only when the view or column is confirmed gone: a
         // not-found must survive one re-check (a replica behind, a view being
@@ -419,6 +420,7 @@ impl Syncer {
                         &claimed.connection,
                         &spec,
                         claimed.window.as_slice(),
+                        chart.as_ref(),
                     ),
                 )
                 .await;

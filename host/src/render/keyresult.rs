@@ -121,6 +121,20 @@ pub async fn details(db: &Database, now: Timestamp, key_result_id: i64) -> anyho
         ),
         format!("  column          {} ({})", m.column_display, m.column),
         format!("  aggregation     {}", aggregation_name(m.aggregation)),
+    ]);
+    if let Some(chart) = &m.chart {
+        text.push(format!(
+            "  chart           {} ({}), measure {}{}",
+            chart.name,
+            view_kind_name(chart.kind),
+            chart.measure,
+            match &chart.category {
+                Some(category) => format!(", only category {category}"),
+                None => String::new(),
+            }
+        ));
+    }
+    text.extend([
         format!(
             "  period on       {}",
             match (&m.period_column, kr.period.is_set()) {
@@ -344,6 +358,13 @@ pub fn link_json(
         "column_name": m.column_display,
         "aggregation": aggregation_name(m.aggregation),
         "period_column": m.period_column,
+        "chart": m.chart.as_ref().map(|chart| json!({
+            "id": chart.id,
+            "name": chart.name,
+            "kind": view_kind_name(chart.kind),
+            "measure": chart.measure,
+            "category": chart.category,
+        })),
         "currency": currency,
         "currency_mode": currency_name(m.currency),
         "state": link.state.as_str(),

@@ -2,7 +2,10 @@
 
 pub mod keyresult;
 
-use crate::bindings::{App, Column, Entity, Identity, Measurement, MetricValue, PluginInfo, View};
+use crate::bindings::{
+    App, Chart, ChartMeasure, Column, DateGrouping, Entity, Identity, Measurement, MetricValue,
+    PluginInfo, View,
+};
 use crate::connections::{ConnectionRecord, SignIn};
 use serde_json::{Value, json};
 
@@ -300,6 +303,83 @@ pub fn views(views: &[View]) -> Report {
                 })
                 .collect(),
         ),
+    }
+}
+
+pub fn charts(charts: &[Chart]) -> Report {
+    let measure_text = |m: &ChartMeasure| {
+        format!(
+            "{} = {} of {}",
+            m.alias,
+            aggregation_name(m.aggregation),
+            m.column
+        )
+    };
+    let category_text = |chart: &Chart| match &chart.category {
+        None => String::new(),
+        Some(c) => match c.date_grouping {
+            None => c.column.clone(),
+            Some(grouping) => format!("{} by {}", c.column, date_grouping_name(grouping)),
+        },
+    };
+    Report {
+        text: if charts.is_empty() {
+            "no charts".to_string()
+        } else {
+            table(
+                &["NAME", "KIND", "MEASURES", "CATEGORY", "ID"],
+                &charts
+                    .iter()
+                    .map(|c| {
+                        vec![
+                            c.name.clone(),
+                            view_kind_name(c.kind).to_string(),
+                            c.measures
+                                .iter()
+                                .map(measure_text)
+                                .collect::<Vec<_>>()
+                                .join("; "),
+                            category_text(c),
+                            c.id.clone(),
+                        ]
+                    })
+                    .collect::<Vec<_>>(),
+            )
+        },
+        json: Value::Array(
+            charts
+                .iter()
+                .map(|c| {
+                    json!({
+                        "id": c.id,
+                        "name": c.name,
+                        "kind": view_kind_name(c.kind),
+                        "measures": c.measures.iter().map(|m| json!({
+                            "alias": m.alias,
+                            "column": m.column,
+                            "aggregation": aggregation_name(m.aggregation),
+                        })).collect::<Vec<_>>(),
+                        "category": c.category.as_ref().map(|category| json!({
+                            "column": category.column,
+                            "date_grouping": category.date_grouping.map(date_grouping_name),
+                        })),
+                    })
+                })
+                .collect(),
+        ),
+    }
+}
+
+/// How a chart groups dates, as the CLI and the API write it.
+pub fn date_grouping_name(grouping: DateGrouping) -> &'static str {
+    match grouping {
+        DateGrouping::Day => "day",
+        DateGrouping::Week => "week",
+        DateGrouping::Month => "month",
+        DateGrouping::Quarter => "quarter",
+        DateGrouping::Year => "year",
+        DateGrouping::FiscalPeriod => "fiscal-period",
+        DateGrouping::FiscalYear => "fiscal-year",
     }
 }
 

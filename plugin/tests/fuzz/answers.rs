@@ -381,7 +381,7 @@ fn measuring_a_metric_ends_on_any_answers() {
                 sessions += 1;
                 let before = platform.sent();
                 let mut session = Session::new(&platform, &connection);
-                let result = metrics::fetch_and_aggregate(&mut session, &spec, &[]);
+                let result = metrics::fetch_and_aggregate(&mut session, &spec, &[], None);
                 if let Ok(measurement) = &result {
                     prop_assert_eq!(measurement.requests as usize, platform.sent() - before);
                 }

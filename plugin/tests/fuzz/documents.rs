@@ -2,8 +2,10 @@
 
 use crate::check;
 use crate::inputs;
+use dynamics365_plugin::charts::{self, DataDescription};
+use dynamics365_plugin::types::DateGrouping;
 use dynamics365_plugin::xml::{Element, Node};
-use dynamics365_plugin::{layout, sitemap};
+use dynamics365_plugin::{layout, odata, sitemap};
 use proptest::prelude::*;
 
 #[test]
@@ -38,6 +40,73 @@ fn layouts_list_cells_or_fail_cleanly() {
         }
         Ok(())
     });
+}
+
+#[test]
+fn chart_descriptions_give_measures_or_fail_cleanly() {
+    check(
+        "charts::DataDescription::parse",
+        1000,
+        inputs::chart_xml(),
+        |xml| {
+            if let Ok(description) = DataDescription::parse(&xml) {
+                prop_assert!(odata::is_logical_name(&description.entity));
+                for (index, measure) in description.measures.iter().enumerate() {
+                    prop_assert!(odata::is_logical_name(&measure.column));
+                    prop_assert!(!measure.alias.trim().is_empty());
+                    prop_assert!(
+                        !description.measures[..index]
+                            .iter()
+                            .any(|m| m.alias == measure.alias),
+                        "{} twice",
+                        measure.alias
+                    );
+                }
+                if let Some(category) = &description.category {
+                    prop_assert!(odata::is_logical_name(&category.column));
+                }
+            }
+            Ok(())
+        },
+    );
+}
+
+#[test]
+fn date_categories_give_calendar_days_in_order_or_fail_cleanly() {
+    let grouping = prop_oneof![
+        Just(DateGrouping::Day),
+        Just(DateGrouping::Week),
+        Just(DateGrouping::Month),
+        Just(DateGrouping::Quarter),
+        Just(DateGrouping::Year),
+        Just(DateGrouping::FiscalPeriod),
+        Just(DateGrouping::FiscalYear),
+    ];
+    let value = prop_oneof![
+        3 => "[0-9]{4}(-[0-9]{1,2}(-[0-9]{1,2})?)?",
+        2 => "[0-9]{4}-[Qq][0-9]",
+        2 => inputs::any_text(),
+    ];
+    check(
+        "charts::day_span",
+        2000,
+        (value, grouping),
+        |(value, grouping)| {
+            if let Ok((first, last)) = charts::day_span(&value, grouping, "chart") {
+                for day in [&first, &last] {
+                    let shaped = day.len() == 10
+                        && day.bytes().enumerate().all(|(i, b)| match i {
+                            4 | 7 => b == b'-',
+                            _ => b.is_ascii_digit(),
+                        });
+                    prop_assert!(shaped, "{day} is not YYYY-MM-DD");
+                }
+                prop_assert!(first <= last, "{first} after {last}");
+                prop_assert!(first.starts_with(&value[..4]), "{value} gave {first}");
+            }
+            Ok(())
+        },
+    );
 }
 
 /// What a tree keeps through `to_xml` and `parse` again.

@@ -776,6 +776,106 @@ pub fn fetch_xml() -> BoxedStrategy<String> {
     )
 }
 
+// --- charts' data descriptions
+
+const AGGREGATES: &[&str] = &[
+    "count",
+    "countcolumn",
+    "sum",
+    "avg",
+    "min",
+    "max",
+    "median",
+    "SUM",
+    "",
+];
+const DATE_GROUPINGS: &[&str] = &[
+    "day",
+    "week",
+    "month",
+    "quarter",
+    "year",
+    "fiscal-period",
+    "fiscal-year",
+    "Month",
+    "",
+];
+const MEASURE_ALIASES: &[&str] = &["m0", "m1", "m2", "groupby_column", " ", ""];
+
+fn chart_attribute() -> BoxedStrategy<XElement> {
+    attributes_from(
+        vec![
+            pair("name", some_text(COLUMNS)),
+            pair("alias", some_text(MEASURE_ALIASES)),
+            pair("aggregate", some_text(AGGREGATES)),
+            pair("distinct", some_text(&["true", "false", "1"])),
+            pair("groupby", some_text(&["true", "false", "1", "TRUE"])),
+            pair("dategrouping", some_text(DATE_GROUPINGS)),
+        ],
+        6,
+    )
+    .prop_map(|attributes| el("attribute", attributes, vec![]))
+    .boxed()
+}
+
+/// A `<datadefinition>`: one aggregate fetch, and the measures its category
+/// plots.
+pub fn chart_tree() -> BoxedStrategy<XElement> {
+    let child = prop_oneof![
+        8 => chart_attribute().prop_map(XNode::Element),
+        1 => link_entity().prop_map(XNode::Element),
+        1 => filter().prop_map(XNode::Element),
+    ];
+    let entity = (
+        prop::option::weighted(0.95, some_text(ENTITIES)),
+        prop::collection::vec(child, 0..7),
+    )
+        .prop_map(|(name, children)| {
+            el(
+                "entity",
+                name.map(|n| ("name".to_string(), n)).into_iter().collect(),
+                children,
+            )
+        });
+    let fetch = (fetch_attributes(), entity)
+        .prop_map(|(attributes, entity)| el("fetch", attributes, vec![XNode::Element(entity)]));
+    let category = prop::collection::vec(some_text(MEASURE_ALIASES), 0..4).prop_map(|aliases| {
+        let collections = aliases
+            .into_iter()
+            .map(|alias| {
+                let measure = el("measure", vec![("alias".to_string(), alias)], vec![]);
+                XNode::Element(el(
+                    "measurecollection",
+                    vec![],
+                    vec![XNode::Element(measure)],
+                ))
+            })
+            .collect();
+        el("category", vec![], collections)
+    });
+    (fetch, prop::option::weighted(0.9, category))
+        .prop_map(|(fetch, category)| {
+            let mut children = vec![XNode::Element(el(
+                "fetchcollection",
+                vec![],
+                vec![XNode::Element(fetch)],
+            ))];
+            if let Some(category) = category {
+                children.push(XNode::Element(el(
+                    "categorycollection",
+                    vec![],
+                    vec![XNode::Element(category)],
+                )));
+            }
+            el("datadefinition", vec![], children)
+        })
+        .boxed()
+}
+
+pub fn chart_xml() -> BoxedStrategy<String> {
+    document(chart_tree(), &[seeds::CHART])
+}
+
 // --- layoutxml
 
 /// Cell names, most matching the aliases and columns of generated queries.
@@ -1128,6 +1228,7 @@ pub fn headers() -> BoxedStrategy<Vec<(String, String)>> {
 // Seeds from the unit tests and the documented Dataverse examples
 
 pub mod seeds {
+    pub const CHART: &str = r#"<datadefinition><fetchcollection><fetch mapping="logical" aggregate="true"><entity name="opportunity"><attribute groupby="true" alias="groupby_column" name="createdon" dategrouping="month" /><attribute alias="sum_estimatedvalue" name="estimatedvalue" aggregate="sum" /><attribute alias="n" name="opportunityid" aggregate="count" distinct="true" /></entity></fetch></fetchcollection><categorycollection><category><measurecollection><measure alias="sum_estimatedvalue" /></measurecollection></category></categorycollection></datadefinition>"#;
     pub const VIEW_FETCH: &str = r#"<fetch version='1.0' output-format='xml-platform' mapping='logical' distinct='false' count='50' page='2'>
         <entity name='opportunity'>
         <order attribute='estimatedvalue' descending='false' />

@@ -167,7 +167,7 @@ fn huge_counts_of_split_parts_do_not_overflow() {
         currency: CurrencyChoice::Base,
     };
     let mut session = Session::new(&platform, &conn);
-    if let Ok(measurement) = metrics::fetch_and_aggregate(&mut session, &spec, &[]) {
+    if let Ok(measurement) = metrics::fetch_and_aggregate(&mut session, &spec, &[], None) {
         assert_eq!(measurement.records, u64::MAX, "saturated, not wrapped");
     }
 }

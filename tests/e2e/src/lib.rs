@@ -415,8 +415,10 @@ impl World {
                 app: "Sales Hub".to_string(),
                 entity: entity.to_string(),
                 view: view.to_string(),
-                column: column.to_string(),
-                aggregation,
+                measure: goals_host::goals::linking::WantedMeasure::Column {
+                    column: column.to_string(),
+                    aggregation,
+                },
                 currency: CurrencyChoice::Base,
                 window: None,
             },

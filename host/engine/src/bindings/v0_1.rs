@@ -1,12 +1,13 @@
 //! `goals:integration@0.1.0`, frozen: components built against it keep loading.
 //!
-//! The host speaks 0.3 (whose types are 0.2's plus the date window); this
+//! The host speaks 0.4 (whose types are 0.2's plus the date window and the
+//! chart records); this
 //! module converts at the edge. 0.1 had no integration
 //! id (storage was scoped by the display name, which stays its id) and a fixed,
 //! Dynamics-shaped connection record, whose fields are read from the 0.2
 //! settings of the same names.
 
-use super::v0_3::goals::integration::types as current;
+use super::v0_4::goals::integration::types as current;
 
 wasmtime::component::bindgen!({
     path: "../../wit/v0.1.0",

@@ -111,8 +111,11 @@ pub enum ItemCommand {
   goals-host kr link 1 --connection Sandbox                 # move a linked Key Result there
   goals-host kr link 'Q1 pipeline' --connection Contoso --app 'Sales Hub' \\
     --entity opportunity --view 'Open Opportunities' --column estimatedvalue \\
-    --aggregation sum --period-column estimatedclosedate     # only deals closing in its period")]
-    Link(LinkArgs),
+    --aggregation sum --period-column estimatedclosedate     # only deals closing in its period
+  goals-host kr link 'Pipeline on hold' --connection Contoso --app 'Sales Hub' \\
+    --entity opportunity --view 'Open Opportunities' --chart 'Pipeline by Status Reason' \\
+    --measure sum_estimatedvalue --category 'On Hold'        # a chart's measure, one category")]
+    Link(Box<LinkArgs>),
     /// Remove the link; the value stays
     #[command(after_long_help = "Examples:
   goals-host kr unlink 1
@@ -216,6 +219,17 @@ pub struct LinkArgs {
     /// How the column's values are reduced to one number; `columns` lists those it allows
     #[arg(long, value_enum)]
     pub aggregation: Option<AggregationArg>,
+    /// A chart of the table (its id or name, as `charts` lists): its measure
+    /// over the view's rows, instead of --column and --aggregation
+    #[arg(long, conflicts_with_all = ["column", "aggregation"])]
+    pub chart: Option<String>,
+    /// The chart's measure (its alias, as `charts` lists), when it has several
+    #[arg(long, requires = "chart", value_name = "ALIAS")]
+    pub measure: Option<String>,
+    /// Only the rows of one of the chart's categories: a choice's label (Won),
+    /// or a month 2024-03, a quarter 2024-Q1, a year 2024, a day 2024-03-15
+    #[arg(long, requires = "chart", value_name = "VALUE")]
+    pub category: Option<String>,
     /// Currency of money results (a column that is not money ignores it)
     #[arg(long, value_enum, default_value_t = CurrencyArg::Base)]
     pub currency: CurrencyArg,

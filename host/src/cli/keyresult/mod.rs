@@ -15,7 +15,7 @@ use crate::goals::admin;
 use crate::goals::backfill;
 use crate::goals::clock;
 use crate::goals::keyresults::{self, ItemKind, KeyResult, LinkState, NewKeyResult, Period, Scope};
-use crate::goals::linking::{self, Wanted};
+use crate::goals::linking::{self, Wanted, WantedMeasure};
 use crate::goals::progress::{Direction, Unit};
 use crate::goals::sync::{self, SyncError, SyncRun, Syncer, Trigger};
 use crate::outbound::TrafficReading;
@@ -379,9 +379,15 @@ async fn link(context: &Context<'_>, kind: ItemKind, args: &LinkArgs) -> anyhow:
     let existing = keyresults::link(db, kr.id).await?;
     let runtime = context.engine().await?;
     let before = runtime.traffic();
-    let flags_given = [&args.app, &args.entity, &args.view, &args.column]
-        .iter()
-        .any(|f| f.is_some())
+    let flags_given = [
+        &args.app,
+        &args.entity,
+        &args.view,
+        &args.column,
+        &args.chart,
+    ]
+    .iter()
+    .any(|f| f.is_some())
         || args.aggregation.is_some();
 
     // `kr link KR --connection OTHER` on a linked Key Result: the same metric from
@@ -395,8 +401,21 @@ async fn link(context: &Context<'_>, kind: ItemKind, args: &LinkArgs) -> anyhow:
             app: app.to_string(),
             entity: current.entity.clone(),
             view: view.to_string(),
-            column: current.column.clone(),
-            aggregation: current.aggregation,
+            measure: match &current.chart {
+                None => WantedMeasure::Column {
+                    column: current.column.clone(),
+                    aggregation: current.aggregation,
+                },
+                Some(chart) => WantedMeasure::Chart {
+                    chart: if view == current.view.id {
+                        chart.id.clone()
+                    } else {
+                        chart.name.clone()
+                    },
+                    measure: Some(chart.measure.clone()),
+                    category: chart.category.clone(),
+                },
+            },
             currency: current.currency,
             window: kr.period.window(current.period_column.as_deref()),
         };
@@ -444,13 +463,19 @@ async fn link(context: &Context<'_>, kind: ItemKind, args: &LinkArgs) -> anyhow:
     }
 
     let window = linking::window_for(&kr, args.period_column.as_deref())?;
+    let measure = WantedMeasure::from_parts(
+        args.column.as_deref(),
+        args.aggregation.map(Into::into),
+        args.chart.as_deref(),
+        args.measure.as_deref(),
+        args.category.as_deref(),
+    )?;
     let complete = args.connection.is_some()
         && args.app.is_some()
         && args.entity.is_some()
-        && args.view.is_some()
-        && args.column.is_some()
-        && args.aggregation.is_some();
-    let (conn, chosen) = if complete && !args.interactive {
+        && args.view.is_some();
+    let (conn, chosen) = if let (true, Some(measure), false) = (complete, measure, args.interactive)
+    {
         let conn = connections::get(
             db,
             args.connection.as_deref().unwrap_or_default(),
@@ -461,11 +486,7 @@ async fn link(context: &Context<'_>, kind: ItemKind, args: &LinkArgs) -> anyhow:
             app: args.app.clone().unwrap_or_default(),
             entity: args.entity.clone().unwrap_or_default(),
             view: args.view.clone().unwrap_or_default(),
-            column: args.column.clone().unwrap_or_default(),
-            aggregation: args
-                .aggregation
-                .map(Into::into)
-                .unwrap_or(crate::bindings::Aggregation::Count),
+            measure,
             currency: args.currency.into(),
             window: window.clone(),
         };
@@ -485,7 +506,8 @@ async fn link(context: &Context<'_>, kind: ItemKind, args: &LinkArgs) -> anyhow:
         }
     } else {
         return Err(UsageError(format!(
-            "give --connection, --app, --entity, --view, --column and --aggregation, or run \
+            "give --connection, --app, --entity, --view, and --column with --aggregation or \
+             --chart, or run \
              `goals-host {} link {}` in a terminal for the wizard",
             kind.command(),
             kr.id

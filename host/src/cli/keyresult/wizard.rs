@@ -208,6 +208,7 @@ pub async fn run(
         aggregation,
         currency,
         window,
+        None,
     )
     .await?;
     eprintln!(

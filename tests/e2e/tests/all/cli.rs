@@ -644,7 +644,7 @@ async fn the_version_names_the_commit_and_the_wit_package() {
     let version = run.stdout.trim();
     assert!(
         version.starts_with("goals-host ")
-            && version.contains("goals:integration@0.3.0, @0.2.0, @0.1.0"),
+            && version.contains("goals:integration@0.4.0, @0.3.0, @0.2.0, @0.1.0"),
         "{version}"
     );
     let commit = version
@@ -952,6 +952,11 @@ async fn every_commands_json_follows_the_published_schema() {
             "hot",
         ])
         .await,
+    );
+    check(
+        "charts",
+        &cli.json(&["charts", "--connection", "sim", "--entity", "opportunity"])
+            .await,
     );
     let columns = [
         "--connection",

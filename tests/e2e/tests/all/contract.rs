@@ -1,4 +1,4 @@
-//! The contract itself: the built plugin fits `goals:integration@0.3.0` as
+//! The contract itself: the built plugin fits `goals:integration@0.4.0` as
 //! `wit/` alone describes it, components built against the frozen 0.2.0 and
 //! 0.1.0 still load and answer, and what a 0.1 host stored under the plugin's
 //! display name is found again under the 0.2 id.
@@ -27,16 +27,16 @@ fn targets(version: &str, component: &[u8]) -> anyhow::Result<()> {
 }
 
 #[test]
-fn the_built_plugin_targets_the_0_3_world_of_wit_alone() {
-    targets("v0.3.0", EMBEDDED_PLUGIN)
-        .unwrap_or_else(|e| panic!("the plugin does not target the 0.3.0 world: {e:#}"));
+fn the_built_plugin_targets_the_0_4_world_of_wit_alone() {
+    targets("v0.4.0", EMBEDDED_PLUGIN)
+        .unwrap_or_else(|e| panic!("the plugin does not target the 0.4.0 world: {e:#}"));
     // The second integration, written against wit/ alone, stays a 0.2 one.
     let tally = std::fs::read(goals_e2e::tally_component()).expect("the tally component");
     targets("v0.2.0", &tally)
         .unwrap_or_else(|e| panic!("tally does not target the 0.2.0 world: {e:#}"));
     assert!(
-        targets("v0.3.0", &tally).is_err(),
-        "0.2 and 0.3 are different worlds"
+        targets("v0.4.0", &tally).is_err(),
+        "0.2 and 0.4 are different worlds"
     );
 }
 
@@ -68,6 +68,7 @@ async fn a_0_2_component_is_not_asked_to_limit_a_metric_to_a_period() {
             &target,
             &seeded_spec("lead", "Hot Leads", "fullname", Aggregation::Count),
             &[window],
+            None,
         )
         .await
         .expect_err("refused");
@@ -75,6 +76,27 @@ async fn a_0_2_component_is_not_asked_to_limit_a_metric_to_a_period() {
         refused
             .to_string()
             .contains("cannot limit a metric to a period"),
+        "{refused}"
+    );
+    // Nor for a chart's measure: it has no charts to offer.
+    assert!(tally.list_charts(&target, "lead").await.unwrap().is_empty());
+    let chart = goals_host::bindings::ChartSelection {
+        chart_id: "c".to_string(),
+        chart_kind: goals_host::bindings::ViewKind::System,
+        measure: "m".to_string(),
+        category: None,
+    };
+    let refused = tally
+        .fetch_and_aggregate_within(
+            &target,
+            &seeded_spec("lead", "Hot Leads", "fullname", Aggregation::Count),
+            &[],
+            Some(&chart),
+        )
+        .await
+        .expect_err("refused");
+    assert!(
+        refused.to_string().contains("cannot measure a chart"),
         "{refused}"
     );
 }

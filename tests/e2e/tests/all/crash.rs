@@ -116,8 +116,10 @@ async fn a_killed_scheduler_loses_nothing_and_retries_what_it_interrupted_once()
             app: "Sales Hub".into(),
             entity: "lead".into(),
             view: "Hot Leads".into(),
-            column: "fullname".into(),
-            aggregation: Aggregation::Count,
+            measure: goals_host::goals::linking::WantedMeasure::Column {
+                column: "fullname".into(),
+                aggregation: Aggregation::Count,
+            },
             currency: CurrencyChoice::Base,
             window: None,
         },

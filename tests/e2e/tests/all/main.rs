@@ -2,6 +2,7 @@
 //! once rather than once per file; each module is one area of the product.
 
 mod api;
+mod charts;
 mod cli;
 mod config;
 mod console;
