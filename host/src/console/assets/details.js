@@ -216,6 +216,7 @@ export function showDetails(screen) {
           ['App', link.app_name],
           ['Entity', `${link.entity_name} (${link.entity_logical_name})`],
           ['View', link.view_kind === 'personal' ? `${link.view_name} (personal view)` : link.view_name],
+          link.chart ? ['Chart', chartWords(link.chart)] : null,
           ['Column', link.column_name],
           ['Aggregation', aggregationName(link.aggregation)],
           ['Measured value', h('span', { id: 'details-measured', text: measuredWords(link, lastSuccess) })],
@@ -249,4 +250,11 @@ export function showDetails(screen) {
   }
 
   load();
+}
+
+// A chart's measure as linked, and the one category counted if any.
+function chartWords(chart) {
+  const kind = chart.kind === 'personal' ? ' (personal chart)' : '';
+  const category = chart.category ? `, only ${chart.category}` : '';
+  return `${chart.name}${kind}: measure ${chart.measure}${category}`;
 }

@@ -1,7 +1,8 @@
 // The link wizard: Connection → App → Entity → View → Column → Aggregation →
-// Preview and save. Each step makes one request (the aggregation step none:
-// the column lists what it allows); lists already loaded are kept, so Back
-// asks for nothing again.
+// Preview and save. Each step makes one request (the column step two: the
+// view's columns and the table's charts, whose measures are offered beside the
+// columns; the aggregation step none: the column lists what it allows); lists
+// already loaded are kept, so Back asks for nothing again.
 
 import { api, url } from './api.js';
 import { errorBox, facts, field, h, showError } from './dom.js';
@@ -47,7 +48,10 @@ export async function showWizard(screen) {
 
   // step → the item picked there; periodColumn: the date column the period
   // applies to, the current link's to begin with
-  const chosen = { periodColumn: details.link?.period_column || null };
+  const chosen = {
+    periodColumn: details.link?.period_column || null,
+    category: details.link?.chart?.category || '',
+  };
   const lists = {}; // step → { key, items }: the last list loaded
   let viewSearch = '';
   let index = 0;
@@ -215,13 +219,46 @@ export async function showWizard(screen) {
   }
 
   function metricBody() {
-    return {
+    const where = {
       entity: chosen.entity.logical_name,
       view_id: chosen.view.id,
       view_kind: chosen.view.kind,
-      column: chosen.column.logical_name,
-      aggregation: chosen.aggregation,
     };
+    const chart = chosen.column.chart;
+    if (!chart) return { ...where, column: chosen.column.logical_name, aggregation: chosen.aggregation };
+    return {
+      ...where,
+      chart: chart.id,
+      chart_measure: chart.measure,
+      chart_category: chart.category && chosen.category ? chosen.category : null,
+    };
+  }
+
+  // A chart's measures, offered as columns: each its own aggregation only.
+  function chartMeasures(charts) {
+    return charts.flatMap((chart) => chart.measures.map((measure) => ({
+      logical_name: measure.column,
+      name: `${chart.name}: ${aggregationName(measure.aggregation)} of ${measure.column}`,
+      type: 'chart',
+      aggregations: [measure.aggregation],
+      chart: { id: chart.id, name: chart.name, measure: measure.alias, category: chart.category },
+    })));
+  }
+
+  // A chart with categories may count one category's rows only.
+  function categoryChoice(onChange) {
+    const category = chosen.column.chart?.category;
+    if (!category) return null;
+    const grouping = category.date_grouping;
+    const example = grouping === 'month' ? '2024-03' : grouping === 'quarter' ? '2024-Q1'
+      : grouping === 'year' ? '2024' : grouping === 'day' ? '2024-03-15' : 'Won';
+    const control = h('input', { id: 'wizard-chart-category', name: 'chart-category', type: 'text', value: chosen.category, placeholder: example });
+    control.addEventListener('input', () => {
+      chosen.category = control.value.trim();
+      onChange();
+    });
+    return field(`Only one category of ${category.column}${grouping ? ` by ${grouping}` : ''}`, control,
+      `Leave it empty to count every row of the view; e.g. ${example}.`);
   }
 
   // The preview's body: the metric, within the period when one applies.
@@ -263,21 +300,25 @@ export async function showWizard(screen) {
     const output = h('output', { id: 'wizard-preview-value', class: 'preview-value', 'aria-live': 'polite' });
     const note = h('p', { class: 'help', id: 'wizard-preview-note' });
     const previewButton = h('button', { type: 'button', id: 'wizard-preview', class: 'secondary', text: 'Preview the value' });
-    // Another period column asks for another preview before saving.
-    const period = periodChoice(() => {
+    // Another period column or category asks for another preview before saving.
+    const changed = () => {
       output.textContent = '';
       save.disabled = true;
-    });
+    };
+    const period = periodChoice(changed);
+    const category = categoryChoice(changed);
     const { form, next: save } = stepForm([
       facts([
         ['Connection', c.connection.name],
         ['App', c.app.name],
         ['Entity', c.entity.name],
         ['View', c.view.name],
-        ['Column', `${c.column.name} (${c.column.type})`],
+        c.column.chart ? ['Chart', `${c.column.chart.name} (measure ${c.column.chart.measure})`] : null,
+        ['Column', c.column.chart ? c.column.logical_name : `${c.column.name} (${c.column.type})`],
         ['Aggregation', aggregationName(c.aggregation)],
       ]),
       period,
+      category,
       h('div', { class: 'actions' }, previewButton),
       output,
       note,
@@ -383,12 +424,18 @@ export async function showWizard(screen) {
         return choiceStep({
           step: 'column',
           key: `${c.connection.id}/${c.entity.logical_name}/${c.view.id}/${c.view.kind}`,
-          fetchList: () => api.get(url`/api/v1/connections/${c.connection.id}/entities/${c.entity.logical_name}/views/${c.view.id}/columns?kind=${c.view.kind}`),
-          label: 'Column',
-          value: (column) => column.logical_name,
-          text: (column) => `${column.name} (${column.type})`,
+          fetchList: async () => {
+            const [columns, charts] = await Promise.all([
+              api.get(url`/api/v1/connections/${c.connection.id}/entities/${c.entity.logical_name}/views/${c.view.id}/columns?kind=${c.view.kind}`),
+              api.get(url`/api/v1/connections/${c.connection.id}/entities/${c.entity.logical_name}/charts`),
+            ]);
+            return [...columns, ...chartMeasures(charts)];
+          },
+          label: 'Column or chart measure',
+          value: (column) => (column.chart ? `chart:${column.chart.id}:${column.chart.measure}` : column.logical_name),
+          text: (column) => (column.chart ? `Chart “${column.name}”` : `${column.name} (${column.type})`),
           emptyText: 'The view has no columns.',
-          help: 'The type in brackets decides which aggregations the next step offers.',
+          help: 'The type in brackets decides which aggregations the next step offers; a chart’s measure is the chart’s own aggregation over the view’s rows.',
           moved,
         });
       case 'aggregation':

@@ -416,10 +416,11 @@ async fn the_seed_flow_runs_in_the_console() {
         .expect("view")
         .to_string();
     browser.select("#wizard-view", &hot).await;
+    // The view's columns, and the table's charts whose measures it offers too.
     assert_eq!(
         browser.wizard_step("#wizard-column option").await,
-        1,
-        "columns"
+        2,
+        "columns and charts"
     );
     browser.select("#wizard-column", "fullname").await;
     // The aggregations come with the columns: no request.
@@ -1434,5 +1435,127 @@ async fn the_wizard_applies_a_key_results_period_to_a_date_column() {
         )
         .await;
     assert_eq!(details["link"]["period_column"], "estimatedclosedate");
+    browser.client.close().await.expect("close the browser");
+}
+
+#[tokio::test]
+async fn the_wizard_offers_a_charts_measures_and_one_category() {
+    let Some(browser) = Browser::start("chart").await else {
+        return;
+    };
+    let sim = Sim::start().await;
+    let cli = Cli::new();
+    let admin = token(&cli, &[], "platform-admin").await;
+    let api = Served::start(&cli, &["--no-scheduler"]).await;
+    let conn = api.add_connection(&sim, "Contoso", &admin).await;
+    let charts = api
+        .ok(
+            Method::GET,
+            &format!("/api/v1/connections/{conn}/entities/opportunity/charts"),
+            &admin,
+            None,
+        )
+        .await;
+    let apps = api
+        .ok(
+            Method::GET,
+            &format!("/api/v1/connections/{conn}/apps"),
+            &admin,
+            None,
+        )
+        .await;
+    let app = find(&apps, "name", "Sales Hub")["id"]
+        .as_str()
+        .expect("app")
+        .to_string();
+    let pipeline = find(&charts, "name", "Pipeline by Status Reason");
+    assert_eq!(pipeline["category"]["column"], "statuscode", "{pipeline}");
+    let chart = pipeline["id"].as_str().expect("chart id").to_string();
+    let views = api
+        .ok(
+            Method::GET,
+            &format!("/api/v1/connections/{conn}/entities/opportunity/views?search=open"),
+            &admin,
+            None,
+        )
+        .await;
+    let view = find(&views, "name", "Open Opportunities")["id"]
+        .as_str()
+        .expect("view")
+        .to_string();
+    // Open opportunities on hold (status reason 2).
+    let expected = goals_e2e::dataset()
+        .rows("opportunity")
+        .iter()
+        .filter(|row| row.get("statecode") == Some(&json!(0)))
+        .filter(|row| row.get("statuscode") == Some(&json!(2)))
+        .count();
+    assert!(expected > 0);
+
+    let base = api.base.clone();
+    browser.sign_in(&base, &admin).await;
+    browser
+        .goto(&format!("{base}/#/orgs/1/key-results/new"))
+        .await;
+    browser.type_into("#kr-title", "Deals on hold").await;
+    browser.type_into("#kr-owner", "ana@contoso.com").await;
+    browser.type_into("#kr-target", "10").await;
+    browser.click("#kr-progress-auto").await;
+    browser.click("#kr-save").await;
+    browser.select("#wizard-connection", &conn).await;
+    browser.wizard_step("#wizard-app").await;
+    browser.select("#wizard-app", &app).await;
+    browser.wizard_step("#wizard-entity").await;
+    browser.select("#wizard-entity", "opportunity").await;
+    browser.wizard_step("#wizard-view option").await;
+    browser.select("#wizard-view", &view).await;
+    browser.wizard_step("#wizard-column option").await;
+    browser
+        .select(
+            "#wizard-column",
+            &format!("chart:{chart}:count_opportunities"),
+        )
+        .await;
+    browser.wizard_step("#wizard-aggregation").await;
+    browser.wizard_step("#wizard-chart-category").await;
+    browser.type_into("#wizard-chart-category", "On Hold").await;
+    browser.click("#wizard-preview").await;
+    let preview = browser
+        .text_when("#wizard-preview-value", |t| t.contains("record"))
+        .await;
+    assert!(
+        preview.contains(&format!("{} records", grouped(expected as f64))),
+        "{preview}"
+    );
+    browser.shot("18-wizard-chart").await;
+    browser.click("#wizard-save").await;
+    let facts = browser
+        .text_when("#details-link", |t| t.contains("Pipeline by Status Reason"))
+        .await;
+    assert!(
+        facts.contains("measure count_opportunities, only On Hold"),
+        "{facts}"
+    );
+    let krs = api
+        .ok(
+            Method::GET,
+            "/api/v1/organizations/1/key-results",
+            &admin,
+            None,
+        )
+        .await;
+    let kr = find(&krs, "title", "Deals on hold");
+    assert_eq!(kr["current_value"], json!(expected as f64), "{kr}");
+    let id = kr["id"].as_i64().expect("id");
+    let details = api
+        .ok(
+            Method::GET,
+            &format!("/api/v1/key-results/{id}"),
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!(details["link"]["chart"]["category"], "On Hold");
+    assert_eq!(details["link"]["chart"]["measure"], "count_opportunities");
     browser.client.close().await.expect("close the browser");
 }
