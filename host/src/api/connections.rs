@@ -75,6 +75,32 @@ pub(super) fn parse_choice<T: ValueEnum>(what: &str, text: &str) -> Result<T, Pr
     })
 }
 
+/// The measure a request names: a column and an aggregation, or a chart's.
+pub(super) fn wanted_measure(
+    column: Option<&str>,
+    aggregation: Option<&str>,
+    chart: Option<&str>,
+    chart_measure: Option<&str>,
+    chart_category: Option<&str>,
+) -> Result<WantedMeasure, Problem> {
+    let aggregation = aggregation
+        .map(|text| parse_choice::<AggregationArg>("aggregation", text))
+        .transpose()?;
+    WantedMeasure::from_parts(
+        column,
+        aggregation.map(Into::into),
+        chart,
+        chart_measure,
+        chart_category,
+    )?
+    .ok_or_else(|| {
+        Problem::new(
+            "invalid-input",
+            "give column and aggregation, or a chart (with chart_measure when it has several)",
+        )
+    })
+}
+
 pub(super) fn view_kind(text: Option<&str>) -> Result<ViewKind, Problem> {
     match text.unwrap_or("system") {
         "system" => Ok(ViewKind::System),
@@ -418,33 +444,28 @@ pub async fn measure(
     Body(body): Body<MeasurementBody>,
 ) -> Result<axum::Json<Value>, Problem> {
     let record = caller.connection(&state, &id, Role::Member).await?;
-    let aggregation = body
-        .aggregation
-        .as_deref()
-        .map(|text| parse_choice::<AggregationArg>("aggregation", text))
-        .transpose()?;
     let currency: CurrencyArg = parse_choice(
         "currency_mode",
         body.currency_mode.as_deref().unwrap_or("base"),
     )?;
-    let measure = WantedMeasure::from_parts(
+    let measure = wanted_measure(
         body.column.as_deref(),
-        aggregation.map(Into::into),
+        body.aggregation.as_deref(),
         body.chart.as_deref(),
         body.chart_measure.as_deref(),
         body.chart_category.as_deref(),
     )?;
     let _slot = state.connection_slot(&record).await;
     let (column, aggregation, chart) = match measure {
-        Some(WantedMeasure::Column {
+        WantedMeasure::Column {
             column,
             aggregation,
-        }) => (column, aggregation, None),
-        Some(WantedMeasure::Chart {
+        } => (column, aggregation, None),
+        WantedMeasure::Chart {
             chart,
             measure,
             category,
-        }) => {
+        } => {
             let (picked, selection) = linking::chart_selection(
                 state.engine.as_ref(),
                 &record,
@@ -455,12 +476,6 @@ pub async fn measure(
             )
             .await?;
             (picked.column, picked.aggregation, Some(selection))
-        }
-        None => {
-            return Err(Problem::new(
-                "invalid-input",
-                "give column and aggregation, or a chart (with chart_measure when it has several)",
-            ));
         }
     };
     let spec = MetricSpec {

@@ -5,14 +5,14 @@
 use super::auth::Caller;
 use super::connections::parse_choice;
 use super::{ApiState, Body, Problem};
-use crate::cli::{AggregationArg, CurrencyArg};
+use crate::cli::CurrencyArg;
 use crate::connections;
 use crate::engine::Engine;
 use crate::goals::alerts;
 use crate::goals::backfill;
 use crate::goals::clock;
 use crate::goals::keyresults::{self, ItemKind, KeyResult, LinkState, NewKeyResult};
-use crate::goals::linking::{self, Wanted, WantedMeasure};
+use crate::goals::linking::{self, Wanted};
 use crate::goals::progress::{Direction, Unit};
 use crate::goals::sync::{self, SyncError, Trigger};
 use crate::goals::tokens::Role;
@@ -318,28 +318,17 @@ pub(super) async fn link(
     if let Some(reason) = org.disabled_reason() {
         return Err(SyncError::Disabled(format!("{reason}; nothing was linked")).into());
     }
-    let aggregation = body
-        .aggregation
-        .as_deref()
-        .map(|text| parse_choice::<AggregationArg>("aggregation", text))
-        .transpose()?;
     let currency: CurrencyArg = parse_choice(
         "currency_mode",
         body.currency_mode.as_deref().unwrap_or("base"),
     )?;
-    let measure = WantedMeasure::from_parts(
+    let measure = super::connections::wanted_measure(
         body.column.as_deref(),
-        aggregation.map(Into::into),
+        body.aggregation.as_deref(),
         body.chart.as_deref(),
         body.chart_measure.as_deref(),
         body.chart_category.as_deref(),
-    )?
-    .ok_or_else(|| {
-        Problem::new(
-            "invalid-input",
-            "give column and aggregation, or a chart (with chart_measure when it has several)",
-        )
-    })?;
+    )?;
     let wanted = Wanted {
         app: body.app_id,
         entity: body.entity,
@@ -384,7 +373,7 @@ pub(super) async fn link(
         extra["backfill"] =
             json!({ "column": done.column, "points": done.points, "requests": done.requests });
     }
-    let run = state.syncer.sync(kr.id, Trigger::Manual).await?;
+    let run = state.syncer.sync_new_link(kr.id).await?;
     extra["run"] = run_json(&run);
     linked(&state, kr.id, extra).await
 }
@@ -441,7 +430,7 @@ pub(super) async fn resume(
         .is_some_and(|link| link.state == LinkState::Broken);
     if broken {
         keyresults::reactivate(&state.db, kr.id, state.clock.now()).await?;
-        let run = state.syncer.sync(kr.id, Trigger::Manual).await?;
+        let run = state.syncer.sync_new_link(kr.id).await?;
         return linked(&state, kr.id, json!({ "run": run_json(&run) })).await;
     }
     keyresults::set_paused(&state.db, kr.id, false, state.clock.now()).await?;

@@ -13,7 +13,7 @@ use crate::goals::alerts;
 use crate::goals::clock::ManualClock;
 use crate::goals::keyresults::{self, ItemKind, LinkState, MetricChoice, NewKeyResult};
 use crate::goals::progress::{Direction, Unit};
-use crate::goals::sync::{Syncer, Trigger};
+use crate::goals::sync::{SyncError, Syncer, Trigger};
 use crate::outbound::TrafficReading;
 use crate::runtime::CallError;
 use std::sync::{Arc, Mutex};
@@ -25,6 +25,8 @@ struct FakeEngine {
     info: PluginInfo,
     answer: Mutex<Result<Measurement, Error>>,
     calls: Mutex<usize>,
+    /// Held by a test, measurements wait for it: a sync caught mid-call.
+    gate: tokio::sync::Mutex<()>,
 }
 
 impl FakeEngine {
@@ -50,6 +52,7 @@ impl FakeEngine {
             },
             answer: Mutex::new(Err(Error::Upstream("not scripted".to_string()))),
             calls: Mutex::new(0),
+            gate: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -122,7 +125,10 @@ impl Engine for FakeEngine {
     ) -> Call<'a, Measurement> {
         *self.calls.lock().unwrap() += 1;
         let answer = self.answer.lock().unwrap().clone();
-        Box::pin(async move { answer.map_err(|error| CallError::Plugin { error }) })
+        Box::pin(async move {
+            drop(self.gate.lock().await);
+            answer.map_err(|error| CallError::Plugin { error })
+        })
     }
     fn list_charts<'a>(
         &'a self,
@@ -277,4 +283,45 @@ async fn each_outcome_of_a_call_moves_the_link_as_the_contract_says() {
     let link = keyresults::link(&db, kr).await.unwrap().unwrap();
     assert_eq!(link.state, LinkState::Broken);
     assert_eq!(value(db.clone()).await, Some(42.0), "never a wrong number");
+}
+
+#[tokio::test]
+async fn a_new_links_first_sync_waits_for_a_scheduled_one_that_claimed_it() {
+    let engine = Arc::new(FakeEngine::new());
+    let (db, kr, _) = linked(&engine).await;
+    let syncer = Arc::new(Syncer::new(
+        db,
+        engine.clone(),
+        Arc::new(ManualClock::new(NOW)),
+        usize::MAX,
+    ));
+    engine.answer(Ok(measured(7.0)));
+    let gate = engine.gate.lock().await;
+    // The scheduler claims the link saved a moment ago and is mid-call.
+    let scheduled = tokio::spawn({
+        let syncer = Arc::clone(&syncer);
+        async move { syncer.sync(kr, Trigger::Scheduled).await }
+    });
+    while engine.calls() == 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert!(matches!(
+        syncer.sync(kr, Trigger::Manual).await,
+        Err(SyncError::AlreadyRunning { .. })
+    ));
+    let first = tokio::spawn({
+        let syncer = Arc::clone(&syncer);
+        async move { syncer.sync_new_link(kr).await }
+    });
+    // Time for its first try to meet the running sync (the outcome does not
+    // depend on it; only a try made later would not show the wait).
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    drop(gate);
+    assert_eq!(scheduled.await.unwrap().unwrap().status, "success");
+    let run = first
+        .await
+        .unwrap()
+        .expect("a run, not \"already running\"");
+    assert_eq!((run.status.as_str(), run.value), ("success", Some(7.0)));
+    assert_eq!(engine.calls(), 2);
 }

@@ -21,6 +21,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+/// How long the first sync of a new link waits for a scheduled one that
+/// claimed it first.
+const NEW_LINK_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
 pub use crate::lease::CLAIM_LEASE_SECONDS;
 
 /// The assignments that free a link's claim, in every statement that ends a sync.
@@ -379,6 +383,22 @@ impl Syncer {
             observe(run, started.elapsed());
         }
         result
+    }
+
+    /// The first sync of a link just saved or reactivated. The link is due at
+    /// once, so a scheduler may have claimed it first: then this waits for that
+    /// sync to end (a minute at most) and syncs again, so the caller gets a run
+    /// of the link as it was saved rather than "already running".
+    pub async fn sync_new_link(&self, key_result_id: i64) -> Result<SyncRun, SyncError> {
+        let deadline = std::time::Instant::now() + NEW_LINK_WAIT;
+        loop {
+            match self.sync(key_result_id, Trigger::Manual).await {
+                Err(SyncError::AlreadyRunning { .. }) if std::time::Instant::now() < deadline => {
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                outcome => return outcome,
+            }
+        }
     }
 
     /// Tells `observer` of every run this syncer records from now on.

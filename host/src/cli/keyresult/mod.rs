@@ -314,7 +314,7 @@ async fn find(context: &Context<'_>, kind: ItemKind, reference: &str) -> anyhow:
 async fn recheck(context: &Context<'_>, kr: &KeyResult) -> anyhow::Result<Report> {
     keyresults::reactivate(&context.db, kr.id, context.clock.now()).await?;
     let syncer = syncer(context, context.engine().await?, usize::MAX);
-    let run = syncer.sync(kr.id, Trigger::Manual).await?;
+    let run = syncer.sync_new_link(kr.id).await?;
     let link = keyresults::link(&context.db, kr.id).await?.ok_or(
         keyresults::KeyResultError::NotLinked {
             kind: kr.kind,
@@ -575,7 +575,7 @@ async fn saved(
     // metric, the look-ups of app, entity, view and column included.
     super::count_everything(&mut preview, &runtime, before);
     let syncer = syncer(context, runtime, usize::MAX);
-    let run = syncer.sync(kr.id, Trigger::Manual).await?;
+    let run = syncer.sync_new_link(kr.id).await?;
     let kr = keyresults::get_by_id(&context.db, kr.id).await?;
     ran(
         &run,
