@@ -428,3 +428,115 @@ async fn a_charts_measure_over_the_aggregate_limit_is_exact() {
     let from_web = measure(Some("Web")).await;
     assert_eq!(from_web["value"], json!(web as f64), "{from_web}");
 }
+
+#[tokio::test]
+async fn the_api_lists_charts_and_measures_and_links_one() {
+    use crate::api::{Served, find, token};
+    use reqwest::{Method, StatusCode};
+    let sim = Sim::start().await;
+    let cli = Cli::new();
+    let admin = token(&cli, &[], "platform-admin").await;
+    let api = Served::start(&cli, &["--no-scheduler"]).await;
+    let conn = api.add_connection(&sim, "Contoso", &admin).await;
+    let base = format!("/api/v1/connections/{conn}");
+    let charts = api
+        .ok(
+            Method::GET,
+            &format!("{base}/entities/opportunity/charts"),
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!(
+        find(&charts, "name", PIPELINE)["measures"][1]["alias"],
+        "count_opportunities"
+    );
+    let views = api
+        .ok(
+            Method::GET,
+            &format!("{base}/entities/opportunity/views?search=open"),
+            &admin,
+            None,
+        )
+        .await;
+    let view = find(&views, "name", "Open Opportunities")["id"].clone();
+    let on_hold = opportunities(0, |row| row.get("statuscode") == Some(&json!(2)));
+
+    let measured = api
+        .ok(
+            Method::POST,
+            &format!("{base}/measurements"),
+            &admin,
+            Some(
+                json!({"entity": "opportunity", "view_id": view, "chart": PIPELINE,
+                        "chart_measure": "count_opportunities", "chart_category": "On Hold"}),
+            ),
+        )
+        .await;
+    assert_eq!(measured["value"], json!(on_hold.len() as f64), "{measured}");
+
+    // Given both ways, or a category without its chart: refused, naming why.
+    let (status, problem) = api
+        .call(
+            Method::POST,
+            &format!("{base}/measurements"),
+            Some(&admin),
+            Some(
+                json!({"entity": "opportunity", "view_id": view, "chart": PIPELINE,
+                        "column": "estimatedvalue", "aggregation": "sum"}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("not both")),
+        "{problem}"
+    );
+    let (status, problem) = api
+        .call(
+            Method::POST,
+            &format!("{base}/measurements"),
+            Some(&admin),
+            Some(
+                json!({"entity": "opportunity", "view_id": view, "column": "name",
+                        "aggregation": "count", "chart_category": "Won"}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert_eq!(problem["kind"], "invalid-input", "{problem}");
+
+    // A link to the chart's measure, synced once.
+    let kr = api
+        .ok(
+            Method::POST,
+            "/api/v1/organizations/1/key-results",
+            &admin,
+            Some(json!({"title": "On hold", "owner": "ana", "unit": "number", "start": 0, "target": 500})),
+        )
+        .await["id"]
+        .clone();
+    let apps = api
+        .ok(Method::GET, &format!("{base}/apps"), &admin, None)
+        .await;
+    let linked = api
+        .ok(
+            Method::PUT,
+            &format!("/api/v1/key-results/{kr}/link"),
+            &admin,
+            Some(
+                json!({"connection_id": conn, "app_id": find(&apps, "name", "Sales Hub")["id"],
+                        "entity": "opportunity", "view_id": view, "chart": PIPELINE,
+                        "chart_measure": "count_opportunities", "chart_category": "On Hold"}),
+            ),
+        )
+        .await;
+    assert_eq!(linked["run"]["status"], "success", "{linked}");
+    assert_eq!(
+        linked["key_result"]["current_value"],
+        json!(on_hold.len() as f64)
+    );
+    assert_eq!(linked["link"]["chart"]["category"], "On Hold", "{linked}");
+}
