@@ -158,8 +158,9 @@ export async function showAdmin(screen) {
         showError(error, null);
         try {
           await api.delete(url`/api/v1/connections/${conn.id}`);
-          connectionStatus.textContent = `Removed ${conn.name}.`;
+          // Said once the list no longer shows it.
           await loadConnections();
+          connectionStatus.textContent = `Removed ${conn.name}.`;
           // The removed row took the focus with it: start again at the list.
           document.getElementById('connections-heading')?.focus();
         } catch (failure) {
