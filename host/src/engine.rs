@@ -61,6 +61,16 @@ pub trait Engine: Send + Sync {
         windows: &'a [DateWindow],
         chart: Option<&'a ChartSelection>,
     ) -> Call<'a, Measurement>;
+    /// Measures `spec` once per point window, as the contract's
+    /// `fetch-series` does; the first measurement carries the whole cost.
+    fn fetch_series<'a>(
+        &'a self,
+        conn: &'a ConnectionRecord,
+        spec: &'a MetricSpec,
+        windows: &'a [DateWindow],
+        chart: Option<&'a ChartSelection>,
+        points: &'a [DateWindow],
+    ) -> Call<'a, Vec<Measurement>>;
     /// The charts of `entity` (none from an integration without charts).
     fn list_charts<'a>(
         &'a self,
@@ -149,6 +159,23 @@ macro_rules! forward_calls {
                     let ($this, $integration) = (self, target.integration.as_str());
                     $runtime?
                         .fetch_and_aggregate_within(&target, spec, windows, chart)
+                        .await
+                })
+            }
+
+            fn fetch_series<'a>(
+                &'a self,
+                conn: &'a ConnectionRecord,
+                spec: &'a MetricSpec,
+                windows: &'a [DateWindow],
+                chart: Option<&'a ChartSelection>,
+                points: &'a [DateWindow],
+            ) -> Call<'a, Vec<Measurement>> {
+                Box::pin(async move {
+                    let target = call_target(conn)?;
+                    let ($this, $integration) = (self, target.integration.as_str());
+                    $runtime?
+                        .fetch_series(&target, spec, windows, chart, points)
                         .await
                 })
             }
@@ -243,6 +270,16 @@ impl<E: Engine + ?Sized> Engine for std::sync::Arc<E> {
         chart: Option<&'a ChartSelection>,
     ) -> Call<'a, Measurement> {
         (**self).fetch_and_aggregate_within(conn, spec, windows, chart)
+    }
+    fn fetch_series<'a>(
+        &'a self,
+        conn: &'a ConnectionRecord,
+        spec: &'a MetricSpec,
+        windows: &'a [DateWindow],
+        chart: Option<&'a ChartSelection>,
+        points: &'a [DateWindow],
+    ) -> Call<'a, Vec<Measurement>> {
+        (**self).fetch_series(conn, spec, windows, chart, points)
     }
     fn list_charts<'a>(
         &'a self,

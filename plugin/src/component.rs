@@ -83,6 +83,22 @@ impl metrics::Guest for Component {
             chart.as_ref(),
         )
     }
+
+    fn fetch_series(
+        conn: types::Connection,
+        spec: MetricSpec,
+        windows: Vec<types::DateWindow>,
+        chart: Option<types::ChartSelection>,
+        points: Vec<types::DateWindow>,
+    ) -> Result<Vec<Measurement>, Error> {
+        crate::metrics::fetch_series(
+            &mut Session::new(&Host, &Connection::from_wit(conn)?),
+            &spec,
+            &windows,
+            chart.as_ref(),
+            &points,
+        )
+    }
 }
 
 impl sign_in::Guest for Component {

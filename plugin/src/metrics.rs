@@ -26,6 +26,10 @@ use crate::types::{
 use crate::{layout, odata};
 use serde_json::{Map, Value};
 
+mod series;
+
+pub use series::fetch_series;
+
 /// Pieces a view over the aggregate limit is first split into.
 const FIRST_SPLIT: u32 = 4;
 
@@ -113,11 +117,7 @@ fn measure(
     let plan = prepare(session, spec, windows, chart)?;
     let check_path = metadata::view_check_path(&spec.view)?;
     let chart_check = chart.map(charts::check_path).transpose()?;
-    let split_key = format!(
-        "split {} {}",
-        spec.view.id,
-        plan.view.modified_on.as_deref().unwrap_or_default()
-    );
+    let split_key = split_key(spec, &plan);
     let mut split: Option<SplitPlan> = cache::get(session.platform(), &split_key);
 
     for _ in 0..MAX_SPLIT_ROUNDS {
@@ -166,19 +166,7 @@ fn measure(
             .batch(&paths, &format!("view '{}'", plan.view.name))?
             .into_iter();
 
-        let view_current = check_view(session, spec, &plan.view, answers.next());
-        // Both checks are read before either fails, so that a view and a chart
-        // changed together are both re-read by the one retry.
-        let chart_current = match (chart, &plan.chart) {
-            (Some(selection), Some(definition)) => {
-                charts::is_current(session, selection, definition, answers.next())
-            }
-            _ => Ok(true),
-        };
-        view_current?;
-        if !chart_current? {
-            return Err(Failure::Stale);
-        }
+        check_definitions(session, spec, chart, &plan, &mut answers)?;
         let currency = match plan.currency {
             Currency::None => None,
             Currency::Base(ref code) => Some(code.clone()),
@@ -236,6 +224,41 @@ fn measure(
         };
     }
     read_pages(session, spec, &plan)
+}
+
+/// Where the split of a view over the aggregate limit is kept, per version of
+/// the view.
+fn split_key(spec: &MetricSpec, plan: &Plan) -> String {
+    format!(
+        "split {} {}",
+        spec.view.id,
+        plan.view.modified_on.as_deref().unwrap_or_default()
+    )
+}
+
+/// Reads the answers to the view's check and the chart's (when measuring a
+/// chart), the first of a batch.
+fn check_definitions(
+    session: &Session,
+    spec: &MetricSpec,
+    chart: Option<&ChartSelection>,
+    plan: &Plan,
+    answers: &mut impl Iterator<Item = HttpResponse>,
+) -> Result<(), Failure> {
+    let view_current = check_view(session, spec, &plan.view, answers.next());
+    // Both checks are read before either fails, so that a view and a chart
+    // changed together are both re-read by the one retry.
+    let chart_current = match (chart, &plan.chart) {
+        (Some(selection), Some(definition)) => {
+            charts::is_current(session, selection, definition, answers.next())
+        }
+        _ => Ok(true),
+    };
+    view_current?;
+    if !chart_current? {
+        return Err(Failure::Stale);
+    }
+    Ok(())
 }
 
 fn prepare(

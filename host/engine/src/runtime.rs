@@ -624,6 +624,74 @@ impl PluginRuntime {
         .await
     }
 
+    /// Measures `spec` once per point window (see the contract's
+    /// `fetch-series`): in one call of a 0.4 component, point by point with an
+    /// older one. The first measurement carries the cost of the whole series.
+    pub async fn fetch_series(
+        &self,
+        target: &CallTarget,
+        spec: &MetricSpec,
+        windows: &[DateWindow],
+        chart: Option<&ChartSelection>,
+        points: &[DateWindow],
+    ) -> Result<Vec<Measurement>, CallError> {
+        if !matches!(self.pre, Pre::Current(_)) {
+            let mut measured = Vec::with_capacity(points.len());
+            for point in points {
+                let mut within = windows.to_vec();
+                within.push(point.clone());
+                measured.push(
+                    self.fetch_and_aggregate_within(target, spec, &within, chart)
+                        .await?,
+                );
+            }
+            let (requests, bytes) = measured.iter().fold((0u32, 0u64), |(r, b), m| {
+                (
+                    r.saturating_add(m.requests),
+                    b.saturating_add(m.bytes_received),
+                )
+            });
+            for (index, measurement) in measured.iter_mut().enumerate() {
+                (measurement.requests, measurement.bytes_received) = if index == 0 {
+                    (requests, bytes)
+                } else {
+                    (0, 0)
+                };
+            }
+            return Ok(measured);
+        }
+        let (spec, windows, chart, points) = (
+            spec.clone(),
+            windows.to_vec(),
+            chart.cloned(),
+            points.to_vec(),
+        );
+        self.call(target, move |target, store| {
+            Box::pin(async move {
+                match target {
+                    Bound::Current(plugin, conn) => {
+                        plugin
+                            .goals_integration_metrics()
+                            .call_fetch_series(
+                                store,
+                                conn,
+                                &spec,
+                                &windows,
+                                chart.as_ref(),
+                                &points,
+                            )
+                            .await
+                    }
+                    // Measured point by point above; never bound here.
+                    Bound::V0_3(..) | Bound::V0_2(..) | Bound::V0_1(..) => Ok(Err(Error::Invalid(
+                        "a series needs a 0.4 component".to_string(),
+                    ))),
+                }
+            })
+        })
+        .await
+    }
+
     pub async fn start_device_sign_in(&self, target: &CallTarget) -> Result<DeviceCode, CallError> {
         self.call(target, |target, store| {
             Box::pin(async move {

@@ -3,7 +3,8 @@
 //! counting the rows created by that day (the view's filters as they are now,
 //! the item's period window too when the link applies one). Rows deleted since,
 //! or edited so that they left or entered the view, cannot be seen: the points
-//! are marked back-filled and the details say so.
+//! are marked back-filled and the details say so. The points are measured
+//! together (the contract's `fetch-series`).
 
 use crate::bindings::{DateWindow, MetricValue};
 use crate::connections::ConnectionRecord;
@@ -67,22 +68,33 @@ pub async fn backfill(
     let days = points(item, now);
     let spec = link.metric.spec();
     let chart = link.metric.chart_selection();
-    let period = item.period.window(link.metric.period_column.as_deref());
-    let mut measured = Vec::with_capacity(days.len());
-    let mut requests = 0;
-    for start in days {
-        let mut windows: Vec<DateWindow> = period.iter().cloned().collect();
-        windows.push(DateWindow {
+    let period: Vec<DateWindow> = item
+        .period
+        .window(link.metric.period_column.as_deref())
+        .into_iter()
+        .collect();
+    // Each point counts the rows created by its day; the whole series is
+    // measured in one call, one request once the metadata is cached.
+    let windows: Vec<DateWindow> = days
+        .iter()
+        .map(|start| DateWindow {
             column: column.to_string(),
             first_day: None,
-            last_day: Some(day(start)),
-        });
-        let measurement = engine
-            .fetch_and_aggregate_within(conn, &spec, &windows, chart.as_ref())
-            .await?;
-        requests += i64::from(measurement.requests);
-        measured.push((start, measurement));
+            last_day: Some(day(*start)),
+        })
+        .collect();
+    let series = engine
+        .fetch_series(conn, &spec, &period, chart.as_ref(), &windows)
+        .await?;
+    if series.len() != days.len() {
+        anyhow::bail!(
+            "the integration measured {} points of {} asked for",
+            series.len(),
+            days.len()
+        );
     }
+    let requests: i64 = series.iter().map(|m| i64::from(m.requests)).sum();
+    let measured: Vec<_> = days.into_iter().zip(series).collect();
     let key_result = item.id;
     let points = measured.len();
     db.run(move |sql| {

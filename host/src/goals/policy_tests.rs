@@ -137,6 +137,16 @@ impl Engine for FakeEngine {
     ) -> Call<'a, Vec<crate::bindings::Chart>> {
         not_here()
     }
+    fn fetch_series<'a>(
+        &'a self,
+        _: &'a ConnectionRecord,
+        _: &'a MetricSpec,
+        _: &'a [crate::bindings::DateWindow],
+        _: Option<&'a crate::bindings::ChartSelection>,
+        _: &'a [crate::bindings::DateWindow],
+    ) -> Call<'a, Vec<Measurement>> {
+        not_here()
+    }
     fn start_device_sign_in<'a>(&'a self, _: &'a ConnectionRecord) -> Call<'a, DeviceCode> {
         not_here()
     }

@@ -604,3 +604,71 @@ fn listing_puts_system_charts_first_and_leaves_out_what_cannot_be_measured() {
         Err(Error::Invalid(_))
     ));
 }
+
+#[test]
+fn a_history_is_measured_in_one_batch_one_aggregate_a_point() {
+    let platform = cached(DESCRIPTION);
+    store(
+        &platform,
+        "column opportunity createdon",
+        &ColumnInfo {
+            kind: "DateTimeType".into(),
+        },
+    );
+    respond_batch(
+        &platform,
+        &[
+            (200, &stamp(VIEW_STAMP)),
+            (200, &stamp(CHART_STAMP)),
+            (200, AGGREGATE),
+            (200, AGGREGATE),
+            (200, AGGREGATE),
+        ],
+    );
+    let days = ["2024-01-07", "2024-01-14", "2024-01-21"];
+    let points: Vec<crate::types::DateWindow> = days
+        .iter()
+        .map(|day| crate::types::DateWindow {
+            column: "createdon".into(),
+            first_day: None,
+            last_day: Some(day.to_string()),
+        })
+        .collect();
+    let conn = connection();
+    let mut session = Session::new(&platform, &conn);
+    let series = metrics::fetch_series(
+        &mut session,
+        &spec(),
+        &[],
+        Some(&selection(Some("won"))),
+        &points,
+    )
+    .unwrap();
+    // The whole series' one request is counted on its first point.
+    let requests: Vec<u32> = series.iter().map(|m| m.requests).collect();
+    assert_eq!(requests, [1, 0, 0]);
+    assert!(
+        series
+            .iter()
+            .all(|m| m.value == Some(MetricValue::Number(1500.5)))
+    );
+    assert_eq!(platform.sent.borrow().len(), 1);
+    // Each point's query keeps its own day, beside the category's condition.
+    for (measurement, day) in series.iter().zip(days) {
+        let query = Element::parse(&measurement.query).unwrap();
+        let conditions: Vec<(&str, &str, &str)> = query
+            .descendants()
+            .into_iter()
+            .filter(|e| e.name == "condition")
+            .filter_map(|e| Some((e.attr("attribute")?, e.attr("operator")?, e.attr("value")?)))
+            .collect();
+        assert!(
+            conditions.contains(&("createdon", "on-or-before", day)),
+            "{conditions:?}"
+        );
+        assert!(
+            conditions.contains(&("statuscode", "eq", "3")),
+            "{conditions:?}"
+        );
+    }
+}

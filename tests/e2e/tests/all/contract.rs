@@ -78,6 +78,28 @@ async fn a_0_2_component_is_not_asked_to_limit_a_metric_to_a_period() {
             .contains("cannot limit a metric to a period"),
         "{refused}"
     );
+    // A history's points are measured one by one for it, so the same holds.
+    let point = goals_host::bindings::DateWindow {
+        column: "createdon".to_string(),
+        first_day: None,
+        last_day: Some("2024-03-31".to_string()),
+    };
+    let refused = tally
+        .fetch_series(
+            &target,
+            &seeded_spec("lead", "Hot Leads", "fullname", Aggregation::Count),
+            &[],
+            None,
+            &[point],
+        )
+        .await
+        .expect_err("refused");
+    assert!(
+        refused
+            .to_string()
+            .contains("cannot limit a metric to a period"),
+        "{refused}"
+    );
     // Nor for a chart's measure: it has no charts to offer.
     assert!(tally.list_charts(&target, "lead").await.unwrap().is_empty());
     let chart = goals_host::bindings::ChartSelection {
