@@ -249,3 +249,52 @@ async fn storage_kept_under_the_display_name_survives_the_move_to_the_id() {
     );
     assert_eq!(measured.requests, 1, "one $batch, no metadata read again");
 }
+
+/// A component of the integration world of `wit/VERSION` whose every export
+/// traps: `wit-component`'s stand-in, built from the WIT alone.
+fn stand_in(version: &str) -> Vec<u8> {
+    let mut resolve = wit_parser::Resolve::default();
+    let (package, _) = resolve.push_dir(wit_dir(version)).expect("the WIT");
+    let world = resolve
+        .select_world(&[package], Some("integration"))
+        .expect("the world");
+    let mut module = wit_component::dummy_module(
+        &resolve,
+        world,
+        wit_parser::ManglingAndAbi::Legacy(wit_parser::LiftLowerAbi::Sync),
+    );
+    wit_component::embed_component_metadata(
+        &mut module,
+        &resolve,
+        world,
+        wit_component::StringEncoding::UTF8,
+    )
+    .expect("the component's metadata");
+    wit_component::ComponentEncoder::default()
+        .module(&module)
+        .expect("the module")
+        .validate(true)
+        .encode()
+        .expect("a component")
+}
+
+/// Every released world is linked and recognised: a component of 0.4, 0.3 or
+/// 0.2 gets as far as its `describe` (which the stand-in traps in), where one
+/// the host did not know would be refused before, for its imports or exports.
+#[tokio::test]
+async fn a_component_of_every_released_world_is_linked_up_to_describe() {
+    let dir = tempfile::tempdir().unwrap();
+    for version in ["v0.4.0", "v0.3.0", "v0.2.0", "v0.1.0"] {
+        let path = dir.path().join(format!("{version}.wasm"));
+        std::fs::write(&path, stand_in(version)).unwrap();
+        let db = Database::open_in_memory().unwrap();
+        let refused = match runtime::load(&PluginSource::File(path), db).await {
+            Ok(_) => panic!("{version}: the stand-in's describe traps"),
+            Err(error) => format!("{error:#}"),
+        };
+        assert!(
+            refused.contains("calling describe") && !refused.contains("does not export"),
+            "{version}: {refused}"
+        );
+    }
+}
