@@ -1,7 +1,8 @@
 //! Key Results and the metric links that feed them.
 
 use crate::bindings::{
-    Aggregation, ChartSelection, CurrencyChoice, DateWindow, MetricSpec, ViewKind, ViewRef,
+    Aggregation, Chart, ChartMeasure, ChartSelection, CurrencyChoice, DateWindow, MetricSpec,
+    ViewKind, ViewRef,
 };
 use crate::db::{Database, DbError};
 use crate::goals::clock::{self, Timestamp};
@@ -231,6 +232,19 @@ pub struct ChartChoice {
     pub measure: String,
     /// One category's value ("Won", "2024-03"), or every row.
     pub category: Option<String>,
+}
+
+impl ChartChoice {
+    /// `measure` of `chart`, counting only `category`'s rows when given.
+    pub fn of(chart: Chart, measure: ChartMeasure, category: Option<String>) -> ChartChoice {
+        ChartChoice {
+            id: chart.id,
+            kind: chart.kind,
+            name: chart.name,
+            measure: measure.alias,
+            category,
+        }
+    }
 }
 
 impl MetricChoice {

@@ -276,6 +276,22 @@ pub async fn chart_selection(
     Ok((measure, selection))
 }
 
+/// The column a chart's measure aggregates, as the view names it when the
+/// view shows it (a chart's measure need not be one of the view's columns);
+/// its one aggregation is the measure's.
+pub fn chart_column(columns: &[Column], measure: &ChartMeasure) -> Column {
+    let shown = columns.iter().find(|c| c.name == measure.column).cloned();
+    Column {
+        aggregations: vec![measure.aggregation],
+        ..shown.unwrap_or_else(|| Column {
+            name: measure.column.clone(),
+            display_name: measure.column.clone(),
+            column_type: ColumnType::Other,
+            aggregations: Vec::new(),
+        })
+    }
+}
+
 pub fn check_aggregation(column: &Column, aggregation: Aggregation) -> Result<(), LinkError> {
     if column.aggregations.contains(&aggregation) {
         Ok(())
@@ -473,28 +489,13 @@ pub async fn choose(
             let charts = runtime.list_charts(conn, &entity.logical_name).await?;
             let chart = find_chart(&entity.logical_name, charts, chart)?;
             let measure = find_measure(&chart, measure.as_deref())?;
-            // A chart's measure need not be a column the view shows; when it
-            // is, it keeps the view's name for it.
-            let column = Column {
-                aggregations: vec![measure.aggregation],
-                ..columns
-                    .into_iter()
-                    .find(|c| c.name == measure.column)
-                    .unwrap_or_else(|| Column {
-                        name: measure.column.clone(),
-                        display_name: measure.column.clone(),
-                        column_type: ColumnType::Other,
-                        aggregations: Vec::new(),
-                    })
-            };
-            let choice = ChartChoice {
-                id: chart.id,
-                kind: chart.kind,
-                name: chart.name,
-                measure: measure.alias,
-                category: category.clone(),
-            };
-            (column, measure.aggregation, Some(choice))
+            let column = chart_column(&columns, &measure);
+            let aggregation = measure.aggregation;
+            (
+                column,
+                aggregation,
+                Some(ChartChoice::of(chart, measure, category.clone())),
+            )
         }
     };
     preview(

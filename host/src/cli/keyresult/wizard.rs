@@ -1,14 +1,17 @@
 //! The interactive link wizard: connection → app → entity → view (searched by
 //! name) → column → aggregation, each a pick list fetched live from the plugin,
-//! then a preview of the value before anything is saved. Steps given as flags
-//! are not asked again.
+//! then a preview of the value before anything is saved. The column step also
+//! offers the measures of the table's charts (then a category instead of an
+//! aggregation). Steps given as flags are not asked again.
 
 use super::args::LinkArgs;
-use crate::bindings::{Aggregation, ColumnType, CurrencyChoice, DateWindow, ViewRef};
+use crate::bindings::{
+    Aggregation, Chart, ChartMeasure, Column, ColumnType, CurrencyChoice, DateWindow, ViewRef,
+};
 use crate::connections::{self, ConnectionRecord};
 use crate::db::Database;
 use crate::engine::Engine;
-use crate::goals::keyresults::Period;
+use crate::goals::keyresults::{ChartChoice, Period};
 use crate::goals::linking::{self, Chosen, Pieces};
 use crate::names::{aggregation_name, column_type_name, view_kind_name};
 use crate::render;
@@ -25,6 +28,12 @@ fn pick(theme: &ColorfulTheme, prompt: &str, items: &[String]) -> anyhow::Result
         .default(0)
         .interact()
         .with_context(|| format!("reading the choice of {prompt}"))
+}
+
+/// What the column step picked: one of the view's columns, or a chart's measure.
+enum Picked {
+    Column(Column),
+    Chart(Chart, ChartMeasure),
 }
 
 /// Walks the steps; `None` when the person declines to save.
@@ -115,10 +124,23 @@ pub async fn run(
         .filter(|c| c.column_type == ColumnType::DateTime && !c.name.contains('.'))
         .map(|c| (c.name.clone(), c.display_name.clone()))
         .collect();
-    let column = match &args.column {
-        Some(wanted) => linking::find_column(&view, columns, wanted)?,
-        None => {
-            let names: Vec<String> = columns
+    let picked = match (&args.chart, &args.column) {
+        (Some(wanted), _) => {
+            let charts = runtime.list_charts(&conn, &entity.logical_name).await?;
+            let chart = linking::find_chart(&entity.logical_name, charts, wanted)?;
+            let measure = linking::find_measure(&chart, args.measure.as_deref())?;
+            Picked::Chart(chart, measure)
+        }
+        (None, Some(wanted)) => {
+            Picked::Column(linking::find_column(&view, columns.clone(), wanted)?)
+        }
+        (None, None) => {
+            let charts = runtime.list_charts(&conn, &entity.logical_name).await?;
+            let mut measures: Vec<(Chart, ChartMeasure)> = charts
+                .iter()
+                .flat_map(|chart| chart.measures.iter().map(|m| (chart.clone(), m.clone())))
+                .collect();
+            let mut names: Vec<String> = columns
                 .iter()
                 .map(|c| {
                     format!(
@@ -129,31 +151,56 @@ pub async fn run(
                     )
                 })
                 .collect();
-            columns.swap_remove(pick(&theme, "Column", &names)?)
+            names.extend(measures.iter().map(|(chart, m)| {
+                format!(
+                    "chart '{}': {} of {} ({})",
+                    chart.name,
+                    aggregation_name(m.aggregation),
+                    m.column,
+                    m.alias
+                )
+            }));
+            let at = pick(&theme, "Column", &names)?;
+            if at < columns.len() {
+                Picked::Column(columns.swap_remove(at))
+            } else {
+                let (chart, measure) = measures.swap_remove(at - columns.len());
+                Picked::Chart(chart, measure)
+            }
         }
     };
 
-    // A Key Result's value is a number: dates only offer counts.
-    let usable: Vec<Aggregation> = column
-        .aggregations
-        .iter()
-        .copied()
-        .filter(|a| {
-            column.column_type != ColumnType::DateTime
-                || matches!(
-                    a,
-                    Aggregation::Count | Aggregation::CountValues | Aggregation::CountDistinct
-                )
-        })
-        .collect();
-    let aggregation = match args.aggregation {
-        Some(given) => given.into(),
-        None => {
-            let names: Vec<String> = usable
-                .iter()
-                .map(|a| aggregation_name(*a).to_string())
-                .collect();
-            usable[pick(&theme, "Aggregation", &names)?]
+    let (column, aggregation, chart) = match picked {
+        Picked::Column(column) => {
+            let aggregation = match args.aggregation {
+                Some(given) => given.into(),
+                None => pick_aggregation(&theme, &column)?,
+            };
+            (column, aggregation, None)
+        }
+        Picked::Chart(chart, measure) => {
+            let category = match (&args.category, &chart.category) {
+                (Some(given), _) => Some(given.clone()),
+                (None, Some(category)) if args.chart.is_none() => {
+                    let given: String = Input::with_theme(&theme)
+                        .with_prompt(format!(
+                            "Only one category of {} (empty for every row)",
+                            category.column
+                        ))
+                        .allow_empty(true)
+                        .interact_text()
+                        .context("reading the category")?;
+                    Some(given.trim().to_string()).filter(|given| !given.is_empty())
+                }
+                _ => None,
+            };
+            let column = linking::chart_column(&columns, &measure);
+            let aggregation = measure.aggregation;
+            (
+                column,
+                aggregation,
+                Some(ChartChoice::of(chart, measure, category)),
+            )
         }
     };
     let amount = column.column_type == ColumnType::Money
@@ -161,7 +208,7 @@ pub async fn run(
             aggregation,
             Aggregation::Sum | Aggregation::Average | Aggregation::Min | Aggregation::Max
         );
-    let currency = if amount && args.aggregation.is_none() {
+    let currency = if amount && args.aggregation.is_none() && chart.is_none() {
         let choices = [
             "organization's base currency".to_string(),
             "the rows' own currency (all rows must share it)".to_string(),
@@ -208,11 +255,17 @@ pub async fn run(
         aggregation,
         currency,
         window,
-        None,
+        chart.clone(),
     )
     .await?;
+    let of_chart = chart
+        .map(|chart| match chart.category {
+            Some(category) => format!(" (chart '{}', category {category})", chart.name),
+            None => format!(" (chart '{}')", chart.name),
+        })
+        .unwrap_or_default();
     eprintln!(
-        "Preview: {} of {} in '{}' = {}{} ({} records)",
+        "Preview: {} of {}{of_chart} in '{}' = {}{} ({} records)",
         aggregation_name(aggregation),
         column.display_name,
         view.name,
@@ -231,4 +284,26 @@ pub async fn run(
         .interact()
         .context("reading the confirmation")?;
     Ok(save.then_some((conn, chosen)))
+}
+
+/// Asks for an aggregation of `column`; a Key Result's value is a number, so a
+/// date column only offers counts.
+fn pick_aggregation(theme: &ColorfulTheme, column: &Column) -> anyhow::Result<Aggregation> {
+    let usable: Vec<Aggregation> = column
+        .aggregations
+        .iter()
+        .copied()
+        .filter(|a| {
+            column.column_type != ColumnType::DateTime
+                || matches!(
+                    a,
+                    Aggregation::Count | Aggregation::CountValues | Aggregation::CountDistinct
+                )
+        })
+        .collect();
+    let names: Vec<String> = usable
+        .iter()
+        .map(|a| aggregation_name(*a).to_string())
+        .collect();
+    Ok(usable[pick(theme, "Aggregation", &names)?])
 }

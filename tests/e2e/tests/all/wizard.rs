@@ -442,3 +442,75 @@ async fn the_wizard_offers_the_views_date_columns_for_the_period() {
         json!(expected as f64)
     );
 }
+
+#[tokio::test]
+async fn the_wizard_offers_a_charts_measures_and_asks_for_a_category() {
+    let sim = Sim::start().await;
+    let cli = Cli::new();
+    let added = cli.add_connection(&sim, "sim").await;
+    assert!(added.success(), "{}", added.stderr);
+    let id = cli
+        .json(&[
+            "kr",
+            "create",
+            "--title",
+            "Deals on hold",
+            "--owner",
+            "ana",
+            "--start",
+            "0",
+            "--target",
+            "500",
+        ])
+        .await["id"]
+        .to_string();
+
+    let (cli, preview) = {
+        let id = id.clone();
+        converse(move || {
+            let mut terminal = Terminal::spawn(&cli, &["kr", "link", &id, "--connection", "sim"]);
+            terminal.answer("App", "Sales", "Sales Hub");
+            terminal.answer("Entity", "Opport", "Opportunity (opportunity)");
+            terminal.answer("Search views by name (empty for all)", "open", "open");
+            terminal.answer("View", "Opportunities", "Open Opportunities (system)");
+            terminal.answer(
+                "Column",
+                "count_opportunities",
+                "chart 'Pipeline by Status Reason': count of opportunityid (count_opportunities)",
+            );
+            // The measure's own aggregation: no question about it.
+            terminal.answer(
+                "Only one category of statuscode (empty for every row)",
+                "On Hold",
+                "On Hold",
+            );
+            terminal.expect("Preview: ");
+            let preview = terminal.expect("\n").trim().to_string();
+            terminal.expect("? Save this link? ");
+            terminal.send("\r");
+            terminal.expect_answered("Save this link?", "yes");
+            let output = terminal.finish();
+            assert!(!output.contains("? Aggregation"), "{output}");
+            (cli, preview)
+        })
+        .await
+    };
+    let on_hold = dataset()
+        .rows("opportunity")
+        .iter()
+        .filter(|row| row.get("statecode") == Some(&json!(0)))
+        .filter(|row| row.get("statuscode") == Some(&json!(2)))
+        .count();
+    assert!(
+        preview.contains("chart 'Pipeline by Status Reason', category On Hold")
+            && preview.contains(&format!("({on_hold} records)")),
+        "{preview}, expected {on_hold}"
+    );
+    let details = cli.json(&["kr", "show", &id]).await;
+    assert_eq!(details["link"]["chart"]["measure"], "count_opportunities");
+    assert_eq!(details["link"]["chart"]["category"], "On Hold");
+    assert_eq!(
+        details["key_result"]["current_value"],
+        json!(on_hold as f64)
+    );
+}
