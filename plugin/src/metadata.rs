@@ -90,6 +90,10 @@ pub struct AttributeDefinition {
     pub logical_name: String,
     #[serde(default)]
     pub attribute_type: Option<String>,
+    /// The column a helper column derives from: `estimatedvalue` for the
+    /// base-currency twin `estimatedvalue_base`.
+    #[serde(default)]
+    pub attribute_of: Option<String>,
     #[serde(default)]
     pub attribute_type_name: Option<TypeName>,
     #[serde(default)]
@@ -186,7 +190,7 @@ pub fn attribute_definitions(
         odata::query(&[
             (
                 "$select",
-                "LogicalName,AttributeType,AttributeTypeName,DisplayName"
+                "LogicalName,AttributeType,AttributeTypeName,AttributeOf,DisplayName"
             ),
             ("$filter", &filter),
         ])
@@ -338,10 +342,14 @@ pub fn table_info(session: &mut Session, entity: &str) -> Result<TableInfo, Erro
 }
 
 /// What a metric needs to know of a column.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ColumnInfo {
     /// `AttributeTypeName` (or `AttributeType`) as Dataverse names it.
     pub kind: String,
+    /// `AttributeOf`: set for a helper column, such as a money column's
+    /// base-currency twin.
+    #[serde(default)]
+    pub attribute_of: Option<String>,
 }
 
 impl ColumnInfo {
@@ -383,6 +391,7 @@ pub fn column_info(
             .map(|t| t.value)
             .or(definition.attribute_type)
             .unwrap_or_default(),
+        attribute_of: definition.attribute_of,
     };
     cache::put(session.platform(), &key, &info, cache::METADATA_TTL_SECONDS);
     Ok(Some(info))
@@ -621,7 +630,10 @@ mod tests {
             ]
         );
         assert_eq!(options[1].label(), "4");
-        let info = |kind: &str| ColumnInfo { kind: kind.into() };
+        let info = |kind: &str| ColumnInfo {
+            kind: kind.into(),
+            ..ColumnInfo::default()
+        };
         assert_eq!(
             info("StatusType").option_set_cast(),
             Some("Microsoft.Dynamics.CRM.StatusAttributeMetadata")

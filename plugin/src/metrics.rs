@@ -307,14 +307,14 @@ fn prepare(
     };
     metadata::require_logical_name(&column.attribute, "column")?;
     let table = metadata::table_info(session, &view.entity)?;
-    let column_type = metadata::column_info(session, &owner_entity, &column.attribute)?
-        .ok_or_else(|| {
+    let info =
+        metadata::column_info(session, &owner_entity, &column.attribute)?.ok_or_else(|| {
             Error::NotFound(format!(
                 "column '{}' no longer exists in table '{owner_entity}'; choose the column again",
                 spec.column
             ))
-        })?
-        .column_type();
+        })?;
+    let column_type = info.column_type();
     let allowed = metadata::aggregations_for(column_type);
     if !allowed.contains(&spec.aggregation) {
         return Err(Error::Invalid(format!(
@@ -336,18 +336,32 @@ fn prepare(
             spec.aggregation,
             Aggregation::Count | Aggregation::CountValues | Aggregation::CountDistinct
         );
+    // A money column's base-currency twin (`estimatedvalue_base`, which views
+    // show as "(Base)") already holds base amounts: it is aggregated as it is.
+    let base_twin = money && info.attribute_of.is_some();
+    let in_base = |column: &ColumnRef| {
+        if base_twin {
+            column.clone()
+        } else {
+            column.with_attribute(&format!("{}_base", column.attribute))
+        }
+    };
     let (target, currency) = match (amount, spec.currency) {
         // Distinct amounts are told apart in the base currency, where 100 USD and
         // 100 EUR are two amounts; the count itself has no currency.
-        (false, _) if money && spec.aggregation == Aggregation::CountDistinct => (
-            column.with_attribute(&format!("{}_base", column.attribute)),
-            Currency::None,
-        ),
+        (false, _) if money && spec.aggregation == Aggregation::CountDistinct => {
+            (in_base(&column), Currency::None)
+        }
         (false, _) => (column.clone(), Currency::None),
         // Rows may carry different currencies; each money column has a `_base` twin
         // converted to the base currency at the row's exchange rate.
         (true, CurrencyChoice::Base) => (
-            column.with_attribute(&format!("{}_base", column.attribute)),
+            in_base(&column),
+            Currency::Base(metadata::base_currency_code(session)?),
+        ),
+        // A base twin's amounts are in the base currency, whatever the rows' own.
+        (true, CurrencyChoice::Transaction) if base_twin => (
+            column.clone(),
             Currency::Base(metadata::base_currency_code(session)?),
         ),
         (true, CurrencyChoice::Transaction) => (column.clone(), Currency::Transaction),

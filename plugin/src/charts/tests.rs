@@ -245,7 +245,10 @@ fn cached(description: &str) -> FakePlatform {
         store(
             &platform,
             &format!("column opportunity {column}"),
-            &ColumnInfo { kind: kind.into() },
+            &ColumnInfo {
+                kind: kind.into(),
+                ..ColumnInfo::default()
+            },
         );
     }
     store(&platform, "base currency", &"EUR");
@@ -381,6 +384,7 @@ fn a_month_category_narrows_the_rows_to_its_days() {
         "column opportunity estimatedclosedate",
         &ColumnInfo {
             kind: "DateTimeType".into(),
+            ..ColumnInfo::default()
         },
     );
     respond_batch(
@@ -414,6 +418,7 @@ fn a_month_category_narrows_the_rows_to_its_days() {
         "column opportunity estimatedclosedate",
         &ColumnInfo {
             kind: "DateTimeType".into(),
+            ..ColumnInfo::default()
         },
     );
     match measure_chart(&platform, Some("2024-02")) {
@@ -613,6 +618,7 @@ fn a_history_is_measured_in_one_batch_one_aggregate_a_point() {
         "column opportunity createdon",
         &ColumnInfo {
             kind: "DateTimeType".into(),
+            ..ColumnInfo::default()
         },
     );
     respond_batch(
@@ -670,5 +676,52 @@ fn a_history_is_measured_in_one_batch_one_aggregate_a_point() {
             conditions.contains(&("statuscode", "eq", "3")),
             "{conditions:?}"
         );
+    }
+}
+
+#[test]
+fn a_charts_sum_of_a_base_currency_twin_aggregates_the_twin_itself() {
+    // Charts (and views) may measure "Est. Revenue (Base)" itself.
+    let base_description = DESCRIPTION.replace(
+        r#"alias="sum_estimatedvalue" name="estimatedvalue""#,
+        r#"alias="sum_estimatedvalue" name="estimatedvalue_base""#,
+    );
+    let platform = cached(&base_description);
+    store(
+        &platform,
+        "column opportunity estimatedvalue_base",
+        &ColumnInfo {
+            kind: "MoneyType".into(),
+            attribute_of: Some("estimatedvalue".into()),
+        },
+    );
+    for currency in [CurrencyChoice::Base, CurrencyChoice::Transaction] {
+        respond_batch(
+            &platform,
+            &[
+                (200, &stamp(VIEW_STAMP)),
+                (200, &stamp(CHART_STAMP)),
+                (200, AGGREGATE),
+            ],
+        );
+        let conn = connection();
+        let mut session = Session::new(&platform, &conn);
+        let spec = MetricSpec {
+            column: "estimatedvalue_base".into(),
+            currency,
+            ..spec()
+        };
+        let measured =
+            metrics::fetch_and_aggregate(&mut session, &spec, &[], Some(&selection(None))).unwrap();
+        // Its amounts are in the base currency, whichever currency was asked.
+        assert_eq!(measured.currency.as_deref(), Some("EUR"), "{currency:?}");
+        let query = Element::parse(&measured.query).unwrap();
+        let summed: Vec<&str> = query
+            .descendants()
+            .into_iter()
+            .filter(|e| e.attr("aggregate") == Some("sum"))
+            .filter_map(|e| e.attr("name"))
+            .collect();
+        assert_eq!(summed, ["estimatedvalue_base"], "{currency:?}");
     }
 }
