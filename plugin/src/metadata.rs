@@ -227,19 +227,23 @@ struct ViewRecord {
 }
 
 fn view_path(view: &ViewRef, select: &str) -> Result<String, Error> {
-    if !odata::is_guid(&view.id) {
-        return Err(Error::Invalid(format!(
-            "view id '{}' is not a GUID; pick the view from the list of views",
-            view.id
-        )));
-    }
     let set = match view.kind {
         ViewKind::System => "savedqueries",
         ViewKind::Personal => "userqueries",
     };
+    definition_path(set, &view.id, select, "view")
+}
+
+/// The read of one definition row (a view, a chart: `what`) by the id a list
+/// gave, which must be a GUID.
+pub fn definition_path(set: &str, id: &str, select: &str, what: &str) -> Result<String, Error> {
+    if !odata::is_guid(id) {
+        return Err(Error::Invalid(format!(
+            "{what} id '{id}' is not a GUID; pick the {what} from the list of {what}s"
+        )));
+    }
     Ok(format!(
-        "{set}({})?{}",
-        view.id,
+        "{set}({id})?{}",
         odata::query(&[("$select", select)])
     ))
 }

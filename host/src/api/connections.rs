@@ -456,28 +456,8 @@ pub async fn measure(
         body.chart_category.as_deref(),
     )?;
     let _slot = state.connection_slot(&record).await;
-    let (column, aggregation, chart) = match measure {
-        WantedMeasure::Column {
-            column,
-            aggregation,
-        } => (column, aggregation, None),
-        WantedMeasure::Chart {
-            chart,
-            measure,
-            category,
-        } => {
-            let (picked, selection) = linking::chart_selection(
-                state.engine.as_ref(),
-                &record,
-                &body.entity,
-                &chart,
-                measure.as_deref(),
-                category.as_deref(),
-            )
-            .await?;
-            (picked.column, picked.aggregation, Some(selection))
-        }
-    };
+    let (column, aggregation, chart) =
+        linking::measured_as(state.engine.as_ref(), &record, &body.entity, &measure).await?;
     let spec = MetricSpec {
         entity: body.entity,
         view: ViewRef {

@@ -1,11 +1,12 @@
 //! Browsing a connection and measuring a metric: what the link wizard does step
 //! by step, as separate commands.
 
+use super::failure::UsageError;
 use super::{AggregationArg, Context, CurrencyArg};
-use crate::bindings::{Aggregation, Error as PluginError, MetricSpec, ViewRef};
+use crate::bindings::{Error as PluginError, MetricSpec, ViewRef};
 use crate::connections;
 use crate::engine::Engine;
-use crate::goals::linking;
+use crate::goals::linking::{self, WantedMeasure};
 use crate::render::{self, Report};
 use crate::resolve;
 use crate::runtime::CallError;
@@ -206,25 +207,16 @@ pub async fn run(context: &Context<'_>, command: &PluginCommand) -> anyhow::Resu
             };
             // A chart's measure is its column and aggregation, as the chart
             // defines them now.
-            let (column, aggregation, selection) = match chart {
-                Some(chart) => {
-                    let (picked, selection) = linking::chart_selection(
-                        &runtime,
-                        &conn,
-                        entity,
-                        chart,
-                        measure.as_deref(),
-                        category.as_deref(),
-                    )
-                    .await?;
-                    (picked.column, picked.aggregation, Some(selection))
-                }
-                None => (
-                    column.clone().unwrap_or_default(),
-                    aggregation.map(Into::into).unwrap_or(Aggregation::Count),
-                    None,
-                ),
-            };
+            let wanted = WantedMeasure::from_parts(
+                column.as_deref(),
+                aggregation.map(Into::into),
+                chart.as_deref(),
+                measure.as_deref(),
+                category.as_deref(),
+            )?
+            .ok_or_else(|| UsageError("give --column and --aggregation, or --chart".into()))?;
+            let (column, aggregation, selection) =
+                linking::measured_as(&runtime, &conn, entity, &wanted).await?;
             let spec = MetricSpec {
                 entity: entity.clone(),
                 view: view_ref.clone(),

@@ -245,6 +245,16 @@ impl ChartChoice {
             category,
         }
     }
+
+    /// The chart measured, as the plugin is asked for it.
+    pub fn selection(&self) -> ChartSelection {
+        ChartSelection {
+            chart_id: self.id.clone(),
+            chart_kind: self.kind,
+            measure: self.measure.clone(),
+            category: self.category.clone(),
+        }
+    }
 }
 
 impl MetricChoice {
@@ -261,12 +271,7 @@ impl MetricChoice {
 
     /// The chart measured, as the plugin is asked for it.
     pub fn chart_selection(&self) -> Option<ChartSelection> {
-        self.chart.as_ref().map(|chart| ChartSelection {
-            chart_id: chart.id.clone(),
-            chart_kind: chart.kind,
-            measure: chart.measure.clone(),
-            category: chart.category.clone(),
-        })
+        self.chart.as_ref().map(ChartChoice::selection)
     }
 }
 

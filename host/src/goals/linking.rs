@@ -254,26 +254,46 @@ pub fn find_measure(chart: &Chart, wanted: Option<&str>) -> Result<ChartMeasure,
     }
 }
 
-/// A chart's measure looked up by what a person typed, and the selection
-/// that asks the plugin for it.
-pub async fn chart_selection(
+/// A chart of `entity` and one of its measures, looked up live by what a
+/// person typed.
+pub async fn find_chart_measure(
     runtime: &dyn Engine,
     conn: &ConnectionRecord,
     entity: &str,
     chart: &str,
     measure: Option<&str>,
-    category: Option<&str>,
-) -> anyhow::Result<(ChartMeasure, ChartSelection)> {
+) -> anyhow::Result<(Chart, ChartMeasure)> {
     let charts = runtime.list_charts(conn, entity).await?;
     let chart = find_chart(entity, charts, chart)?;
     let measure = find_measure(&chart, measure)?;
-    let selection = ChartSelection {
-        chart_id: chart.id,
-        chart_kind: chart.kind,
-        measure: measure.alias.clone(),
-        category: category.map(str::to_string),
-    };
-    Ok((measure, selection))
+    Ok((chart, measure))
+}
+
+/// What `wanted` measures of `entity`: its column and aggregation, and the
+/// chart selection when it is a chart's measure (as the chart defines it now).
+pub async fn measured_as(
+    runtime: &dyn Engine,
+    conn: &ConnectionRecord,
+    entity: &str,
+    wanted: &WantedMeasure,
+) -> anyhow::Result<(String, Aggregation, Option<ChartSelection>)> {
+    Ok(match wanted {
+        WantedMeasure::Column {
+            column,
+            aggregation,
+        } => (column.clone(), *aggregation, None),
+        WantedMeasure::Chart {
+            chart,
+            measure,
+            category,
+        } => {
+            let (chart, measure) =
+                find_chart_measure(runtime, conn, entity, chart, measure.as_deref()).await?;
+            let (column, aggregation) = (measure.column.clone(), measure.aggregation);
+            let selection = ChartChoice::of(chart, measure, category.clone()).selection();
+            (column, aggregation, Some(selection))
+        }
+    })
 }
 
 /// The column a chart's measure aggregates, as the view names it when the
@@ -486,9 +506,14 @@ pub async fn choose(
             measure,
             category,
         } => {
-            let charts = runtime.list_charts(conn, &entity.logical_name).await?;
-            let chart = find_chart(&entity.logical_name, charts, chart)?;
-            let measure = find_measure(&chart, measure.as_deref())?;
+            let (chart, measure) = find_chart_measure(
+                runtime,
+                conn,
+                &entity.logical_name,
+                chart,
+                measure.as_deref(),
+            )
+            .await?;
             let column = chart_column(&columns, &measure);
             let aggregation = measure.aggregation;
             (

@@ -286,18 +286,8 @@ struct DefinitionRecord {
 }
 
 fn chart_path(selection: &ChartSelection, select: &str) -> Result<String, Error> {
-    if !odata::is_guid(&selection.chart_id) {
-        return Err(Error::Invalid(format!(
-            "chart id '{}' is not a GUID; pick the chart from the list of charts",
-            selection.chart_id
-        )));
-    }
     let (set, _) = chart_set(selection.chart_kind);
-    Ok(format!(
-        "{set}({})?{}",
-        selection.chart_id,
-        odata::query(&[("$select", select)])
-    ))
+    metadata::definition_path(set, &selection.chart_id, select, "chart")
 }
 
 /// The cheap read that tells whether a chart still exists and since when it is

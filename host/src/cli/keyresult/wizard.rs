@@ -126,9 +126,14 @@ pub async fn run(
         .collect();
     let picked = match (&args.chart, &args.column) {
         (Some(wanted), _) => {
-            let charts = runtime.list_charts(&conn, &entity.logical_name).await?;
-            let chart = linking::find_chart(&entity.logical_name, charts, wanted)?;
-            let measure = linking::find_measure(&chart, args.measure.as_deref())?;
+            let (chart, measure) = linking::find_chart_measure(
+                runtime,
+                &conn,
+                &entity.logical_name,
+                wanted,
+                args.measure.as_deref(),
+            )
+            .await?;
             Picked::Chart(chart, measure)
         }
         (None, Some(wanted)) => {

@@ -129,8 +129,8 @@ async fn a_charts_measure_counts_only_the_rows_of_the_chosen_category() {
     assert!(
         measured["query"]
             .as_str()
-            .is_some_and(|q| q.contains("statuscode") && q.contains("value=\"2\"")
-                || q.contains("value='2'")),
+            .is_some_and(|q| q.contains("statuscode")
+                && (q.contains("value=\"2\"") || q.contains("value='2'"))),
         "{measured}"
     );
     let counted = measure_chart(
