@@ -400,6 +400,69 @@ async fn a_linked_item_gets_its_history_back_filled_from_its_period_start() {
         );
     }
 
+    // Another date column the person picks, over a short period: a point a
+    // day, each counting the rows dated by that day in that column.
+    let (short_first, short_last) = ("2025-02-01", "2025-02-10");
+    let by_close = cli
+        .json(&[
+            "kr",
+            "create",
+            "--title",
+            "Closing by day",
+            "--owner",
+            "ana",
+            "--start",
+            "0",
+            "--target",
+            "100",
+            "--period-start",
+            short_first,
+            "--period-end",
+            short_last,
+        ])
+        .await["id"]
+        .to_string();
+    let args = link(
+        &by_close,
+        "kr",
+        "name",
+        "count",
+        &["--backfill-column", "estimatedclosedate"],
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let linked = cli.run(&args).await;
+    assert!(linked.success(), "{}", linked.stderr);
+    let linked = linked.json();
+    assert_eq!(
+        linked["backfill"]["column"], "estimatedclosedate",
+        "{linked}"
+    );
+    assert_eq!(linked["backfill"]["points"], 10, "{linked}");
+    let history = cli
+        .json(&["kr", "history", &by_close, "--limit", "100"])
+        .await;
+    let points: Vec<&Value> = history
+        .as_array()
+        .expect("runs")
+        .iter()
+        .filter(|r| r["backfilled"] == true)
+        .collect();
+    assert_eq!(points.len(), 10, "{history}");
+    for point in points {
+        let day = &point["started_at"].as_str().expect("a time")[..10];
+        let closed_by = dataset()
+            .rows("opportunity")
+            .iter()
+            .filter(|row| row.get("statecode") == Some(&serde_json::json!(0)))
+            .filter(|row| {
+                row.get("estimatedclosedate")
+                    .and_then(Value::as_str)
+                    .is_some_and(|date| &date[..10] <= day)
+            })
+            .count();
+        assert_eq!(point["value"], serde_json::json!(closed_by as f64), "{day}");
+    }
+
     // --no-backfill leaves the history to the syncs.
     let plain = cli
         .json(&[
